@@ -1,0 +1,163 @@
+//! The expansion: a dispatching function in place of the user's, a
+//! companion type holding the options and the body (`run_inline`), and one
+//! registry element.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, GenericArgument, ItemFn, Pat, PathArguments, ReturnType, Type};
+
+use crate::{check, options};
+
+/// Expand `#[task(args)] item`. On a user error: the item unchanged plus
+/// `compile_error!`s, so the rest of the crate still type-checks.
+pub(crate) fn task(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Vec::new();
+    let opts = options::parse(args, &mut errors);
+    let f: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(_) => {
+            let e = syn::Error::new(proc_macro2::Span::call_site(), "#[task] goes on a function (`fn` or `async fn`)");
+            let ce = e.to_compile_error();
+            return quote!(#ce #item);
+        }
+    };
+    check::signature(&f, &mut errors);
+    if !errors.is_empty() {
+        let ce = errors.iter().map(syn::Error::to_compile_error);
+        return quote!(#(#ce)* #item);
+    }
+    generate(&f, &opts)
+}
+
+/// The type of a task's value, and whether the task is fallible: a return
+/// type whose last segment is `Result` or `TaskResult` is fallible, and its
+/// first type argument is the value.
+fn value_type(output: &ReturnType) -> (Type, bool) {
+    let ty = match output {
+        ReturnType::Default => return (syn::parse_quote!(()), false),
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    if let Type::Path(p) = ty {
+        if let Some(last) = p.path.segments.last() {
+            if last.ident == "Result" || last.ident == "TaskResult" {
+                if let PathArguments::AngleBracketed(a) = &last.arguments {
+                    if let Some(GenericArgument::Type(t)) = a.args.first() {
+                        return (t.clone(), true);
+                    }
+                }
+            }
+        }
+    }
+    (ty.clone(), false)
+}
+
+fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
+    let rt = quote!(::task_runtime::__private);
+    let vis = &f.vis;
+    let ident = &f.sig.ident;
+    let (docs, others): (Vec<_>, Vec<_>) = f.attrs.iter().partition(|a| a.path().is_ident("doc"));
+    let lints: Vec<_> = others
+        .iter()
+        .filter(|a| ["allow", "expect", "warn", "deny"].iter().any(|l| a.path().is_ident(l)))
+        .collect();
+
+    let task_name = match &opts.name {
+        Some(n) => quote!(#n),
+        None => quote!(::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident))),
+    };
+    let function = match &opts.function {
+        Some(f) => quote!(::core::option::Option::Some(#f)),
+        None => quote!(::core::option::Option::None),
+    };
+    let capture = opts.capture_response.as_ref().map_or(true, |b| b.value);
+    let retries = match &opts.retries {
+        Some(r) => quote!(::core::option::Option::Some(#r)),
+        None => quote!(::core::option::Option::None),
+    };
+
+    let mut names = Vec::new();
+    let mut types = Vec::new();
+    for input in &f.sig.inputs {
+        if let FnArg::Typed(pt) = input {
+            if let Pat::Ident(pi) = &*pt.pat {
+                names.push(pi.ident.clone());
+                types.push((*pt.ty).clone());
+            }
+        }
+    }
+    let name_strs: Vec<String> = names.iter().map(|n| n.to_string().trim_start_matches("r#").to_owned()).collect();
+    let (value_ty, fallible) = value_type(&f.sig.output);
+    let assert_args = types.iter().map(|t| quote_spanned!(t.span()=> #rt::assert_arg::<#t>();));
+    let assert_output = quote_spanned!(value_ty.span()=> #rt::assert_output::<#value_ty>(););
+    let convert = if fallible { quote!(#rt::fallible) } else { quote!(#rt::value) };
+
+    let inline_sig = {
+        let mut sig = f.sig.clone();
+        sig.ident = format_ident!("run_inline");
+        sig
+    };
+    let body = &f.block;
+    let start = if f.sig.asyncness.is_some() {
+        quote!(::std::boxed::Box::pin(async move { #convert(#ident::run_inline(#(#names),*).await) }))
+    } else {
+        quote!(::std::boxed::Box::pin(#rt::blocking(move || #convert(#ident::run_inline(#(#names),*)))))
+    };
+    let companion_doc = format!(
+        "The task [`{ident}()`]: its options ([`SPEC`](Self::SPEC)) and its body, run in place with [`run_inline`](Self::run_inline)."
+    );
+
+    quote! {
+        #(#docs)*
+        #(#lints)*
+        #vis async fn #ident(#(#names: #types),*)
+            -> ::core::result::Result<::task_runtime::TaskHandle<#value_ty>, ::task_runtime::DispatchError>
+        {
+            let mut __task_args = #rt::serde_json::Map::new();
+            #( #rt::put_arg(&mut __task_args, #ident::NAME, #name_strs, &#names)?; )*
+            #rt::send::<#value_ty>(&#ident::SPEC, __task_args).await
+        }
+
+        #[doc = #companion_doc]
+        #[allow(non_camel_case_types)]
+        #vis struct #ident {}
+
+        impl #ident {
+            /// The task's options, as `#[task(...)]` set them.
+            pub const SPEC: #rt::TaskSpec = #rt::TaskSpec {
+                name: #task_name,
+                function: #function,
+                capture_response: #capture,
+                retries: #retries,
+            };
+            /// The name the task is registered under.
+            pub const NAME: &'static str = Self::SPEC.name;
+
+            /// Run the body here and now, without dispatching.
+            #(#others)*
+            pub #inline_sig #body
+        }
+
+        const _: () = {
+            #(#assert_args)*
+            #assert_output
+
+            fn __task_call(
+                mut __task_args: #rt::serde_json::Map<::std::string::String, #rt::serde_json::Value>,
+            ) -> ::core::result::Result<#rt::TaskFuture, #rt::ArgsError> {
+                #( let #names: #types = #rt::take_arg(&mut __task_args, #ident::NAME, #name_strs)?; )*
+                #rt::no_more_args(__task_args, #ident::NAME)?;
+                ::core::result::Result::Ok(#start)
+            }
+
+            #[#rt::linkme::distributed_slice(#rt::TASKS)]
+            #[linkme(crate = #rt::linkme)]
+            static __TASK: #rt::TaskDef = #rt::TaskDef {
+                spec: #ident::SPEC,
+                rust_path: ::core::concat!(::core::module_path!(), "::", ::core::stringify!(#ident)),
+                location: ::core::concat!(::core::file!(), ":", ::core::line!()),
+                call: __task_call,
+            };
+        };
+    }
+}

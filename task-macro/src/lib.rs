@@ -1,0 +1,14 @@
+//! `#[task]`, the attribute of `task-runtime`. Use it through
+//! `task_runtime::task`; see that crate for what it does.
+
+mod check;
+mod expand;
+mod options;
+
+use proc_macro::TokenStream;
+
+/// Marks a function as a task: calling it dispatches; see `task_runtime`.
+#[proc_macro_attribute]
+pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::task(args.into(), item.into()).into()
+}

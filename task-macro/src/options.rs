@@ -1,0 +1,76 @@
+//! `#[task(name = "...", function = "...", capture_response = bool, retries = N)]`.
+
+use proc_macro2::TokenStream;
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, Lit, LitBool, LitInt, LitStr, Meta, Token};
+
+const KNOWN: &str = "`name`, `function`, `capture_response`, `retries`";
+
+/// The parsed options, each with the literal it came from.
+#[derive(Default)]
+pub(crate) struct Options {
+    pub(crate) name: Option<LitStr>,
+    pub(crate) function: Option<LitStr>,
+    pub(crate) capture_response: Option<LitBool>,
+    pub(crate) retries: Option<LitInt>,
+}
+
+/// Parse the attribute's arguments, collecting every error.
+pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options {
+    let mut opts = Options::default();
+    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args) {
+        Ok(m) => m,
+        Err(e) => {
+            errors.push(e);
+            return opts;
+        }
+    };
+    for meta in metas {
+        let Meta::NameValue(nv) = &meta else {
+            errors.push(syn::Error::new_spanned(&meta, format!("expected `option = value`, one of: {KNOWN}")));
+            continue;
+        };
+        let key = nv.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        let lit = match &nv.value {
+            Expr::Lit(ExprLit { lit, .. }) => Some(lit),
+            _ => None,
+        };
+        macro_rules! set {
+            ($field:ident, $variant:ident, $what:literal) => {{
+                match lit {
+                    Some(Lit::$variant(l)) if opts.$field.is_none() => opts.$field = Some(l.clone()),
+                    Some(Lit::$variant(_)) => errors.push(syn::Error::new_spanned(&nv.path, concat!("`", stringify!($field), "` set multiple times"))),
+                    _ => errors.push(syn::Error::new_spanned(&nv.value, concat!("`", stringify!($field), "` takes ", $what))),
+                }
+            }};
+        }
+        match key.as_str() {
+            "name" => set!(name, Str, "a string literal"),
+            "function" => set!(function, Str, "a string literal: a function name or ARN"),
+            "capture_response" => set!(capture_response, Bool, "`true` or `false`"),
+            "retries" => set!(retries, Int, "0, 1 or 2"),
+            _ => errors.push(syn::Error::new_spanned(&nv.path, format!("unknown option `{}`, expected one of: {KNOWN}", quote::quote!(#nv.path).to_string().replace(' ', "")))),
+        }
+    }
+    if let Some(name) = &opts.name {
+        if name.value().trim().is_empty() {
+            errors.push(syn::Error::new_spanned(name, "`name` must not be empty"));
+        }
+    }
+    if let Some(function) = &opts.function {
+        if function.value().trim().is_empty() {
+            errors.push(syn::Error::new_spanned(function, "`function` must not be empty"));
+        }
+    }
+    if let Some(retries) = &opts.retries {
+        match retries.base10_parse::<u8>() {
+            Ok(n) if n <= 2 => {}
+            _ => errors.push(syn::Error::new_spanned(
+                retries,
+                "`retries` must be 0, 1 or 2: Lambda retries an asynchronous invocation at most twice",
+            )),
+        }
+    }
+    opts
+}

@@ -1,0 +1,72 @@
+//! What `#[task]` expands to. Not public API: names here may change in any release.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+pub use linkme;
+pub use serde_json;
+
+pub use crate::registry::{ArgsError, TASKS, TaskDef, TaskFuture, TaskSpec};
+use crate::dispatch::{Target, dispatch};
+use crate::error::{DispatchError, TaskError};
+use crate::handle::TaskHandle;
+
+/// Compile-time check that an argument type can travel in a message.
+pub const fn assert_arg<T: Serialize + DeserializeOwned>() {}
+
+/// Compile-time check that a task's value can be stored and read back.
+pub const fn assert_output<T: Serialize + DeserializeOwned>() {}
+
+/// Serialize one argument into the message.
+pub fn put_arg<T: Serialize + ?Sized>(args: &mut Map<String, Value>, task: &str, name: &str, value: &T) -> Result<(), DispatchError> {
+    let v = serde_json::to_value(value)
+        .map_err(|source| DispatchError::SerializeArg { task: task.to_owned(), arg: name.to_owned(), source })?;
+    args.insert(name.to_owned(), v);
+    Ok(())
+}
+
+/// Take and decode one argument. A missing one decodes from `null`, so an
+/// `Option` parameter may be left out.
+pub fn take_arg<T: DeserializeOwned>(args: &mut Map<String, Value>, task: &str, name: &str) -> Result<T, ArgsError> {
+    let err = |problem: String| ArgsError { task: task.to_owned(), arg: name.to_owned(), problem };
+    match args.remove(name) {
+        Some(v) => serde_json::from_value(v).map_err(|e| err(format!("does not decode: {e}"))),
+        None => serde_json::from_value(Value::Null).map_err(|_| err("is missing".to_owned())),
+    }
+}
+
+/// After every parameter is taken: anything left is an unexpected argument.
+pub fn no_more_args(args: Map<String, Value>, task: &str) -> Result<(), ArgsError> {
+    match args.into_iter().next() {
+        None => Ok(()),
+        Some((name, _)) => Err(ArgsError { task: task.to_owned(), arg: name, problem: "is not a parameter of this task".to_owned() }),
+    }
+}
+
+/// A fallible task's result, as JSON.
+pub fn fallible<T: Serialize, E: Into<TaskError>>(result: Result<T, E>) -> Result<Value, TaskError> {
+    value(result.map_err(Into::into)?)
+}
+
+/// An infallible task's value, as JSON.
+pub fn value<T: Serialize>(v: T) -> Result<Value, TaskError> {
+    serde_json::to_value(v).map_err(|e| TaskError::fail(format!("the task's value cannot be serialized to JSON: {e}")))
+}
+
+/// Run a synchronous body on tokio's blocking pool; a panic is resumed so
+/// that the worker records it.
+pub async fn blocking(f: impl FnOnce() -> Result<Value, TaskError> + Send + 'static) -> Result<Value, TaskError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(TaskError::retry(format!("the task's thread was cancelled: {e}"))),
+    }
+}
+
+/// Send a typed call.
+pub async fn send<T>(spec: &'static TaskSpec, args: Map<String, Value>) -> Result<TaskHandle<T>, DispatchError> {
+    let target = Target { name: spec.name, function: spec.function, capture: spec.capture_response, retries: spec.retries };
+    let (id, captured) = dispatch(target, args).await?;
+    Ok(TaskHandle::from_parts(id, spec.name.to_owned(), captured))
+}

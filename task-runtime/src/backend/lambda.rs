@@ -1,0 +1,65 @@
+//! The lambda backend: aws-sdk-lambda `Invoke` with `InvocationType=Event`.
+//! Throttling and 5xx are retried by the SDK's standard retry; every other
+//! failure is a [`DispatchError::Invoke`] naming what AWS answered.
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use tokio::sync::OnceCell;
+
+use crate::error::DispatchError;
+
+/// Sends messages with asynchronous Lambda invokes. The client is built
+/// once, on first use.
+#[derive(Debug, Default)]
+pub struct LambdaInvoker {
+    client: OnceCell<aws_sdk_lambda::Client>,
+}
+
+impl LambdaInvoker {
+    /// An invoker whose client is built from the environment on first use.
+    pub fn lazy() -> Self {
+        Self::default()
+    }
+
+    /// An invoker over a client you built (custom endpoint, test transport, ...).
+    pub fn with_client(client: aws_sdk_lambda::Client) -> Self {
+        Self { client: OnceCell::new_with(Some(client)) }
+    }
+
+    async fn client(&self) -> &aws_sdk_lambda::Client {
+        self.client.get_or_init(|| async { aws_sdk_lambda::Client::new(crate::aws::sdk_config().await) }).await
+    }
+
+    /// Invoke `function` (name, ARN or qualified ARN) asynchronously with `payload`.
+    /// 202 is success.
+    pub async fn invoke_event(&self, task: &str, function: &str, payload: Vec<u8>) -> Result<(), DispatchError> {
+        let fail = |status, code, message| DispatchError::Invoke {
+            task: task.to_owned(),
+            function: function.to_owned(),
+            status,
+            code,
+            message,
+        };
+        let out = self
+            .client()
+            .await
+            .invoke()
+            .function_name(function)
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| {
+                let (status, code, message) = crate::aws::describe(&e);
+                fail(status, code, message)
+            })?;
+        match out.status_code() {
+            202 => Ok(()),
+            other => Err(fail(
+                u16::try_from(other).ok(),
+                None,
+                format!("expected 202 Accepted for an asynchronous invoke, got {other}"),
+            )),
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Configuration: from the environment, overridable in code.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `TASK_BACKEND` | `lambda` or `local` | `lambda` when a target function is known, else `local` |
+//! | `TASK_FUNCTION` | function name or ARN to invoke | `AWS_LAMBDA_FUNCTION_NAME` (invoke self) |
+//! | `TASK_RESPONSE_TABLE` | DynamoDB table for responses | none: capture off on the lambda backend |
+//! | `TASK_RESPONSE_TTL_SECS` | how long results live | 86400 |
+//! | `TASK_MAX_ATTEMPTS` | attempts the worker assumes Lambda allows (1-3) | 3 |
+//! | `TASK_LOCAL_RETRY_DELAY_MS` | local backend: delay before each retry | 200 |
+//! | `TASK_TIMEOUT_MARGIN_MS` | time kept back before the deadline to record a timeout | 500 |
+//! | `TASK_SIGNING_KEY` | HMAC-SHA256 key: sign messages, refuse unsigned ones | none |
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::worker::WorkerSettings;
+
+/// Where dispatched tasks go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// `Invoke` with `InvocationType=Event` on AWS Lambda (or an emulator).
+    Lambda,
+    /// In this process, on tokio, with an in-memory store.
+    Local,
+}
+
+/// The runtime's configuration.
+///
+/// ```
+/// use std::time::Duration;
+/// use task_runtime::{BackendKind, Config};
+///
+/// let config = Config::local().with_local_retry_delay(Duration::from_millis(10));
+/// assert_eq!(config.backend, BackendKind::Local);
+/// // config.install()?; // before the first dispatch, to override the environment
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where tasks go.
+    pub backend: BackendKind,
+    /// The default function to invoke (lambda backend).
+    pub function: Option<String>,
+    /// The DynamoDB table for responses (lambda backend).
+    pub response_table: Option<String>,
+    /// How long responses live.
+    pub response_ttl: Duration,
+    /// Attempts Lambda allows the function: 1 + its retry setting (1-3).
+    pub max_attempts: u32,
+    /// Local backend: the delay before each retry.
+    pub local_retry_delay: Duration,
+    /// Time kept back before an invocation's deadline to record a timeout.
+    pub timeout_margin: Duration,
+    /// HMAC-SHA256 key for signing messages.
+    pub signing_key: Option<Arc<[u8]>>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("backend", &self.backend)
+            .field("function", &self.function)
+            .field("response_table", &self.response_table)
+            .field("response_ttl", &self.response_ttl)
+            .field("max_attempts", &self.max_attempts)
+            .field("local_retry_delay", &self.local_retry_delay)
+            .field("timeout_margin", &self.timeout_margin)
+            .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            backend: BackendKind::Local,
+            function: None,
+            response_table: None,
+            response_ttl: Duration::from_secs(86_400),
+            max_attempts: 3,
+            local_retry_delay: Duration::from_millis(200),
+            timeout_margin: Duration::from_millis(500),
+            signing_key: None,
+        }
+    }
+}
+
+impl Config {
+    /// The local backend with default settings.
+    pub fn local() -> Self {
+        Self::default()
+    }
+
+    /// The lambda backend, invoking `function`, with responses in `table` when given.
+    pub fn lambda(function: impl Into<String>, table: Option<String>) -> Self {
+        Self { backend: BackendKind::Lambda, function: Some(function.into()), response_table: table, ..Self::default() }
+    }
+
+    /// Read the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Read variables through `get` (for tests, or another source).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let mut c = Self::default();
+        c.function = var("TASK_FUNCTION").or_else(|| var("AWS_LAMBDA_FUNCTION_NAME"));
+        c.backend = match var("TASK_BACKEND").as_deref().map(str::trim) {
+            None if c.function.is_some() => BackendKind::Lambda,
+            None => BackendKind::Local,
+            Some(v) if v.eq_ignore_ascii_case("lambda") => BackendKind::Lambda,
+            Some(v) if v.eq_ignore_ascii_case("local") => BackendKind::Local,
+            Some(v) => return Err(invalid("TASK_BACKEND", v, "`lambda` or `local`")),
+        };
+        if c.backend == BackendKind::Lambda && c.function.is_none() {
+            return Err(ConfigError::NoFunction);
+        }
+        c.response_table = var("TASK_RESPONSE_TABLE");
+        if let Some(v) = var("TASK_RESPONSE_TTL_SECS") {
+            c.response_ttl = Duration::from_secs(number(&v, "TASK_RESPONSE_TTL_SECS", 1, u64::MAX / 2000, "a number of seconds, at least 1")?);
+        }
+        if let Some(v) = var("TASK_MAX_ATTEMPTS") {
+            c.max_attempts = number(&v, "TASK_MAX_ATTEMPTS", 1, 3, "1, 2 or 3 (Lambda retries an async event at most twice)")? as u32;
+        }
+        if let Some(v) = var("TASK_LOCAL_RETRY_DELAY_MS") {
+            c.local_retry_delay = Duration::from_millis(number(&v, "TASK_LOCAL_RETRY_DELAY_MS", 0, 3_600_000, "milliseconds, 0 to 3600000")?);
+        }
+        if let Some(v) = var("TASK_TIMEOUT_MARGIN_MS") {
+            c.timeout_margin = Duration::from_millis(number(&v, "TASK_TIMEOUT_MARGIN_MS", 0, 60_000, "milliseconds, 0 to 60000")?);
+        }
+        c.signing_key = var("TASK_SIGNING_KEY").map(|k| Arc::from(k.into_bytes()));
+        Ok(c)
+    }
+
+    /// Set the local retry delay.
+    pub fn with_local_retry_delay(mut self, delay: Duration) -> Self {
+        self.local_retry_delay = delay;
+        self
+    }
+
+    /// Set the attempts Lambda allows (clamped to 1-3).
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.clamp(1, 3);
+        self
+    }
+
+    /// Set the signing key.
+    pub fn with_signing_key(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.signing_key = Some(Arc::from(key.as_ref()));
+        self
+    }
+
+    /// Set the response table.
+    pub fn with_response_table(mut self, table: impl Into<String>) -> Self {
+        self.response_table = Some(table.into());
+        self
+    }
+
+    /// Make this the process's configuration, in place of the environment.
+    /// Call it before the first dispatch or poll.
+    pub fn install(self) -> Result<(), ConfigError> {
+        crate::client::install(self)
+    }
+
+    pub(crate) fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            max_attempts: self.max_attempts,
+            response_ttl: self.response_ttl,
+            timeout_margin: self.timeout_margin,
+            signing_key: self.signing_key.clone(),
+        }
+    }
+}
+
+fn invalid(var: &'static str, value: &str, expected: &'static str) -> ConfigError {
+    ConfigError::Invalid { var, value: value.to_owned(), expected }
+}
+
+fn number(v: &str, var: &'static str, min: u64, max: u64, expected: &'static str) -> Result<u64, ConfigError> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(invalid(var, v, expected)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_local_without_a_function() {
+        let c = cfg(&[]).ok();
+        assert_eq!(c.as_ref().map(|c| c.backend), Some(BackendKind::Local));
+        assert_eq!(c.as_ref().map(|c| c.max_attempts), Some(3));
+        assert_eq!(c.map(|c| c.local_retry_delay), Some(Duration::from_millis(200)));
+    }
+
+    #[test]
+    fn inside_lambda_invokes_itself() {
+        let c = cfg(&[("AWS_LAMBDA_FUNCTION_NAME", "my-fn")]).ok();
+        assert_eq!(c.as_ref().map(|c| c.backend), Some(BackendKind::Lambda));
+        assert_eq!(c.and_then(|c| c.function), Some("my-fn".to_owned()));
+        let c = cfg(&[("AWS_LAMBDA_FUNCTION_NAME", "me"), ("TASK_FUNCTION", "other")]).ok();
+        assert_eq!(c.and_then(|c| c.function), Some("other".to_owned()));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_value() {
+        let e = cfg(&[("TASK_MAX_ATTEMPTS", "5")]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("TASK_MAX_ATTEMPTS=\"5\""), "{e}");
+        let e = cfg(&[("TASK_BACKEND", "kafka")]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("TASK_BACKEND=\"kafka\"") && e.contains("`lambda` or `local`"), "{e}");
+        assert_eq!(cfg(&[("TASK_BACKEND", "lambda")]).err(), Some(ConfigError::NoFunction));
+        let e = cfg(&[("TASK_LOCAL_RETRY_DELAY_MS", "-1")]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("TASK_LOCAL_RETRY_DELAY_MS"), "{e}");
+    }
+
+    #[test]
+    fn the_signing_key_is_redacted_in_debug() {
+        let c = cfg(&[("TASK_SIGNING_KEY", "s3cret")]).ok();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("s3cret") && dbg.contains("redacted"), "{dbg}");
+    }
+}

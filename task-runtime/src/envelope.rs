@@ -1,0 +1,241 @@
+//! The wire format (envelope v1): one JSON object, the invoke payload.
+//!
+//! ```json
+//! {"task_runtime": 1, "task": "quickstart::make_pie", "id": "<uuid v4>",
+//!  "args": {"flavor": "apple", "slices": 8}, "capture": true, "retries": 2,
+//!  "sent_at_ms": 1763900000000}
+//! ```
+//!
+//! The key `task_runtime` (the version) marks a task message. Everything a
+//! worker receives goes through [`Incoming::classify`] first.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+use crate::response::FailureKind;
+
+/// The envelope version this crate writes and the newest it reads.
+pub const VERSION: u64 = 1;
+/// The key that marks a task message, holding the version.
+pub const MARKER: &str = "task_runtime";
+/// Lambda's limit for an asynchronous invoke payload, in bytes (1 MB).
+pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 1_048_576;
+
+/// A task message: which task, which response id, which arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The envelope version; serialized as the `task_runtime` marker.
+    #[serde(rename = "task_runtime")]
+    pub version: u64,
+    /// The registered task name.
+    pub task: String,
+    /// The response id (a UUID v4).
+    pub id: String,
+    /// The arguments, keyed by parameter name.
+    pub args: Map<String, Value>,
+    /// Whether the worker writes the outcome to the response store.
+    #[serde(default = "default_capture")]
+    pub capture: bool,
+    /// The most retries the caller allows (0-2).
+    #[serde(default = "default_retries")]
+    pub retries: u8,
+    /// When the caller sent it, epoch milliseconds.
+    #[serde(default)]
+    pub sent_at_ms: u64,
+    /// HMAC-SHA256 (hex) over the message without this field, when signing is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+}
+
+fn default_capture() -> bool {
+    true
+}
+fn default_retries() -> u8 {
+    2
+}
+
+/// A message that carries the marker but cannot be run.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct EnvelopeError {
+    /// `bad_envelope` or `unsupported_version`.
+    pub kind: FailureKind,
+    /// The response id, when the message had a readable one.
+    pub id: Option<String>,
+    /// The task name, when the message had a readable one.
+    pub task: Option<String>,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+/// What an incoming event is.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
+pub enum Incoming {
+    /// No `task_runtime` key: an ordinary event for the user's handler.
+    NotATask,
+    /// A task message that decoded.
+    Task(Envelope),
+    /// A task message that cannot be run.
+    Bad(EnvelopeError),
+}
+
+impl Incoming {
+    /// Classify an event: not a task, a task, or a bad task message.
+    ///
+    /// ```
+    /// use task_runtime::envelope::Incoming;
+    /// let e = serde_json::json!({"task_runtime": 9, "task": "t", "id": "1", "args": {}});
+    /// match Incoming::classify(&e) {
+    ///     Incoming::Bad(err) => assert!(err.message.contains("version 9")),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert_eq!(Incoming::classify(&serde_json::json!({"path": "/"})), Incoming::NotATask);
+    /// ```
+    pub fn classify(event: &Value) -> Incoming {
+        let Some(obj) = event.as_object() else { return Incoming::NotATask };
+        let Some(version) = obj.get(MARKER) else { return Incoming::NotATask };
+        let id = obj.get("id").and_then(Value::as_str).map(str::to_owned);
+        let task = obj.get("task").and_then(Value::as_str).map(str::to_owned);
+        let bad = |kind, message: String| {
+            Incoming::Bad(EnvelopeError { kind, id: id.clone(), task: task.clone(), message })
+        };
+        match version.as_u64() {
+            Some(v) if v > VERSION => {
+                return bad(
+                    FailureKind::UnsupportedVersion,
+                    format!("envelope version {v} is newer than this worker understands (version {VERSION}); deploy a newer task-runtime"),
+                );
+            }
+            Some(v) if v >= 1 => {}
+            _ => {
+                return bad(
+                    FailureKind::BadEnvelope,
+                    format!("field `{MARKER}` must be a positive integer version, got {version}"),
+                );
+            }
+        }
+        match Envelope::deserialize(event) {
+            Ok(env) if env.id.is_empty() => bad(FailureKind::BadEnvelope, "field `id` is empty".into()),
+            Ok(env) => Incoming::Task(env),
+            Err(e) => bad(FailureKind::BadEnvelope, format!("task message does not decode: {e}")),
+        }
+    }
+}
+
+impl Envelope {
+    /// A new v1 message with a fresh UUID v4 id.
+    pub fn new(task: impl Into<String>, args: Map<String, Value>, capture: bool, retries: u8) -> Self {
+        Self {
+            version: VERSION,
+            task: task.into(),
+            id: uuid::Uuid::new_v4().to_string(),
+            args,
+            capture,
+            retries,
+            sent_at_ms: crate::time::now_ms(),
+            sig: None,
+        }
+    }
+
+    /// The bytes of the message, checked against [`MAX_ASYNC_PAYLOAD_BYTES`].
+    ///
+    /// Returns `Err((size, limit))` when too large.
+    pub fn to_payload(&self) -> Result<Vec<u8>, (usize, usize)> {
+        let bytes = serde_json::to_vec(self).expect("an Envelope always serializes");
+        if bytes.len() > MAX_ASYNC_PAYLOAD_BYTES {
+            return Err((bytes.len(), MAX_ASYNC_PAYLOAD_BYTES));
+        }
+        Ok(bytes)
+    }
+
+    fn mac(&self, key: &[u8]) -> Hmac<Sha256> {
+        let unsigned = Envelope { sig: None, ..self.clone() };
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+        mac.update(&serde_json::to_vec(&unsigned).expect("an Envelope always serializes"));
+        mac
+    }
+
+    /// Sign the message with HMAC-SHA256 (sets `sig`).
+    pub fn sign(&mut self, key: &[u8]) {
+        self.sig = Some(hex::encode(self.mac(key).finalize().into_bytes()));
+    }
+
+    /// Check `sig` against the key; `Err` says what is wrong.
+    pub fn verify(&self, key: &[u8]) -> Result<(), &'static str> {
+        let sig = self.sig.as_deref().ok_or("the message has no signature (`sig`)")?;
+        let bytes = hex::decode(sig).map_err(|_| "the signature (`sig`) is not hex")?;
+        self.mac(key).verify_slice(&bytes).map_err(|_| "the signature (`sig`) does not match the message")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn round_trips_and_matches_the_documented_shape() {
+        let env = Envelope::new("q::make_pie", json!({"flavor": "apple"}).as_object().cloned().unwrap_or_default(), true, 2);
+        let v = serde_json::to_value(&env).unwrap_or_default();
+        assert_eq!(v["task_runtime"], 1);
+        assert_eq!(v["args"]["flavor"], "apple");
+        assert!(v.get("sig").is_none());
+        assert_eq!(Incoming::classify(&v), Incoming::Task(env));
+    }
+
+    #[test]
+    fn malformed_messages_name_the_field() {
+        let cases = [
+            (json!({"task_runtime": "one"}), "task_runtime"),
+            (json!({"task_runtime": 1, "task": 5, "id": "x", "args": {}}), "invalid type"),
+            (json!({"task_runtime": 1, "task": "t", "args": {}}), "missing field `id`"),
+            (json!({"task_runtime": 1, "task": "t", "id": "x", "args": [1]}), "invalid type"),
+            (json!({"task_runtime": 1, "task": "t", "id": "", "args": {}}), "`id` is empty"),
+        ];
+        for (event, expected) in cases {
+            match Incoming::classify(&event) {
+                Incoming::Bad(e) => {
+                    assert_eq!(e.kind, FailureKind::BadEnvelope, "{event}");
+                    assert!(e.message.contains(expected), "{event}: {}", e.message);
+                }
+                other => panic!("{event} classified as {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn newer_version_is_unsupported_and_keeps_the_id() {
+        let e = json!({"task_runtime": 2, "task": "t", "id": "abc", "args": {}, "new_field": true});
+        match Incoming::classify(&e) {
+            Incoming::Bad(err) => {
+                assert_eq!(err.kind, FailureKind::UnsupportedVersion);
+                assert_eq!(err.id.as_deref(), Some("abc"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn signatures_verify_only_with_the_same_key_and_message() {
+        let mut env = Envelope::new("t", Map::new(), true, 2);
+        assert_eq!(env.verify(b"k"), Err("the message has no signature (`sig`)"));
+        env.sign(b"k");
+        assert_eq!(env.verify(b"k"), Ok(()));
+        assert!(env.verify(b"other").is_err());
+        env.task = "evil".into();
+        assert!(env.verify(b"k").is_err());
+    }
+
+    #[test]
+    fn oversized_payload_reports_size_and_limit() {
+        let mut args = Map::new();
+        args.insert("blob".into(), Value::String("x".repeat(MAX_ASYNC_PAYLOAD_BYTES)));
+        let env = Envelope::new("t", args, true, 2);
+        let (size, limit) = env.to_payload().err().unwrap_or_default();
+        assert!(size > MAX_ASYNC_PAYLOAD_BYTES);
+        assert_eq!(limit, MAX_ASYNC_PAYLOAD_BYTES);
+    }
+}

@@ -1,0 +1,283 @@
+//! Every error type of the crate. Each one carries the facts at fault (task
+//! name, id, size and limit, variable and value), and each failure that
+//! reaches Lambda or the store has a stable kind string ([`FailureKind`]).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::response::{Failure, Status};
+
+/// A boxed error that can cross threads: what [`TaskError`] wraps.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The error a task body returns. It says whether Lambda should try again.
+///
+/// `?` on any [`std::error::Error`] converts into a *retryable* `TaskError`;
+/// use [`TaskError::fail`] for an error that no retry can fix.
+///
+/// ```
+/// use task_runtime::{TaskError, TaskResult};
+///
+/// fn parse_slices(s: &str) -> TaskResult<u32> {
+///     if s.is_empty() {
+///         return Err(TaskError::fail("no slice count given")); // permanent
+///     }
+///     Ok(s.parse::<u32>()?) // a ParseIntError becomes a retryable TaskError
+/// }
+/// assert!(parse_slices("x").unwrap_err().is_retryable());
+/// assert!(!parse_slices("").unwrap_err().is_retryable());
+/// ```
+pub struct TaskError {
+    retryable: bool,
+    source: BoxError,
+}
+
+/// The result type of a fallible task: `Result<T, TaskError>`.
+pub type TaskResult<T> = Result<T, TaskError>;
+
+impl TaskError {
+    /// A failure worth another attempt (Lambda retries it while attempts remain).
+    pub fn retry(error: impl Into<BoxError>) -> Self {
+        Self { retryable: true, source: error.into() }
+    }
+
+    /// A permanent failure: stored as `failed`, and Lambda is told not to retry.
+    pub fn fail(error: impl Into<BoxError>) -> Self {
+        Self { retryable: false, source: error.into() }
+    }
+
+    /// Whether this error asks for another attempt.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The wrapped error.
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.source
+    }
+
+    /// The message stored in the response: the error and its chain of sources.
+    pub fn message(&self) -> String {
+        let mut text = self.source.to_string();
+        let mut cause = self.source.source();
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
+    fn from(error: E) -> Self {
+        Self::retry(error)
+    }
+}
+
+impl fmt::Debug for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskError")
+            .field("retryable", &self.retryable)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = if self.retryable { "retryable" } else { "permanent" };
+        write!(f, "{how} task error: {}", self.message())
+    }
+}
+
+/// A problem with configuration: an environment variable or a value set in code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A variable holds a value that cannot be used.
+    #[error("environment variable {var}={value:?} is invalid: expected {expected}")]
+    Invalid {
+        /// The variable, e.g. `TASK_MAX_ATTEMPTS`.
+        var: &'static str,
+        /// What it holds.
+        value: String,
+        /// What it should hold.
+        expected: &'static str,
+    },
+    /// The lambda backend needs a function to invoke.
+    #[error("the lambda backend needs a function to invoke: set TASK_FUNCTION (or run inside Lambda, where AWS_LAMBDA_FUNCTION_NAME is set)")]
+    NoFunction,
+    /// [`crate::Config::install`] was called after the runtime was set up.
+    #[error("the task runtime is already configured: call Config::install before the first dispatch or poll")]
+    AlreadyInstalled,
+}
+
+/// Calling a `#[task]` function (or [`crate::send`]) failed: nothing ran.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// An argument could not be serialized to JSON.
+    #[error("task `{task}`: argument `{arg}` cannot be serialized to JSON: {source}")]
+    SerializeArg {
+        /// The task name.
+        task: String,
+        /// The parameter name.
+        arg: String,
+        /// What serde_json said.
+        source: serde_json::Error,
+    },
+    /// `send` was given args that are not a JSON object.
+    #[error("task `{task}`: args must be a JSON object keyed by parameter name, got {found}")]
+    ArgsNotObject {
+        /// The task name.
+        task: String,
+        /// The JSON type that was given.
+        found: &'static str,
+    },
+    /// The message is larger than Lambda accepts for an asynchronous invoke.
+    #[error("task `{task}`: the message is {size} bytes, over the {limit}-byte limit of an asynchronous Lambda invoke; nothing was sent")]
+    PayloadTooLarge {
+        /// The task name.
+        task: String,
+        /// The encoded size in bytes.
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// Lambda (or the emulator) refused the invoke.
+    #[error("task `{task}`: invoking `{function}` failed{}: {message}", status.map(|s| format!(" (HTTP {s}{})", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())).unwrap_or_default())]
+    Invoke {
+        /// The task name.
+        task: String,
+        /// The function name or ARN that was invoked.
+        function: String,
+        /// The HTTP status, when there was a response.
+        status: Option<u16>,
+        /// The AWS error code, e.g. `ResourceNotFoundException`.
+        code: Option<String>,
+        /// What AWS said.
+        message: String,
+    },
+    /// The pending record could not be written.
+    #[error("task `{task}` (id {id}): {source}")]
+    Store {
+        /// The task name.
+        task: String,
+        /// The response id.
+        id: String,
+        /// The store's error.
+        source: StoreError,
+    },
+    /// Configuration is missing or wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The local backend could not build its registry.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Two tasks share one name, so the worker cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("task name `{name}` is registered twice: by `{first}` ({first_location}) and by `{second}` ({second_location}); give one of them #[task(name = \"...\")]")]
+pub struct RegistryError {
+    /// The shared task name.
+    pub name: String,
+    /// The Rust path of the first function.
+    pub first: String,
+    /// Where the first function is defined.
+    pub first_location: String,
+    /// The Rust path of the second function.
+    pub second: String,
+    /// Where the second function is defined.
+    pub second_location: String,
+}
+
+/// The response store (DynamoDB or memory) could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// No store is configured, so responses are not captured.
+    #[error("no response store is configured: set TASK_RESPONSE_TABLE to capture responses")]
+    NotConfigured,
+    /// The store's service answered with an error.
+    #[error("response store: {operation} on `{table}` failed: {message}")]
+    Backend {
+        /// `put_pending`, `begin`, `finish`, `get`, `create_table`.
+        operation: &'static str,
+        /// The table name (`memory` for the in-memory store).
+        table: String,
+        /// What the service said.
+        message: String,
+    },
+    /// A stored item does not have the shape this crate writes.
+    #[error("stored response `{id}` is malformed: attribute `{attribute}` {problem}")]
+    Corrupt {
+        /// The response id.
+        id: String,
+        /// The attribute at fault.
+        attribute: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// Configuration is missing or wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Waiting for a task's result did not produce a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// The task ended `failed`.
+    #[error("task `{task}` (id {id}) failed after {attempts} attempt(s): {failure}")]
+    Failed {
+        /// The response id.
+        id: String,
+        /// The task name.
+        task: String,
+        /// How many attempts ran.
+        attempts: u32,
+        /// The kind and message that were stored.
+        failure: Failure,
+    },
+    /// No response exists for this id: unknown, or expired past its TTL.
+    #[error("no response for id {id}: it is unknown or has expired")]
+    NotFound {
+        /// The response id.
+        id: String,
+    },
+    /// The task was sent with `capture_response = false`, so there is nothing to wait for.
+    #[error("task `{task}` (id {id}) was sent with capture_response = false: there is no response to wait for")]
+    NotCaptured {
+        /// The response id.
+        id: String,
+        /// The task name.
+        task: String,
+    },
+    /// `wait_timeout` ran out.
+    #[error("task `{task}` (id {id}) was still {last} after {waited:?}")]
+    Timeout {
+        /// The response id.
+        id: String,
+        /// The task name.
+        task: String,
+        /// How long we waited.
+        waited: Duration,
+        /// The last status seen.
+        last: Status,
+    },
+    /// The stored response is not of the handle's type.
+    #[error("task `{task}` (id {id}): the stored response does not decode as the handle's type: {source}")]
+    Decode {
+        /// The response id.
+        id: String,
+        /// The task name.
+        task: String,
+        /// What serde_json said.
+        source: serde_json::Error,
+    },
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

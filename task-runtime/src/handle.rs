@@ -1,0 +1,145 @@
+//! [`TaskHandle`]: what calling a task returns, and how to get its result.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{StoreError, WaitError};
+use crate::response::{AsyncResponse, Status};
+
+/// A dispatched call whose value will be a `T`.
+///
+/// It serializes to `{"id", "task", "capture"}`, so it can travel (to a
+/// browser, a queue) and be polled later anywhere the store is reachable.
+///
+/// ```no_run
+/// # use task_runtime::TaskHandle;
+/// # async fn demo(handle: TaskHandle<u32>) -> Result<(), Box<dyn std::error::Error>> {
+/// println!("sent {}", handle.id());
+/// let json = serde_json::to_string(&handle)?;           // hand it on
+/// let again: TaskHandle<u32> = serde_json::from_str(&json)?;
+/// let value = again.wait_timeout(std::time::Duration::from_secs(30)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct TaskHandle<T> {
+    id: String,
+    task: String,
+    #[serde(default = "yes")]
+    capture: bool,
+    #[serde(skip)]
+    _value: PhantomData<fn() -> T>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl<T> Clone for TaskHandle<T> {
+    fn clone(&self) -> Self {
+        Self::from_parts(self.id.clone(), self.task.clone(), self.capture)
+    }
+}
+
+impl<T> fmt::Debug for TaskHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskHandle").field("id", &self.id).field("task", &self.task).field("capture", &self.capture).finish()
+    }
+}
+
+impl<T> PartialEq for TaskHandle<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.task == other.task && self.capture == other.capture
+    }
+}
+
+/// The first poll interval of `wait`; it grows by half each poll up to [`MAX_POLL`].
+const FIRST_POLL: Duration = Duration::from_millis(10);
+const MAX_POLL: Duration = Duration::from_secs(1);
+
+impl<T> TaskHandle<T> {
+    pub(crate) fn from_parts(id: String, task: String, capture: bool) -> Self {
+        Self { id, task, capture, _value: PhantomData }
+    }
+
+    /// A handle for a known id (e.g. one a browser sent back).
+    pub fn from_id(id: impl Into<String>, task: impl Into<String>) -> Self {
+        Self::from_parts(id.into(), task.into(), true)
+    }
+
+    /// The response id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The task name.
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// The stored response, or `None` when unknown or expired.
+    pub async fn response(&self) -> Result<Option<AsyncResponse>, StoreError> {
+        crate::get_async_response(&self.id).await
+    }
+
+    /// The current status, or `None` when unknown or expired.
+    pub async fn status(&self) -> Result<Option<Status>, StoreError> {
+        Ok(self.response().await?.map(|r| r.status))
+    }
+}
+
+impl<T: DeserializeOwned> TaskHandle<T> {
+    /// Poll, with backoff, until the task is `complete` (its value) or `failed`.
+    pub async fn wait(&self) -> Result<T, WaitError> {
+        self.wait_until(None).await
+    }
+
+    /// Like [`wait`](Self::wait), giving up after `limit`.
+    pub async fn wait_timeout(&self, limit: Duration) -> Result<T, WaitError> {
+        self.wait_until(Some(limit)).await
+    }
+
+    async fn wait_until(&self, limit: Option<Duration>) -> Result<T, WaitError> {
+        if !self.capture {
+            return Err(WaitError::NotCaptured { id: self.id.clone(), task: self.task.clone() });
+        }
+        let started = Instant::now();
+        let mut interval = FIRST_POLL;
+        loop {
+            let Some(r) = self.response().await? else {
+                return Err(WaitError::NotFound { id: self.id.clone() });
+            };
+            match r.status {
+                Status::Complete => {
+                    let value = r.response.unwrap_or(serde_json::Value::Null);
+                    return serde_json::from_value(value).map_err(|source| WaitError::Decode {
+                        id: self.id.clone(),
+                        task: self.task.clone(),
+                        source,
+                    });
+                }
+                Status::Failed => {
+                    let failure = r.error.unwrap_or_else(|| {
+                        crate::Failure::new(crate::FailureKind::Failed, "failed with no error recorded")
+                    });
+                    return Err(WaitError::Failed { id: self.id.clone(), task: r.task, attempts: r.attempts, failure });
+                }
+                last => {
+                    if let Some(limit) = limit {
+                        let waited = started.elapsed();
+                        if waited >= limit {
+                            return Err(WaitError::Timeout { id: self.id.clone(), task: self.task.clone(), waited, last });
+                        }
+                        interval = interval.min(limit - waited);
+                    }
+                    tokio::time::sleep(interval).await;
+                    interval = (interval * 3 / 2).min(MAX_POLL);
+                }
+            }
+        }
+    }
+}

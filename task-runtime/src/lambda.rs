@@ -1,0 +1,140 @@
+//! The worker's entry points on AWS Lambda, over `lambda_runtime`.
+//!
+//! An event carrying the `task_runtime` marker goes to the [`Worker`];
+//! anything else goes to your handler, deserialized as its event type.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tower::Service;
+
+use crate::envelope::Incoming;
+use crate::outcome::Reply;
+use crate::worker::{Invocation, Worker};
+
+/// Serve tasks and, for every other event, `handler` (any
+/// `tower::Service<LambdaEvent<E>>`, e.g. `lambda_runtime::service_fn`).
+///
+/// ```no_run
+/// use lambda_runtime::{service_fn, LambdaEvent};
+/// use serde_json::Value;
+///
+/// async fn hello(event: LambdaEvent<Value>) -> Result<Value, lambda_runtime::Error> {
+///     Ok(serde_json::json!({"echo": event.payload}))
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), lambda_runtime::Error> {
+///     task_runtime::run(service_fn(hello)).await
+/// }
+/// ```
+pub async fn run<S, E, R>(handler: S) -> Result<(), lambda_runtime::Error>
+where
+    S: Service<LambdaEvent<E>, Response = R> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Diagnostic> + std::fmt::Debug,
+    E: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+{
+    let worker = Worker::from_runtime()?;
+    tracing::info!("task worker starting");
+    lambda_runtime::run(TaskService { worker, inner: handler, _event: std::marker::PhantomData }).await
+}
+
+/// Serve tasks only; any other event is answered with error type `NotATaskEvent`.
+///
+/// ```no_run
+/// #[tokio::main]
+/// async fn main() -> Result<(), lambda_runtime::Error> {
+///     task_runtime::run_tasks().await
+/// }
+/// ```
+pub async fn run_tasks() -> Result<(), lambda_runtime::Error> {
+    run(tower::service_fn(|_: LambdaEvent<Value>| async {
+        Err::<Value, Diagnostic>(Diagnostic {
+            error_type: "NotATaskEvent".into(),
+            error_message: format!("this function runs tasks only, and the event has no `{}` key", crate::envelope::MARKER),
+        })
+    }))
+    .await
+}
+
+/// What Lambda is told for a [`Reply`].
+pub fn reply_to_result(reply: Reply) -> Result<Value, Diagnostic> {
+    match reply {
+        Reply::Success(v) => Ok(v),
+        Reply::Error { error_type, message } => Err(Diagnostic { error_type: error_type.into(), error_message: message }),
+    }
+}
+
+/// The invocation a Lambda context describes.
+pub fn invocation(ctx: &lambda_runtime::Context) -> Invocation {
+    Invocation { request_id: ctx.request_id.clone(), deadline_ms: ctx.deadline, attempt: None }
+}
+
+/// Routes task messages to the worker and everything else to `inner`.
+struct TaskService<S, E> {
+    worker: Worker,
+    inner: S,
+    _event: std::marker::PhantomData<fn(E)>,
+}
+
+type BoxFut = Pin<Box<dyn Future<Output = Result<Value, Diagnostic>> + Send>>;
+
+impl<S, E, R> Service<LambdaEvent<Value>> for TaskService<S, E>
+where
+    S: Service<LambdaEvent<E>, Response = R>,
+    S::Future: Send + 'static,
+    S::Error: Into<Diagnostic>,
+    E: DeserializeOwned,
+    R: Serialize,
+{
+    type Response = Value;
+    type Error = Diagnostic;
+    type Future = BoxFut;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Diagnostic>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, event: LambdaEvent<Value>) -> BoxFut {
+        let (payload, ctx) = event.into_parts();
+        match Incoming::classify(&payload) {
+            Incoming::NotATask => {
+                let event: E = match serde_json::from_value(payload) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let d = Diagnostic {
+                            error_type: "InvalidEvent".into(),
+                            error_message: format!("the event does not decode as the handler's event type: {e}"),
+                        };
+                        return Box::pin(async move { Err(d) });
+                    }
+                };
+                let fut = self.inner.call(LambdaEvent::new(event, ctx));
+                Box::pin(async move {
+                    let response = fut.await.map_err(Into::into)?;
+                    serde_json::to_value(response).map_err(|e| Diagnostic {
+                        error_type: "InvalidResponse".into(),
+                        error_message: format!("the handler's response does not serialize to JSON: {e}"),
+                    })
+                })
+            }
+            incoming => {
+                let worker = self.worker.clone();
+                let inv = invocation(&ctx);
+                Box::pin(async move {
+                    match worker.handle_incoming(incoming, &inv).await {
+                        Some(reply) => reply_to_result(reply),
+                        None => Err(Diagnostic { error_type: "NotATaskEvent".into(), error_message: "not a task message".into() }),
+                    }
+                })
+            }
+        }
+    }
+}

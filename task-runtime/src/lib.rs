@@ -1,0 +1,89 @@
+//! Asynchronous tasks on AWS Lambda.
+//!
+//! Mark a function `#[task]`. Calling it serializes the call, invokes a
+//! Lambda function asynchronously and returns a [`TaskHandle`] at once. In
+//! the Lambda, [`run`] finds the function in a link-time registry and runs
+//! it; the outcome goes to DynamoDB under the call's id, where
+//! [`get_async_response`] and [`TaskHandle::wait`] find it.
+//!
+//! ```
+//! use task_runtime::{task, TaskError, TaskResult};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+//! struct Pie { flavor: String, slices: u32 }
+//!
+//! #[task]
+//! async fn make_pie(flavor: String, slices: u32) -> TaskResult<Pie> {
+//!     if slices == 0 {
+//!         return Err(TaskError::fail("a pie needs at least one slice"));
+//!     }
+//!     Ok(Pie { flavor, slices })
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // With no Lambda target configured, tasks run on the local backend.
+//! let handle = make_pie("apple".into(), 8).await?; // dispatched; the body has not run yet
+//! let pie = handle.wait().await?;
+//! assert_eq!(pie, Pie { flavor: "apple".into(), slices: 8 });
+//!
+//! // Run the body in place, without dispatching (tests, composition):
+//! let pie = make_pie::run_inline("plum".into(), 6).await?;
+//! assert_eq!(pie.slices, 6);
+//! # Ok(()) }
+//! ```
+//!
+//! Where things live: [`envelope`] decodes messages, [`registry`] holds the
+//! tasks, `outcome` decides retries, [`worker`] runs tasks, [`store`] keeps
+//! responses, [`backend`] sends messages.
+
+pub mod backend;
+pub mod envelope;
+pub mod registry;
+pub mod store;
+pub mod worker;
+
+mod aws;
+mod client;
+mod config;
+mod dispatch;
+mod error;
+mod handle;
+mod lambda;
+mod outcome;
+mod response;
+mod time;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use client::wait_for_local_tasks;
+pub use config::{BackendKind, Config};
+pub use dispatch::{SendOptions, send};
+pub use error::{BoxError, ConfigError, DispatchError, RegistryError, StoreError, TaskError, TaskResult, WaitError};
+pub use handle::TaskHandle;
+pub use lambda::{invocation, reply_to_result, run, run_tasks};
+pub use outcome::{Reply, error_type};
+pub use response::{AsyncResponse, Failure, FailureKind, Status, get_async_response};
+
+/// Marks a function as a task. See the crate docs and the README.
+///
+/// Options: `name = "..."` (default `module_path::fn_name`),
+/// `function = "..."` (the Lambda function to invoke),
+/// `capture_response = bool` (default `true`), `retries = 0..=2`.
+pub use task_macro::task;
+
+/// Re-exported so that users need no direct dependency for the worker's types.
+pub use lambda_runtime;
+
+/// Any error the runtime can fail to start with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Configuration is missing or wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Two tasks share a name.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}

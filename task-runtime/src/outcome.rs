@@ -1,0 +1,138 @@
+//! Where a retry is decided: the retry table of DESIGN.md as one function.
+//!
+//! | task returns | stored | told to Lambda |
+//! |---|---|---|
+//! | `Ok(v)` / a value | `complete`, `response = v` | success |
+//! | `TaskError::retry`, `?` on an error, attempts left | `retrying` | error `TaskRetry`: Lambda retries |
+//! | the same, last attempt | `failed` | error `TaskFailed` (reaches the DLQ) |
+//! | `TaskError::fail` | `failed` | success: no retry |
+//! | panic | `failed`, kind `panic` | success: no retry |
+//! | deadline reached, attempts left / last | `retrying` / `failed`, kind `timeout` | error `TaskTimeout` |
+//! | result too large for the store | `failed`, kind `too_large` | success |
+//!
+//! Messages that cannot run (bad args, unknown task, newer envelope) are
+//! `failed` with their kind and told to Lambda as success; see [`crate::worker`].
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::TaskError;
+use crate::response::{Failure, FailureKind};
+use crate::store::{FinalState, MAX_RESPONSE_BYTES};
+
+/// How one run of a task body ended.
+#[derive(Debug)]
+pub(crate) enum RunResult {
+    Value(Value),
+    Error(TaskError),
+    Panic(String),
+    Timeout(Duration),
+    BadArgs(crate::registry::ArgsError),
+}
+
+/// `errorType` values the worker reports to Lambda. Stable.
+pub mod error_type {
+    /// A retryable error with attempts left: Lambda retries.
+    pub const RETRY: &str = "TaskRetry";
+    /// A retryable error on the last attempt: reaches the DLQ / on-failure destination.
+    pub const FAILED: &str = "TaskFailed";
+    /// The body ran past the invocation's deadline.
+    pub const TIMEOUT: &str = "TaskTimeout";
+    /// The response store could not be written: Lambda retries and the retry takes over.
+    pub const STORE: &str = "TaskStoreError";
+}
+
+/// What the worker tells Lambda about an invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// Success: Lambda does not retry. The body summarises what happened.
+    Success(Value),
+    /// A function error: Lambda retries while it has attempts.
+    Error {
+        /// A stable `errorType`, one of [`error_type`].
+        error_type: &'static str,
+        /// The error message.
+        message: String,
+    },
+}
+
+/// The decision for one finished run: what to store, and whether to ask for a retry.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Decision {
+    pub(crate) state: FinalState,
+    /// `Some(errorType)` when Lambda should be told of an error.
+    pub(crate) error_type: Option<&'static str>,
+}
+
+/// Decide. `attempt` is this attempt's number when known (from the store or
+/// the local queue); `max_attempts` already includes the task's own cap.
+pub(crate) fn decide(result: RunResult, attempt: Option<u32>, max_attempts: u32) -> Decision {
+    let last = attempt.is_some_and(|a| a >= max_attempts);
+    let retryable = |failure: Failure, retry_type: &'static str| {
+        if last {
+            let error_type = if retry_type == error_type::TIMEOUT { retry_type } else { error_type::FAILED };
+            Decision { state: FinalState::Failed(failure), error_type: Some(error_type) }
+        } else {
+            Decision { state: FinalState::Retrying(failure), error_type: Some(retry_type) }
+        }
+    };
+    match result {
+        RunResult::Value(v) => {
+            let text = v.to_string();
+            if text.len() > MAX_RESPONSE_BYTES {
+                let msg = format!("the response is {} bytes, over the store's {MAX_RESPONSE_BYTES}-byte limit", text.len());
+                return permanent(Failure::new(FailureKind::TooLarge, msg));
+            }
+            Decision { state: FinalState::Complete(text), error_type: None }
+        }
+        RunResult::Error(e) if e.is_retryable() => {
+            retryable(Failure::new(FailureKind::Error, e.message()), error_type::RETRY)
+        }
+        RunResult::Error(e) => permanent(Failure::new(FailureKind::Failed, e.message())),
+        RunResult::BadArgs(e) => permanent(Failure::new(FailureKind::BadArgs, e.to_string())),
+        RunResult::Panic(msg) => permanent(Failure::new(FailureKind::Panic, format!("the task panicked: {msg}"))),
+        RunResult::Timeout(after) => retryable(
+            Failure::new(FailureKind::Timeout, format!("the task was still running at its deadline, after {:.1}s", after.as_secs_f64())),
+            error_type::TIMEOUT,
+        ),
+    }
+}
+
+/// A failure no retry can fix: stored `failed`, Lambda told success.
+pub(crate) fn permanent(failure: Failure) -> Decision {
+    Decision { state: FinalState::Failed(failure), error_type: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::Status;
+
+    fn status(d: &Decision) -> (Status, Option<&'static str>) {
+        (d.state.status(), d.error_type)
+    }
+
+    #[test]
+    fn the_retry_table() {
+        let v = decide(RunResult::Value(serde_json::json!({"ok": 1})), Some(1), 3);
+        assert_eq!(status(&v), (Status::Complete, None));
+        let r = decide(RunResult::Error(TaskError::retry("x")), Some(1), 3);
+        assert_eq!(status(&r), (Status::Retrying, Some(error_type::RETRY)));
+        let last = decide(RunResult::Error(TaskError::retry("x")), Some(3), 3);
+        assert_eq!(status(&last), (Status::Failed, Some(error_type::FAILED)));
+        let unknown = decide(RunResult::Error(TaskError::retry("x")), None, 3);
+        assert_eq!(status(&unknown), (Status::Retrying, Some(error_type::RETRY)));
+        let f = decide(RunResult::Error(TaskError::fail("x")), Some(1), 3);
+        assert_eq!(status(&f), (Status::Failed, None));
+        let p = decide(RunResult::Panic("boom".into()), Some(1), 3);
+        assert_eq!(status(&p), (Status::Failed, None));
+        let t = decide(RunResult::Timeout(Duration::from_secs(3)), Some(1), 3);
+        assert_eq!(status(&t), (Status::Retrying, Some(error_type::TIMEOUT)));
+        let t3 = decide(RunResult::Timeout(Duration::from_secs(3)), Some(3), 3);
+        assert_eq!(status(&t3), (Status::Failed, Some(error_type::TIMEOUT)));
+        let big = decide(RunResult::Value(Value::String("x".repeat(MAX_RESPONSE_BYTES))), Some(1), 3);
+        assert!(matches!(big.state, FinalState::Failed(ref f) if f.kind == FailureKind::TooLarge), "{big:?}");
+        assert_eq!(big.error_type, None);
+    }
+}

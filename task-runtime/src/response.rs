@@ -1,0 +1,173 @@
+//! What a poll returns: [`AsyncResponse`], [`Status`] and [`Failure`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::StoreError;
+
+/// Where a task is in its life. Serialized lowercase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Sent; no worker has started it yet.
+    Pending,
+    /// A worker is running it.
+    Running,
+    /// An attempt failed with a retryable error; Lambda will try again.
+    Retrying,
+    /// Finished with a value.
+    Complete,
+    /// Finished with an error; it will not run again.
+    Failed,
+}
+
+impl Status {
+    /// The lowercase name, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Retrying => "retrying",
+            Status::Complete => "complete",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// `complete` or `failed`: the task will not run again.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Status::Complete | Status::Failed)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "pending" => Status::Pending,
+            "running" => Status::Running,
+            "retrying" => Status::Retrying,
+            "complete" => Status::Complete,
+            "failed" => Status::Failed,
+            other => return Err(format!("is {other:?}, not one of pending, running, retrying, complete, failed")),
+        })
+    }
+}
+
+macro_rules! failure_kinds {
+    ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
+        /// The stable kind of a failure, stored in `error.kind`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        #[non_exhaustive]
+        pub enum FailureKind {
+            $($(#[$doc])* $variant,)*
+        }
+        impl FailureKind {
+            /// The stored string, e.g. `"panic"`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(FailureKind::$variant => $text,)* }
+            }
+        }
+        impl FromStr for FailureKind {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok(FailureKind::$variant),)*
+                    other => Err(format!("is {other:?}, not a known failure kind")),
+                }
+            }
+        }
+    };
+}
+
+failure_kinds! {
+    /// The task returned a retryable error (`TaskError::retry` or `?`).
+    Error = "error",
+    /// The task returned `TaskError::fail`.
+    Failed = "failed",
+    /// The task panicked.
+    Panic = "panic",
+    /// The task ran past its deadline.
+    Timeout = "timeout",
+    /// The arguments did not decode into the task's parameter types.
+    BadArgs = "bad_args",
+    /// No task of that name is registered in the worker.
+    UnknownTask = "unknown_task",
+    /// The envelope is newer than the worker understands.
+    UnsupportedVersion = "unsupported_version",
+    /// The message carries the marker but does not decode.
+    BadEnvelope = "bad_envelope",
+    /// The result is larger than the response store accepts.
+    TooLarge = "too_large",
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored error: a stable kind and a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// The error's text, with its chain of causes.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure of `kind` with `message`.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.kind, self.message)
+    }
+}
+
+/// The stored outcome of one task call, as [`crate::get_async_response`] returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AsyncResponse {
+    /// Where the task is.
+    pub status: Status,
+    /// The task's value, once `complete`.
+    pub response: Option<Value>,
+    /// The last error, when `retrying` or `failed`.
+    pub error: Option<Failure>,
+    /// The task name.
+    pub task: String,
+    /// Attempts started so far (0 while `pending`).
+    pub attempts: u32,
+    /// When the call was recorded, epoch milliseconds.
+    pub created_at: u64,
+    /// When the record last changed, epoch milliseconds.
+    pub updated_at: u64,
+}
+
+/// Read a stored response: `None` when the id is unknown or expired.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), task_runtime::StoreError> {
+/// if let Some(r) = task_runtime::get_async_response("0b1d...").await? {
+///     println!("{} after {} attempt(s)", r.status, r.attempts);
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn get_async_response(id: &str) -> Result<Option<AsyncResponse>, StoreError> {
+    let rt = crate::client::runtime()?;
+    let store = rt.store().ok_or(StoreError::NotConfigured)?;
+    store.get(id).await
+}

@@ -1,0 +1,352 @@
+//! The DynamoDB response store. Item layout (key `id`, TTL attribute `ttl`):
+//! `id, task, status, attempts (N), request_id, lease_until_ms (N),
+//! response (S: JSON text), error (M: kind, message), created_at_ms,
+//! updated_at_ms, ttl (N, epoch seconds)`.
+//!
+//! Every write is conditional and none reads first; `get` is consistent.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+};
+use tokio::sync::OnceCell;
+
+use super::{BeginRequest, Begun, FinalState, Finished, Item, PendingItem, ResponseStore};
+use crate::error::StoreError;
+use crate::response::{AsyncResponse, Failure, Status};
+
+type Attrs = HashMap<String, AttributeValue>;
+
+/// A [`ResponseStore`] in a DynamoDB table. The client is built once, on first use.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), task_runtime::StoreError> {
+/// use task_runtime::store::dynamodb::DynamoStore;
+/// let store = DynamoStore::lazy("task-responses");
+/// store.create_table().await?; // on-demand billing, TTL on `ttl`; fine if it exists
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct DynamoStore {
+    table: String,
+    client: OnceCell<Client>,
+}
+
+impl DynamoStore {
+    /// A store over `table`, with a client built from the environment on first use.
+    pub fn lazy(table: impl Into<String>) -> Self {
+        Self { table: table.into(), client: OnceCell::new() }
+    }
+
+    /// A store over `table` with a client you built.
+    pub fn with_client(client: Client, table: impl Into<String>) -> Self {
+        Self { table: table.into(), client: OnceCell::new_with(Some(client)) }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn client(&self) -> &Client {
+        self.client.get_or_init(|| async { Client::new(crate::aws::sdk_config().await) }).await
+    }
+
+    fn err<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        operation: &'static str,
+        e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    ) -> StoreError {
+        let (status, code, message) = describe(e);
+        let message = match (status, code) {
+            (Some(s), Some(c)) => format!("HTTP {s}, {c}: {message}"),
+            (Some(s), None) => format!("HTTP {s}: {message}"),
+            _ => message,
+        };
+        StoreError::Backend { operation, table: self.table.clone(), message }
+    }
+
+    /// Create the table (key `id`, on-demand billing) and turn TTL on for
+    /// `ttl`. Safe to call when the table exists already.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let client = self.client().await;
+        let created = client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().map_err(|e| self.build_err(e))?)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(|e| self.build_err(e))?,
+            )
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ResourceInUseException") => {}
+            Err(e) => return Err(self.err("create_table", &e)),
+        }
+        // Wait (bounded) for ACTIVE: real DynamoDB takes a few seconds.
+        for _ in 0..120 {
+            let d = client.describe_table().table_name(&self.table).send().await.map_err(|e| self.err("describe_table", &e))?;
+            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let ttl = TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build().map_err(|e| self.build_err(e))?;
+        match client.update_time_to_live().table_name(&self.table).time_to_live_specification(ttl).send().await {
+            Ok(_) => Ok(()),
+            // Enabling TTL twice is a ValidationException ("already enabled").
+            Err(e) if e.code() == Some("ValidationException") && e.message().is_some_and(|m| m.contains("already enabled")) => Ok(()),
+            Err(e) => Err(self.err("update_time_to_live", &e)),
+        }
+    }
+
+    fn build_err(&self, e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+        StoreError::Backend { operation: "create_table", table: self.table.clone(), message: e.to_string() }
+    }
+}
+
+fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> (Option<u16>, Option<String>, String) {
+    use aws_sdk_dynamodb::error::DisplayErrorContext;
+    match e {
+        SdkError::ServiceError(se) => (
+            Some(se.raw().status().as_u16()),
+            se.err().code().map(str::to_owned),
+            se.err().message().map_or_else(|| DisplayErrorContext(e).to_string(), str::to_owned),
+        ),
+        other => (None, None, DisplayErrorContext(other).to_string()),
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+fn failure_attr(f: &Failure) -> AttributeValue {
+    AttributeValue::M(HashMap::from([("kind".to_owned(), s(f.kind.as_str())), ("message".to_owned(), s(f.message.clone()))]))
+}
+
+/// Decode a stored item, naming the attribute at fault.
+pub(crate) fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
+    let id = match attrs.get("id") {
+        Some(AttributeValue::S(id)) => id.clone(),
+        _ => "<unknown>".to_owned(),
+    };
+    let corrupt = |attribute: &'static str, problem: String| StoreError::Corrupt { id: id.clone(), attribute, problem };
+    let get_s = |name: &'static str| -> Result<Option<String>, StoreError> {
+        match attrs.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
+            Some(other) => Err(corrupt(name, format!("should be a string (S), found {other:?}"))),
+        }
+    };
+    let get_n = |name: &'static str| -> Result<Option<u64>, StoreError> {
+        match attrs.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::N(v)) => v.parse::<u64>().map(Some).map_err(|_| corrupt(name, format!("should be a whole number, found {v:?}"))),
+            Some(other) => Err(corrupt(name, format!("should be a number (N), found {other:?}"))),
+        }
+    };
+    let status = get_s("status")?.ok_or_else(|| corrupt("status", "is missing".into()))?;
+    let status: Status = status.parse().map_err(|e| corrupt("status", e))?;
+    let error = match attrs.get("error") {
+        None | Some(AttributeValue::Null(_)) => None,
+        Some(AttributeValue::M(m)) => {
+            let kind = match m.get("kind") {
+                Some(AttributeValue::S(k)) => k.parse().map_err(|e: String| corrupt("error", format!("kind {e}")))?,
+                _ => return Err(corrupt("error", "has no string `kind`".into())),
+            };
+            let message = match m.get("message") {
+                Some(AttributeValue::S(msg)) => msg.clone(),
+                _ => return Err(corrupt("error", "has no string `message`".into())),
+            };
+            Some(Failure { kind, message })
+        }
+        Some(other) => return Err(corrupt("error", format!("should be a map (M), found {other:?}"))),
+    };
+    Ok(Item {
+        id: id.clone(),
+        task: get_s("task")?.unwrap_or_default(),
+        status,
+        attempts: get_n("attempts")?.unwrap_or(0) as u32,
+        request_id: get_s("request_id")?,
+        lease_until_ms: get_n("lease_until_ms")?,
+        response: get_s("response")?,
+        error,
+        created_at_ms: get_n("created_at_ms")?.unwrap_or(0),
+        updated_at_ms: get_n("updated_at_ms")?.unwrap_or(0),
+        ttl: get_n("ttl")?.ok_or_else(|| corrupt("ttl", "is missing".into()))?,
+    })
+}
+
+#[async_trait]
+impl ResponseStore for DynamoStore {
+    async fn put_pending(&self, p: PendingItem) -> Result<bool, StoreError> {
+        let item: Attrs = HashMap::from([
+            ("id".to_owned(), s(p.id)),
+            ("task".to_owned(), s(p.task)),
+            ("status".to_owned(), s(Status::Pending.as_str())),
+            ("attempts".to_owned(), n(0)),
+            ("created_at_ms".to_owned(), n(p.now_ms)),
+            ("updated_at_ms".to_owned(), n(p.now_ms)),
+            ("ttl".to_owned(), n(p.ttl)),
+        ]);
+        let put = self
+            .client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(self.err("put_pending", &e)),
+        }
+    }
+
+    async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
+        let update = self
+            .client()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(&req.id))
+            .update_expression(
+                "SET #status = :running, #attempts = if_not_exists(#attempts, :zero) + :one, #rid = :rid, \
+                 #lease = :lease, #task = if_not_exists(#task, :task), #created = if_not_exists(#created, :now), \
+                 #updated = :now, #ttl = if_not_exists(#ttl, :ttl)",
+            )
+            .condition_expression(
+                "attribute_not_exists(#id) OR #status IN (:pending, :retrying) \
+                 OR (#status = :running AND (#lease < :now OR #rid = :rid))",
+            )
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#attempts", "attempts")
+            .expression_attribute_names("#rid", "request_id")
+            .expression_attribute_names("#lease", "lease_until_ms")
+            .expression_attribute_names("#task", "task")
+            .expression_attribute_names("#created", "created_at_ms")
+            .expression_attribute_names("#updated", "updated_at_ms")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":running", s(Status::Running.as_str()))
+            .expression_attribute_values(":pending", s(Status::Pending.as_str()))
+            .expression_attribute_values(":retrying", s(Status::Retrying.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":rid", s(&req.request_id))
+            .expression_attribute_values(":lease", n(req.lease_until_ms))
+            .expression_attribute_values(":task", s(&req.task))
+            .expression_attribute_values(":now", n(req.now_ms))
+            .expression_attribute_values(":ttl", n(req.ttl))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match update {
+            Ok(out) => {
+                let attempts = match out.attributes().and_then(|a| a.get("attempts")) {
+                    Some(AttributeValue::N(v)) => v.parse::<u32>().ok(),
+                    _ => None,
+                };
+                let attempts = attempts.ok_or_else(|| StoreError::Corrupt {
+                    id: req.id.clone(),
+                    attribute: "attempts",
+                    problem: "was not returned as a number by begin".into(),
+                })?;
+                Ok(Begun::Started { attempts })
+            }
+            Err(e) => {
+                let Some(ccf) = e.as_service_error().and_then(|se| match se {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c) => Some(c),
+                    _ => None,
+                }) else {
+                    return Err(self.err("begin", &e));
+                };
+                let old = ccf.item().ok_or_else(|| StoreError::Backend {
+                    operation: "begin",
+                    table: self.table.clone(),
+                    message: "the condition failed but DynamoDB returned no item (ReturnValuesOnConditionCheckFailure unsupported?)".into(),
+                })?;
+                let item = item_from_attrs(old)?;
+                // The item failed the condition, so the verdict is a refusal.
+                Ok(item.begin_verdict(&req).unwrap_or(Begun::Busy {
+                    request_id: item.request_id.unwrap_or_default(),
+                    lease_until_ms: item.lease_until_ms.unwrap_or(0),
+                }))
+            }
+        }
+    }
+
+    async fn finish(&self, id: &str, request_id: &str, state: FinalState, now_ms: u64) -> Result<Finished, StoreError> {
+        let status = state.status();
+        let mut update = self
+            .client()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .condition_expression("#status = :running AND #rid = :rid")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#rid", "request_id")
+            .expression_attribute_names("#updated", "updated_at_ms")
+            .expression_attribute_values(":running", s(Status::Running.as_str()))
+            .expression_attribute_values(":rid", s(request_id))
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":now", n(now_ms));
+        update = match &state {
+            FinalState::Complete(text) => update
+                .update_expression("SET #status = :status, #updated = :now, #response = :response REMOVE #error")
+                .expression_attribute_names("#response", "response")
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":response", s(text.clone())),
+            FinalState::Retrying(f) | FinalState::Failed(f) => update
+                .update_expression("SET #status = :status, #updated = :now, #error = :error")
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":error", failure_attr(f)),
+        };
+        match update.send().await {
+            Ok(_) => Ok(Finished::Written),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(Finished::NotOwner),
+            Err(e) => Err(self.err("finish", &e)),
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<AsyncResponse>, StoreError> {
+        let out = self
+            .client()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.err("get", &e))?;
+        let Some(attrs) = out.item() else { return Ok(None) };
+        let item = item_from_attrs(attrs)?;
+        // DynamoDB deletes expired items lazily (within days): hide them now.
+        if item.expired(crate::time::now_ms()) {
+            return Ok(None);
+        }
+        item.to_response().map(Some)
+    }
+}

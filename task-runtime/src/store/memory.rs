@@ -1,0 +1,176 @@
+//! The in-memory store of the local backend: DynamoDB's conditional rules
+//! over a map, so local runs behave like the real thing.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{BeginRequest, Begun, FinalState, Finished, Item, PendingItem, ResponseStore};
+use crate::error::StoreError;
+use crate::response::{AsyncResponse, Status};
+
+/// A [`ResponseStore`] in this process's memory.
+///
+/// ```
+/// use task_runtime::store::{memory::MemoryStore, PendingItem, ResponseStore};
+/// # tokio_test_block(async {
+/// let store = MemoryStore::default();
+/// let item = PendingItem { id: "1".into(), task: "t".into(), now_ms: 0, ttl: u64::MAX / 1000 };
+/// assert!(store.put_pending(item.clone()).await.unwrap());
+/// assert!(!store.put_pending(item).await.unwrap()); // never overwrites
+/// # });
+/// # fn tokio_test_block(f: impl std::future::Future<Output = ()>) {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    items: Mutex<HashMap<String, Item>>,
+}
+
+impl MemoryStore {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, Item>) -> R) -> R {
+        // A poisoned lock only means another thread panicked mid-update of a
+        // plain map; the map itself is still usable.
+        let mut guard = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+}
+
+#[async_trait]
+impl ResponseStore for MemoryStore {
+    async fn put_pending(&self, p: PendingItem) -> Result<bool, StoreError> {
+        Ok(self.with(|items| {
+            if items.get(&p.id).is_some_and(|i| !i.expired(p.now_ms)) {
+                return false;
+            }
+            items.insert(
+                p.id.clone(),
+                Item {
+                    id: p.id,
+                    task: p.task,
+                    status: Status::Pending,
+                    attempts: 0,
+                    request_id: None,
+                    lease_until_ms: None,
+                    response: None,
+                    error: None,
+                    created_at_ms: p.now_ms,
+                    updated_at_ms: p.now_ms,
+                    ttl: p.ttl,
+                },
+            );
+            true
+        }))
+    }
+
+    async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
+        Ok(self.with(|items| {
+            let item = items.entry(req.id.clone()).or_insert_with(|| Item {
+                id: req.id.clone(),
+                task: req.task.clone(),
+                status: Status::Pending,
+                attempts: 0,
+                request_id: None,
+                lease_until_ms: None,
+                response: None,
+                error: None,
+                created_at_ms: req.now_ms,
+                updated_at_ms: req.now_ms,
+                ttl: req.ttl,
+            });
+            if let Some(refused) = item.begin_verdict(&req) {
+                return refused;
+            }
+            item.status = Status::Running;
+            item.attempts += 1;
+            item.request_id = Some(req.request_id);
+            item.lease_until_ms = Some(req.lease_until_ms);
+            item.updated_at_ms = req.now_ms;
+            Begun::Started { attempts: item.attempts }
+        }))
+    }
+
+    async fn finish(&self, id: &str, request_id: &str, state: FinalState, now_ms: u64) -> Result<Finished, StoreError> {
+        Ok(self.with(|items| {
+            let Some(item) = items.get_mut(id) else { return Finished::NotOwner };
+            if item.status != Status::Running || item.request_id.as_deref() != Some(request_id) {
+                return Finished::NotOwner;
+            }
+            item.status = state.status();
+            item.updated_at_ms = now_ms;
+            match state {
+                FinalState::Complete(text) => {
+                    item.response = Some(text);
+                    item.error = None;
+                }
+                FinalState::Retrying(f) | FinalState::Failed(f) => item.error = Some(f),
+            }
+            Finished::Written
+        }))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<AsyncResponse>, StoreError> {
+        let now = crate::time::now_ms();
+        self.with(|items| match items.get(id) {
+            Some(item) if item.expired(now) => {
+                items.remove(id);
+                Ok(None)
+            }
+            Some(item) => item.to_response().map(Some),
+            None => Ok(None),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::response::{Failure, FailureKind};
+
+    const FAR: u64 = 4_000_000_000; // ttl in 2096, epoch seconds
+
+    fn begin(id: &str, rid: &str, now: u64, lease: u64) -> BeginRequest {
+        BeginRequest { id: id.into(), task: "t".into(), request_id: rid.into(), lease_until_ms: lease, now_ms: now, ttl: FAR }
+    }
+
+    #[tokio::test]
+    async fn conditional_rules() {
+        let s = MemoryStore::default();
+        // caller first, then worker
+        assert!(s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR }).await.unwrap_or(false));
+        assert_eq!(s.begin(begin("a", "r1", 10, 1000)).await.ok(), Some(Begun::Started { attempts: 1 }));
+        // another request while the lease is live
+        assert_eq!(
+            s.begin(begin("a", "r2", 20, 2000)).await.ok(),
+            Some(Begun::Busy { request_id: "r1".into(), lease_until_ms: 1000 })
+        );
+        // the same request again (Lambda retry after a crash) takes over
+        assert_eq!(s.begin(begin("a", "r1", 30, 1000)).await.ok(), Some(Begun::Started { attempts: 2 }));
+        // an expired lease is taken over by another request
+        assert_eq!(s.begin(begin("a", "r3", 1001, 5000)).await.ok(), Some(Begun::Started { attempts: 3 }));
+        // the old owner can no longer finish
+        let f = FinalState::Failed(Failure::new(FailureKind::Failed, "x"));
+        assert_eq!(s.finish("a", "r1", f.clone(), 1002).await.ok(), Some(Finished::NotOwner));
+        assert_eq!(s.finish("a", "r3", FinalState::Complete("7".into()), 1003).await.ok(), Some(Finished::Written));
+        // a finished task is not begun again
+        assert_eq!(
+            s.begin(begin("a", "r3", 1004, 9000)).await.ok(),
+            Some(Begun::Finished { status: Status::Complete, attempts: 3 })
+        );
+        // a late caller write does not overwrite
+        assert!(!s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR }).await.unwrap_or(true));
+        let r = s.get("a").await.ok().flatten();
+        assert_eq!(r.as_ref().map(|r| (r.status, r.attempts)), Some((Status::Complete, 3)));
+        assert_eq!(r.and_then(|r| r.response), Some(serde_json::json!(7)));
+    }
+
+    #[tokio::test]
+    async fn expired_items_read_as_absent() {
+        let s = MemoryStore::default();
+        s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1 }).await.ok();
+        assert_eq!(s.get("old").await.ok(), Some(None));
+        assert_eq!(s.get("never").await.ok(), Some(None));
+    }
+}

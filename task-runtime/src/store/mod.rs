@@ -1,0 +1,181 @@
+//! The response store: where outcomes live under their `response_id`.
+//!
+//! Three conditional writes, and no read in the happy path:
+//! 1. the caller's [`ResponseStore::put_pending`] only creates (never
+//!    overwrites a worker that was faster);
+//! 2. the worker's [`ResponseStore::begin`] takes the item to `running`,
+//!    counts the attempt and takes a lease, unless the task is finished
+//!    (a duplicate delivery) or another request holds a live lease;
+//! 3. the worker's [`ResponseStore::finish`] writes the outcome only while
+//!    its request still owns the item.
+//!
+//! [`memory::MemoryStore`] and [`dynamodb::DynamoStore`] keep the same rules.
+
+pub mod dynamodb;
+pub mod memory;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::response::{AsyncResponse, Failure, Status};
+
+/// The largest response (JSON text) a store accepts, in bytes. DynamoDB
+/// items are at most 400 KB; this leaves room for the other attributes.
+pub const MAX_RESPONSE_BYTES: usize = 380 * 1024;
+
+/// The caller's first write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingItem {
+    /// The response id.
+    pub id: String,
+    /// The task name.
+    pub task: String,
+    /// Now, epoch ms.
+    pub now_ms: u64,
+    /// Expiry, epoch seconds.
+    pub ttl: u64,
+}
+
+/// The worker's claim on an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeginRequest {
+    /// The response id.
+    pub id: String,
+    /// The task name.
+    pub task: String,
+    /// The Lambda request id (the same on every retry of one event).
+    pub request_id: String,
+    /// The invocation's deadline, epoch ms: the lease.
+    pub lease_until_ms: u64,
+    /// Now, epoch ms.
+    pub now_ms: u64,
+    /// Expiry, epoch seconds, used when the item does not exist yet.
+    pub ttl: u64,
+}
+
+/// What [`ResponseStore::begin`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// This request owns the item; this is attempt number `attempts`.
+    Started {
+        /// The attempt count, this one included.
+        attempts: u32,
+    },
+    /// The task already finished: a duplicate delivery, not run again.
+    Finished {
+        /// `complete` or `failed`.
+        status: Status,
+        /// Attempts it took.
+        attempts: u32,
+    },
+    /// Another request holds a live lease: not run concurrently.
+    Busy {
+        /// The request that holds it.
+        request_id: String,
+        /// Until when, epoch ms.
+        lease_until_ms: u64,
+    },
+}
+
+/// The outcome the worker writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinalState {
+    /// `complete`, with the value as JSON text.
+    Complete(String),
+    /// `retrying`: Lambda will try again.
+    Retrying(Failure),
+    /// `failed`: it will not run again.
+    Failed(Failure),
+}
+
+impl FinalState {
+    /// The status this state is stored as.
+    pub fn status(&self) -> Status {
+        match self {
+            FinalState::Complete(_) => Status::Complete,
+            FinalState::Retrying(_) => Status::Retrying,
+            FinalState::Failed(_) => Status::Failed,
+        }
+    }
+}
+
+/// What [`ResponseStore::finish`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// Written.
+    Written,
+    /// Not written: this request no longer owns the item.
+    NotOwner,
+}
+
+/// A response store. Implementations keep the conditional rules above.
+#[async_trait]
+pub trait ResponseStore: Send + Sync + std::fmt::Debug {
+    /// Create the `pending` item; `false` when it already exists (the worker was first).
+    async fn put_pending(&self, item: PendingItem) -> Result<bool, StoreError>;
+    /// Claim an attempt.
+    async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError>;
+    /// Write the outcome, only while `request_id` owns the item.
+    async fn finish(&self, id: &str, request_id: &str, state: FinalState, now_ms: u64) -> Result<Finished, StoreError>;
+    /// Read, consistently; `None` when unknown or past its ttl.
+    async fn get(&self, id: &str) -> Result<Option<AsyncResponse>, StoreError>;
+}
+
+/// One stored item, as DESIGN.md lays out the DynamoDB item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Item {
+    pub(crate) id: String,
+    pub(crate) task: String,
+    pub(crate) status: Status,
+    pub(crate) attempts: u32,
+    pub(crate) request_id: Option<String>,
+    pub(crate) lease_until_ms: Option<u64>,
+    pub(crate) response: Option<String>,
+    pub(crate) error: Option<Failure>,
+    pub(crate) created_at_ms: u64,
+    pub(crate) updated_at_ms: u64,
+    pub(crate) ttl: u64,
+}
+
+impl Item {
+    /// Whether `begin` by `req` may take this item, and if not, why.
+    pub(crate) fn begin_verdict(&self, req: &BeginRequest) -> Option<Begun> {
+        match self.status {
+            Status::Pending | Status::Retrying => None,
+            Status::Complete | Status::Failed => Some(Begun::Finished { status: self.status, attempts: self.attempts }),
+            Status::Running => {
+                let lease = self.lease_until_ms.unwrap_or(0);
+                let same = self.request_id.as_deref() == Some(req.request_id.as_str());
+                if same || lease < req.now_ms {
+                    None
+                } else {
+                    Some(Begun::Busy { request_id: self.request_id.clone().unwrap_or_default(), lease_until_ms: lease })
+                }
+            }
+        }
+    }
+
+    pub(crate) fn expired(&self, now_ms: u64) -> bool {
+        self.ttl.saturating_mul(1000) <= now_ms
+    }
+
+    pub(crate) fn to_response(&self) -> Result<AsyncResponse, StoreError> {
+        let response = match &self.response {
+            None => None,
+            Some(text) => Some(serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+                id: self.id.clone(),
+                attribute: "response",
+                problem: format!("is not JSON: {e}"),
+            })?),
+        };
+        Ok(AsyncResponse {
+            status: self.status,
+            response,
+            error: self.error.clone(),
+            task: self.task.clone(),
+            attempts: self.attempts,
+            created_at: self.created_at_ms,
+            updated_at: self.updated_at_ms,
+        })
+    }
+}

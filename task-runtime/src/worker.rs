@@ -1,0 +1,293 @@
+//! The Lambda side: a task message in, the task run once, the outcome
+//! stored, and a [`Reply`] for Lambda out. The local backend and
+//! [`crate::run`] both go through [`Worker::handle_event`].
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+use serde_json::{Map, Value, json};
+use tracing::Instrument;
+
+use crate::envelope::{Envelope, EnvelopeError, Incoming};
+use crate::outcome::{self, Decision, Reply, RunResult, error_type};
+use crate::registry::{Registry, TaskDef};
+use crate::response::{Failure, FailureKind, Status};
+use crate::store::{BeginRequest, Begun, FinalState, Finished, ResponseStore};
+use crate::time::now_ms;
+
+/// The worker's settings, from [`crate::Config`].
+#[derive(Clone)]
+pub struct WorkerSettings {
+    /// Attempts the function allows (Lambda: 1 + its retry setting).
+    pub max_attempts: u32,
+    /// How long stored responses live.
+    pub response_ttl: Duration,
+    /// Time kept back before the deadline to record a timeout.
+    pub timeout_margin: Duration,
+    /// When set, unsigned or wrongly signed messages are refused.
+    pub signing_key: Option<Arc<[u8]>>,
+}
+
+impl std::fmt::Debug for WorkerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerSettings")
+            .field("max_attempts", &self.max_attempts)
+            .field("response_ttl", &self.response_ttl)
+            .field("timeout_margin", &self.timeout_margin)
+            .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// One delivery of an event, as Lambda describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    /// Lambda's request id; the same on each retry of one asynchronous event.
+    pub request_id: String,
+    /// The invocation's deadline, epoch milliseconds.
+    pub deadline_ms: u64,
+    /// The attempt number when the caller knows it (the local queue does).
+    pub attempt: Option<u32>,
+}
+
+/// Runs task messages. Build one per process and share it.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    registry: &'static Registry,
+    store: Option<Arc<dyn ResponseStore>>,
+    settings: WorkerSettings,
+}
+
+impl Worker {
+    /// A worker over `registry`, writing to `store` when captured.
+    pub fn new(registry: &'static Registry, store: Option<Arc<dyn ResponseStore>>, settings: WorkerSettings) -> Self {
+        Self { registry, store, settings }
+    }
+
+    /// Handle an event: `None` when it is not a task message (hand it to the
+    /// user's handler), otherwise what to tell Lambda.
+    pub async fn handle_event(&self, event: &Value, inv: &Invocation) -> Option<Reply> {
+        self.handle_incoming(Incoming::classify(event), inv).await
+    }
+
+    /// Handle an event already classified by [`Incoming::classify`].
+    pub async fn handle_incoming(&self, incoming: Incoming, inv: &Invocation) -> Option<Reply> {
+        match incoming {
+            Incoming::NotATask => None,
+            Incoming::Task(env) => Some(self.handle_envelope(env, inv).await),
+            Incoming::Bad(err) => Some(self.handle_bad(err, inv).await),
+        }
+    }
+
+    /// The worker of this process: every `#[task]` linked in, the configured
+    /// store and settings. Fails when two tasks share a name.
+    pub fn from_runtime() -> Result<Self, crate::Error> {
+        let rt = crate::client::runtime()?;
+        let registry = Registry::global()?;
+        Ok(Self::new(registry, rt.store(), rt.config.worker_settings()))
+    }
+
+    /// Handle raw payload bytes (the local queue's path).
+    pub async fn handle_payload(&self, payload: &[u8], inv: &Invocation) -> Reply {
+        let event = match serde_json::from_slice::<Value>(payload) {
+            Ok(v) => v,
+            Err(e) => return summary_error(None, None, FailureKind::BadEnvelope, &format!("payload is not JSON: {e}")),
+        };
+        match self.handle_event(&event, inv).await {
+            Some(reply) => reply,
+            None => summary_error(None, None, FailureKind::BadEnvelope, &format!("payload has no `{}` key", crate::envelope::MARKER)),
+        }
+    }
+
+    async fn handle_bad(&self, err: EnvelopeError, inv: &Invocation) -> Reply {
+        let task = err.task.clone().unwrap_or_default();
+        let id = err.id.clone().unwrap_or_default();
+        let span = tracing::info_span!("task", task = %task, id = %id, attempt = tracing::field::Empty, request_id = %inv.request_id);
+        let _enter = span.enter();
+        tracing::error!(kind = %err.kind, "refusing task message: {}", err.message);
+        // With signing on, a message that cannot be verified writes nothing.
+        match &err.id {
+            Some(id) if self.settings.signing_key.is_none() => {
+                drop(_enter);
+                let work = Work::Refuse(Failure::new(err.kind, err.message));
+                self.record(id, &task, inv, work).instrument(span).await
+            }
+            _ => summary_error(err.id.as_deref(), err.task.as_deref(), err.kind, &err.message),
+        }
+    }
+
+    /// Handle a decoded task message.
+    pub async fn handle_envelope(&self, env: Envelope, inv: &Invocation) -> Reply {
+        let span = tracing::info_span!("task", task = %env.task, id = %env.id, attempt = tracing::field::Empty, request_id = %inv.request_id);
+        async move {
+            if let Some(key) = &self.settings.signing_key {
+                if let Err(why) = env.verify(key) {
+                    tracing::error!("refusing task message: {why}");
+                    return summary_error(Some(&env.id), Some(&env.task), FailureKind::BadEnvelope, why);
+                }
+            }
+            let work = match self.registry.get(&env.task) {
+                None => {
+                    let msg = format!(
+                        "no task named `{}` is registered in this worker (it has: {})",
+                        env.task,
+                        self.registry.names().join(", ")
+                    );
+                    tracing::error!("{msg}");
+                    Work::Refuse(Failure::new(FailureKind::UnknownTask, msg))
+                }
+                Some(def) => {
+                    let cap = 1 + u32::from(def.spec.retries.unwrap_or(2).min(env.retries));
+                    let timeout = Duration::from_millis(inv.deadline_ms.saturating_sub(now_ms()))
+                        .saturating_sub(self.settings.timeout_margin);
+                    Work::Run { def, args: env.args, max_attempts: self.settings.max_attempts.min(cap), timeout }
+                }
+            };
+            if env.capture {
+                self.record(&env.id, &env.task, inv, work).await
+            } else {
+                self.run_uncaptured(&env.id, &env.task, inv, work).await
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Capture off: run, with no writes and no de-duplication.
+    async fn run_uncaptured(&self, id: &str, task: &str, inv: &Invocation, work: Work) -> Reply {
+        tracing::Span::current().record("attempt", inv.attempt);
+        let decision = work.run(inv.attempt).await;
+        reply_for(id, task, inv.attempt.unwrap_or(0), &decision)
+    }
+
+    /// begin → run the work (or record its refusal) → finish.
+    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work) -> Reply {
+        let Some(store) = &self.store else {
+            return self.run_uncaptured(id, task, inv, work).await;
+        };
+        let now = now_ms();
+        let req = BeginRequest {
+            id: id.to_owned(),
+            task: task.to_owned(),
+            request_id: inv.request_id.clone(),
+            lease_until_ms: inv.deadline_ms,
+            now_ms: now,
+            ttl: now / 1000 + self.settings.response_ttl.as_secs(),
+        };
+        let attempt = match store.begin(req).await {
+            Ok(Begun::Started { attempts }) => attempts,
+            Ok(Begun::Finished { status, attempts }) => {
+                tracing::info!(%status, attempts, "duplicate delivery of a finished task: not run again");
+                return summary(id, task, status, attempts, Some("duplicate"));
+            }
+            Ok(Begun::Busy { request_id, lease_until_ms }) => {
+                tracing::warn!(owner = %request_id, lease_until_ms, "another request holds this task: not run concurrently");
+                return summary(id, task, Status::Running, 0, Some("busy"));
+            }
+            Err(e) => {
+                tracing::error!("could not begin: {e}");
+                return Reply::Error { error_type: error_type::STORE, message: e.to_string() };
+            }
+        };
+        tracing::Span::current().record("attempt", attempt);
+        let decision = work.run(Some(attempt)).await;
+        match store.finish(id, &inv.request_id, decision.state.clone(), now_ms()).await {
+            Ok(Finished::Written) => {}
+            Ok(Finished::NotOwner) => {
+                tracing::warn!("this request no longer owns the item (its lease expired and another took over): outcome not written");
+            }
+            Err(e) => {
+                tracing::error!("could not write the outcome: {e}");
+                return Reply::Error { error_type: error_type::STORE, message: e.to_string() };
+            }
+        }
+        reply_for(id, task, attempt, &decision)
+    }
+}
+
+/// What a message asks of the worker once it owns the item.
+enum Work {
+    /// Run the body of `def`.
+    Run { def: &'static TaskDef, args: Map<String, Value>, max_attempts: u32, timeout: Duration },
+    /// Do not run: record this permanent failure.
+    Refuse(Failure),
+}
+
+impl Work {
+    async fn run(self, attempt: Option<u32>) -> Decision {
+        match self {
+            Work::Refuse(failure) => outcome::permanent(failure),
+            Work::Run { def, args, max_attempts, timeout } => {
+                let result = match (def.call)(args) {
+                    Err(e) => RunResult::BadArgs(e),
+                    Ok(fut) => run_guarded(fut, timeout).await,
+                };
+                outcome::decide(result, attempt, max_attempts)
+            }
+        }
+    }
+}
+
+/// Run a task future, catching panics and stopping at the deadline.
+async fn run_guarded(fut: crate::registry::TaskFuture, timeout: Duration) -> RunResult {
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(timeout, AssertUnwindSafe(fut).catch_unwind()).await {
+        Err(_) => RunResult::Timeout(started.elapsed()),
+        Ok(Err(panic)) => RunResult::Panic(panic_message(&*panic)),
+        Ok(Ok(Ok(v))) => RunResult::Value(v),
+        Ok(Ok(Err(e))) => RunResult::Error(e),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}
+
+fn reply_for(id: &str, task: &str, attempt: u32, d: &Decision) -> Reply {
+    let (failure, status) = match &d.state {
+        FinalState::Complete(_) => (None, Status::Complete),
+        FinalState::Retrying(f) => (Some(f), Status::Retrying),
+        FinalState::Failed(f) => (Some(f), Status::Failed),
+    };
+    match (d.error_type, failure) {
+        (Some(error_type), Some(f)) => {
+            tracing::warn!(%status, kind = %f.kind, "attempt {attempt} failed: {}", f.message);
+            Reply::Error { error_type, message: format!("task `{task}` (id {id}) attempt {attempt}: {f}") }
+        }
+        _ => {
+            match failure {
+                Some(f) => tracing::error!(%status, kind = %f.kind, "task failed: {}", f.message),
+                None => tracing::info!(%status, "task complete"),
+            }
+            let mut body = summary_value(id, task, status, attempt, None);
+            if let Some(f) = failure {
+                body["error"] = json!(f);
+            }
+            Reply::Success(body)
+        }
+    }
+}
+
+fn summary_value(id: &str, task: &str, status: Status, attempts: u32, note: Option<&str>) -> Value {
+    let mut v = json!({"id": id, "task": task, "status": status, "attempts": attempts});
+    if let Some(note) = note {
+        v["note"] = json!(note);
+    }
+    v
+}
+
+fn summary(id: &str, task: &str, status: Status, attempts: u32, note: Option<&str>) -> Reply {
+    Reply::Success(summary_value(id, task, status, attempts, note))
+}
+
+fn summary_error(id: Option<&str>, task: Option<&str>, kind: FailureKind, message: &str) -> Reply {
+    Reply::Success(json!({"id": id, "task": task, "status": Status::Failed, "error": Failure::new(kind, message)}))
+}
