@@ -50,7 +50,11 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options 
             "function" => set!(function, Str, "a string literal: a function name or ARN"),
             "capture_response" => set!(capture_response, Bool, "`true` or `false`"),
             "retries" => set!(retries, Int, "0, 1 or 2"),
-            _ => errors.push(syn::Error::new_spanned(&nv.path, format!("unknown option `{}`, expected one of: {KNOWN}", quote::quote!(#nv.path).to_string().replace(' ', "")))),
+            _ => {
+                let path = &nv.path;
+                let shown = quote::quote!(#path).to_string().replace(' ', "");
+                errors.push(syn::Error::new_spanned(path, format!("unknown option `{shown}`, expected one of: {KNOWN}")));
+            }
         }
     }
     if let Some(name) = &opts.name {

@@ -75,6 +75,20 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
     }
 }
 
+/// So that `?` works in functions returning `Box<dyn Error + Send + Sync>`.
+impl From<TaskError> for BoxError {
+    fn from(e: TaskError) -> Self {
+        e.source
+    }
+}
+
+/// So that `?` works in functions returning `Box<dyn Error>`.
+impl From<TaskError> for Box<dyn std::error::Error + 'static> {
+    fn from(e: TaskError) -> Self {
+        e.source
+    }
+}
+
 impl fmt::Debug for TaskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskError")

@@ -1,0 +1,7 @@
+//! Every input `#[task]` rejects, with the error the user sees (`ui/*.stderr`).
+
+#[test]
+fn rejected_inputs() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("ui/*.rs");
+}

@@ -1,0 +1,6 @@
+use task_runtime::task;
+
+#[task]
+struct Pie;
+
+fn main() {}

@@ -1,0 +1,8 @@
+use task_runtime::task;
+
+#[task(retries = 3)]
+async fn bake(slices: u32) -> u32 {
+    slices
+}
+
+fn main() {}
