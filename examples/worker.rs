@@ -1,1 +1,83 @@
-fn main() {}
+//! A deployable Lambda worker: a plain JSON handler plus tasks, one of which
+//! fans out to others. Build it for Lambda with
+//! `cargo lambda build --release --example worker`, or run it locally under
+//! `task-local` (see the README).
+//!
+//! Environment: `TASK_RESPONSE_TABLE` to capture responses; the function
+//! invokes itself (`AWS_LAMBDA_FUNCTION_NAME`) unless `TASK_FUNCTION` is set.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use task_runtime::lambda_runtime::{self, LambdaEvent, service_fn};
+use task_runtime::{TaskError, TaskResult, task};
+
+/// Counts the words of a text.
+#[task]
+async fn word_count(text: String) -> usize {
+    text.split_whitespace().count()
+}
+
+/// Fan-out: dispatches one `word_count` per text and returns their ids.
+#[task]
+async fn count_all(texts: Vec<String>) -> TaskResult<Vec<String>> {
+    let mut ids = Vec::with_capacity(texts.len());
+    for text in texts {
+        // A DispatchError is retryable: `?` hands it to Lambda's retry.
+        ids.push(word_count(text).await?.id().to_owned());
+    }
+    Ok(ids)
+}
+
+/// Fails with a retryable error until attempt `succeed_on`, then returns the attempt.
+#[task]
+async fn flaky(succeed_on: u32) -> TaskResult<u32> {
+    let attempt = task_runtime::current().and_then(|c| c.attempt).unwrap_or(1);
+    if attempt < succeed_on {
+        return Err(TaskError::retry(format!("attempt {attempt} of {succeed_on}: not yet")));
+    }
+    Ok(attempt)
+}
+
+/// Fails permanently.
+#[task]
+fn refuse(reason: String) -> Result<(), TaskError> {
+    Err(TaskError::fail(reason))
+}
+
+/// Sleeps, then returns how long it slept.
+#[task]
+async fn nap(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+/// Kills its own process on the first attempt (a crash); completes on a retry.
+#[task]
+fn crash_once(value: u32) -> u32 {
+    if task_runtime::current().and_then(|c| c.attempt) == Some(1) {
+        std::process::abort();
+    }
+    value
+}
+
+#[derive(Deserialize)]
+struct Hello {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct Greeting {
+    greeting: String,
+}
+
+/// The function's ordinary handler, for every event that is not a task.
+async fn hello(event: LambdaEvent<Hello>) -> Result<Greeting, lambda_runtime::Error> {
+    Ok(Greeting { greeting: format!("hello, {}", event.payload.name) })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    task_runtime::run(service_fn(hello)).await
+}

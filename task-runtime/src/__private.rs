@@ -57,7 +57,7 @@ pub fn value<T: Serialize>(v: T) -> Result<Value, TaskError> {
 /// Run a synchronous body on tokio's blocking pool; a panic is resumed so
 /// that the worker records it.
 pub async fn blocking(f: impl FnOnce() -> Result<Value, TaskError> + Send + 'static) -> Result<Value, TaskError> {
-    match tokio::task::spawn_blocking(f).await {
+    match tokio::task::spawn_blocking(crate::context::carry(f)).await {
         Ok(r) => r,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => Err(TaskError::retry(format!("the task's thread was cancelled: {e}"))),

@@ -13,6 +13,14 @@ pub(crate) async fn sdk_config() -> &'static SdkConfig {
     SHARED.get_or_init(|| aws_config::load_defaults(BehaviorVersion::latest())).await
 }
 
+/// The given SDK configuration, or the shared one from the environment.
+pub(crate) async fn config_or_env(given: Option<&SdkConfig>) -> SdkConfig {
+    match given {
+        Some(c) => c.clone(),
+        None => sdk_config().await.clone(),
+    }
+}
+
 /// What an SDK error says: the HTTP status when there was a response, the
 /// AWS error code, and the message.
 pub(crate) fn describe<E>(err: &SdkError<E, HttpResponse>) -> (Option<u16>, Option<String>, String)

@@ -26,13 +26,25 @@ impl Runtime {
     fn new(config: Config) -> Self {
         let (store, backend): (Option<Arc<dyn ResponseStore>>, Backend) = match config.backend {
             BackendKind::Local => {
-                let store = Arc::new(MemoryStore::default());
+                let store = config.store.clone().unwrap_or_else(|| Arc::new(MemoryStore::default()));
                 let local = LocalBackend::new(store.clone(), config.worker_settings(), config.local_retry_delay);
                 (Some(store), Backend::Local(local))
             }
             BackendKind::Lambda => {
-                let store = config.response_table.clone().map(|t| Arc::new(DynamoStore::lazy(t)) as Arc<dyn ResponseStore>);
-                (store, Backend::Lambda(LambdaInvoker::lazy()))
+                let store = config.store.clone().or_else(|| {
+                    let table = config.response_table.clone()?;
+                    Some(Arc::new(match &config.aws {
+                        Some(sdk) => DynamoStore::from_sdk_config(sdk.clone(), table),
+                        None => DynamoStore::lazy(table),
+                    }) as Arc<dyn ResponseStore>)
+                });
+                let invoker = config.invoker.clone().unwrap_or_else(|| {
+                    Arc::new(match &config.aws {
+                        Some(sdk) => LambdaInvoker::from_sdk_config(sdk.clone()),
+                        None => LambdaInvoker::lazy(),
+                    })
+                });
+                (store, Backend::Lambda(invoker))
             }
         };
         Self { config, store, backend }

@@ -55,6 +55,13 @@ pub struct Config {
     pub timeout_margin: Duration,
     /// HMAC-SHA256 key for signing messages.
     pub signing_key: Option<Arc<[u8]>>,
+    /// The AWS SDK configuration for the Lambda and DynamoDB clients; `None`
+    /// loads aws-config's standard chain on first use.
+    pub aws: Option<aws_config::SdkConfig>,
+    /// A response store to use in place of the one the backend would build.
+    pub store: Option<Arc<dyn crate::store::ResponseStore>>,
+    /// The invoker of the lambda backend, in place of one built from `aws`.
+    pub invoker: Option<Arc<crate::backend::lambda::LambdaInvoker>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -68,6 +75,9 @@ impl std::fmt::Debug for Config {
             .field("local_retry_delay", &self.local_retry_delay)
             .field("timeout_margin", &self.timeout_margin)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
+            .field("aws", &self.aws.as_ref().map(|_| "<SdkConfig>"))
+            .field("store", &self.store)
+            .field("invoker", &self.invoker)
             .finish()
     }
 }
@@ -83,6 +93,9 @@ impl Default for Config {
             local_retry_delay: Duration::from_millis(200),
             timeout_margin: Duration::from_millis(500),
             signing_key: None,
+            aws: None,
+            store: None,
+            invoker: None,
         }
     }
 }
@@ -156,6 +169,26 @@ impl Config {
     /// Set the response table.
     pub fn with_response_table(mut self, table: impl Into<String>) -> Self {
         self.response_table = Some(table.into());
+        self
+    }
+
+    /// Build the AWS clients from this SDK configuration (endpoint,
+    /// region, credentials) instead of the environment.
+    pub fn with_aws_config(mut self, sdk: aws_config::SdkConfig) -> Self {
+        self.aws = Some(sdk);
+        self
+    }
+
+    /// Use `store` for responses (on either backend).
+    pub fn with_store(mut self, store: Arc<dyn crate::store::ResponseStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Send with `invoker` on the lambda backend (a client with its own
+    /// endpoint, retry or transport settings).
+    pub fn with_invoker(mut self, invoker: crate::backend::lambda::LambdaInvoker) -> Self {
+        self.invoker = Some(Arc::new(invoker));
         self
     }
 

@@ -46,6 +46,7 @@ pub mod worker;
 mod aws;
 mod client;
 mod config;
+mod context;
 mod dispatch;
 mod error;
 mod handle;
@@ -59,6 +60,7 @@ pub mod __private;
 
 pub use client::wait_for_local_tasks;
 pub use config::{BackendKind, Config};
+pub use context::{TaskContext, current};
 pub use dispatch::{SendOptions, send};
 pub use error::{BoxError, ConfigError, DispatchError, RegistryError, StoreError, TaskError, TaskResult, WaitError};
 pub use handle::TaskHandle;

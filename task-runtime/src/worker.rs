@@ -158,7 +158,7 @@ impl Worker {
     /// Capture off: run, with no writes and no de-duplication.
     async fn run_uncaptured(&self, id: &str, task: &str, inv: &Invocation, work: Work) -> Reply {
         tracing::Span::current().record("attempt", inv.attempt);
-        let decision = work.run(inv.attempt).await;
+        let decision = work.run(id, inv, inv.attempt).await;
         reply_for(id, task, inv.attempt.unwrap_or(0), &decision)
     }
 
@@ -192,7 +192,7 @@ impl Worker {
             }
         };
         tracing::Span::current().record("attempt", attempt);
-        let decision = work.run(Some(attempt)).await;
+        let decision = work.run(id, inv, Some(attempt)).await;
         match store.finish(id, &inv.request_id, decision.state.clone(), now_ms()).await {
             Ok(Finished::Written) => {}
             Ok(Finished::NotOwner) => {
@@ -216,13 +216,19 @@ enum Work {
 }
 
 impl Work {
-    async fn run(self, attempt: Option<u32>) -> Decision {
+    async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>) -> Decision {
         match self {
             Work::Refuse(failure) => outcome::permanent(failure),
             Work::Run { def, args, max_attempts, timeout } => {
+                let ctx = crate::context::TaskContext {
+                    task: def.spec.name.to_owned(),
+                    id: id.to_owned(),
+                    attempt,
+                    request_id: inv.request_id.clone(),
+                };
                 let result = match (def.call)(args) {
                     Err(e) => RunResult::BadArgs(e),
-                    Ok(fut) => run_guarded(fut, timeout).await,
+                    Ok(fut) => crate::context::scope(ctx, run_guarded(fut, timeout)).await,
                 };
                 outcome::decide(result, attempt, max_attempts)
             }

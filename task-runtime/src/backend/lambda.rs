@@ -13,6 +13,7 @@ use crate::error::DispatchError;
 #[derive(Debug, Default)]
 pub struct LambdaInvoker {
     client: OnceCell<aws_sdk_lambda::Client>,
+    sdk: Option<aws_config::SdkConfig>,
 }
 
 impl LambdaInvoker {
@@ -21,13 +22,20 @@ impl LambdaInvoker {
         Self::default()
     }
 
+    /// An invoker whose client is built from `sdk` on first use.
+    pub fn from_sdk_config(sdk: aws_config::SdkConfig) -> Self {
+        Self { client: OnceCell::new(), sdk: Some(sdk) }
+    }
+
     /// An invoker over a client you built (custom endpoint, test transport, ...).
     pub fn with_client(client: aws_sdk_lambda::Client) -> Self {
-        Self { client: OnceCell::new_with(Some(client)) }
+        Self { client: OnceCell::new_with(Some(client)), sdk: None }
     }
 
     async fn client(&self) -> &aws_sdk_lambda::Client {
-        self.client.get_or_init(|| async { aws_sdk_lambda::Client::new(crate::aws::sdk_config().await) }).await
+        self.client
+            .get_or_init(|| async { aws_sdk_lambda::Client::new(&crate::aws::config_or_env(self.sdk.as_ref()).await) })
+            .await
     }
 
     /// Invoke `function` (name, ARN or qualified ARN) asynchronously with `payload`.

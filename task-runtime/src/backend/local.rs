@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use crate::error::{DispatchError, RegistryError};
 use crate::outcome::Reply;
 use crate::registry::Registry;
-use crate::store::memory::MemoryStore;
+use crate::store::ResponseStore;
 use crate::time::now_ms;
 use crate::worker::{Invocation, Worker, WorkerSettings};
 
@@ -21,7 +21,7 @@ const LOCAL_TIMEOUT: Duration = Duration::from_secs(900);
 /// Runs dispatched messages in this process.
 #[derive(Debug)]
 pub(crate) struct LocalBackend {
-    store: Arc<MemoryStore>,
+    store: Arc<dyn ResponseStore>,
     settings: WorkerSettings,
     retry_delay: Duration,
     worker: OnceLock<Result<Worker, RegistryError>>,
@@ -29,15 +29,14 @@ pub(crate) struct LocalBackend {
 }
 
 impl LocalBackend {
-    pub(crate) fn new(store: Arc<MemoryStore>, settings: WorkerSettings, retry_delay: Duration) -> Self {
+    pub(crate) fn new(store: Arc<dyn ResponseStore>, settings: WorkerSettings, retry_delay: Duration) -> Self {
         Self { store, settings, retry_delay, worker: OnceLock::new(), in_flight: watch::Sender::new(0) }
     }
 
     fn worker(&self) -> Result<Worker, RegistryError> {
         self.worker
             .get_or_init(|| {
-                let store: Arc<dyn crate::store::ResponseStore> = self.store.clone();
-                Registry::global().map(|r| Worker::new(r, Some(store), self.settings.clone()))
+                Registry::global().map(|r| Worker::new(r, Some(self.store.clone()), self.settings.clone()))
             })
             .clone()
     }

@@ -9,7 +9,7 @@ use crate::error::DispatchError;
 /// A configured backend.
 #[derive(Debug)]
 pub(crate) enum Backend {
-    Lambda(lambda::LambdaInvoker),
+    Lambda(std::sync::Arc<lambda::LambdaInvoker>),
     Local(local::LocalBackend),
 }
 

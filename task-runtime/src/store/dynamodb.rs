@@ -36,17 +36,23 @@ type Attrs = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     table: String,
     client: OnceCell<Client>,
+    sdk: Option<aws_config::SdkConfig>,
 }
 
 impl DynamoStore {
     /// A store over `table`, with a client built from the environment on first use.
     pub fn lazy(table: impl Into<String>) -> Self {
-        Self { table: table.into(), client: OnceCell::new() }
+        Self { table: table.into(), client: OnceCell::new(), sdk: None }
+    }
+
+    /// A store over `table`, with a client built from `sdk` on first use.
+    pub fn from_sdk_config(sdk: aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self { table: table.into(), client: OnceCell::new(), sdk: Some(sdk) }
     }
 
     /// A store over `table` with a client you built.
     pub fn with_client(client: Client, table: impl Into<String>) -> Self {
-        Self { table: table.into(), client: OnceCell::new_with(Some(client)) }
+        Self { table: table.into(), client: OnceCell::new_with(Some(client)), sdk: None }
     }
 
     /// The table name.
@@ -55,7 +61,7 @@ impl DynamoStore {
     }
 
     async fn client(&self) -> &Client {
-        self.client.get_or_init(|| async { Client::new(crate::aws::sdk_config().await) }).await
+        self.client.get_or_init(|| async { Client::new(&crate::aws::config_or_env(self.sdk.as_ref()).await) }).await
     }
 
     fn err<E: ProvideErrorMetadata + std::error::Error + 'static>(

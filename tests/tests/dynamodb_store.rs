@@ -1,0 +1,218 @@
+//! The DynamoDB response store against the real DynamoDB Local: every
+//! conditional path of put_pending, begin and finish, TTL, and the raw item.
+
+mod common;
+
+use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, TimeToLiveStatus};
+use task_runtime::store::dynamodb::DynamoStore;
+use task_runtime::store::{BeginRequest, Begun, FinalState, Finished, PendingItem, ResponseStore};
+use task_runtime::{Failure, FailureKind, Status, StoreError};
+
+const FAR_TTL: u64 = 4_000_000_000; // epoch seconds, in 2096
+
+async fn store() -> DynamoStore {
+    let store = DynamoStore::with_client(common::dynamodb(), common::table_name("responses"));
+    store.create_table().await.expect("create the table");
+    store
+}
+
+fn pending(id: &str) -> PendingItem {
+    PendingItem { id: id.into(), task: "pies::bake".into(), now_ms: common::now_ms(), ttl: FAR_TTL }
+}
+
+fn begin(id: &str, request_id: &str, lease_until_ms: u64) -> BeginRequest {
+    BeginRequest {
+        id: id.into(),
+        task: "pies::bake".into(),
+        request_id: request_id.into(),
+        lease_until_ms,
+        now_ms: common::now_ms(),
+        ttl: FAR_TTL,
+    }
+}
+
+fn live() -> u64 {
+    common::now_ms() + 60_000
+}
+
+#[tokio::test]
+async fn create_table_is_on_demand_with_ttl_and_idempotent() {
+    let store = store().await;
+    store.create_table().await.expect("a second call on an existing table succeeds");
+    let client = common::dynamodb();
+    let t = client.describe_table().table_name(store.table()).send().await.expect("describe");
+    let t = t.table().expect("table");
+    assert_eq!(t.billing_mode_summary().and_then(|b| b.billing_mode()), Some(&BillingMode::PayPerRequest));
+    let key: Vec<_> = t.key_schema().iter().map(|k| k.attribute_name().to_owned()).collect();
+    assert_eq!(key, ["id"]);
+    let ttl = client.describe_time_to_live().table_name(store.table()).send().await.expect("ttl");
+    let ttl = ttl.time_to_live_description().expect("ttl description");
+    assert_eq!(ttl.attribute_name(), Some("ttl"));
+    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+}
+
+#[tokio::test]
+async fn put_pending_never_overwrites() {
+    let s = store().await;
+    assert!(s.put_pending(pending("p1")).await.expect("put"));
+    assert!(!s.put_pending(pending("p1")).await.expect("second put is refused, not an error"));
+    let r = s.get("p1").await.expect("get").expect("exists");
+    assert_eq!((r.status, r.attempts, r.task.as_str()), (Status::Pending, 0, "pies::bake"));
+}
+
+#[tokio::test]
+async fn begin_counts_attempts_and_respects_leases() {
+    let s = store().await;
+    s.put_pending(pending("b1")).await.expect("put");
+    assert_eq!(s.begin(begin("b1", "req-1", live())).await.expect("begin"), Begun::Started { attempts: 1 });
+    // Another request while the lease is live: not run concurrently.
+    match s.begin(begin("b1", "req-2", live())).await.expect("begin") {
+        Begun::Busy { request_id, .. } => assert_eq!(request_id, "req-1"),
+        other => panic!("{other:?}"),
+    }
+    // Lambda's retry after a crash comes under the same request id: it takes over.
+    assert_eq!(s.begin(begin("b1", "req-1", live())).await.expect("begin"), Begun::Started { attempts: 2 });
+    // A retrying item is begun again by anyone.
+    s.finish("b1", "req-1", FinalState::Retrying(Failure::new(FailureKind::Error, "flaky")), common::now_ms()).await.expect("finish");
+    assert_eq!(s.begin(begin("b1", "req-3", live())).await.expect("begin"), Begun::Started { attempts: 3 });
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_finish() {
+    let s = store().await;
+    assert_eq!(s.begin(begin("l1", "req-old", common::now_ms() - 1)).await.expect("begin"), Begun::Started { attempts: 1 });
+    assert_eq!(s.begin(begin("l1", "req-new", live())).await.expect("begin"), Begun::Started { attempts: 2 });
+    let late = s.finish("l1", "req-old", FinalState::Complete("1".into()), common::now_ms()).await.expect("finish");
+    assert_eq!(late, Finished::NotOwner);
+    let done = s.finish("l1", "req-new", FinalState::Complete("2".into()), common::now_ms()).await.expect("finish");
+    assert_eq!(done, Finished::Written);
+    assert_eq!(s.get("l1").await.expect("get").and_then(|r| r.response), Some(serde_json::json!(2)));
+}
+
+#[tokio::test]
+async fn a_finished_item_is_a_duplicate_and_finish_without_begin_is_refused() {
+    let s = store().await;
+    assert_eq!(s.finish("f1", "req-1", FinalState::Complete("0".into()), common::now_ms()).await.expect("finish"), Finished::NotOwner);
+    s.begin(begin("f1", "req-1", live())).await.expect("begin");
+    s.finish("f1", "req-1", FinalState::Failed(Failure::new(FailureKind::Failed, "no")), common::now_ms()).await.expect("finish");
+    assert_eq!(
+        s.begin(begin("f1", "req-2", live())).await.expect("begin"),
+        Begun::Finished { status: Status::Failed, attempts: 1 }
+    );
+    assert_eq!(
+        s.begin(begin("f1", "req-1", live())).await.expect("begin"),
+        Begun::Finished { status: Status::Failed, attempts: 1 }
+    );
+}
+
+#[tokio::test]
+async fn a_caller_write_after_the_worker_finished_changes_nothing() {
+    let s = store().await;
+    // The worker was faster than the caller's put_pending.
+    assert_eq!(s.begin(begin("w1", "req-1", live())).await.expect("begin"), Begun::Started { attempts: 1 });
+    s.finish("w1", "req-1", FinalState::Complete("{\"ok\":true}".into()), common::now_ms()).await.expect("finish");
+    assert!(!s.put_pending(pending("w1")).await.expect("put"));
+    let r = s.get("w1").await.expect("get").expect("exists");
+    assert_eq!((r.status, r.attempts), (Status::Complete, 1));
+    assert_eq!(r.response, Some(serde_json::json!({"ok": true})));
+}
+
+#[tokio::test]
+async fn an_item_past_its_ttl_reads_as_absent() {
+    let s = store().await;
+    let mut p = pending("t1");
+    p.ttl = common::now_ms() / 1000 - 10;
+    s.put_pending(p).await.expect("put");
+    // DynamoDB deletes expired items lazily; the item is still there raw...
+    let raw = common::dynamodb()
+        .get_item()
+        .table_name(s.table())
+        .key("id", AttributeValue::S("t1".into()))
+        .send()
+        .await
+        .expect("raw get");
+    assert!(raw.item().is_some());
+    // ...but a poll treats it as absent, like an unknown id.
+    assert_eq!(s.get("t1").await.expect("get"), None);
+    assert_eq!(s.get("never-written").await.expect("get"), None);
+}
+
+#[tokio::test]
+async fn the_stored_item_has_the_documented_attributes() {
+    let s = store().await;
+    s.put_pending(pending("a1")).await.expect("put");
+    s.begin(begin("a1", "req-9", 1_900_000_000_000)).await.expect("begin");
+    s.finish("a1", "req-9", FinalState::Failed(Failure::new(FailureKind::Panic, "boom")), 1_800_000_000_000).await.expect("finish");
+    let raw = common::dynamodb()
+        .get_item()
+        .table_name(s.table())
+        .key("id", AttributeValue::S("a1".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("raw get");
+    let item = raw.item().expect("item");
+    let s_of = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let n_of = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).cloned();
+    assert_eq!(s_of("id").as_deref(), Some("a1"));
+    assert_eq!(s_of("task").as_deref(), Some("pies::bake"));
+    assert_eq!(s_of("status").as_deref(), Some("failed"));
+    assert_eq!(n_of("attempts").as_deref(), Some("1"));
+    assert_eq!(s_of("request_id").as_deref(), Some("req-9"));
+    assert_eq!(n_of("lease_until_ms").as_deref(), Some("1900000000000"));
+    assert_eq!(n_of("updated_at_ms").as_deref(), Some("1800000000000"));
+    assert!(n_of("created_at_ms").is_some());
+    assert_eq!(n_of("ttl").as_deref(), Some("4000000000"));
+    let error = item.get("error").and_then(|v| v.as_m().ok()).expect("error is a map");
+    assert_eq!(error.get("kind").and_then(|v| v.as_s().ok()).map(String::as_str), Some("panic"));
+    assert_eq!(error.get("message").and_then(|v| v.as_s().ok()).map(String::as_str), Some("boom"));
+    assert!(item.get("response").is_none());
+    let mut keys: Vec<_> = item.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["attempts", "created_at_ms", "error", "id", "lease_until_ms", "request_id", "status", "task", "ttl", "updated_at_ms"]
+    );
+
+    // A complete item stores the response as JSON text and no error.
+    s.put_pending(pending("a2")).await.expect("put");
+    s.begin(begin("a2", "r", live())).await.expect("begin");
+    s.finish("a2", "r", FinalState::Complete("{\"slices\":8}".into()), common::now_ms()).await.expect("finish");
+    let raw = common::dynamodb().get_item().table_name(s.table()).key("id", AttributeValue::S("a2".into())).send().await.expect("get");
+    let item = raw.item().expect("item");
+    assert_eq!(item.get("response").and_then(|v| v.as_s().ok()).map(String::as_str), Some("{\"slices\":8}"));
+    assert!(item.get("error").is_none());
+}
+
+#[tokio::test]
+async fn a_malformed_stored_item_is_an_error_naming_the_attribute() {
+    let s = store().await;
+    common::dynamodb()
+        .put_item()
+        .table_name(s.table())
+        .item("id", AttributeValue::S("bad".into()))
+        .item("status", AttributeValue::S("exploded".into()))
+        .item("ttl", AttributeValue::N(FAR_TTL.to_string()))
+        .send()
+        .await
+        .expect("raw put");
+    match s.get("bad").await {
+        Err(StoreError::Corrupt { id, attribute: "status", problem }) => {
+            assert_eq!(id, "bad");
+            assert!(problem.contains("\"exploded\""), "{problem}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_table_is_a_backend_error_naming_the_operation_and_table() {
+    let s = DynamoStore::with_client(common::dynamodb(), "no-such-table");
+    match s.get("x").await {
+        Err(e @ StoreError::Backend { operation: "get", .. }) => {
+            let text = e.to_string();
+            assert!(text.contains("`no-such-table`") && text.contains("ResourceNotFoundException"), "{text}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
