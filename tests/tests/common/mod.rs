@@ -42,3 +42,94 @@ pub fn table_name(prefix: &str) -> String {
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
+
+/// One request the fake Lambda endpoint received.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub method: String,
+    pub path: String,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// How the fake answers a request: status, extra headers, body.
+pub type Responder = std::sync::Arc<dyn Fn(&Captured) -> (u16, Vec<(&'static str, String)>, String) + Send + Sync>;
+
+/// A loopback HTTP server that records every request. Stopped when dropped.
+pub struct FakeLambda {
+    pub endpoint: String,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<Captured>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeLambda {
+    pub async fn start(respond: Responder) -> Self {
+        use axum::body::Bytes;
+        use axum::extract::State;
+        use axum::response::IntoResponse;
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let state = (requests.clone(), respond);
+        let app = axum::Router::new()
+            .fallback(
+                |State((log, respond)): State<(std::sync::Arc<std::sync::Mutex<Vec<Captured>>>, Responder)>,
+                 method: http::Method,
+                 uri: http::Uri,
+                 headers: http::HeaderMap,
+                 body: Bytes| async move {
+                    let c = Captured { method: method.to_string(), path: uri.path().to_owned(), headers, body: body.to_vec() };
+                    let (status, extra, text) = respond(&c);
+                    log.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+                    let mut resp = (http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR), text).into_response();
+                    resp.headers_mut().insert("x-amzn-requestid", http::HeaderValue::from_static("fake-request-id"));
+                    for (k, v) in extra {
+                        if let Ok(v) = http::HeaderValue::from_str(&v) {
+                            resp.headers_mut().insert(k, v);
+                        }
+                    }
+                    resp
+                },
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { endpoint, requests, task }
+    }
+
+    pub fn received(&self) -> Vec<Captured> {
+        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A Lambda client for this endpoint whose retries back off in milliseconds.
+    pub fn client(&self) -> aws_sdk_lambda::Client {
+        let conf = aws_sdk_lambda::Config::builder()
+            .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+            .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "tests"))
+            .endpoint_url(&self.endpoint)
+            .retry_config(
+                aws_sdk_lambda::config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(std::time::Duration::from_millis(5)),
+            )
+            .build();
+        aws_sdk_lambda::Client::from_conf(conf)
+    }
+}
+
+impl Drop for FakeLambda {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An AWS-style JSON error answer.
+pub fn aws_error(status: u16, code: &str, message: &str) -> (u16, Vec<(&'static str, String)>, String) {
+    (
+        status,
+        vec![("x-amzn-errortype", code.to_owned()), ("content-type", "application/json".to_owned())],
+        serde_json::json!({"Type": "User", "message": message}).to_string(),
+    )
+}
