@@ -52,6 +52,12 @@ async fn nap(ms: u64) -> u64 {
     ms
 }
 
+/// Panics: recorded as `failed` with kind `panic`; Lambda is not asked to retry.
+#[task]
+async fn explode(what: String) -> u32 {
+    panic!("{what} exploded");
+}
+
 /// Kills its own process on the first attempt (a crash); completes on a retry.
 #[task]
 fn crash_once(value: u32) -> u32 {
@@ -64,6 +70,9 @@ fn crash_once(value: u32) -> u32 {
 #[derive(Deserialize)]
 struct Hello {
     name: String,
+    /// Sleep this long first (to see a function time out).
+    #[serde(default)]
+    sleep_ms: u64,
 }
 
 #[derive(Serialize)]
@@ -73,6 +82,7 @@ struct Greeting {
 
 /// The function's ordinary handler, for every event that is not a task.
 async fn hello(event: LambdaEvent<Hello>) -> Result<Greeting, lambda_runtime::Error> {
+    tokio::time::sleep(Duration::from_millis(event.payload.sleep_ms)).await;
     Ok(Greeting { greeting: format!("hello, {}", event.payload.name) })
 }
 

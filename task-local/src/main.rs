@@ -1,1 +1,110 @@
-fn main() {}
+//! `task-local`: a local AWS Lambda for developing and testing functions
+//! that use asynchronous invocations. See `task-local serve --help`.
+
+mod cli;
+mod emulator;
+mod function;
+mod instance;
+mod queue;
+mod stats;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::emulator::Emulator;
+use crate::function::Function;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let Command::Serve(args) = Cli::parse().command;
+    let configs = match args.functions() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("task-local: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let on_failure = match &args.on_failure {
+        None => None,
+        Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("task-local: --on-failure {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("task-local: cannot listen on 127.0.0.1:{}: {e}", args.port);
+            return ExitCode::from(1);
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+    let longest = configs.iter().map(|c| c.timeout).max().unwrap_or(Duration::from_secs(3));
+    let functions: Vec<Function> = configs.into_iter().map(|c| Function::new(c, &args.region, port)).collect();
+    for f in &functions {
+        println!(
+            "task-local: function {} -> {} (timeout {:?}, memory {} MB, concurrency {}, retries {}, retry delays {:?})",
+            f.cfg.name, f.cfg.path.display(), f.cfg.timeout, f.cfg.memory_mb, f.cfg.concurrency, f.cfg.max_retry_attempts, f.cfg.retry_delays
+        );
+    }
+    let emu = Arc::new(Emulator::new(functions, on_failure, &args.region));
+    println!("task-local: listening on http://127.0.0.1:{port}");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(axum::serve(listener, emulator::router(emu.clone())).with_graceful_shutdown(async {
+        let _ = stop_rx.await;
+    }).into_future());
+
+    if args.stop_on_stdin_eof {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = stdin_closed() => {}
+        }
+    } else {
+        shutdown_signal().await;
+    }
+    println!("task-local: shutting down: no new events; waiting up to {longest:?} for running invocations");
+    emu.drain(longest + Duration::from_secs(1)).await;
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    print!("{}", emu.stats.summary());
+    ExitCode::SUCCESS
+}
+
+async fn stdin_closed() {
+    use tokio::io::AsyncReadExt;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 256];
+    while let Ok(n) = stdin.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -258,6 +258,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn reply_for(id: &str, task: &str, attempt: u32, d: &Decision) -> Reply {
+    let which = if attempt == 0 { "an attempt".to_owned() } else { format!("attempt {attempt}") };
     let (failure, status) = match &d.state {
         FinalState::Complete(_) => (None, Status::Complete),
         FinalState::Retrying(f) => (Some(f), Status::Retrying),
@@ -265,8 +266,8 @@ fn reply_for(id: &str, task: &str, attempt: u32, d: &Decision) -> Reply {
     };
     match (d.error_type, failure) {
         (Some(error_type), Some(f)) => {
-            tracing::warn!(%status, kind = %f.kind, "attempt {attempt} failed: {}", f.message);
-            Reply::Error { error_type, message: format!("task `{task}` (id {id}) attempt {attempt}: {f}") }
+            tracing::warn!(%status, kind = %f.kind, "{which} failed: {}", f.message);
+            Reply::Error { error_type, message: format!("task `{task}` (id {id}) {which}: {f}") }
         }
         _ => {
             match failure {

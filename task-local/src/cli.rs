@@ -1,0 +1,248 @@
+//! `task-local serve` options. Every per-function option takes `VALUE` (all
+//! functions) or `NAME=VALUE` (one function); the latter wins.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A local AWS Lambda: the Invoke API, the Runtime API, real worker
+/// processes, and the asynchronous queue with Lambda's retries.
+#[derive(Debug, Parser)]
+#[command(name = "task-local", version)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Serve functions on 127.0.0.1 until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// A function: its name and the path of its executable (repeatable).
+    #[arg(long = "function", value_name = "NAME=PATH", required = true)]
+    pub(crate) functions: Vec<String>,
+    /// The port of the Invoke API; 0 picks a free one (printed on stdout).
+    #[arg(long, default_value_t = 9001)]
+    pub(crate) port: u16,
+    /// Invocation timeout, e.g. `3s`, `500ms` [default: 3s].
+    #[arg(long, value_name = "[NAME=]DURATION")]
+    pub(crate) timeout: Vec<String>,
+    /// Memory in MB, as AWS_LAMBDA_FUNCTION_MEMORY_SIZE [default: 128].
+    #[arg(long, value_name = "[NAME=]MB")]
+    pub(crate) memory: Vec<String>,
+    /// Most instances at once [default: 10].
+    #[arg(long, value_name = "[NAME=]N")]
+    pub(crate) concurrency: Vec<String>,
+    /// Retries of a failed asynchronous invocation, 0-2 [default: 2].
+    #[arg(long, value_name = "[NAME=]N")]
+    pub(crate) max_retry_attempts: Vec<String>,
+    /// Delays before the first and second retry [default: 60s,120s, as Lambda].
+    #[arg(long, value_name = "[NAME=]D1,D2")]
+    pub(crate) retry_delays: Vec<String>,
+    /// Drop an asynchronous event older than this [default: 6h].
+    #[arg(long, value_name = "[NAME=]DURATION")]
+    pub(crate) max_event_age: Vec<String>,
+    /// An environment variable for every function's processes (repeatable).
+    #[arg(long = "env", value_name = "K=V")]
+    pub(crate) env: Vec<String>,
+    /// Append events dropped after their last attempt here, as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) on_failure: Option<PathBuf>,
+    /// The region functions see (AWS_REGION).
+    #[arg(long, default_value = "us-east-1")]
+    pub(crate) region: String,
+    /// Shut down (draining, as on SIGTERM) when standard input closes: for
+    /// test harnesses, so the emulator never outlives the process that started it.
+    #[arg(long)]
+    pub(crate) stop_on_stdin_eof: bool,
+}
+
+/// One function's settings.
+#[derive(Debug, Clone)]
+pub(crate) struct FunctionConfig {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+    pub(crate) timeout: Duration,
+    pub(crate) memory_mb: u32,
+    pub(crate) concurrency: usize,
+    pub(crate) max_retry_attempts: u8,
+    pub(crate) retry_delays: [Duration; 2],
+    pub(crate) max_event_age: Duration,
+    pub(crate) env: Vec<(String, String)>,
+}
+
+/// A bad option, naming the option and the value.
+#[derive(Debug, thiserror::Error)]
+#[error("--{option} {value:?}: {problem}")]
+pub(crate) struct OptionError {
+    option: &'static str,
+    value: String,
+    problem: String,
+}
+
+fn bad(option: &'static str, value: &str, problem: impl Into<String>) -> OptionError {
+    OptionError { option, value: value.to_owned(), problem: problem.into() }
+}
+
+/// `150ms`, `2s`, `1m`, `6h`, or a bare number of seconds.
+pub(crate) fn duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let (num, unit) = t.find(|c: char| !c.is_ascii_digit() && c != '.').map_or((t, "s"), |i| t.split_at(i));
+    let n: f64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+impl ServeArgs {
+    /// Resolve every function's settings.
+    pub(crate) fn functions(&self) -> Result<Vec<FunctionConfig>, OptionError> {
+        let mut env = Vec::new();
+        for kv in &self.env {
+            let (k, v) = kv.split_once('=').ok_or_else(|| bad("env", kv, "expected K=V"))?;
+            env.push((k.to_owned(), v.to_owned()));
+        }
+        let mut out: Vec<FunctionConfig> = Vec::new();
+        for spec in &self.functions {
+            let (name, path) = spec.split_once('=').ok_or_else(|| bad("function", spec, "expected NAME=PATH"))?;
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(bad("function", spec, "a function name has letters, digits, - and _ only"));
+            }
+            if out.iter().any(|f| f.name == name) {
+                return Err(bad("function", spec, format!("function `{name}` is given twice")));
+            }
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(bad("function", spec, format!("no executable at {}", path.display())));
+            }
+            out.push(FunctionConfig {
+                name: name.to_owned(),
+                path,
+                timeout: Duration::from_secs(3),
+                memory_mb: 128,
+                concurrency: 10,
+                max_retry_attempts: 2,
+                retry_delays: [Duration::from_secs(60), Duration::from_secs(120)],
+                max_event_age: Duration::from_secs(6 * 3600),
+                env: env.clone(),
+            });
+        }
+        let names: Vec<String> = out.iter().map(|f| f.name.clone()).collect();
+        apply(&mut out, &names, "timeout", &self.timeout, |f, v| {
+            let d = duration(v).filter(|d| !d.is_zero() && *d <= Duration::from_secs(900)).ok_or("expected a duration up to 900s, e.g. 3s or 500ms")?;
+            f.timeout = d;
+            Ok(())
+        })?;
+        apply(&mut out, &names, "memory", &self.memory, |f, v| {
+            f.memory_mb = v.parse().ok().filter(|m| (128..=10_240).contains(m)).ok_or("expected MB from 128 to 10240")?;
+            Ok(())
+        })?;
+        apply(&mut out, &names, "concurrency", &self.concurrency, |f, v| {
+            f.concurrency = v.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or("expected 1 to 1000")?;
+            Ok(())
+        })?;
+        apply(&mut out, &names, "max-retry-attempts", &self.max_retry_attempts, |f, v| {
+            f.max_retry_attempts = v.parse().ok().filter(|n| *n <= 2).ok_or("expected 0, 1 or 2")?;
+            Ok(())
+        })?;
+        apply(&mut out, &names, "retry-delays", &self.retry_delays, |f, v| {
+            let d: Vec<Duration> = v.split(',').map(duration).collect::<Option<_>>().ok_or("expected two durations, e.g. 60s,120s")?;
+            f.retry_delays = match d.as_slice() {
+                [a] => [*a, *a],
+                [a, b] => [*a, *b],
+                _ => return Err("expected two durations, e.g. 60s,120s"),
+            };
+            Ok(())
+        })?;
+        apply(&mut out, &names, "max-event-age", &self.max_event_age, |f, v| {
+            f.max_event_age = duration(v).filter(|d| *d >= Duration::from_secs(1)).ok_or("expected a duration of at least 1s, e.g. 6h")?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// Apply `[NAME=]VALUE` options: plain values first, then per-function ones.
+fn apply(
+    functions: &mut [FunctionConfig],
+    names: &[String],
+    option: &'static str,
+    values: &[String],
+    set: impl Fn(&mut FunctionConfig, &str) -> Result<(), &'static str>,
+) -> Result<(), OptionError> {
+    let split = |v: &String| match v.split_once('=') {
+        Some((n, val)) if names.iter().any(|x| x == n) => (Some(n.to_owned()), val.to_owned()),
+        Some((n, _)) if !n.is_empty() && !n.starts_with(|c: char| c.is_ascii_digit()) => (Some(n.to_owned()), String::new()),
+        _ => (None, v.clone()),
+    };
+    for pass in [false, true] {
+        for raw in values {
+            let (target, value) = split(raw);
+            if target.is_some() != pass {
+                continue;
+            }
+            if let Some(t) = &target {
+                if !names.contains(t) {
+                    return Err(bad(option, raw, format!("no function named `{t}`")));
+                }
+            }
+            for f in functions.iter_mut().filter(|f| target.as_ref().is_none_or(|t| *t == f.name)) {
+                set(f, &value).map_err(|p| bad(option, raw, p))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("150ms"), Some(Duration::from_millis(150)));
+        assert_eq!(duration("2"), Some(Duration::from_secs(2)));
+        assert_eq!(duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(duration("6h"), Some(Duration::from_secs(21_600)));
+        assert_eq!(duration("soon"), None);
+        assert_eq!(duration("5d"), None);
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+        let mut argv = vec!["task-local".to_owned(), "serve".into(), "--function".into(), format!("a={exe}"), "--function".into(), format!("b={exe}")];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        match Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(Command::Serve(a)) => a,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn per_function_values_override_plain_ones() {
+        let f = args(&["--timeout", "b=10s", "--timeout", "2s", "--retry-delays", "10ms,20ms", "--concurrency", "a=4"]).functions();
+        let f = f.unwrap_or_default();
+        assert_eq!(f[0].timeout, Duration::from_secs(2));
+        assert_eq!(f[1].timeout, Duration::from_secs(10));
+        assert_eq!(f[0].retry_delays, [Duration::from_millis(10), Duration::from_millis(20)]);
+        assert_eq!((f[0].concurrency, f[1].concurrency), (4, 10));
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let e = args(&["--max-retry-attempts", "3"]).functions().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("--max-retry-attempts \"3\"") && e.contains("0, 1 or 2"), "{e}");
+        let e = args(&["--timeout", "zzz=3s"]).functions().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("no function named `zzz`"), "{e}");
+    }
+}

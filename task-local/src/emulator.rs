@@ -1,0 +1,185 @@
+//! The emulator's shared state and its Invoke API, compatible with
+//! aws-sdk-lambda and boto3.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::sync::watch;
+
+use crate::function::Function;
+use crate::instance::Outcome;
+use crate::stats::Stats;
+
+/// Lambda's payload limits.
+pub(crate) const MAX_ASYNC_PAYLOAD: usize = 1_048_576;
+pub(crate) const MAX_SYNC_PAYLOAD: usize = 6_291_456;
+
+#[derive(Debug)]
+pub(crate) struct Emulator {
+    pub(crate) functions: HashMap<String, Arc<Function>>,
+    pub(crate) stats: Stats,
+    pub(crate) on_failure: Option<Mutex<File>>,
+    region: String,
+    draining: AtomicBool,
+    in_flight: watch::Sender<usize>,
+}
+
+/// Counts work in flight until dropped.
+#[derive(Debug)]
+pub(crate) struct Tracked(watch::Sender<usize>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
+}
+
+impl Emulator {
+    pub(crate) fn new(functions: Vec<Function>, on_failure: Option<File>, region: &str) -> Self {
+        let stats = Stats::default();
+        for f in &functions {
+            stats.update(&f.cfg.name, |_| {});
+        }
+        Self {
+            functions: functions.into_iter().map(|f| (f.cfg.name.clone(), Arc::new(f))).collect(),
+            stats,
+            on_failure: on_failure.map(Mutex::new),
+            region: region.to_owned(),
+            draining: AtomicBool::new(false),
+            in_flight: watch::Sender::new(0),
+        }
+    }
+
+    pub(crate) fn track(&self) -> Tracked {
+        self.in_flight.send_modify(|n| *n += 1);
+        Tracked(self.in_flight.clone())
+    }
+
+    pub(crate) fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Stop accepting, wait for what runs (at most `limit`), stop every instance.
+    pub(crate) async fn drain(&self, limit: std::time::Duration) {
+        self.draining.store(true, Ordering::SeqCst);
+        let mut rx = self.in_flight.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|n| *n == 0)).await;
+        for f in self.functions.values() {
+            f.stop_all();
+        }
+    }
+
+    /// A function by name, ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`),
+    /// partial ARN (`ACCOUNT:function:NAME`) or `NAME:QUALIFIER`.
+    pub(crate) fn resolve(&self, name: &str) -> Option<Arc<Function>> {
+        let parts: Vec<&str> = name.split(':').collect();
+        let short = match parts.as_slice() {
+            ["arn", _, "lambda", _, _, "function", n, ..] => *n,
+            [_, "function", n, ..] => *n,
+            [n, ..] => *n,
+            [] => return None,
+        };
+        self.functions.get(short).cloned()
+    }
+}
+
+pub(crate) fn router(emu: Arc<Emulator>) -> Router {
+    Router::new()
+        .route("/2015-03-31/functions/{function}/invocations", post(invoke))
+        .route("/stats", get(stats))
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
+        .with_state(emu)
+}
+
+async fn stats(State(emu): State<Arc<Emulator>>) -> Response {
+    axum::Json(emu.stats.json()).into_response()
+}
+
+/// An error in the shape the AWS SDKs parse.
+fn aws_error(status: StatusCode, code: &str, message: String, request_id: &str) -> Response {
+    let body = serde_json::json!({"Type": "User", "message": message, "Message": message});
+    let mut resp = (status, axum::Json(body)).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(code) {
+        h.insert("x-amzn-errortype", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+async fn invoke(State(emu): State<Arc<Emulator>>, Path(function): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    let call_id = uuid::Uuid::new_v4().to_string();
+    if emu.draining() {
+        return aws_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceException", "task-local is shutting down".into(), &call_id);
+    }
+    let Some(func) = emu.resolve(&function) else {
+        let arn = format!("arn:aws:lambda:{}:000000000000:function:{function}", emu.region);
+        return aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", format!("Function not found: {arn}"), &call_id);
+    };
+    let kind = headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()).unwrap_or("RequestResponse");
+    match kind {
+        "DryRun" => {
+            let mut r = StatusCode::NO_CONTENT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&call_id) {
+                r.headers_mut().insert("x-amzn-requestid", v);
+            }
+            r
+        }
+        "Event" => {
+            if body.len() > MAX_ASYNC_PAYLOAD {
+                let msg = format!("{} byte payload is too large for the Event invocation type (limit {MAX_ASYNC_PAYLOAD} bytes)", body.len());
+                return aws_error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", msg, &call_id);
+            }
+            let rid = crate::queue::enqueue(emu.clone(), func, body);
+            let mut r = StatusCode::ACCEPTED.into_response();
+            if let Ok(v) = HeaderValue::from_str(&rid) {
+                r.headers_mut().insert("x-amzn-requestid", v);
+            }
+            r
+        }
+        "RequestResponse" => {
+            if body.len() > MAX_SYNC_PAYLOAD {
+                let msg = format!("{} byte payload is too large for the RequestResponse invocation type (limit {MAX_SYNC_PAYLOAD} bytes)", body.len());
+                return aws_error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", msg, &call_id);
+            }
+            let Ok(slot) = func.slots.clone().try_acquire_owned() else {
+                emu.stats.update(&func.cfg.name, |s| s.throttled += 1);
+                return aws_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.".into(), &call_id);
+            };
+            let _tracked = emu.track();
+            let outcome = func.invoke(&emu.stats, &call_id, body, 1, &slot).await;
+            drop(slot);
+            let error = func.error_body(&call_id, &outcome);
+            let mut r = match (outcome, error) {
+                (Outcome::Success(b), _) => (StatusCode::OK, b).into_response(),
+                (_, e) => {
+                    let mut r = (StatusCode::OK, e.unwrap_or_default()).into_response();
+                    r.headers_mut().insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
+                    r
+                }
+            };
+            let h = r.headers_mut();
+            h.insert("x-amz-executed-version", HeaderValue::from_static("$LATEST"));
+            if let Ok(v) = HeaderValue::from_str(&call_id) {
+                h.insert("x-amzn-requestid", v);
+            }
+            r
+        }
+        other => aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            format!("X-Amz-Invocation-Type {other:?} is not one of Event, RequestResponse, DryRun"),
+            &call_id,
+        ),
+    }
+}

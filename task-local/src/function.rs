@@ -1,0 +1,141 @@
+//! One function: its instances (started on demand, kept warm, never more
+//! than `concurrency`), and one invocation run on them with its deadline.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+
+use crate::cli::FunctionConfig;
+use crate::instance::{Instance, Job, Outcome};
+use crate::stats::{InvocationRecord, Stats};
+
+#[derive(Debug)]
+pub(crate) struct Function {
+    pub(crate) cfg: FunctionConfig,
+    pub(crate) arn: String,
+    region: String,
+    invoke_port: u16,
+    /// One permit per instance that may run: the concurrency limit.
+    pub(crate) slots: Arc<Semaphore>,
+    idle: Mutex<Vec<Arc<Instance>>>,
+    all: Mutex<Vec<Arc<Instance>>>,
+    next_id: AtomicU64,
+}
+
+impl Function {
+    pub(crate) fn new(cfg: FunctionConfig, region: &str, invoke_port: u16) -> Self {
+        Self {
+            arn: format!("arn:aws:lambda:{region}:000000000000:function:{}", cfg.name),
+            slots: Arc::new(Semaphore::new(cfg.concurrency)),
+            region: region.to_owned(),
+            invoke_port,
+            idle: Mutex::new(Vec::new()),
+            all: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            cfg,
+        }
+    }
+
+    /// An idle warm instance, or a new one (cold).
+    async fn instance(&self, stats: &Stats) -> Result<(Arc<Instance>, Option<u64>), String> {
+        loop {
+            let warm = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match warm {
+                Some(i) if i.is_dead() => continue,
+                Some(i) => return Ok((i, None)),
+                None => break,
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        let (inst, init) = Instance::start(&self.cfg, &self.arn, &self.region, self.invoke_port, id).await?;
+        self.all.lock().unwrap_or_else(|p| p.into_inner()).push(inst.clone());
+        stats.update(&self.cfg.name, |s| s.instances += 1);
+        Ok((inst, Some(init.as_millis() as u64)))
+    }
+
+    fn retire(&self, inst: &Arc<Instance>, stats: &Stats) {
+        inst.stop();
+        let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+        let before = all.len();
+        all.retain(|i| !Arc::ptr_eq(i, inst));
+        if all.len() < before {
+            stats.update(&self.cfg.name, |s| s.instances -= 1);
+        }
+    }
+
+    /// Run one invocation on an instance. The caller holds a slot permit.
+    pub(crate) async fn invoke(&self, stats: &Stats, request_id: &str, payload: Bytes, attempt: u32, _slot: &OwnedSemaphorePermit) -> Outcome {
+        stats.update(&self.cfg.name, |s| s.running += 1);
+        let started = Instant::now();
+        let (outcome, cold, init_ms) = match self.instance(stats).await {
+            Err(e) => (Outcome::InitError(e), true, None),
+            Ok((inst, init)) => {
+                let deadline_ms = now_ms() + self.cfg.timeout.as_millis() as u64;
+                let (tx, rx) = oneshot::channel();
+                let job = Job { request_id: request_id.to_owned(), payload, deadline_ms, reply: tx };
+                let outcome = match inst.run(job).await {
+                    Err(_) => Outcome::Crash("the instance stopped before the invocation".into()),
+                    Ok(()) => match tokio::time::timeout(self.cfg.timeout, rx).await {
+                        Err(_) => Outcome::Timeout,
+                        Ok(Err(_)) => Outcome::Crash("the instance stopped mid-invocation".into()),
+                        Ok(Ok(o)) => o,
+                    },
+                };
+                match outcome {
+                    Outcome::Success(_) | Outcome::FunctionError { .. } if !inst.is_dead() => {
+                        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(inst);
+                    }
+                    _ => self.retire(&inst, stats),
+                }
+                (outcome, init.is_some(), init)
+            }
+        };
+        stats.update(&self.cfg.name, |s| s.running -= 1);
+        let (name, error_type) = match &outcome {
+            Outcome::Success(_) => ("success", None),
+            Outcome::FunctionError { error_type, .. } => ("error", Some(error_type.clone())),
+            Outcome::Timeout => ("timeout", None),
+            Outcome::Crash(_) => ("crash", None),
+            Outcome::InitError(_) => ("init_error", None),
+        };
+        let total = started.elapsed().as_millis() as u64;
+        stats.record(InvocationRecord {
+            request_id: request_id.to_owned(),
+            function: self.cfg.name.clone(),
+            attempt,
+            cold,
+            init_ms,
+            duration_ms: total.saturating_sub(init_ms.unwrap_or(0)),
+            outcome: name,
+            error_type,
+        });
+        outcome
+    }
+
+    /// Stop every instance.
+    pub(crate) fn stop_all(&self) {
+        for inst in self.all.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            inst.stop();
+        }
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The error body Lambda returns for an outcome that is not a success.
+    pub(crate) fn error_body(&self, request_id: &str, outcome: &Outcome) -> Option<Bytes> {
+        let (t, m) = match outcome {
+            Outcome::Success(_) => return None,
+            Outcome::FunctionError { body, .. } => return Some(body.clone()),
+            Outcome::Timeout => ("Sandbox.Timedout", format!("RequestId: {request_id} Error: Task timed out after {:.2} seconds", self.cfg.timeout.as_secs_f64())),
+            Outcome::Crash(why) => ("Runtime.ExitError", format!("RequestId: {request_id} Error: {why}")),
+            Outcome::InitError(why) => ("Runtime.InitError", format!("RequestId: {request_id} Error: {why}")),
+        };
+        Some(Bytes::from(serde_json::json!({"errorType": t, "errorMessage": m}).to_string()))
+    }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

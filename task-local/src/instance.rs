@@ -1,0 +1,257 @@
+//! One instance of a function: a real child process with the environment a
+//! Lambda function sees, and its own Runtime API on a loopback port.
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::cli::FunctionConfig;
+
+/// How an invocation ended, as the instance saw it.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    Success(Bytes),
+    FunctionError { error_type: String, body: Bytes },
+    Timeout,
+    Crash(String),
+    InitError(String),
+}
+
+/// One invocation handed to an instance.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub(crate) request_id: String,
+    pub(crate) payload: Bytes,
+    pub(crate) deadline_ms: u64,
+    pub(crate) reply: oneshot::Sender<Outcome>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Instance {
+    pub(crate) id: u64,
+    function: String,
+    arn: String,
+    jobs_tx: mpsc::Sender<Job>,
+    jobs_rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
+    /// The job being run: its request id and where its outcome goes.
+    current: Mutex<Option<(String, oneshot::Sender<Outcome>)>>,
+    /// Signalled at the first `/next`: init is done.
+    ready: Notify,
+    init_error: Mutex<Option<String>>,
+    dead: AtomicBool,
+    kill: Notify,
+}
+
+/// The Lambda environment an instance starts with, from `port` (its Runtime API).
+fn lambda_env(cfg: &FunctionConfig, region: &str, runtime_port: u16, invoke_port: u16, id: u64) -> Vec<(String, String)> {
+    let stream = format!("{}/[$LATEST]{:032x}", "2026/01/01", u128::from(id) << 64 | u128::from(uuid::Uuid::new_v4().as_u64_pair().0));
+    let mut env: Vec<(String, String)> = [
+        ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{runtime_port}")),
+        ("AWS_LAMBDA_FUNCTION_NAME", cfg.name.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", cfg.memory_mb.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", cfg.name)),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
+        ("AWS_REGION", region.into()),
+        ("AWS_DEFAULT_REGION", region.into()),
+        ("AWS_ACCESS_KEY_ID", "task-local".into()),
+        ("AWS_SECRET_ACCESS_KEY", "task-local".into()),
+        ("AWS_SESSION_TOKEN", "task-local".into()),
+        ("AWS_ENDPOINT_URL_LAMBDA", format!("http://127.0.0.1:{invoke_port}")),
+        ("AWS_EXECUTION_ENV", "AWS_Lambda_rust_task_local".into()),
+        ("LAMBDA_TASK_ROOT", cfg.path.parent().map(|p| p.display().to_string()).unwrap_or_default()),
+        ("_HANDLER", "bootstrap".into()),
+        ("TZ", ":UTC".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for keep in ["PATH", "RUST_LOG", "RUST_BACKTRACE"] {
+        if let Ok(v) = std::env::var(keep) {
+            env.push((keep.to_owned(), v));
+        }
+    }
+    env.extend(cfg.env.iter().cloned());
+    env
+}
+
+impl Instance {
+    /// Start a process and wait (up to 10 s, Lambda's init limit) for its
+    /// first `/next`. Returns the instance and its init duration.
+    pub(crate) async fn start(
+        cfg: &FunctionConfig,
+        arn: &str,
+        region: &str,
+        invoke_port: u16,
+        id: u64,
+    ) -> Result<(Arc<Instance>, Duration), String> {
+        let (jobs_tx, jobs_rx) = mpsc::channel(1);
+        let inst = Arc::new(Instance {
+            id,
+            function: cfg.name.clone(),
+            arn: arn.to_owned(),
+            jobs_tx,
+            jobs_rx: tokio::sync::Mutex::new(jobs_rx),
+            current: Mutex::new(None),
+            ready: Notify::new(),
+            init_error: Mutex::new(None),
+            dead: AtomicBool::new(false),
+            kill: Notify::new(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind a Runtime API port: {e}"))?;
+        let runtime_port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next))
+            .route("/2018-06-01/runtime/invocation/{id}/response", post(response))
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
+            .with_state(inst.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        let started = Instant::now();
+        let mut child = tokio::process::Command::new(&cfg.path)
+            .env_clear()
+            .envs(lambda_env(cfg, region, runtime_port, invoke_port, id))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                server.abort();
+                format!("cannot start {}: {e}", cfg.path.display())
+            })?;
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(forward(BufReader::new(out), inst.clone(), false));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(forward(BufReader::new(err), inst.clone(), true));
+        }
+        let waiter = inst.clone();
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                s = child.wait() => s.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+                () = waiter.kill.notified() => {
+                    let _ = child.kill().await;
+                    "killed".to_owned()
+                }
+            };
+            waiter.dead.store(true, Ordering::SeqCst);
+            server.abort();
+            if let Some((_, reply)) = waiter.current.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = reply.send(Outcome::Crash(format!("Runtime exited with error: {status}")));
+            }
+            waiter.ready.notify_one();
+        });
+
+        let ready = tokio::time::timeout(Duration::from_secs(10), inst.ready.notified()).await;
+        if let Some(e) = inst.init_error.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            inst.stop();
+            return Err(e);
+        }
+        if ready.is_err() {
+            inst.stop();
+            return Err("init did not finish within 10 s".to_owned());
+        }
+        if inst.is_dead() {
+            return Err("the process exited during init".to_owned());
+        }
+        Ok((inst, started.elapsed()))
+    }
+
+    pub(crate) fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+
+    /// Kill the process (timeout, shutdown).
+    pub(crate) fn stop(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+        self.kill.notify_one();
+    }
+
+    /// Hand a job to the process; its `/next` picks it up.
+    pub(crate) async fn run(&self, job: Job) -> Result<(), Job> {
+        self.jobs_tx.send(job).await.map_err(|e| e.0)
+    }
+
+    fn finish(&self, request_id: &str, outcome: Outcome) -> StatusCode {
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        match cur.take() {
+            Some((id, reply)) if id == request_id => {
+                let _ = reply.send(outcome);
+                StatusCode::ACCEPTED
+            }
+            other => {
+                *cur = other;
+                StatusCode::BAD_REQUEST
+            }
+        }
+    }
+}
+
+async fn forward<R: tokio::io::AsyncRead + Unpin>(reader: BufReader<R>, inst: Arc<Instance>, stderr: bool) {
+    let mut lines = reader.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let rid = inst.current.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(id, _)| id.clone()).unwrap_or_else(|| "-".into());
+        if stderr {
+            eprintln!("[{} #{} {rid}] {line}", inst.function, inst.id);
+        } else {
+            println!("[{} #{} {rid}] {line}", inst.function, inst.id);
+        }
+    }
+}
+
+async fn next(State(inst): State<Arc<Instance>>) -> Response {
+    inst.ready.notify_one();
+    let job = inst.jobs_rx.lock().await.recv().await;
+    let Some(job) = job else { return StatusCode::GONE.into_response() };
+    let trace = format!("Root=1-{:08x}-{}", job.deadline_ms / 1000, &uuid::Uuid::new_v4().simple().to_string()[..24]);
+    let mut headers = HeaderMap::new();
+    let pairs = [
+        ("lambda-runtime-aws-request-id", job.request_id.clone()),
+        ("lambda-runtime-deadline-ms", job.deadline_ms.to_string()),
+        ("lambda-runtime-invoked-function-arn", inst.arn.clone()),
+        ("lambda-runtime-trace-id", trace),
+        ("content-type", "application/json".to_owned()),
+    ];
+    for (k, v) in pairs {
+        if let Ok(v) = v.parse() {
+            headers.insert(k, v);
+        }
+    }
+    *inst.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((job.request_id, job.reply));
+    (StatusCode::OK, headers, job.payload).into_response()
+}
+
+async fn response(State(inst): State<Arc<Instance>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
+    inst.finish(&id, Outcome::Success(body))
+}
+
+async fn error(State(inst): State<Arc<Instance>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let error_type = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("errorType").and_then(|t| t.as_str()).map(str::to_owned))
+        .or_else(|| headers.get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .unwrap_or_else(|| "Unhandled".to_owned());
+    inst.finish(&id, Outcome::FunctionError { error_type, body })
+}
+
+async fn init_error(State(inst): State<Arc<Instance>>, body: Bytes) -> StatusCode {
+    *inst.init_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("init error: {}", String::from_utf8_lossy(&body)));
+    inst.ready.notify_one();
+    StatusCode::ACCEPTED
+}

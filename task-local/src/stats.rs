@@ -1,0 +1,108 @@
+//! Counters per function, one record per invocation, the REPORT lines and
+//! the shutdown summary. Served as JSON on `GET /stats`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// Counters of one function.
+#[derive(Debug, Default, Clone, Serialize)]
+pub(crate) struct FunctionStats {
+    pub(crate) invocations: u64,
+    pub(crate) success: u64,
+    pub(crate) function_error: u64,
+    pub(crate) timeout: u64,
+    pub(crate) crash: u64,
+    pub(crate) init_error: u64,
+    pub(crate) cold_starts: u64,
+    pub(crate) retries: u64,
+    pub(crate) dropped: u64,
+    pub(crate) throttled: u64,
+    /// Asynchronous events waiting for a free instance.
+    pub(crate) queue_depth: u64,
+    pub(crate) running: u64,
+    pub(crate) max_running: u64,
+    pub(crate) instances: u64,
+    pub(crate) max_instances: u64,
+}
+
+/// One invocation, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct InvocationRecord {
+    pub(crate) request_id: String,
+    pub(crate) function: String,
+    pub(crate) attempt: u32,
+    pub(crate) cold: bool,
+    pub(crate) init_ms: Option<u64>,
+    pub(crate) duration_ms: u64,
+    /// `success`, `error`, `timeout`, `crash` or `init_error`.
+    pub(crate) outcome: &'static str,
+    /// The function's errorType, when it reported one.
+    pub(crate) error_type: Option<String>,
+}
+
+/// The most records kept for `/stats`.
+const MAX_RECORDS: usize = 20_000;
+
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    inner: Mutex<(BTreeMap<String, FunctionStats>, Vec<InvocationRecord>)>,
+}
+
+impl Stats {
+    pub(crate) fn update(&self, function: &str, f: impl FnOnce(&mut FunctionStats)) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let s = g.0.entry(function.to_owned()).or_default();
+        f(s);
+        s.max_running = s.max_running.max(s.running);
+        s.max_instances = s.max_instances.max(s.instances);
+    }
+
+    pub(crate) fn record(&self, r: InvocationRecord) {
+        let init = r.init_ms.map(|ms| format!(" Init: {ms} ms")).unwrap_or_default();
+        let error = r.error_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
+        println!(
+            "REPORT RequestId: {} Function: {} Attempt: {} {}{init} Duration: {} ms Outcome: {}{error}",
+            r.request_id,
+            r.function,
+            r.attempt,
+            if r.cold { "Cold" } else { "Warm" },
+            r.duration_ms,
+            r.outcome
+        );
+        self.update(&r.function, |s| {
+            s.invocations += 1;
+            s.cold_starts += u64::from(r.cold);
+            match r.outcome {
+                "success" => s.success += 1,
+                "error" => s.function_error += 1,
+                "timeout" => s.timeout += 1,
+                "crash" => s.crash += 1,
+                _ => s.init_error += 1,
+            }
+        });
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.1.len() >= MAX_RECORDS {
+            g.1.remove(0);
+        }
+        g.1.push(r);
+    }
+
+    pub(crate) fn json(&self) -> serde_json::Value {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        serde_json::json!({"functions": g.0, "invocations": g.1})
+    }
+
+    pub(crate) fn summary(&self) -> String {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::from("task-local summary:\n");
+        for (name, s) in &g.0 {
+            out.push_str(&format!(
+                "  {name}: {} invocations ({} success, {} error, {} timeout, {} crash, {} init error), {} cold starts, {} retries, {} dropped, {} throttled, at most {} running on {} instances\n",
+                s.invocations, s.success, s.function_error, s.timeout, s.crash, s.init_error, s.cold_starts, s.retries, s.dropped, s.throttled, s.max_running, s.max_instances
+            ));
+        }
+        out
+    }
+}
