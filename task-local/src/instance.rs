@@ -65,9 +65,9 @@ fn lambda_env(cfg: &FunctionConfig, region: &str, runtime_port: u16, invoke_port
         ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
         ("AWS_REGION", region.into()),
         ("AWS_DEFAULT_REGION", region.into()),
-        ("AWS_ACCESS_KEY_ID", "task-local".into()),
-        ("AWS_SECRET_ACCESS_KEY", "task-local".into()),
-        ("AWS_SESSION_TOKEN", "task-local".into()),
+        ("AWS_ACCESS_KEY_ID", "TASKLOCAL".into()),
+        ("AWS_SECRET_ACCESS_KEY", "tasklocalsecret".into()),
+        ("AWS_SESSION_TOKEN", "tasklocaltoken".into()),
         ("AWS_ENDPOINT_URL_LAMBDA", format!("http://127.0.0.1:{invoke_port}")),
         ("AWS_EXECUTION_ENV", "AWS_Lambda_rust_task_local".into()),
         ("LAMBDA_TASK_ROOT", cfg.path.parent().map(|p| p.display().to_string()).unwrap_or_default()),
@@ -208,9 +208,9 @@ async fn forward<R: tokio::io::AsyncRead + Unpin>(reader: BufReader<R>, inst: Ar
     while let Ok(Some(line)) = lines.next_line().await {
         let rid = inst.current.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(id, _)| id.clone()).unwrap_or_else(|| "-".into());
         if stderr {
-            eprintln!("[{} #{} {rid}] {line}", inst.function, inst.id);
+            complain!("[{} #{} {rid}] {line}", inst.function, inst.id);
         } else {
-            println!("[{} #{} {rid}] {line}", inst.function, inst.id);
+            say!("[{} #{} {rid}] {line}", inst.function, inst.id);
         }
     }
 }

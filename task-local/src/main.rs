@@ -1,6 +1,22 @@
 //! `task-local`: a local AWS Lambda for developing and testing functions
 //! that use asynchronous invocations. See `task-local serve --help`.
 
+/// Print a line on stdout; a closed stdout (the reader went away) is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Print a line on stderr, ignoring a closed stderr.
+macro_rules! complain {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod emulator;
 mod function;
@@ -24,7 +40,7 @@ async fn main() -> ExitCode {
     let configs = match args.functions() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("task-local: {e}");
+            complain!("task-local: {e}");
             return ExitCode::from(2);
         }
     };
@@ -33,7 +49,7 @@ async fn main() -> ExitCode {
         Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
             Ok(f) => Some(f),
             Err(e) => {
-                eprintln!("task-local: --on-failure {}: {e}", path.display());
+                complain!("task-local: --on-failure {}: {e}", path.display());
                 return ExitCode::from(2);
             }
         },
@@ -41,7 +57,7 @@ async fn main() -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("task-local: cannot listen on 127.0.0.1:{}: {e}", args.port);
+            complain!("task-local: cannot listen on 127.0.0.1:{}: {e}", args.port);
             return ExitCode::from(1);
         }
     };
@@ -49,13 +65,13 @@ async fn main() -> ExitCode {
     let longest = configs.iter().map(|c| c.timeout).max().unwrap_or(Duration::from_secs(3));
     let functions: Vec<Function> = configs.into_iter().map(|c| Function::new(c, &args.region, port)).collect();
     for f in &functions {
-        println!(
+        say!(
             "task-local: function {} -> {} (timeout {:?}, memory {} MB, concurrency {}, retries {}, retry delays {:?})",
             f.cfg.name, f.cfg.path.display(), f.cfg.timeout, f.cfg.memory_mb, f.cfg.concurrency, f.cfg.max_retry_attempts, f.cfg.retry_delays
         );
     }
     let emu = Arc::new(Emulator::new(functions, on_failure, &args.region));
-    println!("task-local: listening on http://127.0.0.1:{port}");
+    say!("task-local: listening on http://127.0.0.1:{port}");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(axum::serve(listener, emulator::router(emu.clone())).with_graceful_shutdown(async {
         let _ = stop_rx.await;
@@ -69,11 +85,11 @@ async fn main() -> ExitCode {
     } else {
         shutdown_signal().await;
     }
-    println!("task-local: shutting down: no new events; waiting up to {longest:?} for running invocations");
+    say!("task-local: shutting down: no new events; waiting up to {longest:?} for running invocations");
     emu.drain(longest + Duration::from_secs(1)).await;
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
-    print!("{}", emu.stats.summary());
+    say!("{}", emu.stats.summary().trim_end());
     ExitCode::SUCCESS
 }
 

@@ -62,7 +62,7 @@ fn drop_event(emu: &Emulator, func: &Function, request_id: &str, payload: &Bytes
         "requestPayload": event,
         "responsePayload": error,
     });
-    eprintln!("task-local: dropped event {request_id} of {} after {attempts} attempt(s): {condition}", func.cfg.name);
+    complain!("task-local: dropped event {request_id} of {} after {attempts} attempt(s): {condition}", func.cfg.name);
     if let Some(file) = &emu.on_failure {
         let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
         let _ = writeln!(f, "{line}");

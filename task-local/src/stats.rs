@@ -62,7 +62,7 @@ impl Stats {
     pub(crate) fn record(&self, r: InvocationRecord) {
         let init = r.init_ms.map(|ms| format!(" Init: {ms} ms")).unwrap_or_default();
         let error = r.error_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
-        println!(
+        say!(
             "REPORT RequestId: {} Function: {} Attempt: {} {}{init} Duration: {} ms Outcome: {}{error}",
             r.request_id,
             r.function,

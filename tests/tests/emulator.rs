@@ -1,0 +1,400 @@
+//! End to end: the real `task-local` emulator running the real
+//! `examples/worker` binary, DynamoDB Local for responses, and dispatch
+//! through the real `task_runtime` lambda backend. Each test asserts what
+//! is stored and what the emulator's `/stats` reports.
+//!
+//! One emulator serves the whole binary (started once, on one runtime). It
+//! runs with `--stop-on-stdin-eof`, so it stops, with its instances, when
+//! this process ends, whether the tests pass, fail or are killed.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use task_runtime::backend::lambda::LambdaInvoker;
+use task_runtime::store::dynamodb::DynamoStore;
+use task_runtime::{Config, FailureKind, SendOptions, Status, get_async_response, send};
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("runtime")).block_on(f)
+}
+
+/// Build the emulator and the worker (a no-op when they are fresh), so the
+/// test never runs a stale binary.
+fn build_binaries() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "task-local", "-p", "examples", "--bin", "task-local", "--example", "worker"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build of task-local and examples/worker failed");
+    });
+}
+
+/// A binary built in this workspace's target directory.
+fn built(relative: &str) -> PathBuf {
+    build_binaries();
+    let exe = std::env::current_exe().expect("test exe");
+    let debug = exe.parent().and_then(|deps| deps.parent()).expect("target/debug");
+    let path = debug.join(relative);
+    assert!(
+        path.is_file(),
+        "{} is not built: run the suite with `scripts/test` (it builds every target), or `cargo build -p task-local --example worker` first",
+        path.display()
+    );
+    path
+}
+
+struct Emulator {
+    endpoint: String,
+    child: Mutex<Child>,
+    output: Arc<Mutex<Vec<String>>>,
+    table: String,
+}
+
+const CONCURRENCY: u64 = 4;
+const TIMEOUT_SECS: u64 = 2;
+
+async fn emulator() -> &'static Emulator {
+    static EMU: tokio::sync::OnceCell<Emulator> = tokio::sync::OnceCell::const_new();
+    EMU.get_or_init(|| async {
+        let table = common::table_name("e2e");
+        DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
+        let mut child = Command::new(built("task-local"))
+            .args(["serve", "--port", "0", "--stop-on-stdin-eof"])
+            .arg("--function")
+            .arg(format!("worker={}", built("examples/worker").display()))
+            .args(["--timeout", &format!("{TIMEOUT_SECS}s"), "--concurrency", &CONCURRENCY.to_string()])
+            .args(["--retry-delays", "50ms,100ms", "--max-retry-attempts", "2"])
+            .args(["--env", &format!("TASK_RESPONSE_TABLE={table}")])
+            .args(["--env", &format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint())])
+            .args(["--env", "RUST_LOG=warn"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start task-local");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("task-local: listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        let endpoint = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+            .await
+            .expect("join")
+            .expect("task-local prints its address");
+        let lambda = aws_sdk_lambda::Client::new(&common::sdk_config(&endpoint));
+        Config::lambda("worker", None)
+            .with_store(Arc::new(DynamoStore::with_client(common::dynamodb(), table.clone())))
+            .with_invoker(LambdaInvoker::with_client(lambda))
+            .install()
+            .expect("install once");
+        Emulator { endpoint, child: Mutex::new(child), output, table }
+    })
+    .await
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let mut c = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
+
+async fn stats() -> Value {
+    let emu = emulator().await;
+    let body = reqwest_like_get(&format!("{}/stats", emu.endpoint)).await;
+    serde_json::from_str(&body).expect("stats JSON")
+}
+
+/// GET over a plain TCP connection (HTTP/1.0, so the server closes it).
+async fn reqwest_like_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).expect("path");
+    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await.expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.expect("read");
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+}
+
+/// The emulator's records of one request id, in order.
+async fn invocations_of(request_id: &str) -> Vec<Value> {
+    let s = stats().await;
+    s["invocations"].as_array().into_iter().flatten().filter(|r| r["request_id"] == request_id).cloned().collect()
+}
+
+/// The request id the worker recorded for a response id.
+async fn request_id_of(id: &str) -> String {
+    let out = common::dynamodb()
+        .get_item()
+        .table_name(&emulator().await.table)
+        .key("id", aws_sdk_dynamodb::types::AttributeValue::S(id.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("raw get");
+    out.item().and_then(|i| i.get("request_id")).and_then(|v| v.as_s().ok()).cloned().expect("request_id stored")
+}
+
+/// Poll until finished; returns every status seen along the way.
+async fn finish(id: &str, limit: Duration) -> (task_runtime::AsyncResponse, Vec<Status>) {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    loop {
+        if let Some(r) = get_async_response(id).await.expect("read") {
+            if seen.last() != Some(&r.status) {
+                seen.push(r.status);
+            }
+            if r.status.is_finished() {
+                return (r, seen);
+            }
+        }
+        if started.elapsed() > limit {
+            let out = emulator().await.output.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let tail = out[out.len().saturating_sub(15)..].join("\n");
+            panic!("{id} not finished after {limit:?}; seen {seen:?}; the emulator's last lines:\n{tail}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn dispatch(task: &str, args: Value) -> String {
+    emulator().await;
+    send(task, args, SendOptions::default()).await.expect("dispatch").id().to_owned()
+}
+
+#[test]
+fn a_captured_task_goes_from_pending_to_complete() {
+    block_on(async {
+        let id = dispatch("worker::word_count", json!({"text": "three little words"})).await;
+        let first = get_async_response(&id).await.expect("read").expect("recorded at dispatch");
+        assert!(matches!(first.status, Status::Pending | Status::Running | Status::Complete), "{first:?}");
+        let (r, seen) = finish(&id, Duration::from_secs(30)).await;
+        assert_eq!((r.status, r.attempts, r.response), (Status::Complete, 1, Some(json!(3))));
+        assert!(seen.iter().all(|s| matches!(s, Status::Pending | Status::Running | Status::Complete)), "{seen:?}");
+        let runs = invocations_of(&request_id_of(&id).await).await;
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        assert_eq!(runs[0]["outcome"], "success");
+    });
+}
+
+#[test]
+fn a_task_failing_twice_completes_on_attempt_three_under_one_request_id() {
+    block_on(async {
+        let id = dispatch("worker::flaky", json!({"succeed_on": 3})).await;
+        let (r, _) = finish(&id, Duration::from_secs(30)).await;
+        assert_eq!((r.status, r.attempts, r.response), (Status::Complete, 3, Some(json!(3))));
+        let runs = invocations_of(&request_id_of(&id).await).await;
+        let attempts: Vec<_> = runs.iter().map(|r| (r["attempt"].as_u64(), r["outcome"].as_str(), r["error_type"].as_str())).collect();
+        assert_eq!(
+            attempts,
+            [(Some(1), Some("error"), Some("TaskRetry")), (Some(2), Some("error"), Some("TaskRetry")), (Some(3), Some("success"), None)]
+        );
+    });
+}
+
+#[test]
+fn task_error_fail_runs_once() {
+    block_on(async {
+        let id = dispatch("worker::refuse", json!({"reason": "out of flour"})).await;
+        let (r, _) = finish(&id, Duration::from_secs(30)).await;
+        assert_eq!((r.status, r.attempts), (Status::Failed, 1));
+        assert_eq!(r.error.map(|e| (e.kind, e.message)), Some((FailureKind::Failed, "out of flour".to_owned())));
+        tokio::time::sleep(Duration::from_millis(300)).await; // a retry would come after 50 ms
+        let runs = invocations_of(&request_id_of(&id).await).await;
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        assert_eq!(runs[0]["outcome"], "success", "Lambda is told not to retry");
+    });
+}
+
+#[test]
+fn a_task_sleeping_past_the_timeout_is_retried_and_ends_failed_with_a_timeout() {
+    block_on(async {
+        let id = dispatch("worker::nap", json!({"ms": 10_000})).await;
+        let (r, _) = finish(&id, Duration::from_secs(40)).await;
+        assert_eq!((r.status, r.attempts), (Status::Failed, 3));
+        assert_eq!(r.error.map(|e| e.kind), Some(FailureKind::Timeout));
+        let runs = invocations_of(&request_id_of(&id).await).await;
+        assert_eq!(runs.len(), 3, "{runs:?}");
+        assert!(runs.iter().all(|r| r["error_type"] == "TaskTimeout"), "{runs:?}");
+    });
+}
+
+#[test]
+fn a_handler_running_past_its_deadline_is_killed_as_a_function_error() {
+    block_on(async {
+        let emu = emulator().await;
+        let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.endpoint));
+        let before = stats().await["functions"]["worker"]["timeout"].as_u64().unwrap_or(0);
+        let out = client
+            .invoke()
+            .function_name("worker")
+            .payload(aws_sdk_lambda::primitives::Blob::new(json!({"name": "sloth", "sleep_ms": 10_000}).to_string()))
+            .send()
+            .await
+            .expect("a function error is still a 200");
+        assert_eq!(out.function_error(), Some("Unhandled"));
+        let body: Value = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).expect("error JSON");
+        assert_eq!(body["errorType"], "Sandbox.Timedout");
+        assert!(body["errorMessage"].as_str().unwrap_or("").contains(&format!("Task timed out after {TIMEOUT_SECS}.00 seconds")), "{body}");
+        let after = stats().await["functions"]["worker"]["timeout"].as_u64().unwrap_or(0);
+        assert!(after > before);
+        // The killed instance is replaced: the next call still works.
+        let ok = client
+            .invoke()
+            .function_name("worker")
+            .payload(aws_sdk_lambda::primitives::Blob::new(json!({"name": "ann"}).to_string()))
+            .send()
+            .await
+            .expect("invoke");
+        assert_eq!(ok.function_error(), None);
+    });
+}
+
+#[test]
+fn a_task_that_aborts_its_process_on_attempt_one_completes_on_the_retry() {
+    block_on(async {
+        let id = dispatch("worker::crash_once", json!({"value": 7})).await;
+        let (r, _) = finish(&id, Duration::from_secs(30)).await;
+        assert_eq!((r.status, r.attempts, r.response), (Status::Complete, 2, Some(json!(7))));
+        let runs = invocations_of(&request_id_of(&id).await).await;
+        let outcomes: Vec<_> = runs.iter().map(|r| r["outcome"].as_str().unwrap_or("").to_owned()).collect();
+        assert_eq!(outcomes, ["crash", "success"]);
+    });
+}
+
+#[test]
+fn five_hundred_concurrent_tasks_complete_within_the_concurrency_limit() {
+    block_on(async {
+        emulator().await;
+        let sends = (0..500).map(|i| send("worker::word_count", json!({"text": "w ".repeat(i % 7 + 1)}), SendOptions::default()));
+        let handles: Vec<_> = futures::future::join_all(sends).await.into_iter().map(|h| h.expect("dispatch")).collect();
+        let started = Instant::now();
+        let mut left: Vec<(usize, String)> = handles.iter().enumerate().map(|(i, h)| (i, h.id().to_owned())).collect();
+        while !left.is_empty() {
+            let mut still = Vec::new();
+            for (i, id) in left {
+                let r = get_async_response(&id).await.expect("read").expect("exists");
+                match r.status {
+                    Status::Complete => assert_eq!(r.response, Some(json!(i % 7 + 1))),
+                    Status::Failed => panic!("{id} failed: {r:?}"),
+                    _ => still.push((i, id)),
+                }
+            }
+            left = still;
+            assert!(started.elapsed() < Duration::from_secs(120), "{} tasks unfinished", left.len());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let s = &stats().await["functions"]["worker"];
+        assert!(s["max_instances"].as_u64().unwrap_or(99) <= CONCURRENCY, "{s}");
+        assert!(s["max_running"].as_u64().unwrap_or(99) <= CONCURRENCY, "{s}");
+        assert!(s["success"].as_u64().unwrap_or(0) >= 500, "{s}");
+    });
+}
+
+#[test]
+fn fan_out_dispatches_from_inside_the_worker() {
+    block_on(async {
+        let id = dispatch("worker::count_all", json!({"texts": ["a b", "c d e"]})).await;
+        let (r, _) = finish(&id, Duration::from_secs(30)).await;
+        assert_eq!(r.status, Status::Complete, "{r:?}");
+        let ids: Vec<String> = serde_json::from_value(r.response.expect("ids")).expect("a list of ids");
+        let mut counts = Vec::new();
+        for child in ids {
+            counts.push(finish(&child, Duration::from_secs(30)).await.0.response);
+        }
+        assert_eq!(counts, [Some(json!(2)), Some(json!(3))]);
+    });
+}
+
+#[test]
+fn a_synchronous_invoke_of_an_unknown_function_is_resource_not_found() {
+    block_on(async {
+        let emu = emulator().await;
+        let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.endpoint));
+        let err = client.invoke().function_name("no-such-function").send().await.expect_err("404");
+        let se = err.as_service_error().expect("a service error");
+        assert!(se.is_resource_not_found_exception(), "{se:?}");
+        assert!(se.to_string().contains("no-such-function"), "{se}");
+    });
+}
+
+/// Invoke synchronously; returns the function-error header and the body.
+async fn invoke_sync(payload: Value) -> (Option<String>, Value) {
+    let emu = emulator().await;
+    let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.endpoint));
+    let out = client
+        .invoke()
+        .function_name("arn:aws:lambda:us-east-1:000000000000:function:worker")
+        .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
+        .send()
+        .await
+        .expect("invoke");
+    let body = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).unwrap_or(Value::Null);
+    (out.function_error().map(str::to_owned), body)
+}
+
+fn envelope(task: &str, args: Value) -> Value {
+    json!({"task_runtime": 1, "task": task, "id": uuid::Uuid::new_v4().to_string(), "args": args, "capture": true, "retries": 2})
+}
+
+#[test]
+fn the_worker_reports_each_row_of_the_retry_table_to_lambda() {
+    block_on(async {
+        // value: success
+        let (err, body) = invoke_sync(envelope("worker::word_count", json!({"text": "a b"}))).await;
+        assert_eq!((err, body["status"].as_str()), (None, Some("complete")));
+        // retryable error with attempts left: a function error Lambda retries
+        let (err, body) = invoke_sync(envelope("worker::flaky", json!({"succeed_on": 3}))).await;
+        assert_eq!((err.as_deref(), body["errorType"].as_str()), (Some("Unhandled"), Some("TaskRetry")));
+        // TaskError::fail: success, so Lambda does not retry
+        let (err, body) = invoke_sync(envelope("worker::refuse", json!({"reason": "no"}))).await;
+        assert_eq!((err, body["status"].as_str(), body["error"]["kind"].as_str()), (None, Some("failed"), Some("failed")));
+        // panic: success, failed with kind panic
+        let (err, body) = invoke_sync(envelope("worker::explode", json!({"what": "the oven"}))).await;
+        assert_eq!((err, body["error"]["kind"].as_str()), (None, Some("panic")));
+        // args that do not decode, an unknown task, a newer envelope: success, failed
+        let (err, body) = invoke_sync(envelope("worker::word_count", json!({"text": 5}))).await;
+        assert_eq!((err, body["error"]["kind"].as_str()), (None, Some("bad_args")));
+        let (err, body) = invoke_sync(envelope("worker::nobody", json!({}))).await;
+        assert_eq!((err, body["error"]["kind"].as_str()), (None, Some("unknown_task")));
+        let mut newer = envelope("worker::word_count", json!({"text": "x"}));
+        newer["task_runtime"] = json!(2);
+        let (err, body) = invoke_sync(newer).await;
+        assert_eq!((err, body["error"]["kind"].as_str()), (None, Some("unsupported_version")));
+        // not a task: the fallback handler
+        let (err, body) = invoke_sync(json!({"name": "ann"})).await;
+        assert_eq!((err, body), (None, json!({"greeting": "hello, ann"})));
+    });
+}
+
+#[test]
+fn the_emulator_reports_each_invocation_on_stdout() {
+    block_on(async {
+        let id = dispatch("worker::word_count", json!({"text": "report me"})).await;
+        finish(&id, Duration::from_secs(30)).await;
+        let rid = request_id_of(&id).await;
+        let lines = emulator().await.output.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let report = lines.iter().find(|l| l.starts_with("REPORT") && l.contains(&rid)).expect("a REPORT line");
+        assert!(report.contains("Function: worker") && report.contains("Attempt: 1") && report.contains("Outcome: success"), "{report}");
+        assert!(report.contains("Cold") || report.contains("Warm"), "{report}");
+    });
+}
