@@ -191,11 +191,10 @@ fn apply(
             if target.is_some() != pass {
                 continue;
             }
-            if let Some(t) = &target {
-                if !names.contains(t) {
+            if let Some(t) = &target
+                && !names.contains(t) {
                     return Err(bad(option, raw, format!("no function named `{t}`")));
                 }
-            }
             for f in functions.iter_mut().filter(|f| target.as_ref().is_none_or(|t| *t == f.name)) {
                 set(f, &value).map_err(|p| bad(option, raw, p))?;
             }

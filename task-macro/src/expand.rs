@@ -38,17 +38,13 @@ fn value_type(output: &ReturnType) -> (Type, bool) {
         ReturnType::Default => return (syn::parse_quote!(()), false),
         ReturnType::Type(_, ty) => &**ty,
     };
-    if let Type::Path(p) = ty {
-        if let Some(last) = p.path.segments.last() {
-            if last.ident == "Result" || last.ident == "TaskResult" {
-                if let PathArguments::AngleBracketed(a) = &last.arguments {
-                    if let Some(GenericArgument::Type(t)) = a.args.first() {
+    if let Type::Path(p) = ty
+        && let Some(last) = p.path.segments.last()
+            && (last.ident == "Result" || last.ident == "TaskResult")
+                && let PathArguments::AngleBracketed(a) = &last.arguments
+                    && let Some(GenericArgument::Type(t)) = a.args.first() {
                         return (t.clone(), true);
                     }
-                }
-            }
-        }
-    }
     (ty.clone(), false)
 }
 
@@ -70,7 +66,7 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
         Some(f) => quote!(::core::option::Option::Some(#f)),
         None => quote!(::core::option::Option::None),
     };
-    let capture = opts.capture_response.as_ref().map_or(true, |b| b.value);
+    let capture = opts.capture_response.as_ref().is_none_or(|b| b.value);
     let retries = match &opts.retries {
         Some(r) => quote!(::core::option::Option::Some(#r)),
         None => quote!(::core::option::Option::None),
@@ -79,12 +75,11 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
     let mut names = Vec::new();
     let mut types = Vec::new();
     for input in &f.sig.inputs {
-        if let FnArg::Typed(pt) = input {
-            if let Pat::Ident(pi) = &*pt.pat {
+        if let FnArg::Typed(pt) = input
+            && let Pat::Ident(pi) = &*pt.pat {
                 names.push(pi.ident.clone());
                 types.push((*pt.ty).clone());
             }
-        }
     }
     let name_strs: Vec<String> = names.iter().map(|n| n.to_string().trim_start_matches("r#").to_owned()).collect();
     let (value_ty, fallible) = value_type(&f.sig.output);

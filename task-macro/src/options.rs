@@ -57,16 +57,14 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options 
             }
         }
     }
-    if let Some(name) = &opts.name {
-        if name.value().trim().is_empty() {
+    if let Some(name) = &opts.name
+        && name.value().trim().is_empty() {
             errors.push(syn::Error::new_spanned(name, "`name` must not be empty"));
         }
-    }
-    if let Some(function) = &opts.function {
-        if function.value().trim().is_empty() {
+    if let Some(function) = &opts.function
+        && function.value().trim().is_empty() {
             errors.push(syn::Error::new_spanned(function, "`function` must not be empty"));
         }
-    }
     if let Some(retries) = &opts.retries {
         match retries.base10_parse::<u8>() {
             Ok(n) if n <= 2 => {}

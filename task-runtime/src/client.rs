@@ -28,7 +28,7 @@ impl Runtime {
             BackendKind::Local => {
                 let store = config.store.clone().unwrap_or_else(|| Arc::new(MemoryStore::default()));
                 let local = LocalBackend::new(store.clone(), config.worker_settings(), config.local_retry_delay);
-                (Some(store), Backend::Local(local))
+                (Some(store), Backend::Local(Box::new(local)))
             }
             BackendKind::Lambda => {
                 let store = config.store.clone().or_else(|| {

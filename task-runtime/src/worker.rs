@@ -122,12 +122,11 @@ impl Worker {
     pub async fn handle_envelope(&self, env: Envelope, inv: &Invocation) -> Reply {
         let span = tracing::info_span!("task", task = %env.task, id = %env.id, attempt = tracing::field::Empty, request_id = %inv.request_id);
         async move {
-            if let Some(key) = &self.settings.signing_key {
-                if let Err(why) = env.verify(key) {
+            if let Some(key) = &self.settings.signing_key
+                && let Err(why) = env.verify(key) {
                     tracing::error!("refusing task message: {why}");
                     return summary_error(Some(&env.id), Some(&env.task), FailureKind::BadEnvelope, why);
                 }
-            }
             let work = match self.registry.get(&env.task) {
                 None => {
                     let msg = format!(

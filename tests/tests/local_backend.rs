@@ -31,12 +31,11 @@ fn setup() {
 
 async fn finished(id: &str) -> AsyncResponse {
     for _ in 0..2000 {
-        if let Some(r) = get_async_response(id).await.expect("the memory store reads") {
-            if r.status.is_finished() {
+        if let Some(r) = get_async_response(id).await.expect("the memory store reads")
+            && r.status.is_finished() {
                 task_runtime::wait_for_local_tasks().await;
                 return r;
             }
-        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("task {id} did not finish within 10 s");

@@ -10,7 +10,7 @@ use crate::error::DispatchError;
 #[derive(Debug)]
 pub(crate) enum Backend {
     Lambda(std::sync::Arc<lambda::LambdaInvoker>),
-    Local(local::LocalBackend),
+    Local(Box<local::LocalBackend>),
 }
 
 impl Backend {
