@@ -73,7 +73,7 @@ impl Emulator {
         let mut rx = self.in_flight.subscribe();
         let _ = tokio::time::timeout(limit, rx.wait_for(|n| *n == 0)).await;
         for f in self.functions.values() {
-            f.stop_all();
+            f.stop_all().await;
         }
     }
 

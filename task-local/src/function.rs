@@ -115,12 +115,16 @@ impl Function {
         outcome
     }
 
-    /// Stop every instance.
-    pub(crate) fn stop_all(&self) {
-        for inst in self.all.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+    /// Stop every instance and wait (briefly) for each process to exit.
+    pub(crate) async fn stop_all(&self) {
+        let all: Vec<_> = self.all.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        for inst in &all {
             inst.stop();
         }
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        for inst in &all {
+            inst.exited(std::time::Duration::from_secs(3)).await;
+        }
     }
 
     /// The error body Lambda returns for an outcome that is not a success.

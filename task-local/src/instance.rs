@@ -50,6 +50,8 @@ pub(crate) struct Instance {
     init_error: Mutex<Option<String>>,
     dead: AtomicBool,
     kill: Notify,
+    /// Becomes true once the process has exited.
+    exited: tokio::sync::watch::Sender<bool>,
 }
 
 /// The Lambda environment an instance starts with, from `port` (its Runtime API).
@@ -108,6 +110,7 @@ impl Instance {
             init_error: Mutex::new(None),
             dead: AtomicBool::new(false),
             kill: Notify::new(),
+            exited: tokio::sync::watch::Sender::new(false),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("bind a Runtime API port: {e}"))?;
         let runtime_port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -151,6 +154,7 @@ impl Instance {
                 }
             };
             waiter.dead.store(true, Ordering::SeqCst);
+            waiter.exited.send_replace(true);
             server.abort();
             if let Some((_, reply)) = waiter.current.lock().unwrap_or_else(|p| p.into_inner()).take() {
                 let _ = reply.send(Outcome::Crash(format!("Runtime exited with error: {status}")));
@@ -181,6 +185,12 @@ impl Instance {
     pub(crate) fn stop(&self) {
         self.dead.store(true, Ordering::SeqCst);
         self.kill.notify_one();
+    }
+
+    /// Wait (at most `limit`) until the process has exited.
+    pub(crate) async fn exited(&self, limit: Duration) {
+        let mut rx = self.exited.subscribe();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|e| *e)).await;
     }
 
     /// Hand a job to the process; its `/next` picks it up.

@@ -90,7 +90,9 @@ async fn main() -> ExitCode {
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     say!("{}", emu.stats.summary().trim_end());
-    ExitCode::SUCCESS
+    // Every instance has exited. Exit now rather than wait for the runtime's
+    // blocking threads (a pending read of stdin would never end).
+    std::process::exit(0)
 }
 
 async fn stdin_closed() {

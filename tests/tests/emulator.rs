@@ -9,10 +9,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use common::task_local::{self, TaskLocal};
+
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -25,38 +24,8 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
     RT.get_or_init(|| tokio::runtime::Runtime::new().expect("runtime")).block_on(f)
 }
 
-/// Build the emulator and the worker (a no-op when they are fresh), so the
-/// test never runs a stale binary.
-fn build_binaries() {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "task-local", "-p", "examples", "--bin", "task-local", "--example", "worker"])
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of task-local and examples/worker failed");
-    });
-}
-
-/// A binary built in this workspace's target directory.
-fn built(relative: &str) -> PathBuf {
-    build_binaries();
-    let exe = std::env::current_exe().expect("test exe");
-    let debug = exe.parent().and_then(|deps| deps.parent()).expect("target/debug");
-    let path = debug.join(relative);
-    assert!(
-        path.is_file(),
-        "{} is not built: run the suite with `scripts/test` (it builds every target), or `cargo build -p task-local --example worker` first",
-        path.display()
-    );
-    path
-}
-
 struct Emulator {
-    endpoint: String,
-    child: Mutex<Child>,
-    output: Arc<Mutex<Vec<String>>>,
+    tl: TaskLocal,
     table: String,
 }
 
@@ -68,71 +37,32 @@ async fn emulator() -> &'static Emulator {
     EMU.get_or_init(|| async {
         let table = common::table_name("e2e");
         DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
-        let mut child = Command::new(built("task-local"))
-            .args(["serve", "--port", "0", "--stop-on-stdin-eof"])
-            .arg("--function")
-            .arg(format!("worker={}", built("examples/worker").display()))
-            .args(["--timeout", &format!("{TIMEOUT_SECS}s"), "--concurrency", &CONCURRENCY.to_string()])
-            .args(["--retry-delays", "50ms,100ms", "--max-retry-attempts", "2"])
-            .args(["--env", &format!("TASK_RESPONSE_TABLE={table}")])
-            .args(["--env", &format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint())])
-            .args(["--env", "RUST_LOG=warn"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start task-local");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let sink = output.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("task-local: listening on ") {
-                    let _ = tx.send(addr.to_owned());
-                }
-                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
-            }
-        });
-        let endpoint = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
-            .await
-            .expect("join")
-            .expect("task-local prints its address");
+        let worker = format!("worker={}", task_local::built("examples/worker").display());
+        let (timeout, concurrency) = (format!("{TIMEOUT_SECS}s"), CONCURRENCY.to_string());
+        let (table_env, ddb_env) = (format!("TASK_RESPONSE_TABLE={table}"), format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()));
+        let tl = tokio::task::spawn_blocking(move || {
+            TaskLocal::start([
+                "--function", &worker, "--timeout", &timeout, "--concurrency", &concurrency,
+                "--retry-delays", "50ms,100ms", "--max-retry-attempts", "2",
+                "--env", &table_env, "--env", &ddb_env, "--env", "RUST_LOG=warn",
+            ])
+        })
+        .await
+        .expect("start task-local");
+        let endpoint = tl.endpoint.clone();
         let lambda = aws_sdk_lambda::Client::new(&common::sdk_config(&endpoint));
         Config::lambda("worker", None)
             .with_store(Arc::new(DynamoStore::with_client(common::dynamodb(), table.clone())))
             .with_invoker(LambdaInvoker::with_client(lambda))
             .install()
             .expect("install once");
-        Emulator { endpoint, child: Mutex::new(child), output, table }
+        Emulator { tl, table }
     })
     .await
 }
 
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let mut c = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-}
-
 async fn stats() -> Value {
-    let emu = emulator().await;
-    let body = reqwest_like_get(&format!("{}/stats", emu.endpoint)).await;
-    serde_json::from_str(&body).expect("stats JSON")
-}
-
-/// GET over a plain TCP connection (HTTP/1.0, so the server closes it).
-async fn reqwest_like_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).expect("path");
-    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await.expect("write");
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).await.expect("read");
-    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+    emulator().await.tl.stats().await
 }
 
 /// The emulator's records of one request id, in order.
@@ -168,8 +98,7 @@ async fn finish(id: &str, limit: Duration) -> (task_runtime::AsyncResponse, Vec<
             }
         }
         if started.elapsed() > limit {
-            let out = emulator().await.output.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            let tail = out[out.len().saturating_sub(15)..].join("\n");
+            let tail = emulator().await.tl.tail(15);
             panic!("{id} not finished after {limit:?}; seen {seen:?}; the emulator's last lines:\n{tail}");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -242,7 +171,7 @@ fn a_task_sleeping_past_the_timeout_is_retried_and_ends_failed_with_a_timeout() 
 fn a_handler_running_past_its_deadline_is_killed_as_a_function_error() {
     block_on(async {
         let emu = emulator().await;
-        let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.endpoint));
+        let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.tl.endpoint));
         let before = stats().await["functions"]["worker"]["timeout"].as_u64().unwrap_or(0);
         let out = client
             .invoke()
@@ -329,7 +258,7 @@ fn fan_out_dispatches_from_inside_the_worker() {
 fn a_synchronous_invoke_of_an_unknown_function_is_resource_not_found() {
     block_on(async {
         let emu = emulator().await;
-        let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.endpoint));
+        let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.tl.endpoint));
         let err = client.invoke().function_name("no-such-function").send().await.expect_err("404");
         let se = err.as_service_error().expect("a service error");
         assert!(se.is_resource_not_found_exception(), "{se:?}");
@@ -340,7 +269,7 @@ fn a_synchronous_invoke_of_an_unknown_function_is_resource_not_found() {
 /// Invoke synchronously; returns the function-error header and the body.
 async fn invoke_sync(payload: Value) -> (Option<String>, Value) {
     let emu = emulator().await;
-    let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.endpoint));
+    let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.tl.endpoint));
     let out = client
         .invoke()
         .function_name("arn:aws:lambda:us-east-1:000000000000:function:worker")
@@ -392,7 +321,7 @@ fn the_emulator_reports_each_invocation_on_stdout() {
         let id = dispatch("worker::word_count", json!({"text": "report me"})).await;
         finish(&id, Duration::from_secs(30)).await;
         let rid = request_id_of(&id).await;
-        let lines = emulator().await.output.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let lines = emulator().await.tl.lines();
         let report = lines.iter().find(|l| l.starts_with("REPORT") && l.contains(&rid)).expect("a REPORT line");
         assert!(report.contains("Function: worker") && report.contains("Attempt: 1") && report.contains("Outcome: success"), "{report}");
         assert!(report.contains("Cold") || report.contains("Warm"), "{report}");

@@ -2,6 +2,8 @@
 //! that `scripts/test` starts, and SDK clients pointed at loopback.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod task_local;
+
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 
 /// The DynamoDB Local endpoint; fails the test, saying how to get one, when absent.

@@ -1,0 +1,144 @@
+//! Start the real `task-local` binary for a test; stopped when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Build the emulator and the worker (a no-op when they are fresh), so a
+/// test never runs a stale binary.
+fn build_binaries() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "task-local", "-p", "examples", "--bin", "task-local", "--example", "worker"])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build of task-local and examples/worker failed");
+    });
+}
+
+/// A binary of this workspace's target directory, built first.
+pub fn built(relative: &str) -> PathBuf {
+    build_binaries();
+    let exe = std::env::current_exe().expect("test exe");
+    let debug = exe.parent().and_then(|deps| deps.parent()).expect("target/debug");
+    let path = debug.join(relative);
+    assert!(path.is_file(), "{} is not built", path.display());
+    path
+}
+
+/// A running emulator. It runs with `--stop-on-stdin-eof`, so it also stops
+/// when this process ends without dropping it.
+pub struct TaskLocal {
+    pub endpoint: String,
+    pub output: Arc<Mutex<Vec<String>>>,
+    child: Child,
+}
+
+impl TaskLocal {
+    /// `task-local serve --port 0 --stop-on-stdin-eof ARGS...`
+    pub fn start<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut child = Command::new(built("task-local"))
+            .args(["serve", "--port", "0", "--stop-on-stdin-eof"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start task-local");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let sink = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("task-local: listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+        let endpoint = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(e) => e,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("task-local did not print its address within 30 s");
+            }
+        };
+        Self { endpoint, output, child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every line printed so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.output.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The last `n` lines, for failure messages.
+    pub fn tail(&self, n: usize) -> String {
+        let out = self.lines();
+        out[out.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// A Lambda client for this emulator.
+    pub fn client(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(&super::sdk_config(&self.endpoint))
+    }
+
+    /// A Lambda client that makes exactly one attempt (to see throttling).
+    pub fn client_without_retries(&self) -> aws_sdk_lambda::Client {
+        let conf = aws_sdk_lambda::config::Builder::from(&super::sdk_config(&self.endpoint))
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_lambda::Client::from_conf(conf)
+    }
+
+    /// `GET /stats`.
+    pub async fn stats(&self) -> serde_json::Value {
+        serde_json::from_str(&http_get(&format!("{}/stats", self.endpoint)).await).expect("stats JSON")
+    }
+
+    /// Send SIGTERM and wait (at most `limit`) for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for TaskLocal {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// GET over a plain TCP connection (HTTP/1.0: the server closes it).
+pub async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).expect("path");
+    let mut s = tokio::net::TcpStream::connect(host).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes()).await.expect("write");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.expect("read");
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+}

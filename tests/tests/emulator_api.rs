@@ -1,0 +1,218 @@
+//! The emulator's own behaviour, each test with its own `task-local`:
+//! invocation types, payload limits, throttling, the on-failure file,
+//! maximum event age, the environment and headers a function sees, and
+//! draining on SIGTERM. Functions are the real `examples/worker` binary, or
+//! a small Python runtime that reports what it was given.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use common::task_local::{TaskLocal, built};
+use serde_json::{Value, json};
+
+fn worker() -> String {
+    format!("worker={}", built("examples/worker").display())
+}
+
+/// Wait (at most `limit`) for `check` to hold.
+async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn dry_run_answers_204_and_runs_nothing() {
+    let tl = TaskLocal::start(["--function", &worker()]);
+    let out = tl.client().invoke().function_name("worker").invocation_type(InvocationType::DryRun).send().await.expect("dry run");
+    assert_eq!(out.status_code(), 204);
+    assert_eq!(tl.stats().await["functions"]["worker"]["invocations"], 0);
+}
+
+#[tokio::test]
+async fn payloads_over_the_limits_are_request_entity_too_large() {
+    let tl = TaskLocal::start(["--function", &worker()]);
+    let client = tl.client();
+    let big_event = json!({"name": "x".repeat(1_048_577)}).to_string();
+    let err = client
+        .invoke()
+        .function_name("worker")
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(big_event))
+        .send()
+        .await
+        .expect_err("over 1 MB");
+    let se = err.as_service_error().expect("service error");
+    assert!(se.is_request_too_large_exception() || format!("{se:?}").contains("RequestEntityTooLarge"), "{se:?}");
+    let big_sync = json!({"name": "x".repeat(6_291_457)}).to_string();
+    let err = client.invoke().function_name("worker").payload(Blob::new(big_sync)).send().await.expect_err("over 6 MB");
+    assert!(format!("{:?}", err.as_service_error()).contains("RequestEntityTooLarge"), "{err:?}");
+    assert_eq!(tl.stats().await["functions"]["worker"]["invocations"], 0);
+}
+
+#[tokio::test]
+async fn a_synchronous_invoke_with_no_free_instance_is_throttled() {
+    let tl = TaskLocal::start(["--function", &worker(), "--concurrency", "1", "--timeout", "5s"]);
+    let client = tl.client();
+    let slow = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client.invoke().function_name("worker").payload(Blob::new(json!({"name": "slow", "sleep_ms": 1500}).to_string())).send().await
+        })
+    };
+    // Wait until the slow call holds the only instance.
+    assert!(eventually(Duration::from_secs(10), async || tl.stats().await["functions"]["worker"]["running"] == 1).await);
+    let once = tl.client_without_retries(); // the SDK would otherwise retry the 429
+    let err = once.invoke().function_name("worker").payload(Blob::new(json!({"name": "fast"}).to_string())).send().await;
+    let err = err.expect_err("throttled");
+    let se = err.as_service_error().expect("service error");
+    assert!(se.is_too_many_requests_exception(), "{se:?}");
+    let ok = slow.await.expect("join").expect("the slow call completes");
+    assert_eq!(ok.function_error(), None);
+    assert!(tl.stats().await["functions"]["worker"]["throttled"].as_u64() >= Some(1));
+}
+
+#[tokio::test]
+async fn an_event_out_of_retries_is_written_to_the_on_failure_file() {
+    let file = std::env::temp_dir().join(format!("task-local-failures-{}.jsonl", uuid::Uuid::new_v4().simple()));
+    let tl = TaskLocal::start([
+        "--function", &worker(), "--max-retry-attempts", "1", "--retry-delays", "20ms",
+        "--on-failure", &file.display().to_string(),
+    ]);
+    // Not a task, and not a Hello: the handler's event does not decode: a function error.
+    let event = json!({"nobody": "here"});
+    let out = tl
+        .client()
+        .invoke()
+        .function_name("worker")
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(event.to_string()))
+        .send()
+        .await
+        .expect("queued");
+    assert_eq!(out.status_code(), 202);
+    let read = || std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(eventually(Duration::from_secs(20), async || !read().is_empty()).await, "{}", tl.tail(20));
+    let line: Value = serde_json::from_str(read().lines().next().unwrap_or("")).expect("a JSON line");
+    assert_eq!(line["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(line["requestContext"]["approximateInvokeCount"], 2);
+    assert_eq!(line["requestPayload"], event);
+    assert_eq!(line["responsePayload"]["errorType"], "InvalidEvent");
+    let s = tl.stats().await;
+    let f = &s["functions"]["worker"];
+    assert_eq!((f["invocations"].as_u64(), f["retries"].as_u64(), f["dropped"].as_u64()), (Some(2), Some(1), Some(1)), "{f}");
+    let rid = line["requestContext"]["requestId"].as_str().unwrap_or_default().to_owned();
+    let attempts: Vec<_> = s["invocations"].as_array().into_iter().flatten().filter(|r| r["request_id"] == rid.as_str()).map(|r| r["attempt"].clone()).collect();
+    assert_eq!(attempts, [json!(1), json!(2)], "both attempts under one request id");
+    let _ = std::fs::remove_file(&file);
+}
+
+#[tokio::test]
+async fn an_event_older_than_the_maximum_age_is_dropped() {
+    let file = std::env::temp_dir().join(format!("task-local-age-{}.jsonl", uuid::Uuid::new_v4().simple()));
+    let tl = TaskLocal::start([
+        "--function", &worker(), "--max-event-age", "1s", "--retry-delays", "1500ms",
+        "--on-failure", &file.display().to_string(),
+    ]);
+    tl.client()
+        .invoke()
+        .function_name("worker")
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(json!({"nobody": "here"}).to_string()))
+        .send()
+        .await
+        .expect("queued");
+    let read = || std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(eventually(Duration::from_secs(20), async || !read().is_empty()).await, "{}", tl.tail(20));
+    let line: Value = serde_json::from_str(read().lines().next().unwrap_or("")).expect("a JSON line");
+    assert_eq!(line["requestContext"]["condition"], "EventAgeExceeded");
+    assert_eq!(line["requestContext"]["approximateInvokeCount"], 1);
+    let _ = std::fs::remove_file(&file);
+}
+
+/// A Lambda runtime in Python that answers each event with what it saw.
+const PY_RUNTIME: &str = r#"#!/usr/bin/env python3
+import json, os, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        seen = {"headers": {k.lower(): v for k, v in r.headers.items()}, "event": json.loads(r.read()),
+                "env": {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "LAMBDA_", "_HANDLER", "TZ", "EXTRA"))}}
+    print("handling", rid, flush=True)
+    req = urllib.request.Request(api + rid + "/response", data=json.dumps(seen).encode(), method="POST")
+    urllib.request.urlopen(req).read()
+"#;
+
+#[tokio::test]
+async fn a_function_sees_the_lambda_environment_and_headers() {
+    let dir = std::env::temp_dir().join(format!("task-local-py-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let script = dir.join("bootstrap");
+    std::fs::write(&script, PY_RUNTIME).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let tl = TaskLocal::start([
+        "--function".to_owned(), format!("echo={}", script.display()),
+        "--memory".into(), "512".into(), "--timeout".into(), "7s".into(), "--env".into(), "EXTRA_SETTING=on".into(),
+    ]);
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let out = tl.client().invoke().function_name("echo").payload(Blob::new(r#"{"hi": 1}"#)).send().await.expect("invoke");
+    let seen: Value = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).expect("JSON");
+    let env = &seen["env"];
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "echo");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "512");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "$LATEST");
+    assert_eq!(env["AWS_REGION"], "us-east-1");
+    assert_eq!(env["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/echo");
+    assert!(env["AWS_LAMBDA_LOG_STREAM_NAME"].as_str().is_some_and(|s| s.contains("[$LATEST]")), "{env}");
+    assert!(env["AWS_ACCESS_KEY_ID"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(env["AWS_ENDPOINT_URL_LAMBDA"], tl.endpoint.as_str());
+    assert!(env["AWS_LAMBDA_RUNTIME_API"].as_str().is_some_and(|s| s.starts_with("127.0.0.1:")));
+    assert_eq!(env["EXTRA_SETTING"], "on");
+    assert_eq!(seen["event"], json!({"hi": 1}));
+    let h = &seen["headers"];
+    assert_eq!(h["lambda-runtime-invoked-function-arn"], "arn:aws:lambda:us-east-1:000000000000:function:echo");
+    assert!(h["lambda-runtime-trace-id"].as_str().is_some_and(|t| t.starts_with("Root=1-")));
+    let deadline: u64 = h["lambda-runtime-deadline-ms"].as_str().and_then(|d| d.parse().ok()).expect("deadline");
+    assert!(deadline >= before + 6_000 && deadline <= before + 60_000, "deadline {deadline} vs now {before}");
+    assert_eq!(out.executed_version(), Some("$LATEST"));
+    // The function's stdout is forwarded with its name and request id.
+    let rid = h["lambda-runtime-aws-request-id"].as_str().unwrap_or_default().to_owned();
+    assert!(eventually(Duration::from_secs(5), async || tl.lines().iter().any(|l| l.contains("[echo #1") && l.contains(&rid) && l.contains("handling"))).await, "{}", tl.tail(10));
+    // A second call reuses the warm instance.
+    tl.client().invoke().function_name("echo").payload(Blob::new("{}")).send().await.expect("invoke");
+    let f = &tl.stats().await["functions"]["echo"];
+    assert_eq!((f["invocations"].as_u64(), f["cold_starts"].as_u64(), f["instances"].as_u64()), (Some(2), Some(1), Some(1)), "{f}");
+    drop(tl);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_running_invocations_then_stops() {
+    let mut tl = TaskLocal::start(["--function", &worker(), "--timeout", "5s"]);
+    let client = tl.client();
+    let running = tokio::spawn(async move {
+        client.invoke().function_name("worker").payload(Blob::new(json!({"name": "last", "sleep_ms": 1000}).to_string())).send().await
+    });
+    assert!(eventually(Duration::from_secs(10), async || tl.stats().await["functions"]["worker"]["running"] == 1).await);
+    let status = tokio::task::block_in_place(|| tl.terminate(Duration::from_secs(15)));
+    assert_eq!(status.map(|s| s.success()), Some(true), "{}", tl.tail(10));
+    let answered = running.await.expect("join").expect("the running invocation was let finish");
+    let body: Value = serde_json::from_slice(answered.payload().map(|b| b.as_ref()).unwrap_or_default()).expect("JSON");
+    assert_eq!(body, json!({"greeting": "hello, last"}));
+    let lines = tl.lines();
+    assert!(lines.iter().any(|l| l.starts_with("task-local summary:")), "{}", tl.tail(10));
+    assert!(lines.iter().any(|l| l.contains("worker: 1 invocations (1 success")), "{}", tl.tail(10));
+}
