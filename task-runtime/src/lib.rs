@@ -78,6 +78,11 @@ pub use task_macro::task;
 /// Re-exported so that users need no direct dependency for the worker's types.
 pub use lambda_runtime;
 
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
+
 /// Any error the runtime can fail to start with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
