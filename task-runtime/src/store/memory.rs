@@ -45,41 +45,16 @@ impl ResponseStore for MemoryStore {
             if items.get(&p.id).is_some_and(|i| !i.expired(p.now_ms)) {
                 return false;
             }
-            items.insert(
-                p.id.clone(),
-                Item {
-                    id: p.id,
-                    task: p.task,
-                    status: Status::Pending,
-                    attempts: 0,
-                    request_id: None,
-                    lease_until_ms: None,
-                    response: None,
-                    error: None,
-                    created_at_ms: p.now_ms,
-                    updated_at_ms: p.now_ms,
-                    ttl: p.ttl,
-                },
-            );
+            items.insert(p.id.clone(), Item::pending(p.id, p.task, p.now_ms, p.ttl));
             true
         }))
     }
 
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
         Ok(self.with(|items| {
-            let item = items.entry(req.id.clone()).or_insert_with(|| Item {
-                id: req.id.clone(),
-                task: req.task.clone(),
-                status: Status::Pending,
-                attempts: 0,
-                request_id: None,
-                lease_until_ms: None,
-                response: None,
-                error: None,
-                created_at_ms: req.now_ms,
-                updated_at_ms: req.now_ms,
-                ttl: req.ttl,
-            });
+            let item = items
+                .entry(req.id.clone())
+                .or_insert_with(|| Item::pending(req.id.clone(), req.task.clone(), req.now_ms, req.ttl));
             if let Some(refused) = item.begin_verdict(&req) {
                 return refused;
             }

@@ -138,6 +138,23 @@ pub(crate) struct Item {
 }
 
 impl Item {
+    /// A new `pending` item.
+    pub(crate) fn pending(id: String, task: String, now_ms: u64, ttl: u64) -> Self {
+        Item {
+            id,
+            task,
+            status: Status::Pending,
+            attempts: 0,
+            request_id: None,
+            lease_until_ms: None,
+            response: None,
+            error: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            ttl,
+        }
+    }
+
     /// Whether `begin` by `req` may take this item, and if not, why.
     pub(crate) fn begin_verdict(&self, req: &BeginRequest) -> Option<Begun> {
         match self.status {
