@@ -216,3 +216,45 @@ async fn sigterm_drains_running_invocations_then_stops() {
     assert!(lines.iter().any(|l| l.starts_with("task-local summary:")), "{}", tl.tail(10));
     assert!(lines.iter().any(|l| l.contains("worker: 1 invocations (1 success")), "{}", tl.tail(10));
 }
+
+/// boto3 against the emulator: the Invoke API as Python clients see it.
+const BOTO3_CLIENT: &str = r#"
+import json, sys, boto3, botocore
+c = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                 aws_access_key_id="test", aws_secret_access_key="test",
+                 config=botocore.config.Config(retries={"max_attempts": 1}))
+out = {}
+r = c.invoke(FunctionName="worker", Payload=json.dumps({"name": "py"}))
+out["sync"] = {"status": r["StatusCode"], "payload": json.loads(r["Payload"].read()), "error": r.get("FunctionError")}
+r = c.invoke(FunctionName="worker", InvocationType="Event", Payload=json.dumps({"name": "later"}))
+out["event"] = r["StatusCode"]
+r = c.invoke(FunctionName="worker", Payload=json.dumps({"nobody": 1}))
+out["function_error"] = {"error": r.get("FunctionError"), "payload": json.loads(r["Payload"].read())}
+try:
+    c.invoke(FunctionName="missing", Payload=b"{}")
+except c.exceptions.ResourceNotFoundException as e:
+    out["missing"] = {"code": e.response["Error"]["Code"], "status": e.response["ResponseMetadata"]["HTTPStatusCode"]}
+print(json.dumps(out))
+"#;
+
+#[tokio::test]
+async fn boto3_can_invoke_the_emulator() {
+    let pythonpath = std::env::var("TASK_TEST_PYTHONPATH").unwrap_or_else(|_| {
+        panic!("TASK_TEST_PYTHONPATH is not set: this test needs boto3. Run the suite with `scripts/test` (it installs boto3 into .pydeps).")
+    });
+    let tl = TaskLocal::start(["--function", &worker()]);
+    let endpoint = tl.endpoint.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3").env("PYTHONPATH", pythonpath).args(["-c", BOTO3_CLIENT, &endpoint]).output()
+    })
+    .await
+    .expect("join")
+    .expect("run python3");
+    assert!(out.status.success(), "boto3 script failed: {}", String::from_utf8_lossy(&out.stderr));
+    let got: Value = serde_json::from_slice(&out.stdout).expect("JSON from the script");
+    assert_eq!(got["sync"], json!({"status": 200, "payload": {"greeting": "hello, py"}, "error": null}));
+    assert_eq!(got["event"], 202);
+    assert_eq!(got["function_error"]["error"], "Unhandled");
+    assert_eq!(got["function_error"]["payload"]["errorType"], "InvalidEvent");
+    assert_eq!(got["missing"], json!({"code": "ResourceNotFoundException", "status": 404}));
+}
