@@ -35,7 +35,7 @@ use crate::worker::{Invocation, Worker};
 /// ```
 pub async fn run<S, E, R>(handler: S) -> Result<(), lambda_runtime::Error>
 where
-    S: Service<LambdaEvent<E>, Response = R> + Send + 'static,
+    S: Service<LambdaEvent<E>, Response = R> + 'static,
     S::Future: Send + 'static,
     S::Error: Into<Diagnostic> + std::fmt::Debug,
     E: DeserializeOwned + Send + 'static,

@@ -50,6 +50,8 @@ mod context;
 mod dispatch;
 mod error;
 mod handle;
+#[cfg(feature = "http")]
+mod http;
 mod lambda;
 mod outcome;
 mod response;
@@ -65,6 +67,8 @@ pub use dispatch::{SendOptions, send};
 pub use error::{BoxError, ConfigError, DispatchError, RegistryError, StoreError, TaskError, TaskResult, WaitError};
 pub use handle::TaskHandle;
 pub use lambda::{invocation, reply_to_result, run, run_tasks};
+#[cfg(feature = "http")]
+pub use http::{lambda_http, run_http};
 pub use outcome::{Reply, error_type};
 pub use response::{AsyncResponse, Failure, FailureKind, Status, get_async_response};
 

@@ -38,11 +38,12 @@ async fn emulator() -> &'static Emulator {
         let table = common::table_name("e2e");
         DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
         let worker = format!("worker={}", task_local::built("examples/worker").display());
+        let api = format!("api={}", task_local::built("examples/http").display());
         let (timeout, concurrency) = (format!("{TIMEOUT_SECS}s"), CONCURRENCY.to_string());
         let (table_env, ddb_env) = (format!("TASK_RESPONSE_TABLE={table}"), format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()));
         let tl = tokio::task::spawn_blocking(move || {
             TaskLocal::start([
-                "--function", &worker, "--timeout", &timeout, "--concurrency", &concurrency,
+                "--function", &worker, "--function", &api, "--timeout", &timeout, "--concurrency", &concurrency,
                 "--retry-delays", "50ms,100ms", "--max-retry-attempts", "2",
                 "--env", &table_env, "--env", &ddb_env, "--env", "RUST_LOG=warn",
             ])
@@ -325,5 +326,61 @@ fn the_emulator_reports_each_invocation_on_stdout() {
         let report = lines.iter().find(|l| l.starts_with("REPORT") && l.contains(&rid)).expect("a REPORT line");
         assert!(report.contains("Function: worker") && report.contains("Attempt: 1") && report.contains("Outcome: success"), "{report}");
         assert!(report.contains("Cold") || report.contains("Warm"), "{report}");
+    });
+}
+
+/// An API Gateway HTTP API (payload v2) event.
+fn http_event(method: &str, path: &str, query: &str) -> Value {
+    let params: serde_json::Map<String, Value> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+        .collect();
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+        "headers": {"host": "api.example.com", "user-agent": "e2e"},
+        "queryStringParameters": params,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "domainName": "api.example.com", "domainPrefix": "api",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "e2e"},
+            "requestId": uuid::Uuid::new_v4().to_string(), "routeKey": "$default", "stage": "$default",
+            "time": "24/Nov/2026:06:00:00 +0000", "timeEpoch": 1_795_500_000_000u64
+        },
+        "isBase64Encoded": false
+    })
+}
+
+async fn call_api(event: Value) -> Value {
+    let emu = emulator().await;
+    let out = emu
+        .tl
+        .client()
+        .invoke()
+        .function_name("api")
+        .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+        .send()
+        .await
+        .expect("invoke api");
+    assert_eq!(out.function_error(), None, "{:?}", out.payload());
+    serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).expect("a JSON response")
+}
+
+#[test]
+fn an_http_app_and_its_tasks_run_in_one_function() {
+    block_on(async {
+        let posted = call_api(http_event("POST", "/pies", "flavor=apple&slices=8")).await;
+        assert_eq!(posted["statusCode"], 202, "{posted}");
+        let body: Value = serde_json::from_str(posted["body"].as_str().unwrap_or("")).expect("JSON body");
+        let id = body["id"].as_str().expect("an id").to_owned();
+        // The function dispatched the task to itself, through the emulator.
+        let (r, _) = finish(&id, Duration::from_secs(30)).await;
+        assert_eq!((r.status, r.task.as_str()), (Status::Complete, "http::bake"));
+        assert_eq!(r.response, Some(json!({"flavor": "apple", "slices": 8})));
+        let polled = call_api(http_event("GET", &format!("/pies/{id}"), "")).await;
+        assert_eq!(polled["statusCode"], 200, "{polled}");
+        let body: Value = serde_json::from_str(polled["body"].as_str().unwrap_or("")).expect("JSON body");
+        assert_eq!((body["status"].as_str(), body["attempts"].as_u64()), (Some("complete"), Some(1)));
+        let missing = call_api(http_event("GET", "/pies/nope", "")).await;
+        assert_eq!(missing["statusCode"], 404, "{missing}");
     });
 }
