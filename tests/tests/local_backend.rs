@@ -291,6 +291,22 @@ async fn an_uncaptured_task_has_no_response_and_wait_says_why() {
     assert!(matches!(h.wait().await, Err(WaitError::NotCaptured { .. })));
 }
 
+static ONCE_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[task(capture_response = false, retries = 0)]
+async fn uncaptured_once(tag: String) -> TaskResult<()> {
+    ONCE_CALLS.fetch_add(1, Ordering::SeqCst);
+    Err(TaskError::retry(tag))
+}
+
+#[tokio::test]
+async fn an_uncaptured_task_is_not_retried_past_its_cap() {
+    setup();
+    uncaptured_once("no store to dedupe".into()).await.expect("dispatch");
+    task_runtime::wait_for_local_tasks().await;
+    assert_eq!(ONCE_CALLS.load(Ordering::SeqCst), 1);
+}
+
 #[task(name = "pies.count")]
 async fn count(n: u32) -> u32 {
     n + 1

@@ -21,7 +21,7 @@ impl Backend {
                 let function = function.ok_or(crate::error::ConfigError::NoFunction)?;
                 l.invoke_event(&env.task, function, payload).await
             }
-            Backend::Local(l) => l.enqueue(payload),
+            Backend::Local(l) => l.enqueue(payload, env.retries),
         }
     }
 }
