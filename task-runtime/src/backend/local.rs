@@ -42,10 +42,12 @@ impl LocalBackend {
     }
 
     /// Queue a message, like `Invoke` with `InvocationType=Event`: returns at
-    /// once; the work runs on tokio.
-    pub(crate) fn enqueue(&self, payload: Vec<u8>) -> Result<(), DispatchError> {
+    /// once; the work runs on tokio. At most `1 + retries` attempts (and no
+    /// more than the configured maximum), as if the function's own retry
+    /// setting were the task's.
+    pub(crate) fn enqueue(&self, payload: Vec<u8>, retries: u8) -> Result<(), DispatchError> {
         let worker = self.worker()?;
-        let max_attempts = self.settings.max_attempts;
+        let max_attempts = self.settings.max_attempts.min(1 + u32::from(retries));
         let delay = self.retry_delay;
         let guard = InFlight::new(self.in_flight.clone());
         tokio::spawn(async move {
