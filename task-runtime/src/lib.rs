@@ -72,11 +72,67 @@ pub use http::{lambda_http, run_http};
 pub use outcome::{Reply, error_type};
 pub use response::{AsyncResponse, Failure, FailureKind, Status, get_async_response};
 
-/// Marks a function as a task. See the crate docs and the README.
+/// Marks a function as a task: calling it dispatches instead of running.
 ///
-/// Options: `name = "..."` (default `module_path::fn_name`),
-/// `function = "..."` (the Lambda function to invoke),
-/// `capture_response = bool` (default `true`), `retries = 0..=2`.
+/// On `async fn` and plain `fn`. The function keeps its name and
+/// parameters, becomes `async`, and returns
+/// `Result<TaskHandle<T>, DispatchError>`, where `T` is the value of the
+/// original return type (the `Ok` type of a `Result` or `TaskResult`, or the
+/// type itself). Alongside it the macro emits a type of the same name with:
+///
+/// - `NAME`: the registered name (default `module_path!()::fn_name`);
+/// - `run_inline(args..)`: the original body, run in place (tests,
+///   composition); `async` exactly when the original was;
+/// - `SPEC`: the registry entry the worker finds the task by.
+///
+/// Options, all optional:
+///
+/// | option | meaning | default |
+/// |---|---|---|
+/// | `name = "..."` | the name in messages and the registry | `module_path::fn_name` |
+/// | `function = "..."` | the Lambda function (name or ARN) to invoke | `TASK_FUNCTION` |
+/// | `capture_response = bool` | write the outcome to the response store | `true` |
+/// | `retries = 0..=2` | cap Lambda's retries for this task | the function's own |
+///
+/// Arguments must be plain identifiers of owned `Serialize +
+/// DeserializeOwned` types; references, lifetimes, generics, `self` and
+/// patterns are refused at compile time with an error on the token at fault.
+///
+/// ```
+/// use task_runtime::{task, TaskError};
+///
+/// #[derive(Debug)]
+/// struct OvenCold;
+/// impl std::fmt::Display for OvenCold {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("the oven is cold") }
+/// }
+/// impl std::error::Error for OvenCold {}
+///
+/// // A sync fn, at most one retry, under a stable name.
+/// #[task(name = "pies.bake", retries = 1)]
+/// fn bake(minutes: u32) -> Result<String, OvenCold> {
+///     if minutes == 0 { return Err(OvenCold) } // `Err` of any error: retried
+///     Ok(format!("baked for {minutes} min"))
+/// }
+///
+/// // Fire and forget: nothing is written to the response store.
+/// #[task(capture_response = false)]
+/// async fn log_sale(flavor: String) {
+///     println!("sold one {flavor}");
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// assert_eq!(bake::NAME, "pies.bake");
+/// let handle = bake(40).await?;                   // TaskHandle<String>
+/// assert_eq!(handle.wait().await?, "baked for 40 min");
+/// assert_eq!(bake::run_inline(5)?, "baked for 5 min"); // a sync fn stays sync in place
+///
+/// log_sale("apple".into()).await?;
+/// task_runtime::wait_for_local_tasks().await;     // let local work finish
+/// # let _ = TaskError::fail("unused");
+/// # Ok(()) }
+/// ```
 pub use task_macro::task;
 
 /// Re-exported so that users need no direct dependency for the worker's types.
