@@ -44,7 +44,16 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
                 ttl: now / 1000 + rt.config.response_ttl.as_secs(),
             };
             let (written, sent) = tokio::join!(store.put_pending(pending), rt.backend.send(&env, function, payload));
-            sent?;
+            if let Err(refused) = sent {
+                // Never sent: take the pending item back so nothing reads as
+                // pending for a call that does not exist.
+                if let Ok(true) = written
+                    && let Err(e) = store.discard_pending(&env.id).await
+                {
+                    tracing::warn!(error = %e, "the invoke failed and its pending item could not be removed; it expires by ttl");
+                }
+                return Err(refused);
+            }
             // `false` means the worker got there first: fine.
             written.map_err(|source| DispatchError::Store { task: t.name.to_owned(), id: env.id.clone(), source })?;
         }

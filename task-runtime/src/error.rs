@@ -173,8 +173,10 @@ pub enum DispatchError {
         /// What AWS said.
         message: String,
     },
-    /// The pending record could not be written.
-    #[error("task `{task}` (id {id}): {source}")]
+    /// The message was sent (the task will run), but its pending record
+    /// could not be written, so the call cannot be followed until a worker
+    /// writes it. Do not simply send again: that would run the task twice.
+    #[error("task `{task}` (id {id}) was sent, but its pending record could not be written: {source}")]
     Store {
         /// The task name.
         task: String,

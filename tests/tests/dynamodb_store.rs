@@ -61,6 +61,19 @@ async fn put_pending_never_overwrites() {
 }
 
 #[tokio::test]
+async fn discard_pending_removes_only_a_pending_item() {
+    let s = store().await;
+    s.put_pending(pending("d1")).await.expect("put");
+    s.put_pending(pending("d2")).await.expect("put");
+    s.begin(begin("d2", "req-1", live())).await.expect("begin");
+    for id in ["d1", "d2", "never-written"] {
+        s.discard_pending(id).await.unwrap_or_else(|e| panic!("discard {id}: {e}"));
+    }
+    assert_eq!(s.get("d1").await.expect("get"), None);
+    assert_eq!(s.get("d2").await.expect("get").map(|r| r.status), Some(Status::Running));
+}
+
+#[tokio::test]
 async fn begin_counts_attempts_and_respects_leases() {
     let s = store().await;
     s.put_pending(pending("b1")).await.expect("put");

@@ -41,6 +41,9 @@ async fn env() -> &'static Env {
         );
         let handle = tokio::runtime::Handle::current();
         let fake = FakeLambda::start(Arc::new(move |req| {
+            if req.path.contains("/functions/no-such-fn/") {
+                return common::aws_error(404, "ResourceNotFoundException", "Function not found: no-such-fn");
+            }
             let (worker, payload) = (worker.clone(), req.body.clone());
             handle.spawn(async move {
                 let request_id = uuid::Uuid::new_v4().to_string();
@@ -138,4 +141,36 @@ async fn oversized() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let after: Vec<_> = env.fake.received()[before..].iter().filter(|c| c.body.len() > 1_000_000).cloned().collect();
     assert!(after.is_empty(), "no request reached the endpoint");
+}
+
+#[task(function = "no-such-fn")]
+async fn misdirected(n: u32) -> u32 {
+    n
+}
+
+#[test]
+fn a_refused_invoke_leaves_no_pending_item_behind() {
+    block_on(refused())
+}
+
+async fn refused() {
+    let env = env().await;
+    match misdirected(1).await {
+        Err(DispatchError::Invoke { status: Some(404), code, .. }) => {
+            assert_eq!(code.as_deref(), Some("ResourceNotFoundException"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The pending write ran concurrently with the invoke; it was taken back.
+    let scan = common::dynamodb()
+        .scan()
+        .table_name(env.store.table())
+        .filter_expression("#t = :t")
+        .expression_attribute_names("#t", "task")
+        .expression_attribute_values(":t", aws_sdk_dynamodb::types::AttributeValue::S(misdirected::NAME.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("scan");
+    assert_eq!(scan.count(), 0, "items left for a call that was never sent: {:?}", scan.items());
 }

@@ -228,6 +228,26 @@ impl ResponseStore for DynamoStore {
         }
     }
 
+    async fn discard_pending(&self, id: &str) -> Result<(), StoreError> {
+        let delete = self
+            .client()
+            .await
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .condition_expression("#status = :pending")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":pending", s(Status::Pending.as_str()))
+            .send()
+            .await;
+        match delete {
+            Ok(_) => Ok(()),
+            // absent, or a worker has begun it: not ours to remove
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(self.err("discard_pending", &e)),
+        }
+    }
+
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
         let update = self
             .client()

@@ -50,6 +50,15 @@ impl ResponseStore for MemoryStore {
         }))
     }
 
+    async fn discard_pending(&self, id: &str) -> Result<(), StoreError> {
+        self.with(|items| {
+            if items.get(id).is_some_and(|i| i.status == Status::Pending) {
+                items.remove(id);
+            }
+        });
+        Ok(())
+    }
+
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
         Ok(self.with(|items| {
             let item = items
@@ -139,6 +148,19 @@ mod tests {
         let r = s.get("a").await.ok().flatten();
         assert_eq!(r.as_ref().map(|r| (r.status, r.attempts)), Some((Status::Complete, 3)));
         assert_eq!(r.and_then(|r| r.response), Some(serde_json::json!(7)));
+    }
+
+    #[tokio::test]
+    async fn discard_pending_removes_only_a_pending_item() {
+        let s = MemoryStore::default();
+        s.put_pending(PendingItem { id: "p".into(), task: "t".into(), now_ms: 1, ttl: FAR }).await.ok();
+        s.put_pending(PendingItem { id: "r".into(), task: "t".into(), now_ms: 1, ttl: FAR }).await.ok();
+        s.begin(begin("r", "r1", 10, 1000)).await.ok();
+        for id in ["p", "r", "never"] {
+            assert_eq!(s.discard_pending(id).await.ok(), Some(()), "{id}");
+        }
+        assert_eq!(s.get("p").await.ok(), Some(None));
+        assert_eq!(s.get("r").await.ok().flatten().map(|r| r.status), Some(Status::Running));
     }
 
     #[tokio::test]

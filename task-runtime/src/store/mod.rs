@@ -9,6 +9,9 @@
 //! 3. the worker's [`ResponseStore::finish`] writes the outcome only while
 //!    its request still owns the item.
 //!
+//! When the invoke itself fails, the caller takes its pending item back with
+//! [`ResponseStore::discard_pending`] (conditional on `pending` too).
+//!
 //! [`memory::MemoryStore`] and [`dynamodb::DynamoStore`] keep the same rules.
 
 pub mod dynamodb;
@@ -113,6 +116,10 @@ pub enum Finished {
 pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     /// Create the `pending` item; `false` when it already exists (the worker was first).
     async fn put_pending(&self, item: PendingItem) -> Result<bool, StoreError>;
+    /// Remove the item only while it is still `pending`: the caller's undo
+    /// when the invoke failed, so no call that was never sent reads as
+    /// pending. An item a worker has begun (or an absent one) is left alone.
+    async fn discard_pending(&self, id: &str) -> Result<(), StoreError>;
     /// Claim an attempt.
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError>;
     /// Write the outcome, only while `request_id` owns the item.
