@@ -4,7 +4,7 @@
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_lambda::config::http::HttpResponse;
-use aws_sdk_lambda::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use tokio::sync::OnceCell;
 
 /// The process's SDK configuration, loaded on first use.
@@ -29,10 +29,50 @@ where
 {
     match err {
         SdkError::ServiceError(se) => {
-            let message = se.err().message().map_or_else(|| DisplayErrorContext(err).to_string(), str::to_owned);
+            let message = se.err().message().map_or_else(|| chain(err), str::to_owned);
             (Some(se.raw().status().as_u16()), se.err().code().map(str::to_owned), message)
         }
-        SdkError::ResponseError(re) => (Some(re.raw().status().as_u16()), None, DisplayErrorContext(err).to_string()),
-        other => (None, None, DisplayErrorContext(other).to_string()),
+        SdkError::ResponseError(re) => (Some(re.raw().status().as_u16()), None, chain(err)),
+        other => (None, None, chain(other)),
+    }
+}
+
+/// The error and its causes, one `: ` apart, with a hint when the cause is
+/// that no AWS credentials were found.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        let part = e.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = e.source();
+    }
+    if text.contains("loading credentials") || text.contains("no credentials") {
+        text.push_str(
+            " (no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE; \
+             for DynamoDB Local and task-local any values will do)",
+        );
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("dispatch failure")]
+    struct Outer(#[source] Inner);
+    #[derive(Debug, thiserror::Error)]
+    #[error("an error occurred while loading credentials")]
+    struct Inner;
+
+    #[test]
+    fn the_chain_reads_as_one_sentence_with_a_hint_for_credentials() {
+        let text = chain(&Outer(Inner));
+        assert!(text.starts_with("dispatch failure: an error occurred while loading credentials (no AWS credentials found"), "{text}");
     }
 }

@@ -69,7 +69,7 @@ impl DynamoStore {
         operation: &'static str,
         e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
     ) -> StoreError {
-        let (status, code, message) = describe(e);
+        let (status, code, message) = crate::aws::describe(e);
         let message = match (status, code) {
             (Some(s), Some(c)) => format!("HTTP {s}, {c}: {message}"),
             (Some(s), None) => format!("HTTP {s}: {message}"),
@@ -120,20 +120,6 @@ impl DynamoStore {
 
     fn build_err(&self, e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
         StoreError::Backend { operation: "create_table", table: self.table.clone(), message: e.to_string() }
-    }
-}
-
-fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
-) -> (Option<u16>, Option<String>, String) {
-    use aws_sdk_dynamodb::error::DisplayErrorContext;
-    match e {
-        SdkError::ServiceError(se) => (
-            Some(se.raw().status().as_u16()),
-            se.err().code().map(str::to_owned),
-            se.err().message().map_or_else(|| DisplayErrorContext(e).to_string(), str::to_owned),
-        ),
-        other => (None, None, DisplayErrorContext(other).to_string()),
     }
 }
 
