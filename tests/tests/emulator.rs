@@ -38,12 +38,16 @@ async fn emulator() -> &'static Emulator {
         let table = common::table_name("e2e");
         DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
         let worker = format!("worker={}", task_local::built("examples/worker").display());
+        // The same binary again, for synchronous invokes only: with its own
+        // instances, they are never throttled by the asynchronous load on `worker`.
+        let direct = format!("direct={}", task_local::built("examples/worker").display());
         let api = format!("api={}", task_local::built("examples/http").display());
         let (timeout, concurrency) = (format!("{TIMEOUT_SECS}s"), CONCURRENCY.to_string());
         let (table_env, ddb_env) = (format!("TASK_RESPONSE_TABLE={table}"), format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()));
         let tl = tokio::task::spawn_blocking(move || {
             TaskLocal::start([
-                "--function", &worker, "--function", &api, "--timeout", &timeout, "--concurrency", &concurrency,
+                "--function", &worker, "--function", &api, "--function", &direct,
+                "--timeout", &timeout, "--concurrency", &concurrency, "--concurrency", "direct=3",
                 "--retry-delays", "50ms,100ms", "--max-retry-attempts", "2",
                 "--env", &table_env, "--env", &ddb_env, "--env", "RUST_LOG=warn",
                 // Room to record a timeout and answer before the kill, on a loaded machine.
@@ -181,10 +185,10 @@ fn a_handler_running_past_its_deadline_is_killed_as_a_function_error() {
     block_on(async {
         let emu = emulator().await;
         let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.tl.endpoint));
-        let before = stats().await["functions"]["worker"]["timeout"].as_u64().unwrap_or(0);
+        let before = stats().await["functions"]["direct"]["timeout"].as_u64().unwrap_or(0);
         let out = client
             .invoke()
-            .function_name("worker")
+            .function_name("direct")
             .payload(aws_sdk_lambda::primitives::Blob::new(json!({"name": "sloth", "sleep_ms": 10_000}).to_string()))
             .send()
             .await
@@ -193,12 +197,12 @@ fn a_handler_running_past_its_deadline_is_killed_as_a_function_error() {
         let body: Value = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).expect("error JSON");
         assert_eq!(body["errorType"], "Sandbox.Timedout");
         assert!(body["errorMessage"].as_str().unwrap_or("").contains(&format!("Task timed out after {TIMEOUT_SECS}.00 seconds")), "{body}");
-        let after = stats().await["functions"]["worker"]["timeout"].as_u64().unwrap_or(0);
+        let after = stats().await["functions"]["direct"]["timeout"].as_u64().unwrap_or(0);
         assert!(after > before);
         // The killed instance is replaced: the next call still works.
         let ok = client
             .invoke()
-            .function_name("worker")
+            .function_name("direct")
             .payload(aws_sdk_lambda::primitives::Blob::new(json!({"name": "ann"}).to_string()))
             .send()
             .await
@@ -281,7 +285,7 @@ async fn invoke_sync(payload: Value) -> (Option<String>, Value) {
     let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.tl.endpoint));
     let out = client
         .invoke()
-        .function_name("arn:aws:lambda:us-east-1:000000000000:function:worker")
+        .function_name("arn:aws:lambda:us-east-1:000000000000:function:direct")
         .payload(aws_sdk_lambda::primitives::Blob::new(payload.to_string()))
         .send()
         .await
