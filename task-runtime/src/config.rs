@@ -18,6 +18,18 @@ use crate::error::ConfigError;
 use crate::worker::WorkerSettings;
 
 /// Where dispatched tasks go.
+///
+/// ```
+/// use task_runtime::{BackendKind, Config};
+///
+/// // Inside Lambda the function invokes itself, like Zappa.
+/// let env = |k: &str| (k == "AWS_LAMBDA_FUNCTION_NAME").then(|| "tasks-worker".to_string());
+/// let config = Config::from_lookup(env).unwrap();
+/// assert_eq!(config.backend, BackendKind::Lambda);
+/// assert_eq!(config.function.as_deref(), Some("tasks-worker"));
+/// // Nowhere to send: the embedded local backend.
+/// assert_eq!(Config::from_lookup(|_| None).unwrap().backend, BackendKind::Local);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     /// `Invoke` with `InvocationType=Event` on AWS Lambda (or an emulator).
@@ -107,6 +119,16 @@ impl Config {
     }
 
     /// The lambda backend, invoking `function`, with responses in `table` when given.
+    ///
+    /// ```no_run
+    /// use task_runtime::Config;
+    /// # fn main() -> Result<(), task_runtime::ConfigError> {
+    /// Config::lambda("arn:aws:lambda:eu-west-1:123456789012:function:tasks-worker:live", Some("task-responses".into()))
+    ///     .with_max_attempts(2) // the function's MaximumRetryAttempts is 1
+    ///     .with_signing_key(std::env::var("PIE_SECRET").unwrap_or_default())
+    ///     .install()?;
+    /// # Ok(()) }
+    /// ```
     pub fn lambda(function: impl Into<String>, table: Option<String>) -> Self {
         Self { backend: BackendKind::Lambda, function: Some(function.into()), response_table: table, ..Self::default() }
     }
@@ -117,6 +139,17 @@ impl Config {
     }
 
     /// Read variables through `get` (for tests, or another source).
+    ///
+    /// ```
+    /// use std::collections::HashMap;
+    /// use std::time::Duration;
+    /// use task_runtime::Config;
+    ///
+    /// let vars = HashMap::from([("TASK_FUNCTION", "pies"), ("TASK_RESPONSE_TTL_SECS", "600")]);
+    /// let config = Config::from_lookup(|k| vars.get(k).map(|v| v.to_string())).unwrap();
+    /// assert_eq!(config.response_ttl, Duration::from_secs(600));
+    /// assert_eq!(config.response_table, None); // capture off on the lambda backend
+    /// ```
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let var = |k: &str| get(k).filter(|v| !v.trim().is_empty());
         let mut c = Self::default();
@@ -180,6 +213,14 @@ impl Config {
     }
 
     /// Use `store` for responses (on either backend).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use task_runtime::{store::memory::MemoryStore, Config};
+    ///
+    /// let config = Config::local().with_store(Arc::new(MemoryStore::default()));
+    /// assert!(config.store.is_some());
+    /// ```
     pub fn with_store(mut self, store: Arc<dyn crate::store::ResponseStore>) -> Self {
         self.store = Some(store);
         self
@@ -193,7 +234,18 @@ impl Config {
     }
 
     /// Make this the process's configuration, in place of the environment.
-    /// Call it before the first dispatch or poll.
+    /// Call it before the first dispatch or poll; afterwards it is
+    /// [`ConfigError::AlreadyInstalled`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use task_runtime::Config;
+    ///
+    /// # fn main() -> Result<(), task_runtime::ConfigError> {
+    /// Config::local().with_local_retry_delay(Duration::ZERO).install()?;
+    /// assert!(Config::local().install().is_err()); // only once
+    /// # Ok(()) }
+    /// ```
     pub fn install(self) -> Result<(), ConfigError> {
         crate::client::install(self)
     }

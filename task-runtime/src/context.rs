@@ -1,6 +1,18 @@
 //! What a running task can know about itself: [`current`].
 
-/// The task being run, as the worker sees it.
+/// The task being run, as the worker sees it; [`current`] returns it.
+///
+/// ```
+/// use task_runtime::{task, TaskResult};
+///
+/// #[task]
+/// async fn audit(note: String) -> TaskResult<String> {
+///     Ok(match task_runtime::current() {
+///         Some(ctx) => format!("{note}: {} ({}) attempt {:?}", ctx.task, ctx.id, ctx.attempt),
+///         None => note, // run in place with `audit::run_inline`
+///     })
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TaskContext {

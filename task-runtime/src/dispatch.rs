@@ -63,6 +63,14 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
 }
 
 /// Options for [`send`].
+///
+/// ```
+/// use task_runtime::SendOptions;
+///
+/// let options = SendOptions::default().function("reports-worker").retries(5).capture_response(false);
+/// assert_eq!(options.retries, Some(2)); // Lambda retries an async event at most twice
+/// assert_eq!(options.function.as_deref(), Some("reports-worker"));
+/// ```
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct SendOptions {

@@ -24,6 +24,25 @@ pub const MARKER: &str = "task_runtime";
 pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 1_048_576;
 
 /// A task message: which task, which response id, which arguments.
+///
+/// ```
+/// use task_runtime::envelope::{Envelope, MARKER, MAX_ASYNC_PAYLOAD_BYTES};
+///
+/// let args = serde_json::json!({"flavor": "apple", "slices": 8}).as_object().cloned().unwrap();
+/// let mut message = Envelope::new("quickstart::make_pie", args, true, 2);
+/// message.sign(b"a shared secret"); // only when TASK_SIGNING_KEY is set
+/// assert!(message.verify(b"a shared secret").is_ok());
+/// assert!(message.verify(b"another secret").is_err());
+///
+/// let payload = message.to_payload().expect("well under the limit");
+/// let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+/// assert_eq!(json[MARKER], 1);
+/// assert!(payload.len() <= MAX_ASYNC_PAYLOAD_BYTES);
+///
+/// let huge = serde_json::json!({"blob": "x".repeat(MAX_ASYNC_PAYLOAD_BYTES)}).as_object().cloned().unwrap();
+/// let (size, limit) = Envelope::new("t", huge, true, 2).to_payload().unwrap_err();
+/// assert!(size > limit);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
     /// The envelope version; serialized as the `task_runtime` marker.
@@ -56,7 +75,18 @@ fn default_retries() -> u8 {
     2
 }
 
-/// A message that carries the marker but cannot be run.
+/// A message that carries the marker but cannot be run. It keeps the id
+/// and task name when they were readable, so the refusal can be recorded.
+///
+/// ```
+/// use task_runtime::envelope::Incoming;
+/// use task_runtime::FailureKind;
+///
+/// let event = serde_json::json!({"task_runtime": 1, "task": "t", "id": "7", "args": [1, 2]});
+/// let Incoming::Bad(err) = Incoming::classify(&event) else { unreachable!() };
+/// assert_eq!((err.kind, err.id.as_deref()), (FailureKind::BadEnvelope, Some("7")));
+/// assert!(err.message.contains("does not decode"), "{}", err.message);
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct EnvelopeError {
@@ -70,7 +100,13 @@ pub struct EnvelopeError {
     pub message: String,
 }
 
-/// What an incoming event is.
+/// What an incoming event is; see [`Incoming::classify`].
+///
+/// ```
+/// use task_runtime::envelope::Incoming;
+/// let event = serde_json::json!({"task_runtime": 1, "task": "t", "id": "7", "args": {}});
+/// assert!(matches!(Incoming::classify(&event), Incoming::Task(m) if m.id == "7"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
 pub enum Incoming {

@@ -8,6 +8,11 @@ use std::time::Duration;
 use crate::response::{Failure, Status};
 
 /// A boxed error that can cross threads: what [`TaskError`] wraps.
+///
+/// ```
+/// let e: task_runtime::BoxError = "anything that is an error".into();
+/// assert_eq!(task_runtime::TaskError::retry(e).message(), "anything that is an error");
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// The error a task body returns. It says whether Lambda should try again.
@@ -33,6 +38,16 @@ pub struct TaskError {
 }
 
 /// The result type of a fallible task: `Result<T, TaskError>`.
+///
+/// ```
+/// use task_runtime::{task, TaskResult};
+///
+/// #[task]
+/// async fn halve(width: String) -> TaskResult<u32> {
+///     let width: u32 = width.parse()?; // `?` on any error: retryable
+///     Ok(width / 2)
+/// }
+/// ```
 pub type TaskResult<T> = Result<T, TaskError>;
 
 impl TaskError {
@@ -57,6 +72,14 @@ impl TaskError {
     }
 
     /// The message stored in the response: the error and its chain of sources.
+    ///
+    /// ```
+    /// let io = std::io::Error::other("disk full");
+    /// let e = task_runtime::TaskError::fail(io);
+    /// assert_eq!(e.message(), "disk full");
+    /// assert_eq!(e.to_string(), "permanent task error: disk full");
+    /// assert!(e.inner().is::<std::io::Error>());
+    /// ```
     pub fn message(&self) -> String {
         let mut text = self.source.to_string();
         let mut cause = self.source.source();
@@ -106,6 +129,15 @@ impl fmt::Display for TaskError {
 }
 
 /// A problem with configuration: an environment variable or a value set in code.
+///
+/// ```
+/// use task_runtime::{Config, ConfigError};
+///
+/// let env = |k: &str| (k == "TASK_MAX_ATTEMPTS").then(|| "5".to_string());
+/// let err = Config::from_lookup(env).unwrap_err();
+/// assert!(matches!(err, ConfigError::Invalid { var: "TASK_MAX_ATTEMPTS", .. }));
+/// assert!(err.to_string().starts_with("environment variable TASK_MAX_ATTEMPTS=\"5\" is invalid"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -127,7 +159,22 @@ pub enum ConfigError {
     AlreadyInstalled,
 }
 
-/// Calling a `#[task]` function (or [`crate::send`]) failed: nothing ran.
+/// Calling a `#[task]` function (or [`crate::send`]) failed. Nothing was
+/// sent, except for [`DispatchError::Store`], which says so.
+///
+/// ```no_run
+/// use task_runtime::{send, DispatchError, SendOptions};
+///
+/// # async fn demo() {
+/// match send("pies::make_pie", serde_json::json!({"flavor": "x".repeat(2 << 20)}), SendOptions::default()).await {
+///     Err(DispatchError::PayloadTooLarge { size, limit, .. }) => eprintln!("{size} bytes is over {limit}: store it in S3 and pass the key"),
+///     Err(DispatchError::Invoke { status: Some(404), function, .. }) => eprintln!("no function `{function}`"),
+///     Err(e @ DispatchError::Store { .. }) => eprintln!("sent, but cannot be followed: {e}"),
+///     Err(e) => eprintln!("{e}"),
+///     Ok(handle) => println!("sent {}", handle.id()),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DispatchError {
@@ -194,6 +241,21 @@ pub enum DispatchError {
 }
 
 /// Two tasks share one name, so the worker cannot start.
+///
+/// ```
+/// use task_runtime::registry::{ArgsError, Registry, TaskDef, TaskFuture, TaskSpec};
+///
+/// fn call(_: serde_json::Map<String, serde_json::Value>) -> Result<TaskFuture, ArgsError> {
+///     Ok(Box::pin(async { Ok(serde_json::Value::Null) }))
+/// }
+/// const SPEC: TaskSpec = TaskSpec { name: "send_mail", function: None, capture_response: true, retries: None };
+/// static A: TaskDef = TaskDef { spec: SPEC, rust_path: "a::send_mail", location: "src/a.rs:3", call };
+/// static B: TaskDef = TaskDef { spec: SPEC, rust_path: "b::send_mail", location: "src/b.rs:9", call };
+///
+/// let err = Registry::from_defs([&A, &B]).unwrap_err();
+/// assert_eq!((err.first.as_str(), err.second.as_str()), ("a::send_mail", "b::send_mail"));
+/// assert!(err.to_string().contains("src/b.rs:9"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("task name `{name}` is registered twice: by `{first}` ({first_location}) and by `{second}` ({second_location}); give one of them #[task(name = \"...\")]")]
 pub struct RegistryError {
@@ -210,6 +272,13 @@ pub struct RegistryError {
 }
 
 /// The response store (DynamoDB or memory) could not do what was asked.
+///
+/// ```
+/// use task_runtime::StoreError;
+///
+/// let e = StoreError::Corrupt { id: "42".into(), attribute: "attempts", problem: "is not a number".into() };
+/// assert_eq!(e.to_string(), "stored response `42` is malformed: attribute `attempts` is not a number");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -242,6 +311,20 @@ pub enum StoreError {
 }
 
 /// Waiting for a task's result did not produce a value.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use task_runtime::{TaskHandle, WaitError};
+///
+/// # async fn demo(handle: TaskHandle<String>) {
+/// match handle.wait_timeout(Duration::from_secs(30)).await {
+///     Ok(value) => println!("{value}"),
+///     Err(WaitError::Failed { failure, attempts, .. }) => eprintln!("gave up after {attempts}: {failure}"),
+///     Err(WaitError::Timeout { last, .. }) => eprintln!("still {last}; poll again later"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WaitError {

@@ -67,6 +67,12 @@ impl<T> TaskHandle<T> {
     }
 
     /// A handle for a known id (e.g. one a browser sent back).
+    ///
+    /// ```
+    /// use task_runtime::TaskHandle;
+    /// let handle: TaskHandle<u32> = TaskHandle::from_id("0b1d6a3e-...", "pies::count");
+    /// assert_eq!((handle.id(), handle.task()), ("0b1d6a3e-...", "pies::count"));
+    /// ```
     pub fn from_id(id: impl Into<String>, task: impl Into<String>) -> Self {
         Self::from_parts(id.into(), task.into(), true)
     }
@@ -87,13 +93,38 @@ impl<T> TaskHandle<T> {
     }
 
     /// The current status, or `None` when unknown or expired.
+    ///
+    /// ```no_run
+    /// # async fn demo(handle: task_runtime::TaskHandle<u32>) -> Result<(), task_runtime::StoreError> {
+    /// use task_runtime::Status;
+    /// match handle.status().await? {
+    ///     Some(Status::Complete) => println!("done"),
+    ///     Some(other) => println!("{other}"),
+    ///     None => println!("unknown or expired"),
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn status(&self) -> Result<Option<Status>, StoreError> {
         Ok(self.response().await?.map(|r| r.status))
     }
 }
 
 impl<T: DeserializeOwned> TaskHandle<T> {
-    /// Poll, with backoff, until the task is `complete` (its value) or `failed`.
+    /// Poll, with backoff (10 ms growing to 1 s), until the task is
+    /// `complete` (its value) or `failed` ([`WaitError::Failed`]).
+    ///
+    /// ```
+    /// use task_runtime::task;
+    ///
+    /// #[task]
+    /// async fn add(a: u32, b: u32) -> u32 { a + b }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let handle = add(2, 3).await?;       // dispatched; the body has not run here
+    /// assert_eq!(handle.wait().await?, 5); // on the local backend, it runs on tokio
+    /// # Ok(()) }
+    /// ```
     pub async fn wait(&self) -> Result<T, WaitError> {
         self.wait_until(None).await
     }

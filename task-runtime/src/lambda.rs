@@ -64,7 +64,8 @@ pub async fn run_tasks() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// What Lambda is told for a [`Reply`].
+/// What Lambda is told for a [`Reply`]: `Ok` for success, a `Diagnostic`
+/// with the stable `errorType` for a function error (see [`Reply`]).
 pub fn reply_to_result(reply: Reply) -> Result<Value, Diagnostic> {
     match reply {
         Reply::Success(v) => Ok(v),
@@ -72,7 +73,29 @@ pub fn reply_to_result(reply: Reply) -> Result<Value, Diagnostic> {
     }
 }
 
-/// The invocation a Lambda context describes.
+/// The invocation a Lambda context describes: for driving a
+/// [`Worker`](crate::worker::Worker) from your own lambda_runtime service.
+///
+/// ```no_run
+/// use lambda_runtime::{service_fn, LambdaEvent};
+/// use task_runtime::worker::Worker;
+/// use task_runtime::{invocation, reply_to_result};
+///
+/// # async fn demo() -> Result<(), lambda_runtime::Error> {
+/// let worker = Worker::from_runtime()?;
+/// lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+///     let worker = worker.clone();
+///     async move {
+///         let inv = invocation(&event.context);
+///         match worker.handle_event(&event.payload, &inv).await {
+///             Some(reply) => reply_to_result(reply),
+///             None => Ok(serde_json::json!({"ignored": true})),
+///         }
+///     }
+/// }))
+/// .await
+/// # }
+/// ```
 pub fn invocation(ctx: &lambda_runtime::Context) -> Invocation {
     Invocation { request_id: ctx.request_id.clone(), deadline_ms: ctx.deadline, attempt: None }
 }

@@ -144,6 +144,13 @@ pub use lambda_runtime;
 struct ReadmeDoctests;
 
 /// Any error the runtime can fail to start with.
+///
+/// ```
+/// fn start() -> Result<task_runtime::worker::Worker, task_runtime::Error> {
+///     task_runtime::worker::Worker::from_runtime() // bad configuration, or two tasks with one name
+/// }
+/// # let _ = start;
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

@@ -31,7 +31,14 @@ pub(crate) enum RunResult {
     BadArgs(crate::registry::ArgsError),
 }
 
-/// `errorType` values the worker reports to Lambda. Stable.
+/// `errorType` values the worker reports to Lambda. Stable: alarms and
+/// on-failure consumers can match on them.
+///
+/// ```
+/// use task_runtime::error_type;
+/// let is_ours = |error_type: &str| [error_type::RETRY, error_type::FAILED, error_type::TIMEOUT, error_type::STORE].contains(&error_type);
+/// assert!(is_ours("TaskTimeout"));
+/// ```
 pub mod error_type {
     /// A retryable error with attempts left: Lambda retries.
     pub const RETRY: &str = "TaskRetry";
@@ -43,7 +50,17 @@ pub mod error_type {
     pub const STORE: &str = "TaskStoreError";
 }
 
-/// What the worker tells Lambda about an invocation.
+/// What the worker tells Lambda about an invocation; [`crate::reply_to_result`]
+/// turns it into what lambda_runtime sends.
+///
+/// ```
+/// use task_runtime::{error_type, reply_to_result, Reply};
+///
+/// let retry = Reply::Error { error_type: error_type::RETRY, message: "oven cold".into() };
+/// let diagnostic = reply_to_result(retry).unwrap_err();
+/// assert_eq!(diagnostic.error_type, "TaskRetry"); // Lambda retries the event
+/// assert!(reply_to_result(Reply::Success(serde_json::json!({"status": "complete"}))).is_ok());
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// Success: Lambda does not retry. The body summarises what happened.

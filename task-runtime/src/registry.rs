@@ -11,9 +11,27 @@ use serde_json::{Map, Value};
 use crate::error::{RegistryError, TaskError};
 
 /// The future a registered task returns: its value as JSON, or its error.
+///
+/// ```
+/// use task_runtime::registry::TaskFuture;
+/// let fut: TaskFuture = Box::pin(async { Ok(serde_json::json!(4)) });
+/// # drop(fut);
+/// ```
 pub type TaskFuture = Pin<Box<dyn Future<Output = Result<Value, TaskError>> + Send>>;
 
 /// The options of a task, fixed at compile time by `#[task(...)]`.
+///
+/// ```
+/// use task_runtime::task;
+///
+/// #[task(name = "docs.spec.nap", retries = 1, capture_response = false)]
+/// async fn nap(ms: u64) {}
+///
+/// assert_eq!(nap::SPEC.name, "docs.spec.nap");
+/// assert_eq!(nap::SPEC.retries, Some(1));
+/// assert!(!nap::SPEC.capture_response);
+/// assert_eq!(nap::SPEC.function, None); // the configured default
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskSpec {
     /// The registered name (default `module_path::fn_name`).
@@ -26,7 +44,14 @@ pub struct TaskSpec {
     pub retries: Option<u8>,
 }
 
-/// Arguments that do not decode into the task's parameters.
+/// Arguments that do not decode into the task's parameters. The worker
+/// stores it as `failed`, kind `bad_args`.
+///
+/// ```
+/// use task_runtime::registry::ArgsError;
+/// let e = ArgsError { task: "bake".into(), arg: "slices".into(), problem: "is missing".into() };
+/// assert_eq!(e.to_string(), "task `bake`: argument `slices` is missing");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("task `{task}`: argument `{arg}` {problem}")]
 pub struct ArgsError {
@@ -39,6 +64,20 @@ pub struct ArgsError {
 }
 
 /// One registered task. `#[task]` emits one per function.
+///
+/// ```
+/// use task_runtime::registry::Registry;
+/// use task_runtime::task;
+///
+/// #[task(name = "docs.def.shout")]
+/// fn shout(word: String) -> String { word.to_uppercase() }
+///
+/// let def = Registry::global().unwrap().get("docs.def.shout").unwrap();
+/// assert!(def.rust_path.ends_with("::shout"));
+/// let args = serde_json::json!({"word": 3}).as_object().cloned().unwrap();
+/// let err = (def.call)(args).err().unwrap(); // a number is not a String
+/// assert_eq!(err.arg, "word");
+/// ```
 #[derive(Debug)]
 pub struct TaskDef {
     /// The task's options.
@@ -56,6 +95,18 @@ pub struct TaskDef {
 pub static TASKS: [TaskDef];
 
 /// Name -> definition, built once per process.
+///
+/// ```
+/// use task_runtime::registry::Registry;
+/// use task_runtime::task;
+///
+/// #[task(name = "docs.registry.ping")]
+/// async fn ping() -> String { "pong".into() }
+///
+/// let registry = Registry::global().expect("no two tasks share a name");
+/// assert!(registry.names().contains(&"docs.registry.ping"));
+/// assert!(registry.get("docs.registry.nope").is_none());
+/// ```
 #[derive(Debug)]
 pub struct Registry {
     by_name: HashMap<&'static str, &'static TaskDef>,

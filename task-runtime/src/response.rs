@@ -9,6 +9,16 @@ use serde_json::Value;
 use crate::error::StoreError;
 
 /// Where a task is in its life. Serialized lowercase.
+///
+/// ```
+/// use task_runtime::Status;
+///
+/// let status: Status = "retrying".parse().unwrap();
+/// assert_eq!(status, Status::Retrying);
+/// assert!(!status.is_finished()); // Lambda will try again
+/// assert_eq!(serde_json::to_string(&Status::Complete).unwrap(), r#""complete""#);
+/// assert!("done".parse::<Status>().unwrap_err().contains("not one of pending"));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -65,6 +75,14 @@ impl FromStr for Status {
 macro_rules! failure_kinds {
     ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
         /// The stable kind of a failure, stored in `error.kind`.
+        ///
+        /// ```
+        /// use task_runtime::FailureKind;
+        ///
+        /// assert_eq!(FailureKind::BadArgs.as_str(), "bad_args");
+        /// assert_eq!("unknown_task".parse::<FailureKind>(), Ok(FailureKind::UnknownTask));
+        /// assert_eq!(serde_json::to_string(&FailureKind::TooLarge).unwrap(), r#""too_large""#);
+        /// ```
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         #[non_exhaustive]
@@ -117,6 +135,17 @@ impl fmt::Display for FailureKind {
 }
 
 /// A stored error: a stable kind and a message.
+///
+/// ```
+/// use task_runtime::{Failure, FailureKind};
+///
+/// let failure = Failure::new(FailureKind::Panic, "dropped the pie");
+/// assert_eq!(failure.to_string(), "[panic] dropped the pie");
+/// assert_eq!(
+///     serde_json::to_value(&failure).unwrap(),
+///     serde_json::json!({"kind": "panic", "message": "dropped the pie"}),
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// What kind of failure.
@@ -139,6 +168,21 @@ impl fmt::Display for Failure {
 }
 
 /// The stored outcome of one task call, as [`crate::get_async_response`] returns it.
+///
+/// It serializes as the JSON a browser can poll:
+///
+/// ```
+/// use task_runtime::{AsyncResponse, FailureKind, Status};
+///
+/// let polled: AsyncResponse = serde_json::from_value(serde_json::json!({
+///     "status": "failed", "response": null,
+///     "error": {"kind": "failed", "message": "out of flour"},
+///     "task": "bakery::bake", "attempts": 1,
+///     "created_at": 1763900000000u64, "updated_at": 1763900000150u64,
+/// })).unwrap();
+/// assert_eq!(polled.status, Status::Failed);
+/// assert_eq!(polled.error.unwrap().kind, FailureKind::Failed);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AsyncResponse {
     /// Where the task is.

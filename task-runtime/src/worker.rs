@@ -17,7 +17,20 @@ use crate::response::{Failure, FailureKind, Status};
 use crate::store::{BeginRequest, Begun, FinalState, Finished, ResponseStore};
 use crate::time::now_ms;
 
-/// The worker's settings, from [`crate::Config`].
+/// The worker's settings, from [`crate::Config`]; see [`Worker`] for a whole example.
+///
+/// ```
+/// use std::time::Duration;
+/// use task_runtime::worker::WorkerSettings;
+///
+/// let settings = WorkerSettings {
+///     max_attempts: 3, // Lambda's default: 1 + 2 retries
+///     response_ttl: Duration::from_secs(86_400),
+///     timeout_margin: Duration::from_millis(500),
+///     signing_key: Some(b"a shared secret".as_slice().into()),
+/// };
+/// assert!(format!("{settings:?}").contains("<redacted>")); // the key never reaches a log
+/// ```
 #[derive(Clone)]
 pub struct WorkerSettings {
     /// Attempts the function allows (Lambda: 1 + its retry setting).
@@ -41,7 +54,19 @@ impl std::fmt::Debug for WorkerSettings {
     }
 }
 
-/// One delivery of an event, as Lambda describes it.
+/// One delivery of an event, as Lambda describes it; [`crate::invocation`]
+/// builds it from lambda_runtime's context.
+///
+/// ```
+/// use task_runtime::worker::Invocation;
+///
+/// let inv = Invocation {
+///     request_id: "8f0e52b4-...".into(), // the same on Lambda's retries of one event
+///     deadline_ms: 1_763_900_060_000,    // epoch ms
+///     attempt: None,                     // counted by the store when there is one
+/// };
+/// assert!(inv.attempt.is_none());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
     /// Lambda's request id; the same on each retry of one asynchronous event.
@@ -53,6 +78,49 @@ pub struct Invocation {
 }
 
 /// Runs task messages. Build one per process and share it.
+///
+/// [`crate::run`] drives one from lambda_runtime; it can also be driven by
+/// hand, e.g. from another event source or a test:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use task_runtime::envelope::Envelope;
+/// use task_runtime::registry::Registry;
+/// use task_runtime::store::{memory::MemoryStore, ResponseStore};
+/// use task_runtime::worker::{Invocation, Worker, WorkerSettings};
+/// use task_runtime::{task, Reply, Status, TaskError, TaskResult};
+///
+/// #[task(name = "docs.worker.divide")]
+/// async fn divide(a: u32, b: u32) -> TaskResult<u32> {
+///     a.checked_div(b).ok_or_else(|| TaskError::fail("division by zero"))
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let store = Arc::new(MemoryStore::default());
+/// let settings = WorkerSettings {
+///     max_attempts: 3,
+///     response_ttl: Duration::from_secs(3600),
+///     timeout_margin: Duration::from_millis(500),
+///     signing_key: None,
+/// };
+/// let worker = Worker::new(Registry::global()?, Some(store.clone()), settings);
+///
+/// let args = serde_json::json!({"a": 8, "b": 2}).as_object().cloned().unwrap();
+/// let message = Envelope::new("docs.worker.divide", args, true, 2);
+/// let event = serde_json::to_value(&message)?;
+/// let inv = Invocation { request_id: "req-1".into(), deadline_ms: u64::MAX / 2, attempt: None };
+///
+/// let reply = worker.handle_event(&event, &inv).await.expect("a task message");
+/// assert!(matches!(reply, Reply::Success(_)));
+/// let stored = store.get(&message.id).await?.unwrap();
+/// assert_eq!((stored.status, stored.response), (Status::Complete, Some(serde_json::json!(4))));
+///
+/// // Anything without the `task_runtime` key is left to the function's own handler.
+/// assert!(worker.handle_event(&serde_json::json!({"path": "/"}), &inv).await.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct Worker {
     registry: &'static Registry,

@@ -10,6 +10,19 @@ use crate::error::DispatchError;
 
 /// Sends messages with asynchronous Lambda invokes. The client is built
 /// once, on first use.
+///
+/// ```no_run
+/// use task_runtime::backend::lambda::LambdaInvoker;
+/// use task_runtime::Config;
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// // A client of your own: here, one that talks to `task-local` on port 9001.
+/// let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).endpoint_url("http://127.0.0.1:9001").load().await;
+/// let invoker = LambdaInvoker::with_client(aws_sdk_lambda::Client::new(&sdk));
+/// invoker.invoke_event("demo", "worker", br#"{"ping": true}"#.to_vec()).await?;
+/// Config::lambda("worker", None).with_invoker(invoker).install()?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Default)]
 pub struct LambdaInvoker {
     client: OnceCell<aws_sdk_lambda::Client>,

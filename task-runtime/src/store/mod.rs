@@ -24,9 +24,20 @@ use crate::response::{AsyncResponse, Failure, Status};
 
 /// The largest response (JSON text) a store accepts, in bytes. DynamoDB
 /// items are at most 400 KB; this leaves room for the other attributes.
+/// A larger result is stored as `failed`, kind `too_large`.
+///
+/// ```
+/// assert!(task_runtime::store::MAX_RESPONSE_BYTES < 400 * 1024);
+/// ```
 pub const MAX_RESPONSE_BYTES: usize = 380 * 1024;
 
-/// The caller's first write.
+/// The caller's first write. See [`ResponseStore`] for a whole call.
+///
+/// ```
+/// # use task_runtime::store::PendingItem;
+/// let item = PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1_763_900_000_000, ttl: 1_763_986_400 };
+/// assert!(item.ttl * 1000 > item.now_ms); // ttl is in seconds, now in milliseconds
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingItem {
     /// The response id.
@@ -39,7 +50,18 @@ pub struct PendingItem {
     pub ttl: u64,
 }
 
-/// The worker's claim on an attempt.
+/// The worker's claim on an attempt. See [`ResponseStore`] for a whole call.
+///
+/// ```
+/// # use task_runtime::store::BeginRequest;
+/// let now_ms = 1_763_900_000_000;
+/// let claim = BeginRequest {
+///     id: "42".into(), task: "bake".into(), request_id: "8f0e-...".into(),
+///     lease_until_ms: now_ms + 900_000, // the invocation's deadline
+///     now_ms, ttl: now_ms / 1000 + 86_400,
+/// };
+/// assert!(claim.lease_until_ms > claim.now_ms);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BeginRequest {
     /// The response id.
@@ -56,7 +78,15 @@ pub struct BeginRequest {
     pub ttl: u64,
 }
 
-/// What [`ResponseStore::begin`] found.
+/// What [`ResponseStore::begin`] found. See [`ResponseStore`] for a whole call.
+///
+/// ```
+/// # use task_runtime::store::Begun;
+/// fn should_run(found: &Begun) -> bool {
+///     matches!(found, Begun::Started { .. }) // Finished: duplicate; Busy: another request runs it
+/// }
+/// assert!(!should_run(&Begun::Busy { request_id: "other".into(), lease_until_ms: 0 }));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begun {
     /// This request owns the item; this is attempt number `attempts`.
@@ -81,6 +111,13 @@ pub enum Begun {
 }
 
 /// The outcome the worker writes.
+///
+/// ```
+/// # use task_runtime::store::FinalState;
+/// # use task_runtime::{Failure, FailureKind, Status};
+/// assert_eq!(FinalState::Complete("8".into()).status(), Status::Complete);
+/// assert_eq!(FinalState::Failed(Failure::new(FailureKind::Panic, "boom")).status(), Status::Failed);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FinalState {
     /// `complete`, with the value as JSON text.
@@ -103,6 +140,13 @@ impl FinalState {
 }
 
 /// What [`ResponseStore::finish`] did.
+///
+/// ```
+/// # use task_runtime::store::Finished;
+/// // A worker whose lease was taken over finds it has nothing to say.
+/// let outcome = Finished::NotOwner;
+/// assert_ne!(outcome, Finished::Written);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finished {
     /// Written.
@@ -112,6 +156,39 @@ pub enum Finished {
 }
 
 /// A response store. Implementations keep the conditional rules above.
+///
+/// One call's life, through the trait, on the in-memory store:
+///
+/// ```
+/// use task_runtime::store::{memory::MemoryStore, BeginRequest, Begun, FinalState, Finished, PendingItem, ResponseStore};
+/// use task_runtime::{Failure, FailureKind, Status};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::default();
+/// let ttl = u64::MAX / 1000;
+/// store.put_pending(PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1, ttl }).await?;
+///
+/// let attempt = |request_id: &str, now_ms| BeginRequest {
+///     id: "42".into(), task: "bake".into(), request_id: request_id.into(),
+///     lease_until_ms: now_ms + 60_000, now_ms, ttl,
+/// };
+/// // Lambda's first delivery claims attempt 1 and fails with a retryable error.
+/// assert_eq!(store.begin(attempt("req-1", 10)).await?, Begun::Started { attempts: 1 });
+/// let retry = FinalState::Retrying(Failure::new(FailureKind::Error, "oven cold"));
+/// assert_eq!(store.finish("42", "req-1", retry, 20).await?, Finished::Written);
+///
+/// // The retry (same request id) claims attempt 2 and completes.
+/// assert_eq!(store.begin(attempt("req-1", 30)).await?, Begun::Started { attempts: 2 });
+/// store.finish("42", "req-1", FinalState::Complete("\"pie\"".into()), 40).await?;
+///
+/// // A duplicate delivery is not run again.
+/// assert!(matches!(store.begin(attempt("req-2", 50)).await?, Begun::Finished { status: Status::Complete, attempts: 2 }));
+/// let read = store.get("42").await?.unwrap();
+/// assert_eq!((read.status, read.attempts), (Status::Complete, 2));
+/// assert_eq!(store.get("unknown").await?, None);
+/// # Ok::<(), task_runtime::StoreError>(())
+/// # }).unwrap();
+/// ```
 #[async_trait]
 pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     /// Create the `pending` item; `false` when it already exists (the worker was first).
