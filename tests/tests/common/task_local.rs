@@ -123,8 +123,13 @@ impl TaskLocal {
 }
 
 impl Drop for TaskLocal {
+    /// SIGTERM first, so the emulator stops its instances itself; SIGKILL
+    /// only if it has not exited within 5 s (its instances then exit when
+    /// their Runtime API goes away).
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
+        if let Ok(None) = self.child.try_wait()
+            && self.terminate(Duration::from_secs(5)).is_none()
+        {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
