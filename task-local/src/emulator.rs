@@ -78,7 +78,9 @@ impl Emulator {
     }
 
     /// A function by name, ARN (`arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`),
-    /// partial ARN (`ACCOUNT:function:NAME`) or `NAME:QUALIFIER`.
+    /// partial ARN (`ACCOUNT:function:NAME`) or `NAME:QUALIFIER`. There is one
+    /// build of each function, so every qualifier (a version, an alias,
+    /// `$LATEST`) resolves to it: production ARNs work unchanged locally.
     pub(crate) fn resolve(&self, name: &str) -> Option<Arc<Function>> {
         let parts: Vec<&str> = name.split(':').collect();
         let short = match parts.as_slice() {
@@ -95,12 +97,34 @@ pub(crate) fn router(emu: Arc<Emulator>) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{function}/invocations", post(invoke))
         .route("/stats", get(stats))
+        .fallback(unknown_operation)
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(emu)
 }
 
 async fn stats(State(emu): State<Arc<Emulator>>) -> Response {
     axum::Json(emu.stats.json()).into_response()
+}
+
+/// Any other path or method: what the Lambda service answers for it.
+async fn unknown_operation(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let call_id = uuid::Uuid::new_v4().to_string();
+    let message = format!(
+        "task-local has no operation {method} {}; it serves POST /2015-03-31/functions/{{name}}/invocations and GET /stats",
+        uri.path()
+    );
+    aws_error(StatusCode::NOT_FOUND, "UnknownOperationException", message, &call_id)
+}
+
+/// Lambda accepts only JSON payloads (an empty body is passed on as is).
+fn check_json(body: &[u8], request_id: &str) -> Result<(), Response> {
+    if body.is_empty() {
+        return Ok(());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).map(|_| ()).map_err(|e| {
+        let message = format!("Could not parse request body into json: {e}");
+        aws_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", message, request_id)
+    })
 }
 
 /// An error in the shape the AWS SDKs parse.
@@ -140,6 +164,9 @@ async fn invoke(State(emu): State<Arc<Emulator>>, Path(function): Path<String>, 
                 let msg = format!("{} byte payload is too large for the Event invocation type (limit {MAX_ASYNC_PAYLOAD} bytes)", body.len());
                 return aws_error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", msg, &call_id);
             }
+            if let Err(refused) = check_json(&body, &call_id) {
+                return refused;
+            }
             let rid = crate::queue::enqueue(emu.clone(), func, body);
             let mut r = StatusCode::ACCEPTED.into_response();
             if let Ok(v) = HeaderValue::from_str(&rid) {
@@ -151,6 +178,9 @@ async fn invoke(State(emu): State<Arc<Emulator>>, Path(function): Path<String>, 
             if body.len() > MAX_SYNC_PAYLOAD {
                 let msg = format!("{} byte payload is too large for the RequestResponse invocation type (limit {MAX_SYNC_PAYLOAD} bytes)", body.len());
                 return aws_error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", msg, &call_id);
+            }
+            if let Err(refused) = check_json(&body, &call_id) {
+                return refused;
             }
             let Ok(slot) = func.slots.clone().try_acquire_owned() else {
                 emu.stats.update(&func.cfg.name, |s| s.throttled += 1);

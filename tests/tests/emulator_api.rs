@@ -59,6 +59,38 @@ async fn payloads_over_the_limits_are_request_entity_too_large() {
 }
 
 #[tokio::test]
+async fn a_payload_that_is_not_json_is_invalid_request_content_for_either_invocation_type() {
+    let tl = TaskLocal::start(["--function", &worker()]);
+    let client = tl.client();
+    for kind in [InvocationType::Event, InvocationType::RequestResponse] {
+        let err = client
+            .invoke()
+            .function_name("worker")
+            .invocation_type(kind.clone())
+            .payload(Blob::new("{\"name\": \"ann\""))
+            .send()
+            .await
+            .expect_err("not JSON");
+        let se = err.as_service_error().expect("service error");
+        assert!(se.is_invalid_request_content_exception(), "{kind:?}: {se:?}");
+        assert!(format!("{se}").contains("Could not parse request body into json"), "{se}");
+    }
+    assert_eq!(tl.stats().await["functions"]["worker"]["invocations"], 0, "nothing ran");
+}
+
+#[tokio::test]
+async fn any_qualifier_reaches_the_one_build_and_unknown_paths_are_unknown_operations() {
+    let tl = TaskLocal::start(["--function", &worker()]);
+    for name in ["worker:live", "arn:aws:lambda:us-east-1:123456789012:function:worker:7"] {
+        let out = tl.client().invoke().function_name(name).payload(Blob::new(r#"{"name": "q"}"#)).send().await.expect(name);
+        assert_eq!(out.payload().map(|p| p.as_ref().to_vec()), Some(br#"{"greeting":"hello, q"}"#.to_vec()), "{name}");
+    }
+    let body = common::task_local::http_get(&format!("{}/2015-03-31/functions", tl.endpoint)).await;
+    let body: Value = serde_json::from_str(&body).expect("a JSON error body");
+    assert!(body["message"].as_str().is_some_and(|m| m.contains("GET /2015-03-31/functions")), "{body}");
+}
+
+#[tokio::test]
 async fn a_synchronous_invoke_with_no_free_instance_is_throttled() {
     let tl = TaskLocal::start(["--function", &worker(), "--concurrency", "1", "--timeout", "5s"]);
     let client = tl.client();
