@@ -45,6 +45,13 @@ pub(crate) struct Instance {
     jobs_rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     /// The job being run: its request id and where its outcome goes.
     current: Mutex<Option<(String, oneshot::Sender<Outcome>)>>,
+    /// What forwarded output is labelled with: `init` until the first
+    /// invocation, then the request id of the latest one.
+    log_label: Mutex<String>,
+    /// One line to each output forwarder: "print all you can read now, then
+    /// answer". `/next` asks before it relabels, so output the process wrote
+    /// before asking for its next event keeps the previous request id.
+    catch_up: Mutex<Vec<mpsc::UnboundedSender<oneshot::Sender<()>>>>,
     /// Signalled at the first `/next`: init is done.
     ready: Notify,
     init_error: Mutex<Option<String>>,
@@ -106,6 +113,8 @@ impl Instance {
             jobs_tx,
             jobs_rx: tokio::sync::Mutex::new(jobs_rx),
             current: Mutex::new(None),
+            log_label: Mutex::new("init".to_owned()),
+            catch_up: Mutex::new(Vec::new()),
             ready: Notify::new(),
             init_error: Mutex::new(None),
             dead: AtomicBool::new(false),
@@ -139,10 +148,10 @@ impl Instance {
                 format!("cannot start {}: {e}", cfg.path.display())
             })?;
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(forward(BufReader::new(out), inst.clone(), false));
+            tokio::spawn(forward(BufReader::new(out), inst.clone(), false, inst.forwarder()));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(forward(BufReader::new(err), inst.clone(), true));
+            tokio::spawn(forward(BufReader::new(err), inst.clone(), true, inst.forwarder()));
         }
         let waiter = inst.clone();
         tokio::spawn(async move {
@@ -213,19 +222,72 @@ impl Instance {
     }
 }
 
-async fn forward<R: tokio::io::AsyncRead + Unpin>(reader: BufReader<R>, inst: Arc<Instance>, stderr: bool) {
-    let mut lines = reader.lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let rid = inst.current.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|(id, _)| id.clone()).unwrap_or_else(|| "-".into());
+/// Print each line of one output stream with the function, instance and
+/// request id; on a catch-up request, print whatever can be read at once,
+/// then answer.
+async fn forward<R: tokio::io::AsyncRead + Unpin>(
+    reader: BufReader<R>,
+    inst: Arc<Instance>,
+    stderr: bool,
+    mut catch_up: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+) {
+    let print = |line: String| {
+        let rid = inst.log_label.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if stderr {
             complain!("[{} #{} {rid}] {line}", inst.function, inst.id);
         } else {
             say!("[{} #{} {rid}] {line}", inst.function, inst.id);
         }
+    };
+    let mut lines = reader.lines();
+    loop {
+        // `next_line` is cancel-safe: a line half read stays buffered.
+        tokio::select! {
+            biased;
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => print(line),
+                _ => return,
+            },
+            Some(done) = catch_up.recv() => {
+                // A zero timeout polls the read once: what is ready, not what may come.
+                while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::ZERO, lines.next_line()).await {
+                    print(line);
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+impl Instance {
+    /// A catch-up channel for one output forwarder.
+    fn forwarder(&self) -> mpsc::UnboundedReceiver<oneshot::Sender<()>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.catch_up.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
+        rx
+    }
+
+    /// Let the forwarders print what the process has written so far (at
+    /// most 100 ms, so slow output never holds up an invocation).
+    async fn catch_up_output(&self) {
+        let asked: Vec<_> = self
+            .catch_up
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(|tx| {
+                let (done, answer) = oneshot::channel();
+                tx.send(done).ok().map(|()| answer)
+            })
+            .collect();
+        for answer in asked {
+            let _ = tokio::time::timeout(Duration::from_millis(100), answer).await;
+        }
     }
 }
 
 async fn next(State(inst): State<Arc<Instance>>) -> Response {
+    inst.catch_up_output().await;
     inst.ready.notify_one();
     let job = inst.jobs_rx.lock().await.recv().await;
     let Some(job) = job else { return StatusCode::GONE.into_response() };
@@ -243,6 +305,7 @@ async fn next(State(inst): State<Arc<Instance>>) -> Response {
             headers.insert(k, v);
         }
     }
+    inst.log_label.lock().unwrap_or_else(|p| p.into_inner()).clone_from(&job.request_id);
     *inst.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((job.request_id, job.reply));
     (StatusCode::OK, headers, job.payload).into_response()
 }

@@ -172,7 +172,7 @@ impl Worker {
     async fn handle_bad(&self, err: EnvelopeError, inv: &Invocation) -> Reply {
         let task = err.task.clone().unwrap_or_default();
         let id = err.id.clone().unwrap_or_default();
-        let span = tracing::info_span!("task", task = %task, id = %id, attempt = tracing::field::Empty, request_id = %inv.request_id);
+        let span = task_span(&task, &id, inv);
         let _enter = span.enter();
         tracing::error!(kind = %err.kind, "refusing task message: {}", err.message);
         // With signing on, a message that cannot be verified writes nothing.
@@ -188,7 +188,7 @@ impl Worker {
 
     /// Handle a decoded task message.
     pub async fn handle_envelope(&self, env: Envelope, inv: &Invocation) -> Reply {
-        let span = tracing::info_span!("task", task = %env.task, id = %env.id, attempt = tracing::field::Empty, request_id = %inv.request_id);
+        let span = task_span(&env.task, &env.id, inv);
         async move {
             if let Some(key) = &self.settings.signing_key
                 && let Err(why) = env.verify(key) {
@@ -274,6 +274,15 @@ impl Worker {
     }
 }
 
+/// The span every line about one task message is logged in: `task`, `id`,
+/// `attempt` (once known) and `request_id`. It is an ERROR-level span so that
+/// it is enabled whenever any event is: with `AWS_LAMBDA_LOG_LEVEL=WARN` (or
+/// `RUST_LOG=warn`) a warning still says which task, call and attempt it is
+/// about.
+fn task_span(task: &str, id: &str, inv: &Invocation) -> tracing::Span {
+    tracing::error_span!("task", task = %task, id = %id, attempt = tracing::field::Empty, request_id = %inv.request_id)
+}
+
 /// What a message asks of the worker once it owns the item.
 enum Work {
     /// Run the body of `def`.
@@ -334,7 +343,7 @@ fn reply_for(id: &str, task: &str, attempt: u32, d: &Decision) -> Reply {
     match (d.error_type, failure) {
         (Some(error_type), Some(f)) => {
             tracing::warn!(%status, kind = %f.kind, "{which} failed: {}", f.message);
-            Reply::Error { error_type, message: format!("task `{task}` (id {id}) {which}: {f}") }
+            Reply::Error { error_type, message: format!("task `{task}` (id {id}): {which} failed: {f}") }
         }
         _ => {
             match failure {

@@ -338,6 +338,15 @@ fn the_emulator_reports_each_invocation_on_stdout() {
         let report = lines.iter().find(|l| l.starts_with("REPORT") && l.contains(&rid)).expect("a REPORT line");
         assert!(report.contains("Function: worker") && report.contains("Attempt: 1") && report.contains("Outcome: success"), "{report}");
         assert!(report.contains("Cold") || report.contains("Warm"), "{report}");
+
+        // The worker's own output (an error line, as it runs with RUST_LOG=warn)
+        // is forwarded under the invocation's request id.
+        let id = dispatch("worker::refuse", json!({"reason": "log me"})).await;
+        finish(&id, Duration::from_secs(30)).await;
+        let rid = request_id_of(&id).await;
+        let lines = emulator().await.tl.lines();
+        let logged = lines.iter().find(|l| l.contains("log me") && l.contains(&id)).unwrap_or_else(|| panic!("no log line for {id}: {:?}", lines.iter().filter(|l| l.contains("log me")).collect::<Vec<_>>()));
+        assert!(logged.starts_with("[worker #") && logged.contains(&format!(" {rid}] ")), "{logged}");
     });
 }
 
