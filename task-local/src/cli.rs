@@ -47,8 +47,9 @@ pub(crate) struct ServeArgs {
     /// Drop an asynchronous event older than this [default: 6h].
     #[arg(long, value_name = "[NAME=]DURATION")]
     pub(crate) max_event_age: Vec<String>,
-    /// An environment variable for every function's processes (repeatable).
-    #[arg(long = "env", value_name = "K=V")]
+    /// An environment variable for every function's processes, or with
+    /// `NAME:` for one function's only (repeatable; the per-function value wins)
+    #[arg(long = "env", value_name = "[NAME:]K=V")]
     pub(crate) env: Vec<String>,
     /// Append events dropped after their last attempt here, as JSON lines.
     #[arg(long, value_name = "FILE")]
@@ -107,10 +108,25 @@ pub(crate) fn duration(text: &str) -> Option<Duration> {
 impl ServeArgs {
     /// Resolve every function's settings.
     pub(crate) fn functions(&self) -> Result<Vec<FunctionConfig>, OptionError> {
-        let mut env = Vec::new();
+        // (function, K, V): `None` for every function.
+        let mut env: Vec<(Option<&str>, String, String)> = Vec::new();
         for kv in &self.env {
-            let (k, v) = kv.split_once('=').ok_or_else(|| bad("env", kv, "expected K=V"))?;
-            env.push((k.to_owned(), v.to_owned()));
+            let (k, v) = kv.split_once('=').ok_or_else(|| bad("env", kv, "expected K=V or NAME:K=V"))?;
+            let (function, k) = match k.split_once(':') {
+                Some((f, k)) => (Some(f), k),
+                None => (None, k),
+            };
+            let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(bad("env", kv, format!("`{k}` is not a variable name (letters, digits and _, not starting with a digit)")));
+            }
+            if let Some(f) = function
+                && !self.functions.iter().any(|spec| spec.split_once('=').is_some_and(|(name, _)| name == f))
+            {
+                return Err(bad("env", kv, format!("no function named `{f}`")));
+            }
+            env.push((function, k.to_owned(), v.to_owned()));
         }
         let mut out: Vec<FunctionConfig> = Vec::new();
         for spec in &self.functions {
@@ -134,7 +150,13 @@ impl ServeArgs {
                 max_retry_attempts: 2,
                 retry_delays: [Duration::from_secs(60), Duration::from_secs(120)],
                 max_event_age: Duration::from_secs(6 * 3600),
-                env: env.clone(),
+                // Every function's first, so that its own come later and win.
+                env: env
+                    .iter()
+                    .filter(|(f, _, _)| f.is_none())
+                    .chain(env.iter().filter(|(f, _, _)| *f == Some(name)))
+                    .map(|(_, k, v)| (k.clone(), v.clone()))
+                    .collect(),
             });
         }
         let names: Vec<String> = out.iter().map(|f| f.name.clone()).collect();
@@ -235,6 +257,18 @@ mod tests {
         assert_eq!(f[1].timeout, Duration::from_secs(10));
         assert_eq!(f[0].retry_delays, [Duration::from_millis(10), Duration::from_millis(20)]);
         assert_eq!((f[0].concurrency, f[1].concurrency), (4, 10));
+    }
+
+    #[test]
+    fn env_applies_to_every_function_or_to_one_and_the_function_s_own_wins() {
+        let f = args(&["--env", "b:MODE=slow", "--env", "MODE=fast", "--env", "TABLE=t=1"]).functions().unwrap_or_default();
+        let env = |i: usize| f[i].env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+        assert_eq!(env(0), ["MODE=fast", "TABLE=t=1"]);
+        assert_eq!(env(1), ["MODE=fast", "TABLE=t=1", "MODE=slow"]); // set in this order: the last wins
+        let e = args(&["--env", "c:MODE=x"]).functions().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("no function named `c`"), "{e}");
+        let e = args(&["--env", "1X=y"]).functions().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("`1X` is not a variable name"), "{e}");
     }
 
     #[test]

@@ -198,6 +198,7 @@ async fn a_function_sees_the_lambda_environment_and_headers() {
     let tl = TaskLocal::start([
         "--function".to_owned(), format!("echo={}", script.display()),
         "--memory".into(), "512".into(), "--timeout".into(), "7s".into(), "--env".into(), "EXTRA_SETTING=on".into(),
+        "--env".into(), "echo:EXTRA_MODE=own".into(), "--env".into(), "EXTRA_MODE=shared".into(),
     ]);
     let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let out = tl.client().invoke().function_name("echo").payload(Blob::new(r#"{"hi": 1}"#)).send().await.expect("invoke");
@@ -213,6 +214,7 @@ async fn a_function_sees_the_lambda_environment_and_headers() {
     assert_eq!(env["AWS_ENDPOINT_URL_LAMBDA"], tl.endpoint.as_str());
     assert!(env["AWS_LAMBDA_RUNTIME_API"].as_str().is_some_and(|s| s.starts_with("127.0.0.1:")));
     assert_eq!(env["EXTRA_SETTING"], "on");
+    assert_eq!(env["EXTRA_MODE"], "own", "a function's own --env wins over the shared one");
     assert_eq!(seen["event"], json!({"hi": 1}));
     let h = &seen["headers"];
     assert_eq!(h["lambda-runtime-invoked-function-arn"], "arn:aws:lambda:us-east-1:000000000000:function:echo");
