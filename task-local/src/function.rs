@@ -70,27 +70,37 @@ impl Function {
     pub(crate) async fn invoke(&self, stats: &Stats, request_id: &str, payload: Bytes, attempt: u32, _slot: &OwnedSemaphorePermit) -> Outcome {
         stats.update(&self.cfg.name, |s| s.running += 1);
         let started = Instant::now();
-        let (outcome, cold, init_ms) = match self.instance(stats).await {
-            Err(e) => (Outcome::InitError(e), true, None),
+        let (outcome, cold, init_ms, memory_mb) = match self.instance(stats).await {
+            Err(e) => (Outcome::InitError(e), true, None, None),
             Ok((inst, init)) => {
                 let deadline_ms = now_ms() + self.cfg.timeout.as_millis() as u64;
                 let (tx, rx) = oneshot::channel();
                 let job = Job { request_id: request_id.to_owned(), payload, deadline_ms, reply: tx };
+                let limit = u64::from(self.cfg.memory_mb);
+                let mut peak = None;
                 let outcome = match inst.run(job).await {
                     Err(_) => Outcome::Crash("the instance stopped before the invocation".into()),
-                    Ok(()) => match tokio::time::timeout(self.cfg.timeout, rx).await {
-                        Err(_) => Outcome::Timeout,
-                        Ok(Err(_)) => Outcome::Crash("the instance stopped mid-invocation".into()),
-                        Ok(Ok(o)) => o,
-                    },
+                    Ok(()) => {
+                        let finished = async { tokio::select! { o = rx => Ok(o), used = over_memory(&inst, limit) => Err(used) } };
+                        match tokio::time::timeout(self.cfg.timeout, finished).await {
+                            Err(_) => Outcome::Timeout,
+                            Ok(Err(used)) => {
+                                peak = Some(used);
+                                Outcome::Crash(format!("Runtime exited with error: signal: killed (it used {used} MB; its memory is {limit} MB)"))
+                            }
+                            Ok(Ok(Err(_))) => Outcome::Crash("the instance stopped mid-invocation".into()),
+                            Ok(Ok(Ok(o))) => o,
+                        }
+                    }
                 };
+                let peak = peak.or_else(|| inst.memory_mb().map(|m| m.peak));
                 match outcome {
                     Outcome::Success(_) | Outcome::FunctionError { .. } if !inst.is_dead() => {
                         self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(inst);
                     }
                     _ => self.retire(&inst, stats),
                 }
-                (outcome, init.is_some(), init)
+                (outcome, init.is_some(), init, peak)
             }
         };
         stats.update(&self.cfg.name, |s| s.running -= 1);
@@ -109,6 +119,8 @@ impl Function {
             cold,
             init_ms,
             duration_ms: total.saturating_sub(init_ms.unwrap_or(0)),
+            memory_size_mb: self.cfg.memory_mb,
+            max_memory_used_mb: memory_mb,
             outcome: name,
             error_type,
         });
@@ -137,6 +149,21 @@ impl Function {
             Outcome::InitError(why) => ("Runtime.InitError", format!("RequestId: {request_id} Error: {why}")),
         };
         Some(Bytes::from(serde_json::json!({"errorType": t, "errorMessage": m}).to_string()))
+    }
+}
+
+/// Resolves, with the MB in use, once the instance's resident memory goes
+/// over `limit_mb`, as Lambda kills a function that runs out of memory.
+/// Checked every 20 ms; never resolves where memory cannot be read.
+async fn over_memory(inst: &Instance, limit_mb: u64) -> u64 {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    loop {
+        tick.tick().await;
+        match inst.memory_mb() {
+            Some(m) if m.now > limit_mb => return m.now,
+            Some(_) => {}
+            None => std::future::pending::<()>().await,
+        }
     }
 }
 

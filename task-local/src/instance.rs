@@ -2,7 +2,7 @@
 //! Lambda function sees, and its own Runtime API on a loopback port.
 
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -56,6 +56,8 @@ pub(crate) struct Instance {
     ready: Notify,
     init_error: Mutex<Option<String>>,
     dead: AtomicBool,
+    /// The process id (0 until it is started).
+    pid: AtomicU32,
     kill: Notify,
     /// Becomes true once the process has exited.
     exited: tokio::sync::watch::Sender<bool>,
@@ -118,6 +120,7 @@ impl Instance {
             ready: Notify::new(),
             init_error: Mutex::new(None),
             dead: AtomicBool::new(false),
+            pid: AtomicU32::new(0),
             kill: Notify::new(),
             exited: tokio::sync::watch::Sender::new(false),
         });
@@ -147,6 +150,7 @@ impl Instance {
                 server.abort();
                 format!("cannot start {}: {e}", cfg.path.display())
             })?;
+        inst.pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
         if let Some(out) = child.stdout.take() {
             tokio::spawn(forward(BufReader::new(out), inst.clone(), false, inst.forwarder()));
         }
@@ -186,6 +190,17 @@ impl Instance {
         Ok((inst, started.elapsed()))
     }
 
+    /// The process's resident memory now and at its peak, in MB (rounded
+    /// up), from `/proc`: `None` where there is no `/proc`, or once the
+    /// process has gone.
+    pub(crate) fn memory_mb(&self) -> Option<Memory> {
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid == 0 || self.is_dead() {
+            return None;
+        }
+        Memory::parse(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+    }
+
     pub(crate) fn is_dead(&self) -> bool {
         self.dead.load(Ordering::SeqCst)
     }
@@ -219,6 +234,27 @@ impl Instance {
                 StatusCode::BAD_REQUEST
             }
         }
+    }
+}
+
+/// Resident memory of an instance, in MB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Memory {
+    pub(crate) now: u64,
+    pub(crate) peak: u64,
+}
+
+impl Memory {
+    /// From `/proc/PID/status`: `VmRSS` (now) and `VmHWM` (peak), in kB.
+    fn parse(status: &str) -> Option<Memory> {
+        let kb = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        };
+        let mb = |kb: u64| kb.div_ceil(1024);
+        Some(Memory { now: mb(kb("VmRSS:")?), peak: mb(kb("VmHWM:")?) })
     }
 }
 
@@ -327,4 +363,16 @@ async fn init_error(State(inst): State<Arc<Instance>>, body: Bytes) -> StatusCod
     *inst.init_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("init error: {}", String::from_utf8_lossy(&body)));
     inst.ready.notify_one();
     StatusCode::ACCEPTED
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Memory;
+
+    #[test]
+    fn memory_is_read_from_proc_status_in_mb_rounded_up() {
+        let status = "Name:\tworker\nVmHWM:\t   13692 kB\nVmRSS:\t    8192 kB\nThreads:\t3\n";
+        assert_eq!(Memory::parse(status), Some(Memory { now: 8, peak: 14 }));
+        assert_eq!(Memory::parse("Name:\tzombie\n"), None);
+    }
 }

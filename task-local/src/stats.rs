@@ -25,6 +25,8 @@ pub(crate) struct FunctionStats {
     pub(crate) max_running: u64,
     pub(crate) instances: u64,
     pub(crate) max_instances: u64,
+    /// The most resident memory any instance reached, in MB.
+    pub(crate) max_memory_used_mb: u64,
 }
 
 /// One invocation, as reported.
@@ -36,6 +38,10 @@ pub(crate) struct InvocationRecord {
     pub(crate) cold: bool,
     pub(crate) init_ms: Option<u64>,
     pub(crate) duration_ms: u64,
+    /// The function's `--memory`.
+    pub(crate) memory_size_mb: u32,
+    /// The instance's peak resident memory so far (`None` where it cannot be read).
+    pub(crate) max_memory_used_mb: Option<u64>,
     /// `success`, `error`, `timeout`, `crash` or `init_error`.
     pub(crate) outcome: &'static str,
     /// The function's errorType, when it reported one.
@@ -62,17 +68,20 @@ impl Stats {
     pub(crate) fn record(&self, r: InvocationRecord) {
         let init = r.init_ms.map(|ms| format!(" Init: {ms} ms")).unwrap_or_default();
         let error = r.error_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
+        let used = r.max_memory_used_mb.map(|mb| format!(" Max Memory Used: {mb} MB")).unwrap_or_default();
         say!(
-            "REPORT RequestId: {} Function: {} Attempt: {} {}{init} Duration: {} ms Outcome: {}{error}",
+            "REPORT RequestId: {} Function: {} Attempt: {} {}{init} Duration: {} ms Memory Size: {} MB{used} Outcome: {}{error}",
             r.request_id,
             r.function,
             r.attempt,
             if r.cold { "Cold" } else { "Warm" },
             r.duration_ms,
+            r.memory_size_mb,
             r.outcome
         );
         self.update(&r.function, |s| {
             s.invocations += 1;
+            s.max_memory_used_mb = s.max_memory_used_mb.max(r.max_memory_used_mb.unwrap_or(0));
             s.cold_starts += u64::from(r.cold);
             match r.outcome {
                 "success" => s.success += 1,
@@ -99,8 +108,8 @@ impl Stats {
         let mut out = String::from("task-local summary:\n");
         for (name, s) in &g.0 {
             out.push_str(&format!(
-                "  {name}: {} invocations ({} success, {} error, {} timeout, {} crash, {} init error), {} cold starts, {} retries, {} dropped, {} throttled, at most {} running on {} instances\n",
-                s.invocations, s.success, s.function_error, s.timeout, s.crash, s.init_error, s.cold_starts, s.retries, s.dropped, s.throttled, s.max_running, s.max_instances
+                "  {name}: {} invocations ({} success, {} error, {} timeout, {} crash, {} init error), {} cold starts, {} retries, {} dropped, {} throttled, at most {} running on {} instances, at most {} MB used\n",
+                s.invocations, s.success, s.function_error, s.timeout, s.crash, s.init_error, s.cold_starts, s.retries, s.dropped, s.throttled, s.max_running, s.max_instances, s.max_memory_used_mb
             ));
         }
         out

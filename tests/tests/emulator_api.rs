@@ -172,7 +172,7 @@ async fn an_event_older_than_the_maximum_age_is_dropped() {
 
 /// A Lambda runtime in Python that answers each event with what it saw.
 const PY_RUNTIME: &str = r#"#!/usr/bin/env python3
-import json, os, urllib.request
+import json, os, time, urllib.request
 api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
 while True:
     with urllib.request.urlopen(api + "next") as r:
@@ -180,25 +180,42 @@ while True:
         seen = {"headers": {k.lower(): v for k, v in r.headers.items()}, "event": json.loads(r.read()),
                 "env": {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "LAMBDA_", "_HANDLER", "TZ", "EXTRA"))}}
     print("handling", rid, flush=True)
+    if isinstance(seen["event"], dict) and "hold_mb" in seen["event"]:
+        ballast = b"x" * (seen["event"]["hold_mb"] << 20)
+        time.sleep(seen["event"].get("hold_s", 1))
     req = urllib.request.Request(api + rid + "/response", data=json.dumps(seen).encode(), method="POST")
     urllib.request.urlopen(req).read()
 "#;
 
-#[tokio::test]
-async fn a_function_sees_the_lambda_environment_and_headers() {
-    let dir = std::env::temp_dir().join(format!("task-local-py-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let script = dir.join("bootstrap");
+/// `task-local` serving [`PY_RUNTIME`] as the function `echo`; the folder
+/// holding the script is removed when the returned guard drops.
+fn python_echo(args: &[&str]) -> (TaskLocal, TempDir) {
+    let dir = TempDir(std::env::temp_dir().join(format!("task-local-py-{}", uuid::Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&dir.0).expect("dir");
+    let script = dir.0.join("bootstrap");
     std::fs::write(&script, PY_RUNTIME).expect("write");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    let tl = TaskLocal::start([
-        "--function".to_owned(), format!("echo={}", script.display()),
-        "--memory".into(), "512".into(), "--timeout".into(), "7s".into(), "--env".into(), "EXTRA_SETTING=on".into(),
-        "--env".into(), "echo:EXTRA_MODE=own".into(), "--env".into(), "EXTRA_MODE=shared".into(),
+    let function = format!("echo={}", script.display());
+    (TaskLocal::start(["--function", function.as_str()].iter().chain(args)), dir)
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn a_function_sees_the_lambda_environment_and_headers() {
+    let (tl, _dir) = python_echo(&[
+        "--memory", "512", "--timeout", "7s", "--env", "EXTRA_SETTING=on",
+        "--env", "echo:EXTRA_MODE=own", "--env", "EXTRA_MODE=shared",
     ]);
     let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     let out = tl.client().invoke().function_name("echo").payload(Blob::new(r#"{"hi": 1}"#)).send().await.expect("invoke");
@@ -229,8 +246,29 @@ async fn a_function_sees_the_lambda_environment_and_headers() {
     tl.client().invoke().function_name("echo").payload(Blob::new("{}")).send().await.expect("invoke");
     let f = &tl.stats().await["functions"]["echo"];
     assert_eq!((f["invocations"].as_u64(), f["cold_starts"].as_u64(), f["instances"].as_u64()), (Some(2), Some(1), Some(1)), "{f}");
-    drop(tl);
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(f["max_memory_used_mb"].as_u64().is_some_and(|mb| (1..512).contains(&mb)), "{f}");
+    let report = tl.lines().into_iter().find(|l| l.starts_with("REPORT") && l.contains(&rid)).expect("a REPORT line");
+    assert!(report.contains("Memory Size: 512 MB Max Memory Used: "), "{report}");
+}
+
+#[tokio::test]
+async fn an_instance_over_its_memory_is_killed_and_the_next_call_gets_a_new_one() {
+    let (tl, _dir) = python_echo(&["--memory", "128", "--timeout", "20s"]);
+    let out = tl.client().invoke().function_name("echo").payload(Blob::new(r#"{"hold_mb": 200, "hold_s": 10}"#)).send().await.expect("invoke");
+    assert_eq!(out.function_error(), Some("Unhandled"));
+    let body: Value = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).expect("JSON");
+    assert_eq!(body["errorType"], "Runtime.ExitError", "{body}");
+    let message = body["errorMessage"].as_str().unwrap_or_default();
+    assert!(message.contains("signal: killed") && message.contains("its memory is 128 MB"), "{message}");
+    let f = tl.stats().await["functions"]["echo"].clone();
+    assert_eq!(f["crash"], 1, "{f}");
+    assert!(f["max_memory_used_mb"].as_u64() > Some(128), "{f}");
+    // Killed well before its 10 s sleep ended, and the next call starts afresh.
+    let records = tl.stats().await["invocations"].clone();
+    assert!(records[0]["duration_ms"].as_u64() < Some(8_000), "{records}");
+    let out = tl.client().invoke().function_name("echo").payload(Blob::new("{}")).send().await.expect("invoke");
+    assert_eq!(out.function_error(), None);
+    assert_eq!(tl.stats().await["functions"]["echo"]["cold_starts"], 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
