@@ -116,15 +116,15 @@ async fn unknown_operation(method: axum::http::Method, uri: axum::http::Uri) -> 
     aws_error(StatusCode::NOT_FOUND, "UnknownOperationException", message, &call_id)
 }
 
-/// Lambda accepts only JSON payloads (an empty body is passed on as is).
-fn check_json(body: &[u8], request_id: &str) -> Result<(), Response> {
+/// Lambda accepts only JSON payloads (an empty body is passed on as is):
+/// the refusal for one that is not.
+fn refuse_non_json(body: &[u8], request_id: &str) -> Option<Response> {
     if body.is_empty() {
-        return Ok(());
+        return None;
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).map(|_| ()).map_err(|e| {
-        let message = format!("Could not parse request body into json: {e}");
-        aws_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", message, request_id)
-    })
+    let e = serde_json::from_slice::<serde::de::IgnoredAny>(body).err()?;
+    let message = format!("Could not parse request body into json: {e}");
+    Some(aws_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", message, request_id))
 }
 
 /// An error in the shape the AWS SDKs parse.
@@ -164,7 +164,7 @@ async fn invoke(State(emu): State<Arc<Emulator>>, Path(function): Path<String>, 
                 let msg = format!("{} byte payload is too large for the Event invocation type (limit {MAX_ASYNC_PAYLOAD} bytes)", body.len());
                 return aws_error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", msg, &call_id);
             }
-            if let Err(refused) = check_json(&body, &call_id) {
+            if let Some(refused) = refuse_non_json(&body, &call_id) {
                 return refused;
             }
             let rid = crate::queue::enqueue(emu.clone(), func, body);
@@ -179,7 +179,7 @@ async fn invoke(State(emu): State<Arc<Emulator>>, Path(function): Path<String>, 
                 let msg = format!("{} byte payload is too large for the RequestResponse invocation type (limit {MAX_SYNC_PAYLOAD} bytes)", body.len());
                 return aws_error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", msg, &call_id);
             }
-            if let Err(refused) = check_json(&body, &call_id) {
+            if let Some(refused) = refuse_non_json(&body, &call_id) {
                 return refused;
             }
             let Ok(slot) = func.slots.clone().try_acquire_owned() else {
