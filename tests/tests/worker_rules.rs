@@ -3,7 +3,8 @@
 //! real in-memory store; assertions read what it returns.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -41,19 +42,27 @@ fn envelope(task: &str, args: Value) -> Envelope {
     Envelope::new(task, args.as_object().cloned().unwrap_or_default(), true, 2)
 }
 
-static COUNTED: AtomicU32 = AtomicU32::new(0);
+/// Runs of `counted` per `key`: each test counts under its own key, since
+/// tests run in parallel in this binary.
+static RUNS: Mutex<BTreeMap<String, u32>> = Mutex::new(BTreeMap::new());
+
+fn runs(key: &str) -> u32 {
+    RUNS.lock().unwrap_or_else(|p| p.into_inner()).get(key).copied().unwrap_or(0)
+}
 
 #[task]
-async fn counted(pause_ms: u64) -> u32 {
+async fn counted(key: String, pause_ms: u64) -> u32 {
     tokio::time::sleep(Duration::from_millis(pause_ms)).await;
-    COUNTED.fetch_add(1, Ordering::SeqCst) + 1
+    let mut runs = RUNS.lock().unwrap_or_else(|p| p.into_inner());
+    let n = runs.entry(key).or_default();
+    *n += 1;
+    *n
 }
 
 #[tokio::test]
 async fn a_finished_task_delivered_again_is_not_rerun() {
     let (w, store) = worker(None);
-    let env = envelope(counted::NAME, json!({"pause_ms": 0}));
-    let before = COUNTED.load(Ordering::SeqCst);
+    let env = envelope(counted::NAME, json!({"key": "redelivered", "pause_ms": 0}));
     let first = w.handle_envelope(env.clone(), &inv("req-1")).await;
     assert!(matches!(first, Reply::Success(_)), "{first:?}");
     // Lambda delivers the same event again, under another request id.
@@ -62,7 +71,7 @@ async fn a_finished_task_delivered_again_is_not_rerun() {
         Reply::Success(body) => assert_eq!((body["status"].as_str(), body["note"].as_str()), (Some("complete"), Some("duplicate"))),
         other => panic!("{other:?}"),
     }
-    assert_eq!(COUNTED.load(Ordering::SeqCst), before + 1);
+    assert_eq!(runs("redelivered"), 1);
     let r = store.get(&env.id).await.expect("read").expect("exists");
     assert_eq!((r.status, r.attempts), (Status::Complete, 1));
 }
@@ -70,11 +79,10 @@ async fn a_finished_task_delivered_again_is_not_rerun() {
 #[tokio::test]
 async fn two_concurrent_deliveries_of_one_id_run_the_body_once() {
     let (w, store) = worker(None);
-    let env = envelope(counted::NAME, json!({"pause_ms": 300}));
-    let before = COUNTED.load(Ordering::SeqCst);
+    let env = envelope(counted::NAME, json!({"key": "concurrent", "pause_ms": 300}));
     let (ia, ib) = (inv("req-a"), inv("req-b"));
     let (a, b) = tokio::join!(w.handle_envelope(env.clone(), &ia), w.handle_envelope(env.clone(), &ib));
-    assert_eq!(COUNTED.load(Ordering::SeqCst), before + 1);
+    assert_eq!(runs("concurrent"), 1);
     let notes: Vec<_> = [a, b]
         .into_iter()
         .map(|r| match r {
@@ -162,8 +170,7 @@ async fn a_non_task_event_is_left_to_the_handler() {
 async fn with_a_signing_key_unsigned_or_forged_messages_are_refused_and_nothing_is_written() {
     let key = b"k3y";
     let (w, store) = worker(Some(key));
-    let before = COUNTED.load(Ordering::SeqCst);
-    let unsigned = envelope(counted::NAME, json!({"pause_ms": 0}));
+    let unsigned = envelope(counted::NAME, json!({"key": "signing", "pause_ms": 0}));
     let mut forged = unsigned.clone();
     forged.sign(b"wrong key");
     for env in [unsigned, forged] {
@@ -174,11 +181,12 @@ async fn with_a_signing_key_unsigned_or_forged_messages_are_refused_and_nothing_
         }
         assert_eq!(store.get(&id).await.expect("read"), None, "nothing written");
     }
-    assert_eq!(COUNTED.load(Ordering::SeqCst), before, "nothing ran");
-    let mut good = envelope(counted::NAME, json!({"pause_ms": 0}));
+    assert_eq!(runs("signing"), 0, "nothing ran");
+    let mut good = envelope(counted::NAME, json!({"key": "signing", "pause_ms": 0}));
     good.sign(key);
     assert!(matches!(w.handle_envelope(good.clone(), &inv("r")).await, Reply::Success(_)));
     assert_eq!(store.get(&good.id).await.expect("read").map(|r| r.status), Some(Status::Complete));
+    assert_eq!(runs("signing"), 1);
 }
 
 #[task]
