@@ -13,10 +13,11 @@ fn build_binaries() {
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "task-local", "-p", "examples", "--bin", "task-local", "--example", "worker", "--example", "http"])
+            .args(["build", "--quiet", "-p", "task-local", "-p", "examples", "--bin", "task-local"])
+            .args(["--example", "worker", "--example", "http", "--example", "quickstart"])
             .status()
             .expect("run cargo build");
-        assert!(status.success(), "cargo build of task-local, examples/worker and examples/http failed");
+        assert!(status.success(), "cargo build of task-local and the examples failed");
     });
 }
 
