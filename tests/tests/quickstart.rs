@@ -44,8 +44,8 @@ fn the_quickstart_prints_the_four_outcomes_and_exits_0() {
         "{stdout}"
     );
     assert!(stdout.contains("error = [failed]") && stdout.contains("error = [panic]"), "{stdout}");
-    // Each status change of the retried task is printed as it is polled.
-    for status in ["pending", "retrying", "complete"] {
-        assert!(stdout.lines().any(|l| l.starts_with("poll bake") && l.contains(status)), "no poll of bake as {status}:\n{stdout}");
-    }
+    // Status changes are printed as polled; which ones a poll catches depends
+    // on timing, but the last one of the retried task is its completion.
+    let last_bake_poll = stdout.lines().rev().find(|l| l.starts_with("poll bake")).unwrap_or_default();
+    assert_eq!(last_bake_poll.split_whitespace().collect::<Vec<_>>(), ["poll", "bake", "complete", "attempts=3"], "{stdout}");
 }
