@@ -72,7 +72,7 @@ async fn follow(handle: &TaskHandle<serde_json::Value>) -> Result<(), Box<dyn st
                 return Ok(());
             }
             Some(r) if r.status == Status::Failed => {
-                let why = r.error.map(|e| format!("[{}] {}", e.kind, e.message)).unwrap_or_default();
+                let why = r.error.map(|e| e.to_string()).unwrap_or_default(); // "[kind] message"
                 println!("  -> failed after {} attempt(s): {why}", r.attempts);
                 return Ok(());
             }

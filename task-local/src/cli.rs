@@ -108,26 +108,6 @@ pub(crate) fn duration(text: &str) -> Option<Duration> {
 impl ServeArgs {
     /// Resolve every function's settings.
     pub(crate) fn functions(&self) -> Result<Vec<FunctionConfig>, OptionError> {
-        // (function, K, V): `None` for every function.
-        let mut env: Vec<(Option<&str>, String, String)> = Vec::new();
-        for kv in &self.env {
-            let (k, v) = kv.split_once('=').ok_or_else(|| bad("env", kv, "expected K=V or NAME:K=V"))?;
-            let (function, k) = match k.split_once(':') {
-                Some((f, k)) => (Some(f), k),
-                None => (None, k),
-            };
-            let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
-                return Err(bad("env", kv, format!("`{k}` is not a variable name (letters, digits and _, not starting with a digit)")));
-            }
-            if let Some(f) = function
-                && !self.functions.iter().any(|spec| spec.split_once('=').is_some_and(|(name, _)| name == f))
-            {
-                return Err(bad("env", kv, format!("no function named `{f}`")));
-            }
-            env.push((function, k.to_owned(), v.to_owned()));
-        }
         let mut out: Vec<FunctionConfig> = Vec::new();
         for spec in &self.functions {
             let (name, path) = spec.split_once('=').ok_or_else(|| bad("function", spec, "expected NAME=PATH"))?;
@@ -150,13 +130,7 @@ impl ServeArgs {
                 max_retry_attempts: 2,
                 retry_delays: [Duration::from_secs(60), Duration::from_secs(120)],
                 max_event_age: Duration::from_secs(6 * 3600),
-                // Every function's first, so that its own come later and win.
-                env: env
-                    .iter()
-                    .filter(|(f, _, _)| f.is_none())
-                    .chain(env.iter().filter(|(f, _, _)| *f == Some(name)))
-                    .map(|(_, k, v)| (k.clone(), v.clone()))
-                    .collect(),
+                env: Vec::new(),
             });
         }
         let names: Vec<String> = out.iter().map(|f| f.name.clone()).collect();
@@ -190,6 +164,22 @@ impl ServeArgs {
             f.max_event_age = duration(v).filter(|d| *d >= Duration::from_secs(1)).ok_or("expected a duration of at least 1s, e.g. 6h")?;
             Ok(())
         })?;
+        // `[NAME:]K=V`: the function, if any, is before a `:` in front of the `=`.
+        let env_target = |kv: &str| match kv.split_once('=').and_then(|(k, _)| k.split_once(':')) {
+            Some((function, _)) => (Some(function.to_owned()), kv[function.len() + 1..].to_owned()),
+            None => (None, kv.to_owned()),
+        };
+        // Applied in order, every function's first: a function's own value is set later and wins.
+        apply_split(&mut out, &names, "env", &self.env, env_target, |f, kv| {
+            let (k, v) = kv.split_once('=').ok_or("expected K=V or NAME:K=V")?;
+            let valid = k.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!("`{k}` is not a variable name (letters, digits and _, not starting with a digit)"));
+            }
+            f.env.push((k.to_owned(), v.to_owned()));
+            Ok(())
+        })?;
         Ok(out)
     }
 }
@@ -202,11 +192,24 @@ fn apply(
     values: &[String],
     set: impl Fn(&mut FunctionConfig, &str) -> Result<(), &'static str>,
 ) -> Result<(), OptionError> {
-    let split = |v: &String| match v.split_once('=') {
+    let split = |v: &str| match v.split_once('=') {
         Some((n, val)) if names.iter().any(|x| x == n) => (Some(n.to_owned()), val.to_owned()),
         Some((n, _)) if !n.is_empty() && !n.starts_with(|c: char| c.is_ascii_digit()) => (Some(n.to_owned()), String::new()),
-        _ => (None, v.clone()),
+        _ => (None, v.to_owned()),
     };
+    apply_split(functions, names, option, values, split, |f, v| set(f, v).map_err(str::to_owned))
+}
+
+/// Apply options whose function (if any) `split` tells from the value:
+/// plain values first, then per-function ones.
+fn apply_split(
+    functions: &mut [FunctionConfig],
+    names: &[String],
+    option: &'static str,
+    values: &[String],
+    split: impl Fn(&str) -> (Option<String>, String),
+    set: impl Fn(&mut FunctionConfig, &str) -> Result<(), String>,
+) -> Result<(), OptionError> {
     for pass in [false, true] {
         for raw in values {
             let (target, value) = split(raw);

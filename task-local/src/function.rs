@@ -77,23 +77,20 @@ impl Function {
                 let (tx, rx) = oneshot::channel();
                 let job = Job { request_id: request_id.to_owned(), payload, deadline_ms, reply: tx };
                 let limit = u64::from(self.cfg.memory_mb);
-                let mut peak = None;
                 let outcome = match inst.run(job).await {
                     Err(_) => Outcome::Crash("the instance stopped before the invocation".into()),
                     Ok(()) => {
                         let finished = async { tokio::select! { o = rx => Ok(o), used = over_memory(&inst, limit) => Err(used) } };
                         match tokio::time::timeout(self.cfg.timeout, finished).await {
                             Err(_) => Outcome::Timeout,
-                            Ok(Err(used)) => {
-                                peak = Some(used);
-                                Outcome::Crash(format!("Runtime exited with error: signal: killed (it used {used} MB; its memory is {limit} MB)"))
-                            }
+                            Ok(Err(used)) => Outcome::Crash(format!("Runtime exited with error: signal: killed (it used {used} MB; its memory is {limit} MB)")),
                             Ok(Ok(Err(_))) => Outcome::Crash("the instance stopped mid-invocation".into()),
                             Ok(Ok(Ok(o))) => o,
                         }
                     }
                 };
-                let peak = peak.or_else(|| inst.memory_mb().map(|m| m.peak));
+                // Read before an instance over its memory is retired (killed).
+                let peak = inst.memory_mb().map(|m| m.peak);
                 match outcome {
                     Outcome::Success(_) | Outcome::FunctionError { .. } if !inst.is_dead() => {
                         self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(inst);
@@ -156,7 +153,9 @@ impl Function {
 /// over `limit_mb`, as Lambda kills a function that runs out of memory.
 /// Checked every 20 ms; never resolves where memory cannot be read.
 async fn over_memory(inst: &Instance, limit_mb: u64) -> u64 {
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    let period = std::time::Duration::from_millis(20);
+    // The first look is one period in: a short invocation reads /proc only once, at its end.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tick.tick().await;
         match inst.memory_mb() {

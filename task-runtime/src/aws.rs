@@ -41,14 +41,12 @@ where
 /// that no AWS credentials were found.
 fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        let part = e.to_string();
+    for cause in crate::error::causes(err) {
+        let part = cause.to_string();
         if !text.ends_with(&part) {
             text.push_str(": ");
             text.push_str(&part);
         }
-        cause = e.source();
     }
     if text.contains("loading credentials") || text.contains("no credentials") {
         text.push_str(

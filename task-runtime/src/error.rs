@@ -82,14 +82,17 @@ impl TaskError {
     /// ```
     pub fn message(&self) -> String {
         let mut text = self.source.to_string();
-        let mut cause = self.source.source();
-        while let Some(c) = cause {
+        for cause in causes(&*self.source) {
             text.push_str(": ");
-            text.push_str(&c.to_string());
-            cause = c.source();
+            text.push_str(&cause.to_string());
         }
         text
     }
+}
+
+/// The chain of `err`'s sources, nearest first (not `err` itself).
+pub(crate) fn causes<'a>(err: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(err.source(), |e| e.source())
 }
 
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {

@@ -89,7 +89,7 @@ fn main() {
         Some(Arc::new(MemoryStore::default()) as Arc<dyn ResponseStore>),
         WorkerSettings { max_attempts: 3, response_ttl: Duration::from_secs(60), timeout_margin: Duration::ZERO, signing_key: None },
     );
-    let args = serde_json::to_value(serde_json::json!({"order": order()})).expect("json");
+    let args = serde_json::json!({"order": order()});
     let payloads: Vec<Vec<u8>> = (0..n)
         .map(|_| {
             let env = Envelope::new(price::NAME, args.as_object().cloned().unwrap_or_default(), true, 2);
