@@ -9,6 +9,7 @@
 //! | `TASK_MAX_ATTEMPTS` | attempts the worker assumes Lambda allows (1-3) | 3 |
 //! | `TASK_LOCAL_RETRY_DELAY_MS` | local backend: delay before each retry | 200 |
 //! | `TASK_TIMEOUT_MARGIN_MS` | time kept back before the deadline to record a timeout | 500 |
+//! | `TASK_LEASE_MS` | how long a worker's claim on a call holds unless its heartbeat renews it | 10000 |
 //! | `TASK_SIGNING_KEY` | HMAC-SHA256 key: sign messages, refuse unsigned ones | none |
 
 use std::sync::Arc;
@@ -65,6 +66,9 @@ pub struct Config {
     pub local_retry_delay: Duration,
     /// Time kept back before an invocation's deadline to record a timeout.
     pub timeout_margin: Duration,
+    /// How long a worker's claim on a call holds unless renewed; see
+    /// [`WorkerSettings::lease`].
+    pub lease: Duration,
     /// HMAC-SHA256 key for signing messages.
     pub signing_key: Option<Arc<[u8]>>,
     /// The AWS SDK configuration for the Lambda and DynamoDB clients; `None`
@@ -86,6 +90,7 @@ impl std::fmt::Debug for Config {
             .field("max_attempts", &self.max_attempts)
             .field("local_retry_delay", &self.local_retry_delay)
             .field("timeout_margin", &self.timeout_margin)
+            .field("lease", &self.lease)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
             .field("aws", &self.aws.as_ref().map(|_| "<SdkConfig>"))
             .field("store", &self.store)
@@ -104,6 +109,7 @@ impl Default for Config {
             max_attempts: 3,
             local_retry_delay: Duration::from_millis(200),
             timeout_margin: Duration::from_millis(500),
+            lease: Duration::from_secs(10),
             signing_key: None,
             aws: None,
             store: None,
@@ -176,6 +182,9 @@ impl Config {
         }
         if let Some(v) = var("TASK_TIMEOUT_MARGIN_MS") {
             c.timeout_margin = Duration::from_millis(number(&v, "TASK_TIMEOUT_MARGIN_MS", 0, 60_000, "milliseconds, 0 to 60000")?);
+        }
+        if let Some(v) = var("TASK_LEASE_MS") {
+            c.lease = Duration::from_millis(number(&v, "TASK_LEASE_MS", 300, 900_000, "milliseconds, 300 to 900000")?);
         }
         c.signing_key = var("TASK_SIGNING_KEY").map(|k| Arc::from(k.into_bytes()));
         Ok(c)
@@ -255,6 +264,7 @@ impl Config {
             max_attempts: self.max_attempts,
             response_ttl: self.response_ttl,
             timeout_margin: self.timeout_margin,
+            lease: self.lease,
             signing_key: self.signing_key.clone(),
         }
     }

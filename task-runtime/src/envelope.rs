@@ -7,13 +7,15 @@
 //! ```
 //!
 //! The key `task_runtime` (the version) marks a task message. Everything a
-//! worker receives goes through [`Incoming::classify`] first.
+//! worker receives goes through [`Incoming::classify`] first: a task
+//! message, a bad one, Lambda's failure record of one, or not the worker's.
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+use crate::failure_record::FailureRecord;
 use crate::response::FailureKind;
 
 /// The envelope version this crate writes and the newest it reads.
@@ -116,6 +118,9 @@ pub enum Incoming {
     Task(Envelope),
     /// A task message that cannot be run.
     Bad(EnvelopeError),
+    /// Lambda's records of task messages it gave up on (see
+    /// [`crate::failure_record`]): one delivered directly, or an SQS batch of them.
+    FailureRecords(Vec<FailureRecord>),
 }
 
 impl Incoming {
@@ -132,7 +137,12 @@ impl Incoming {
     /// ```
     pub fn classify(event: &Value) -> Incoming {
         let Some(obj) = event.as_object() else { return Incoming::NotATask };
-        let Some(version) = obj.get(MARKER) else { return Incoming::NotATask };
+        let Some(version) = obj.get(MARKER) else {
+            if let Some(record) = FailureRecord::from_value(event) {
+                return Incoming::FailureRecords(vec![record]);
+            }
+            return FailureRecord::from_sqs_batch(event).map_or(Incoming::NotATask, Incoming::FailureRecords);
+        };
         let id = obj.get("id").and_then(Value::as_str).map(str::to_owned);
         let task = obj.get("task").and_then(Value::as_str).map(str::to_owned);
         let bad = |kind, message: String| {

@@ -369,6 +369,22 @@ pub enum WaitError {
         /// The last status seen.
         last: Status,
     },
+    /// The call is `running`, but its worker is gone and no retry is left to
+    /// come (see [`AsyncResponse::stale`](crate::AsyncResponse::stale)):
+    /// waiting longer would not change it.
+    #[error(
+        "task `{task}` (id {id}) is stale: its last allowed attempt ({attempts}) stopped renewing its lease \
+         (the process died) and no retry is left; give the function a failure destination so Lambda's \
+         failure record ends such calls as `failed`"
+    )]
+    Stale {
+        /// The response id.
+        id: String,
+        /// The task name.
+        task: String,
+        /// Attempts started.
+        attempts: u32,
+    },
     /// The stored response is not of the handle's type.
     #[error("task `{task}` (id {id}): the stored response does not decode as the handle's type: {source}")]
     Decode {

@@ -111,7 +111,8 @@ impl<T> TaskHandle<T> {
 
 impl<T: DeserializeOwned> TaskHandle<T> {
     /// Poll, with backoff (10 ms growing to 1 s), until the task is
-    /// `complete` (its value) or `failed` ([`WaitError::Failed`]).
+    /// `complete` (its value) or `failed` ([`WaitError::Failed`]), or reads
+    /// as stale ([`WaitError::Stale`]: nobody runs it and no retry comes).
     ///
     /// ```
     /// use task_runtime::task;
@@ -158,6 +159,9 @@ impl<T: DeserializeOwned> TaskHandle<T> {
                         crate::Failure::new(crate::FailureKind::Failed, "failed with no error recorded")
                     });
                     return Err(WaitError::Failed { id: self.id.clone(), task: r.task, attempts: r.attempts, failure });
+                }
+                Status::Running if r.stale => {
+                    return Err(WaitError::Stale { id: self.id.clone(), task: r.task, attempts: r.attempts });
                 }
                 last => {
                     if let Some(limit) = limit {

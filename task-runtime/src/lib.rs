@@ -33,12 +33,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Where things live: [`envelope`] decodes messages, [`registry`] holds the
+//! Where things live: [`envelope`] decodes messages, [`failure_record`]
+//! reads Lambda's records of events it gave up on, [`registry`] holds the
 //! tasks, `outcome` decides retries, [`worker`] runs tasks, [`store`] keeps
 //! responses, [`backend`] sends messages.
 
 pub mod backend;
 pub mod envelope;
+pub mod failure_record;
 pub mod registry;
 pub mod store;
 pub mod worker;

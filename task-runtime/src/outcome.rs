@@ -1,4 +1,4 @@
-//! Where a retry is decided: the retry table of DESIGN.md as one function.
+//! Where a retry is decided: the retry table, as one function.
 //!
 //! | task returns | stored | told to Lambda |
 //! |---|---|---|

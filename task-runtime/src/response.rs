@@ -76,32 +76,41 @@ macro_rules! failure_kinds {
     ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
         /// The stable kind of a failure, stored in `error.kind`.
         ///
+        /// Reading is forward compatible: a kind this version does not know
+        /// (a newer worker wrote it) is [`FailureKind::Other`] with its text.
+        ///
         /// ```
         /// use task_runtime::FailureKind;
         ///
         /// assert_eq!(FailureKind::BadArgs.as_str(), "bad_args");
         /// assert_eq!("unknown_task".parse::<FailureKind>(), Ok(FailureKind::UnknownTask));
         /// assert_eq!(serde_json::to_string(&FailureKind::TooLarge).unwrap(), r#""too_large""#);
+        /// // A kind from a newer worker keeps its text.
+        /// let newer: FailureKind = serde_json::from_str(r#""quota_exceeded""#).unwrap();
+        /// assert_eq!(newer, FailureKind::Other("quota_exceeded".into()));
+        /// assert_eq!(newer.as_str(), "quota_exceeded");
         /// ```
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "snake_case")]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum FailureKind {
             $($(#[$doc])* $variant,)*
+            /// A kind this version does not know, with its stored text.
+            Other(String),
         }
         impl FailureKind {
             /// The stored string, e.g. `"panic"`.
-            pub fn as_str(self) -> &'static str {
-                match self { $(FailureKind::$variant => $text,)* }
+            pub fn as_str(&self) -> &str {
+                match self { $(FailureKind::$variant => $text,)* FailureKind::Other(text) => text }
             }
         }
         impl FromStr for FailureKind {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok(FailureKind::$variant),)*
-                    other => Err(format!("is {other:?}, not a known failure kind")),
-                }
+            type Err = std::convert::Infallible;
+            /// Never fails: an unknown text is [`FailureKind::Other`].
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Ok(match s {
+                    $($text => FailureKind::$variant,)*
+                    other => FailureKind::Other(other.to_owned()),
+                })
             }
         }
     };
@@ -126,6 +135,34 @@ failure_kinds! {
     BadEnvelope = "bad_envelope",
     /// The result is larger than the response store accepts.
     TooLarge = "too_large",
+    /// The last attempt died without recording an outcome (a crash, an
+    /// out-of-memory kill, `Sandbox.Timedout`); Lambda's failure record said so.
+    Crashed = "crashed",
+    /// The event waited in Lambda's queue past its maximum age
+    /// (`EventAgeExceeded`) and was dropped.
+    Expired = "expired",
+    /// The message's signature did not verify with this worker's key; the
+    /// body did not run.
+    Refused = "refused",
+}
+
+impl From<&str> for FailureKind {
+    fn from(text: &str) -> Self {
+        text.parse().unwrap_or_else(|never: std::convert::Infallible| match never {})
+    }
+}
+
+impl Serialize for FailureKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for FailureKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(FailureKind::from(text.as_ref()))
+    }
 }
 
 impl fmt::Display for FailureKind {
@@ -179,7 +216,8 @@ impl fmt::Display for Failure {
 ///     "error": {"kind": "failed", "message": "out of flour"},
 ///     "task": "bakery::bake", "attempts": 1,
 ///     "created_at": 1763900000000u64, "updated_at": 1763900000150u64,
-/// })).unwrap();
+/// })).unwrap(); // `stale` may be left out: it reads as false
+/// assert!(!polled.stale);
 /// assert_eq!(polled.status, Status::Failed);
 /// assert_eq!(polled.error.unwrap().kind, FailureKind::Failed);
 /// ```
@@ -199,6 +237,15 @@ pub struct AsyncResponse {
     pub created_at: u64,
     /// When the record last changed, epoch milliseconds.
     pub updated_at: u64,
+    /// `running`, but its worker is gone and no retry is left to come: the
+    /// last attempt's lease lapsed (its heartbeat stopped) and it was the
+    /// last attempt Lambda allows. Lambda's failure record, when the
+    /// function has a failure destination, ends such a call as `failed`,
+    /// kind `crashed`; until then a poll says it is stale, and
+    /// [`TaskHandle::wait`](crate::TaskHandle::wait) stops with
+    /// [`WaitError::Stale`](crate::WaitError::Stale) instead of spinning.
+    #[serde(default)]
+    pub stale: bool,
 }
 
 /// Read a stored response: `None` when the id is unknown or expired.

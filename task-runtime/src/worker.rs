@@ -11,10 +11,11 @@ use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
 use crate::envelope::{Envelope, EnvelopeError, Incoming};
+use crate::failure_record::FailureRecord;
 use crate::outcome::{self, Decision, Reply, RunResult, error_type};
 use crate::registry::{Registry, TaskDef};
 use crate::response::{Failure, FailureKind, Status};
-use crate::store::{BeginRequest, Begun, FinalState, Finished, ResponseStore};
+use crate::store::{BeginRequest, Begun, FinalState, Finished, PendingItem, ResponseStore};
 use crate::time::now_ms;
 
 /// The worker's settings, from [`crate::Config`]; see [`Worker`] for a whole example.
@@ -27,6 +28,7 @@ use crate::time::now_ms;
 ///     max_attempts: 3, // Lambda's default: 1 + 2 retries
 ///     response_ttl: Duration::from_secs(86_400),
 ///     timeout_margin: Duration::from_millis(500),
+///     lease: Duration::from_secs(10), // renewed every third of it while a body runs
 ///     signing_key: Some(b"a shared secret".as_slice().into()),
 /// };
 /// assert!(format!("{settings:?}").contains("<redacted>")); // the key never reaches a log
@@ -39,6 +41,10 @@ pub struct WorkerSettings {
     pub response_ttl: Duration,
     /// Time kept back before the deadline to record a timeout.
     pub timeout_margin: Duration,
+    /// How long a claim on a call holds without renewal. A running body's
+    /// heartbeat renews it every third of this; a crashed attempt's claim
+    /// lapses within it, and a retry may take the call over.
+    pub lease: Duration,
     /// When set, unsigned or wrongly signed messages are refused.
     pub signing_key: Option<Arc<[u8]>>,
 }
@@ -49,6 +55,7 @@ impl std::fmt::Debug for WorkerSettings {
             .field("max_attempts", &self.max_attempts)
             .field("response_ttl", &self.response_ttl)
             .field("timeout_margin", &self.timeout_margin)
+            .field("lease", &self.lease)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -102,6 +109,7 @@ pub struct Invocation {
 ///     max_attempts: 3,
 ///     response_ttl: Duration::from_secs(3600),
 ///     timeout_margin: Duration::from_millis(500),
+///     lease: Duration::from_secs(10),
 ///     signing_key: None,
 /// };
 /// let worker = Worker::new(Registry::global()?, Some(store.clone()), settings);
@@ -146,7 +154,74 @@ impl Worker {
             Incoming::NotATask => None,
             Incoming::Task(env) => Some(self.handle_envelope(env, inv).await),
             Incoming::Bad(err) => Some(self.handle_bad(err, inv).await),
+            Incoming::FailureRecords(records) => Some(self.handle_failure_records(records, inv).await),
         }
+    }
+
+    /// Lambda gave up on these events: end each captured call `failed`
+    /// (unless it is already terminal). With signing on, a record counts
+    /// only if its task message verifies. Records that came through SQS are
+    /// answered with `batchItemFailures` naming the messages whose write
+    /// failed, so that only those come again.
+    async fn handle_failure_records(&self, records: Vec<FailureRecord>, inv: &Invocation) -> Reply {
+        let mut retry_messages = Vec::new();
+        let mut first_error = None;
+        let mut ended = 0usize;
+        for record in &records {
+            match self.end_by_record(record, inv).await {
+                Ok(wrote) => ended += usize::from(wrote),
+                Err(e) => {
+                    if let Some(m) = &record.sqs_message_id {
+                        retry_messages.push(json!({"itemIdentifier": m}));
+                    }
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let through_sqs = records.iter().any(|r| r.sqs_message_id.is_some());
+        match first_error {
+            Some(e) if !through_sqs => Reply::Error { error_type: error_type::STORE, message: e.to_string() },
+            _ => Reply::Success(json!({"failure_records": records.len(), "ended": ended, "batchItemFailures": retry_messages})),
+        }
+    }
+
+    /// One record: `Ok(true)` when it ended its call, `Ok(false)` when there
+    /// was nothing to end (already terminal, not captured, not verified).
+    async fn end_by_record(&self, record: &FailureRecord, inv: &Invocation) -> Result<bool, crate::StoreError> {
+        let (id, task, capture) = match Incoming::classify(&record.request_payload) {
+            Incoming::Task(env) => {
+                if let Some(key) = &self.settings.signing_key
+                    && let Err(why) = env.verify(key)
+                {
+                    let span = task_span(&env.task, &env.id, inv);
+                    span.in_scope(|| tracing::error!(condition = %record.condition, "ignoring a failure record: its task message {why}"));
+                    return Ok(false);
+                }
+                (env.id, env.task, env.capture)
+            }
+            Incoming::Bad(EnvelopeError { id: Some(id), task, .. }) if self.settings.signing_key.is_none() => {
+                (id, task.unwrap_or_default(), true)
+            }
+            _ => {
+                tracing::error!(request_id = %record.request_id, "ignoring a failure record whose task message cannot be read or verified");
+                return Ok(false);
+            }
+        };
+        let span = task_span(&task, &id, inv);
+        let failure = record.failure();
+        let Some(store) = self.store.as_ref().filter(|_| capture) else {
+            span.in_scope(|| tracing::error!(kind = %failure.kind, "call not captured, so nothing to end: {}", failure.message));
+            return Ok(false);
+        };
+        let now = now_ms();
+        let item = PendingItem { id, task, now_ms: now, ttl: now / 1000 + self.settings.response_ttl.as_secs() };
+        let ended = store.fail_unfinished(item, failure.clone()).instrument(span.clone()).await;
+        span.in_scope(|| match &ended {
+            Ok(true) => tracing::error!(kind = %failure.kind, "ended by Lambda's failure record: {}", failure.message),
+            Ok(false) => tracing::info!(condition = %record.condition, "failure record for a call that had already ended: left as it is"),
+            Err(e) => tracing::error!("could not end the call from its failure record: {e}"),
+        });
+        ended
     }
 
     /// The worker of this process: every `#[task]` linked in, the configured
@@ -229,28 +304,19 @@ impl Worker {
         reply_for(id, task, inv.attempt.unwrap_or(0), &decision)
     }
 
-    /// begin → run the work (or record its refusal) → finish.
+    /// begin → run the work (or record its refusal), renewing the lease → finish.
     async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work) -> Reply {
         let Some(store) = &self.store else {
             return self.run_uncaptured(id, task, inv, work).await;
         };
-        let now = now_ms();
-        let req = BeginRequest {
-            id: id.to_owned(),
-            task: task.to_owned(),
-            request_id: inv.request_id.clone(),
-            lease_until_ms: inv.deadline_ms,
-            now_ms: now,
-            ttl: now / 1000 + self.settings.response_ttl.as_secs(),
-        };
-        let attempt = match store.begin(req).await {
+        let attempt = match self.begin(store.as_ref(), id, task, inv, work.max_attempts()).await {
             Ok(Begun::Started { attempts }) => attempts,
             Ok(Begun::Finished { status, attempts }) => {
                 tracing::info!(%status, attempts, "duplicate delivery of a finished task: not run again");
                 return summary(id, task, status, attempts, Some("duplicate"));
             }
             Ok(Begun::Busy { request_id, lease_until_ms }) => {
-                tracing::warn!(owner = %request_id, lease_until_ms, "another request holds this task: not run concurrently");
+                tracing::warn!(owner = %request_id, lease_until_ms, "another delivery holds this task: not run concurrently");
                 return summary(id, task, Status::Running, 0, Some("busy"));
             }
             Err(e) => {
@@ -259,11 +325,12 @@ impl Worker {
             }
         };
         tracing::Span::current().record("attempt", attempt);
-        let decision = work.run(id, inv, Some(attempt)).await;
+        let heartbeat = Heartbeat { store: store.clone(), id, request_id: &inv.request_id, lease: self.settings.lease, deadline_ms: inv.deadline_ms };
+        let decision = heartbeat.around(work.run(id, inv, Some(attempt))).await;
         match store.finish(id, &inv.request_id, decision.state.clone(), now_ms()).await {
             Ok(Finished::Written) => {}
             Ok(Finished::NotOwner) => {
-                tracing::warn!("this request no longer owns the item (its lease expired and another took over): outcome not written");
+                tracing::warn!("this request no longer owns the item (its lease lapsed and another took over): outcome not written");
             }
             Err(e) => {
                 tracing::error!("could not write the outcome: {e}");
@@ -271,6 +338,90 @@ impl Worker {
             }
         }
         reply_for(id, task, attempt, &decision)
+    }
+
+    /// Claim the call. A live lease held under this very request id is a
+    /// concurrent delivery of the same event (Lambda may deliver one event
+    /// twice) or a retry that came before a crashed attempt's lease lapsed:
+    /// wait for the lease to lapse (a live owner keeps renewing it) or the
+    /// call to move on, then claim again; at the deadline, leave it as busy.
+    async fn begin(&self, store: &dyn ResponseStore, id: &str, task: &str, inv: &Invocation, max_attempts: u32) -> Result<Begun, crate::StoreError> {
+        loop {
+            let now = now_ms();
+            let req = BeginRequest {
+                id: id.to_owned(),
+                task: task.to_owned(),
+                request_id: inv.request_id.clone(),
+                lease_until_ms: lease_until(now, self.settings.lease, inv.deadline_ms),
+                max_attempts,
+                now_ms: now,
+                ttl: now / 1000 + self.settings.response_ttl.as_secs(),
+            };
+            match store.begin(req).await? {
+                Begun::Busy { request_id, lease_until_ms } if request_id == inv.request_id => {
+                    let give_up_at = inv.deadline_ms.saturating_sub(self.settings.timeout_margin.as_millis() as u64);
+                    let wake = lease_until_ms.saturating_add(1);
+                    if wake >= give_up_at {
+                        return Ok(Begun::Busy { request_id, lease_until_ms });
+                    }
+                    tracing::info!(lease_until_ms, "a delivery of this same event holds the task: waiting for its lease");
+                    tokio::time::sleep(Duration::from_millis(wake.saturating_sub(now_ms()))).await;
+                }
+                begun => return Ok(begun),
+            }
+        }
+    }
+}
+
+/// The end of a lease taken or renewed at `now`: one lease period on, but
+/// never past the invocation's deadline.
+fn lease_until(now: u64, lease: Duration, deadline_ms: u64) -> u64 {
+    now.saturating_add(lease.as_millis() as u64).min(deadline_ms)
+}
+
+/// Renews a running call's lease every third of the lease period.
+struct Heartbeat<'a> {
+    store: Arc<dyn ResponseStore>,
+    id: &'a str,
+    request_id: &'a str,
+    lease: Duration,
+    deadline_ms: u64,
+}
+
+impl Heartbeat<'_> {
+    /// Run `work`; if it is still running after a third of the lease, renew
+    /// the lease from a task of its own (so that it beats even while the
+    /// body keeps this task busy) until `work` ends. Short bodies cost
+    /// nothing: no task is spawned and no write is made.
+    async fn around<F: std::future::Future<Output = Decision>>(self, work: F) -> Decision {
+        let beat = self.lease / 3;
+        let mut work = std::pin::pin!(work);
+        if let Ok(decision) = tokio::time::timeout(beat, work.as_mut()).await {
+            return decision;
+        }
+        let (store, id, request_id, lease, deadline_ms) =
+            (self.store, self.id.to_owned(), self.request_id.to_owned(), self.lease, self.deadline_ms);
+        let beating = tokio::spawn(
+            async move {
+                let mut tick = tokio::time::interval(beat);
+                loop {
+                    tick.tick().await;
+                    match store.renew(&id, &request_id, lease_until(now_ms(), lease, deadline_ms)).await {
+                        Ok(Finished::Written) => {}
+                        Ok(Finished::NotOwner) => {
+                            tracing::warn!("heartbeat: this request no longer owns the item; stopped renewing");
+                            return;
+                        }
+                        // A missed beat is not fatal: the lease still holds for two more.
+                        Err(e) => tracing::warn!("heartbeat: could not renew the lease: {e}"),
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+        let decision = work.await;
+        beating.abort();
+        decision
     }
 }
 
@@ -292,6 +443,14 @@ enum Work {
 }
 
 impl Work {
+    /// The attempts this call is allowed (1 for a refusal: it never retries).
+    fn max_attempts(&self) -> u32 {
+        match self {
+            Work::Run { max_attempts, .. } => *max_attempts,
+            Work::Refuse(_) => 1,
+        }
+    }
+
     async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>) -> Decision {
         match self {
             Work::Refuse(failure) => outcome::permanent(failure),

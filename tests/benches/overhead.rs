@@ -87,7 +87,7 @@ fn main() {
     let worker = Worker::new(
         Registry::global().expect("registry"),
         Some(Arc::new(MemoryStore::default()) as Arc<dyn ResponseStore>),
-        WorkerSettings { max_attempts: 3, response_ttl: Duration::from_secs(60), timeout_margin: Duration::ZERO, signing_key: None },
+        WorkerSettings { max_attempts: 3, response_ttl: Duration::from_secs(60), timeout_margin: Duration::ZERO, lease: Duration::from_secs(10), signing_key: None },
     );
     let args = serde_json::json!({"order": order()});
     let payloads: Vec<Vec<u8>> = (0..n)

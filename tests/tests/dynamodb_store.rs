@@ -26,6 +26,7 @@ fn begin(id: &str, request_id: &str, lease_until_ms: u64) -> BeginRequest {
         task: "pies::bake".into(),
         request_id: request_id.into(),
         lease_until_ms,
+        max_attempts: 3,
         now_ms: common::now_ms(),
         ttl: FAR_TTL,
     }
@@ -83,7 +84,14 @@ async fn begin_counts_attempts_and_respects_leases() {
         Begun::Busy { request_id, .. } => assert_eq!(request_id, "req-1"),
         other => panic!("{other:?}"),
     }
-    // Lambda's retry after a crash comes under the same request id: it takes over.
+    // The same request id while the lease is live (Lambda delivered the event twice): not run either.
+    match s.begin(begin("b1", "req-1", live())).await.expect("begin") {
+        Begun::Busy { request_id, .. } => assert_eq!(request_id, "req-1"),
+        other => panic!("{other:?}"),
+    }
+    // Lambda's retry after a crash comes under the same request id once the
+    // dead attempt's lease lapsed: it takes over.
+    s.renew("b1", "req-1", common::now_ms() - 1).await.expect("renew");
     assert_eq!(s.begin(begin("b1", "req-1", live())).await.expect("begin"), Begun::Started { attempts: 2 });
     // A retrying item is begun again by anyone.
     s.finish("b1", "req-1", FinalState::Retrying(Failure::new(FailureKind::Error, "flaky")), common::now_ms()).await.expect("finish");
@@ -228,4 +236,77 @@ async fn an_unreachable_table_is_a_backend_error_naming_the_operation_and_table(
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn renew_extends_only_the_owner_s_lease() {
+    let s = store().await;
+    s.begin(begin("r1", "req-1", common::now_ms() + 1_000)).await.expect("begin");
+    assert_eq!(s.renew("r1", "req-2", live()).await.expect("renew"), Finished::NotOwner);
+    assert_eq!(s.renew("r1", "req-1", live()).await.expect("renew"), Finished::Written);
+    let lease = common::dynamodb()
+        .get_item()
+        .table_name(s.table())
+        .key("id", AttributeValue::S("r1".into()))
+        .send()
+        .await
+        .expect("get_item")
+        .item()
+        .and_then(|i| i.get("lease_until_ms").cloned());
+    let lease: u64 = match lease {
+        Some(AttributeValue::N(n)) => n.parse().expect("a number"),
+        other => panic!("{other:?}"),
+    };
+    assert!(lease > common::now_ms() + 30_000, "renewed to a minute from now, found {lease}");
+    s.finish("r1", "req-1", FinalState::Complete("1".into()), common::now_ms()).await.expect("finish");
+    assert_eq!(s.renew("r1", "req-1", live()).await.expect("renew"), Finished::NotOwner, "a finished item is not renewed");
+}
+
+#[tokio::test]
+async fn fail_unfinished_ends_open_calls_and_leaves_finished_ones() {
+    let s = store().await;
+    let crashed = Failure::new(FailureKind::Crashed, "Runtime.ExitError");
+    // running (a crashed last attempt), pending (killed before begin), retrying, absent
+    s.begin(begin("u-running", "req-1", live())).await.expect("begin");
+    s.put_pending(pending("u-pending")).await.expect("put");
+    s.begin(begin("u-retrying", "req-1", live())).await.expect("begin");
+    s.finish("u-retrying", "req-1", FinalState::Retrying(Failure::new(FailureKind::Error, "x")), common::now_ms()).await.expect("finish");
+    for id in ["u-running", "u-pending", "u-retrying", "u-absent"] {
+        assert!(s.fail_unfinished(pending(id), crashed.clone()).await.expect("fail_unfinished"), "{id}");
+        let r = s.get(id).await.expect("get").expect("exists");
+        assert_eq!((r.status, r.error.as_ref()), (Status::Failed, Some(&crashed)), "{id}");
+        assert_eq!(r.task, "pies::bake", "{id}");
+    }
+    // complete stays complete
+    s.begin(begin("u-done", "req-1", live())).await.expect("begin");
+    s.finish("u-done", "req-1", FinalState::Complete("5".into()), common::now_ms()).await.expect("finish");
+    assert!(!s.fail_unfinished(pending("u-done"), crashed.clone()).await.expect("fail_unfinished"));
+    let r = s.get("u-done").await.expect("get").expect("exists");
+    assert_eq!((r.status, r.response), (Status::Complete, Some(serde_json::json!(5))));
+}
+
+#[tokio::test]
+async fn a_running_item_on_its_last_attempt_with_a_lapsed_lease_reads_stale() {
+    let s = store().await;
+    let lapsed = common::now_ms() - 10_000;
+    s.begin(BeginRequest { max_attempts: 1, ..begin("s-last", "req-1", lapsed) }).await.expect("begin");
+    s.begin(BeginRequest { max_attempts: 3, ..begin("s-more", "req-1", lapsed) }).await.expect("begin");
+    s.begin(BeginRequest { max_attempts: 1, ..begin("s-live", "req-1", live()) }).await.expect("begin");
+    let stale = |id: &'static str| {
+        let s = &s;
+        async move { s.get(id).await.expect("get").map(|r| r.stale) }
+    };
+    assert_eq!(stale("s-last").await, Some(true));
+    assert_eq!(stale("s-more").await, Some(false), "a retry is still to come");
+    assert_eq!(stale("s-live").await, Some(false), "its heartbeat still renews it");
+}
+
+#[tokio::test]
+async fn a_failure_kind_this_version_does_not_know_reads_as_other() {
+    let s = store().await;
+    let newer = Failure::new(FailureKind::Other("quota_exceeded".into()), "a newer worker wrote this");
+    s.begin(begin("k1", "req-1", live())).await.expect("begin");
+    s.finish("k1", "req-1", FinalState::Failed(newer.clone()), common::now_ms()).await.expect("finish");
+    let r = s.get("k1").await.expect("an unknown kind is not an error").expect("exists");
+    assert_eq!(r.error, Some(newer));
 }

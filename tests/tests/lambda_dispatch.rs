@@ -37,7 +37,7 @@ async fn env() -> &'static Env {
         let worker = Worker::new(
             Registry::global().expect("registry"),
             Some(store.clone() as Arc<dyn ResponseStore>),
-            WorkerSettings { max_attempts: 3, response_ttl: Duration::from_secs(600), timeout_margin: Duration::from_millis(50), signing_key: None },
+            WorkerSettings { max_attempts: 3, response_ttl: Duration::from_secs(600), timeout_margin: Duration::from_millis(50), lease: Duration::from_secs(10), signing_key: None },
         );
         let handle = tokio::runtime::Handle::current();
         let fake = FakeLambda::start(Arc::new(move |req| {

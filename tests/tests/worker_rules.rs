@@ -20,6 +20,7 @@ fn settings(key: Option<&[u8]>) -> WorkerSettings {
         max_attempts: 3,
         response_ttl: Duration::from_secs(3600),
         timeout_margin: Duration::from_millis(100),
+        lease: Duration::from_secs(10),
         signing_key: key.map(Arc::from),
     }
 }
@@ -207,4 +208,155 @@ async fn a_task_at_its_deadline_is_recorded_as_a_timeout() {
     let r = store.get(&env.id).await.expect("read").expect("exists");
     assert_eq!(r.status, Status::Retrying);
     assert_eq!(r.error.map(|e| e.kind), Some(FailureKind::Timeout));
+}
+
+fn worker_with_lease(lease: Duration, key: Option<&[u8]>) -> (Worker, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::default());
+    let registry = Registry::global().expect("no duplicate names in this binary");
+    let settings = WorkerSettings { lease, ..settings(key) };
+    (Worker::new(registry, Some(store.clone() as Arc<dyn ResponseStore>), settings), store)
+}
+
+#[tokio::test]
+async fn two_concurrent_deliveries_under_one_request_id_run_the_body_once() {
+    // Lambda may deliver one asynchronous event twice: both carry its request id.
+    // The body outlives several lease periods, so only the heartbeat keeps
+    // the second delivery from taking over.
+    let (w, store) = worker_with_lease(Duration::from_millis(300), None);
+    let env = envelope(counted::NAME, json!({"key": "same-request", "pause_ms": 1_000}));
+    let i = inv("req-dup");
+    let (a, b) = tokio::join!(w.handle_envelope(env.clone(), &i), async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        w.handle_envelope(env.clone(), &i).await
+    });
+    assert_eq!(runs("same-request"), 1);
+    assert!(matches!(a, Reply::Success(_)), "{a:?}");
+    match b {
+        Reply::Success(v) => assert_eq!((v["status"].as_str(), v["note"].as_str()), (Some("complete"), Some("duplicate"))),
+        other => panic!("{other:?}"),
+    }
+    let r = store.get(&env.id).await.expect("read").expect("exists");
+    assert_eq!((r.status, r.attempts), (Status::Complete, 1));
+}
+
+#[tokio::test]
+async fn a_retry_after_a_crash_takes_over_once_the_dead_attempt_s_lease_lapses() {
+    let (w, store) = worker_with_lease(Duration::from_millis(400), None);
+    let env = envelope(counted::NAME, json!({"key": "after-crash", "pause_ms": 0}));
+    // The first attempt claimed the call and died: its lease is never renewed.
+    let crashed = task_runtime::store::BeginRequest {
+        id: env.id.clone(),
+        task: counted::NAME.into(),
+        request_id: "req-crash".into(),
+        lease_until_ms: now_ms() + 400,
+        max_attempts: 3,
+        now_ms: now_ms(),
+        ttl: now_ms() / 1000 + 3600,
+    };
+    store.begin(crashed).await.expect("begin");
+    // Lambda's retry, same request id, comes before the lease lapsed: it waits, then runs.
+    let started = std::time::Instant::now();
+    let reply = w.handle_envelope(env.clone(), &inv("req-crash")).await;
+    assert!(matches!(reply, Reply::Success(_)), "{reply:?}");
+    assert!(started.elapsed() >= Duration::from_millis(300), "it waited for the lease: {:?}", started.elapsed());
+    assert_eq!(runs("after-crash"), 1);
+    let r = store.get(&env.id).await.expect("read").expect("exists");
+    assert_eq!((r.status, r.attempts), (Status::Complete, 2));
+}
+
+fn failure_record(message: &Envelope, condition: &str, error_type: &str) -> Value {
+    json!({
+        "version": "1.0",
+        "timestamp": "2026-11-27T10:00:00.000Z",
+        "requestContext": {"requestId": "req-gone", "functionArn": "arn:aws:lambda:us-east-1:000000000000:function:w:$LATEST",
+                           "condition": condition, "approximateInvokeCount": 3},
+        "requestPayload": serde_json::to_value(message).expect("json"),
+        "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+        "responsePayload": {"errorType": error_type, "errorMessage": "RequestId: req-gone Error: signal: killed"},
+    })
+}
+
+#[tokio::test]
+async fn lambda_s_failure_record_ends_a_call_its_crashed_attempt_left_running() {
+    let (w, store) = worker(None);
+    let env = envelope(counted::NAME, json!({"key": "never", "pause_ms": 0}));
+    let claim = task_runtime::store::BeginRequest {
+        id: env.id.clone(),
+        task: counted::NAME.into(),
+        request_id: "req-gone".into(),
+        lease_until_ms: now_ms() + 60_000,
+        max_attempts: 3,
+        now_ms: now_ms(),
+        ttl: now_ms() / 1000 + 3600,
+    };
+    store.begin(claim).await.expect("begin");
+    let reply = w.handle_event(&failure_record(&env, "RetriesExhausted", "Runtime.ExitError"), &inv("req-record")).await;
+    assert!(matches!(reply, Some(Reply::Success(_))), "{reply:?}");
+    let r = store.get(&env.id).await.expect("read").expect("exists");
+    assert_eq!(r.status, Status::Failed);
+    let e = r.error.expect("the failure");
+    assert_eq!(e.kind, FailureKind::Crashed);
+    assert!(e.message.contains("Runtime.ExitError") && e.message.contains("RetriesExhausted"), "{}", e.message);
+    assert_eq!(runs("never"), 0, "a record never runs the body");
+}
+
+#[tokio::test]
+async fn a_failure_record_leaves_a_finished_call_as_it_is_and_expired_events_end_expired() {
+    let (w, store) = worker(None);
+    let done = envelope(counted::NAME, json!({"key": "record-done", "pause_ms": 0}));
+    w.handle_envelope(done.clone(), &inv("req-1")).await;
+    w.handle_event(&failure_record(&done, "RetriesExhausted", "Runtime.ExitError"), &inv("req-r1")).await;
+    assert_eq!(store.get(&done.id).await.expect("read").map(|r| r.status), Some(Status::Complete));
+
+    // Never delivered (too old in the queue): the pending item ends expired.
+    let old = envelope(counted::NAME, json!({"key": "record-old", "pause_ms": 0}));
+    let pending = task_runtime::store::PendingItem { id: old.id.clone(), task: old.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600 };
+    store.put_pending(pending).await.expect("put");
+    let mut record = failure_record(&old, "EventAgeExceeded", "");
+    record.as_object_mut().map(|r| r.remove("responsePayload"));
+    w.handle_event(&record, &inv("req-r2")).await;
+    let r = store.get(&old.id).await.expect("read").expect("exists");
+    assert_eq!((r.status, r.error.map(|e| e.kind)), (Status::Failed, Some(FailureKind::Expired)));
+}
+
+#[tokio::test]
+async fn failure_records_through_sqs_end_their_calls_and_other_batches_go_to_the_handler() {
+    let (w, store) = worker(None);
+    let a = envelope(counted::NAME, json!({"key": "sqs-a", "pause_ms": 0}));
+    let b = envelope(counted::NAME, json!({"key": "sqs-b", "pause_ms": 0}));
+    let message = |id: &str, body: String| json!({"messageId": id, "eventSource": "aws:sqs", "body": body});
+    let batch = json!({"Records": [
+        message("m-a", failure_record(&a, "RetriesExhausted", "Sandbox.Timedout").to_string()),
+        message("m-b", failure_record(&b, "EventAgeExceeded", "TaskRetry").to_string()),
+    ]});
+    match w.handle_event(&batch, &inv("req-sqs")).await {
+        Some(Reply::Success(v)) => assert_eq!((v["ended"].as_u64(), v["batchItemFailures"].as_array().map(Vec::len)), (Some(2), Some(0))),
+        other => panic!("{other:?}"),
+    }
+    let kind = |id: String| {
+        let store = store.clone();
+        async move { store.get(&id).await.expect("read").and_then(|r| r.error).map(|e| e.kind) }
+    };
+    assert_eq!(kind(a.id.clone()).await, Some(FailureKind::Crashed));
+    assert_eq!(kind(b.id.clone()).await, Some(FailureKind::Expired));
+
+    let orders = json!({"Records": [message("m-1", "{\"order\": 7}".into())]});
+    assert_eq!(w.handle_event(&orders, &inv("req-orders")).await, None);
+}
+
+#[tokio::test]
+async fn with_signing_on_only_a_record_of_a_verified_message_counts() {
+    let key: &[u8] = b"record-key";
+    let (w, store) = worker(Some(key));
+    let mut forged = envelope(counted::NAME, json!({"key": "forged", "pause_ms": 0}));
+    forged.sign(b"another key");
+    let mut genuine = envelope(counted::NAME, json!({"key": "genuine", "pause_ms": 0}));
+    genuine.sign(key);
+    for env in [&forged, &genuine] {
+        let pending = task_runtime::store::PendingItem { id: env.id.clone(), task: env.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600 };
+        store.put_pending(pending).await.expect("put");
+        w.handle_event(&failure_record(env, "RetriesExhausted", "Runtime.ExitError"), &inv("req-rec")).await;
+    }
+    assert_eq!(store.get(&forged.id).await.expect("read").map(|r| r.status), Some(Status::Pending), "a forger cannot fail a call");
+    assert_eq!(store.get(&genuine.id).await.expect("read").map(|r| r.status), Some(Status::Failed));
 }

@@ -1,7 +1,10 @@
 //! The DynamoDB response store. Item layout (key `id`, TTL attribute `ttl`):
 //! `id, task, status, attempts (N), request_id, lease_until_ms (N),
-//! response (S: JSON text), error (M: kind, message), created_at_ms,
-//! updated_at_ms, ttl (N, epoch seconds)`.
+//! max_attempts (N), response (S: JSON text), error (M: kind, message),
+//! created_at_ms, updated_at_ms, ttl (N, epoch seconds)`.
+//!
+//! Readers ignore attributes they do not know, and read a failure kind they
+//! do not know as [`FailureKind::Other`]: a newer worker may add both.
 //!
 //! Every write is conditional and none reads first; `get` is consistent.
 
@@ -19,7 +22,7 @@ use tokio::sync::OnceCell;
 
 use super::{BeginRequest, Begun, FinalState, Finished, Item, PendingItem, ResponseStore};
 use crate::error::StoreError;
-use crate::response::{AsyncResponse, Failure, Status};
+use crate::response::{AsyncResponse, Failure, FailureKind, Status};
 
 type Attrs = HashMap<String, AttributeValue>;
 
@@ -160,7 +163,8 @@ pub(crate) fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
         None | Some(AttributeValue::Null(_)) => None,
         Some(AttributeValue::M(m)) => {
             let kind = match m.get("kind") {
-                Some(AttributeValue::S(k)) => k.parse().map_err(|e: String| corrupt("error", format!("kind {e}")))?,
+                // A kind this version does not know reads as FailureKind::Other.
+                Some(AttributeValue::S(k)) => FailureKind::from(k.as_str()),
                 _ => return Err(corrupt("error", "has no string `kind`".into())),
             };
             let message = match m.get("message") {
@@ -178,6 +182,7 @@ pub(crate) fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
         attempts: get_n("attempts")?.unwrap_or(0) as u32,
         request_id: get_s("request_id")?,
         lease_until_ms: get_n("lease_until_ms")?,
+        max_attempts: get_n("max_attempts")?.map(|m| m.min(u64::from(u32::MAX)) as u32),
         response: get_s("response")?,
         error,
         created_at_ms: get_n("created_at_ms")?.unwrap_or(0),
@@ -243,18 +248,19 @@ impl ResponseStore for DynamoStore {
             .key("id", s(&req.id))
             .update_expression(
                 "SET #status = :running, #attempts = if_not_exists(#attempts, :zero) + :one, #rid = :rid, \
-                 #lease = :lease, #task = if_not_exists(#task, :task), #created = if_not_exists(#created, :now), \
-                 #updated = :now, #ttl = if_not_exists(#ttl, :ttl)",
+                 #lease = :lease, #max = :max, #task = if_not_exists(#task, :task), \
+                 #created = if_not_exists(#created, :now), #updated = :now, #ttl = if_not_exists(#ttl, :ttl)",
             )
+            // Only a lapsed lease is taken over, whoever asks (see Item::begin_verdict).
             .condition_expression(
-                "attribute_not_exists(#id) OR #status IN (:pending, :retrying) \
-                 OR (#status = :running AND (#lease < :now OR #rid = :rid))",
+                "attribute_not_exists(#id) OR #status IN (:pending, :retrying) OR (#status = :running AND #lease < :now)",
             )
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#attempts", "attempts")
             .expression_attribute_names("#rid", "request_id")
             .expression_attribute_names("#lease", "lease_until_ms")
+            .expression_attribute_names("#max", "max_attempts")
             .expression_attribute_names("#task", "task")
             .expression_attribute_names("#created", "created_at_ms")
             .expression_attribute_names("#updated", "updated_at_ms")
@@ -266,6 +272,7 @@ impl ResponseStore for DynamoStore {
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":rid", s(&req.request_id))
             .expression_attribute_values(":lease", n(req.lease_until_ms))
+            .expression_attribute_values(":max", n(req.max_attempts))
             .expression_attribute_values(":task", s(&req.task))
             .expression_attribute_values(":now", n(req.now_ms))
             .expression_attribute_values(":ttl", n(req.ttl))
@@ -342,6 +349,70 @@ impl ResponseStore for DynamoStore {
         }
     }
 
+    async fn renew(&self, id: &str, request_id: &str, lease_until_ms: u64) -> Result<Finished, StoreError> {
+        let update = self
+            .client()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .update_expression("SET #lease = :lease")
+            .condition_expression("#status = :running AND #rid = :rid")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#rid", "request_id")
+            .expression_attribute_names("#lease", "lease_until_ms")
+            .expression_attribute_values(":running", s(Status::Running.as_str()))
+            .expression_attribute_values(":rid", s(request_id))
+            .expression_attribute_values(":lease", n(lease_until_ms))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(Finished::Written),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(Finished::NotOwner),
+            Err(e) => Err(self.err("renew", &e)),
+        }
+    }
+
+    async fn fail_unfinished(&self, p: PendingItem, failure: Failure) -> Result<bool, StoreError> {
+        let update = self
+            .client()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(&p.id))
+            .update_expression(
+                "SET #status = :failed, #error = :error, #updated = :now, #task = if_not_exists(#task, :task), \
+                 #attempts = if_not_exists(#attempts, :zero), #created = if_not_exists(#created, :now), \
+                 #ttl = if_not_exists(#ttl, :ttl)",
+            )
+            .condition_expression("attribute_not_exists(#id) OR #status IN (:pending, :running, :retrying)")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_names("#updated", "updated_at_ms")
+            .expression_attribute_names("#task", "task")
+            .expression_attribute_names("#attempts", "attempts")
+            .expression_attribute_names("#created", "created_at_ms")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .expression_attribute_values(":pending", s(Status::Pending.as_str()))
+            .expression_attribute_values(":running", s(Status::Running.as_str()))
+            .expression_attribute_values(":retrying", s(Status::Retrying.as_str()))
+            .expression_attribute_values(":error", failure_attr(&failure))
+            .expression_attribute_values(":now", n(p.now_ms))
+            .expression_attribute_values(":task", s(p.task))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":ttl", n(p.ttl))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(true),
+            // complete or failed already: left as it is
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(self.err("fail_unfinished", &e)),
+        }
+    }
+
     async fn get(&self, id: &str) -> Result<Option<AsyncResponse>, StoreError> {
         let out = self
             .client()
@@ -356,9 +427,10 @@ impl ResponseStore for DynamoStore {
         let Some(attrs) = out.item() else { return Ok(None) };
         let item = item_from_attrs(attrs)?;
         // DynamoDB deletes expired items lazily (within days): hide them now.
-        if item.expired(crate::time::now_ms()) {
+        let now = crate::time::now_ms();
+        if item.expired(now) {
             return Ok(None);
         }
-        item.to_response().map(Some)
+        item.to_response(now).map(Some)
     }
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{BeginRequest, Begun, FinalState, Finished, Item, PendingItem, ResponseStore};
 use crate::error::StoreError;
-use crate::response::{AsyncResponse, Status};
+use crate::response::{AsyncResponse, Failure, Status};
 
 /// A [`ResponseStore`] in this process's memory.
 ///
@@ -71,8 +71,32 @@ impl ResponseStore for MemoryStore {
             item.attempts += 1;
             item.request_id = Some(req.request_id);
             item.lease_until_ms = Some(req.lease_until_ms);
+            item.max_attempts = Some(req.max_attempts);
             item.updated_at_ms = req.now_ms;
             Begun::Started { attempts: item.attempts }
+        }))
+    }
+
+    async fn renew(&self, id: &str, request_id: &str, lease_until_ms: u64) -> Result<Finished, StoreError> {
+        Ok(self.with(|items| match items.get_mut(id) {
+            Some(item) if item.status == Status::Running && item.request_id.as_deref() == Some(request_id) => {
+                item.lease_until_ms = Some(lease_until_ms);
+                Finished::Written
+            }
+            _ => Finished::NotOwner,
+        }))
+    }
+
+    async fn fail_unfinished(&self, p: PendingItem, failure: Failure) -> Result<bool, StoreError> {
+        Ok(self.with(|items| {
+            let item = items.entry(p.id.clone()).or_insert_with(|| Item::pending(p.id, p.task, p.now_ms, p.ttl));
+            if item.status.is_finished() {
+                return false;
+            }
+            item.status = Status::Failed;
+            item.error = Some(failure);
+            item.updated_at_ms = p.now_ms;
+            true
         }))
     }
 
@@ -102,7 +126,7 @@ impl ResponseStore for MemoryStore {
                 items.remove(id);
                 Ok(None)
             }
-            Some(item) => item.to_response().map(Some),
+            Some(item) => item.to_response(now).map(Some),
             None => Ok(None),
         })
     }
@@ -111,12 +135,13 @@ impl ResponseStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::response::{Failure, FailureKind};
+    use crate::response::FailureKind;
+    use crate::store::STALE_GRACE_MS;
 
     const FAR: u64 = 4_000_000_000; // ttl in 2096, epoch seconds
 
     fn begin(id: &str, rid: &str, now: u64, lease: u64) -> BeginRequest {
-        BeginRequest { id: id.into(), task: "t".into(), request_id: rid.into(), lease_until_ms: lease, now_ms: now, ttl: FAR }
+        BeginRequest { id: id.into(), task: "t".into(), request_id: rid.into(), lease_until_ms: lease, max_attempts: 3, now_ms: now, ttl: FAR }
     }
 
     #[tokio::test]
@@ -130,17 +155,23 @@ mod tests {
             s.begin(begin("a", "r2", 20, 2000)).await.ok(),
             Some(Begun::Busy { request_id: "r1".into(), lease_until_ms: 1000 })
         );
-        // the same request again (Lambda retry after a crash) takes over
-        assert_eq!(s.begin(begin("a", "r1", 30, 1000)).await.ok(), Some(Begun::Started { attempts: 2 }));
-        // an expired lease is taken over by another request
-        assert_eq!(s.begin(begin("a", "r3", 1001, 5000)).await.ok(), Some(Begun::Started { attempts: 3 }));
+        // the same request again while the lease is live (a concurrent
+        // duplicate of one event) does not run either
+        assert_eq!(
+            s.begin(begin("a", "r1", 30, 1000)).await.ok(),
+            Some(Begun::Busy { request_id: "r1".into(), lease_until_ms: 1000 })
+        );
+        // once the lease lapsed, the same request (Lambda's retry after a crash) takes over
+        assert_eq!(s.begin(begin("a", "r1", 1001, 2000)).await.ok(), Some(Begun::Started { attempts: 2 }));
+        // and a lapsed lease is taken over by another request too
+        assert_eq!(s.begin(begin("a", "r3", 2001, 5000)).await.ok(), Some(Begun::Started { attempts: 3 }));
         // the old owner can no longer finish
         let f = FinalState::Failed(Failure::new(FailureKind::Failed, "x"));
-        assert_eq!(s.finish("a", "r1", f.clone(), 1002).await.ok(), Some(Finished::NotOwner));
-        assert_eq!(s.finish("a", "r3", FinalState::Complete("7".into()), 1003).await.ok(), Some(Finished::Written));
+        assert_eq!(s.finish("a", "r1", f.clone(), 2002).await.ok(), Some(Finished::NotOwner));
+        assert_eq!(s.finish("a", "r3", FinalState::Complete("7".into()), 2003).await.ok(), Some(Finished::Written));
         // a finished task is not begun again
         assert_eq!(
-            s.begin(begin("a", "r3", 1004, 9000)).await.ok(),
+            s.begin(begin("a", "r3", 2004, 9000)).await.ok(),
             Some(Begun::Finished { status: Status::Complete, attempts: 3 })
         );
         // a late caller write does not overwrite
@@ -161,6 +192,21 @@ mod tests {
         }
         assert_eq!(s.get("p").await.ok(), Some(None));
         assert_eq!(s.get("r").await.ok().flatten().map(|r| r.status), Some(Status::Running));
+    }
+
+    #[tokio::test]
+    async fn a_running_item_is_stale_only_on_its_last_attempt_with_its_lease_lapsed() {
+        let s = MemoryStore::default();
+        let claim = |id: &str, max| BeginRequest { max_attempts: max, ..begin(id, "r1", 10, 1000) };
+        s.begin(claim("last", 1)).await.ok();
+        s.begin(claim("more", 3)).await.ok();
+        let item = |id: &str| s.with(|items| items.get(id).cloned());
+        let (last, more) = (item("last"), item("more"));
+        assert_eq!(last.as_ref().map(|i| i.stale(1000 + STALE_GRACE_MS)), Some(false), "within the grace");
+        assert_eq!(last.as_ref().map(|i| i.stale(1001 + STALE_GRACE_MS)), Some(true));
+        assert_eq!(more.map(|i| i.stale(u64::MAX)), Some(false), "a retry is still to come");
+        s.renew("last", "r1", 50_000).await.ok();
+        assert_eq!(item("last").map(|i| i.stale(1001 + STALE_GRACE_MS)), Some(false), "renewed by its heartbeat");
     }
 
     #[tokio::test]

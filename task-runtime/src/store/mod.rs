@@ -4,13 +4,21 @@
 //! 1. the caller's [`ResponseStore::put_pending`] only creates (never
 //!    overwrites a worker that was faster);
 //! 2. the worker's [`ResponseStore::begin`] takes the item to `running`,
-//!    counts the attempt and takes a lease, unless the task is finished
-//!    (a duplicate delivery) or another request holds a live lease;
-//! 3. the worker's [`ResponseStore::finish`] writes the outcome only while
+//!    counts the attempt and takes a short lease, unless the task is
+//!    finished (a duplicate delivery) or a live lease is held on it (by
+//!    another delivery, or by a concurrent delivery of the same event:
+//!    Lambda's duplicates share a request id);
+//! 3. while the body runs, the worker renews the lease
+//!    ([`ResponseStore::renew`], its heartbeat), so a live attempt's lease
+//!    never lapses and a crashed one's lapses within one lease period;
+//! 4. the worker's [`ResponseStore::finish`] writes the outcome only while
 //!    its request still owns the item.
 //!
 //! When the invoke itself fails, the caller takes its pending item back with
-//! [`ResponseStore::discard_pending`] (conditional on `pending` too).
+//! [`ResponseStore::discard_pending`] (conditional on `pending` too). When
+//! Lambda gives up on an event (its failure record), the worker ends the
+//! call with [`ResponseStore::fail_unfinished`], which leaves a finished
+//! call as it is.
 //!
 //! [`memory::MemoryStore`] and [`dynamodb::DynamoStore`] keep the same rules.
 
@@ -57,7 +65,8 @@ pub struct PendingItem {
 /// let now_ms = 1_763_900_000_000;
 /// let claim = BeginRequest {
 ///     id: "42".into(), task: "bake".into(), request_id: "8f0e-...".into(),
-///     lease_until_ms: now_ms + 900_000, // the invocation's deadline
+///     lease_until_ms: now_ms + 10_000, // renewed by the heartbeat while the body runs
+///     max_attempts: 3,
 ///     now_ms, ttl: now_ms / 1000 + 86_400,
 /// };
 /// assert!(claim.lease_until_ms > claim.now_ms);
@@ -70,8 +79,13 @@ pub struct BeginRequest {
     pub task: String,
     /// The Lambda request id (the same on every retry of one event).
     pub request_id: String,
-    /// The invocation's deadline, epoch ms: the lease.
+    /// Until when the claim holds unless renewed, epoch ms: now plus the
+    /// lease period, at most the invocation's deadline.
     pub lease_until_ms: u64,
+    /// The attempts this call is allowed (the function's, capped by the
+    /// task's and the message's retries); stored so that a reader can tell
+    /// that no retry is left to come.
+    pub max_attempts: u32,
     /// Now, epoch ms.
     pub now_ms: u64,
     /// Expiry, epoch seconds, used when the item does not exist yet.
@@ -157,6 +171,33 @@ pub enum Finished {
 
 /// A response store. Implementations keep the conditional rules above.
 ///
+/// A renewal and a failure record, on the in-memory store:
+///
+/// ```
+/// use task_runtime::store::{memory::MemoryStore, BeginRequest, Finished, PendingItem, ResponseStore};
+/// use task_runtime::{Failure, FailureKind, Status};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = MemoryStore::default();
+/// let ttl = u64::MAX / 1000;
+/// let claim = BeginRequest {
+///     id: "7".into(), task: "bake".into(), request_id: "req-1".into(),
+///     lease_until_ms: 10_000, max_attempts: 1, now_ms: 0, ttl,
+/// };
+/// store.begin(claim).await?;
+/// assert_eq!(store.renew("7", "req-1", 20_000).await?, Finished::Written);   // the heartbeat
+/// assert_eq!(store.renew("7", "req-2", 20_000).await?, Finished::NotOwner);
+///
+/// // The process died; Lambda's failure record ends the call.
+/// let item = PendingItem { id: "7".into(), task: "bake".into(), now_ms: 30_000, ttl };
+/// let crashed = Failure::new(FailureKind::Crashed, "Runtime.ExitError");
+/// assert!(store.fail_unfinished(item.clone(), crashed.clone()).await?);
+/// assert!(!store.fail_unfinished(item, crashed).await?); // already terminal: left as it is
+/// assert_eq!(store.get("7").await?.unwrap().status, Status::Failed);
+/// # Ok::<(), task_runtime::StoreError>(())
+/// # }).unwrap();
+/// ```
+///
 /// One call's life, through the trait, on the in-memory store:
 ///
 /// ```
@@ -170,7 +211,7 @@ pub enum Finished {
 ///
 /// let attempt = |request_id: &str, now_ms| BeginRequest {
 ///     id: "42".into(), task: "bake".into(), request_id: request_id.into(),
-///     lease_until_ms: now_ms + 60_000, now_ms, ttl,
+///     lease_until_ms: now_ms + 5, max_attempts: 3, now_ms, ttl,
 /// };
 /// // Lambda's first delivery claims attempt 1 and fails with a retryable error.
 /// assert_eq!(store.begin(attempt("req-1", 10)).await?, Begun::Started { attempts: 1 });
@@ -199,13 +240,25 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     async fn discard_pending(&self, id: &str) -> Result<(), StoreError>;
     /// Claim an attempt.
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError>;
+    /// Extend the lease of a `running` item, only while `request_id` owns
+    /// it: the heartbeat of a running body.
+    async fn renew(&self, id: &str, request_id: &str, lease_until_ms: u64) -> Result<Finished, StoreError>;
     /// Write the outcome, only while `request_id` owns the item.
     async fn finish(&self, id: &str, request_id: &str, state: FinalState, now_ms: u64) -> Result<Finished, StoreError>;
+    /// End a call that Lambda gave up on: `failed` with `failure`, unless it
+    /// is already `complete` or `failed` (then `false`, and nothing is
+    /// written). An absent item is created from `item` (its pending write
+    /// was lost), so the id still ends terminal.
+    async fn fail_unfinished(&self, item: PendingItem, failure: Failure) -> Result<bool, StoreError>;
     /// Read, consistently; `None` when unknown or past its ttl.
     async fn get(&self, id: &str) -> Result<Option<AsyncResponse>, StoreError>;
 }
 
-/// One stored item, as DESIGN.md lays out the DynamoDB item.
+/// How long past its lease a `running` item on its last attempt must be
+/// before it reads as stale: room for clocks that disagree a little.
+pub const STALE_GRACE_MS: u64 = 2_000;
+
+/// One stored item: the DynamoDB item's attributes (see [`dynamodb`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Item {
     pub(crate) id: String,
@@ -214,6 +267,7 @@ pub(crate) struct Item {
     pub(crate) attempts: u32,
     pub(crate) request_id: Option<String>,
     pub(crate) lease_until_ms: Option<u64>,
+    pub(crate) max_attempts: Option<u32>,
     pub(crate) response: Option<String>,
     pub(crate) error: Option<Failure>,
     pub(crate) created_at_ms: u64,
@@ -231,6 +285,7 @@ impl Item {
             attempts: 0,
             request_id: None,
             lease_until_ms: None,
+            max_attempts: None,
             response: None,
             error: None,
             created_at_ms: now_ms,
@@ -244,23 +299,30 @@ impl Item {
         match self.status {
             Status::Pending | Status::Retrying => None,
             Status::Complete | Status::Failed => Some(Begun::Finished { status: self.status, attempts: self.attempts }),
+            // Only a lapsed lease is taken over, whoever asks: a concurrent
+            // duplicate of the same event (same request id) waits, and a
+            // retry after a crash finds the dead attempt's lease lapsed.
             Status::Running => {
                 let lease = self.lease_until_ms.unwrap_or(0);
-                let same = self.request_id.as_deref() == Some(req.request_id.as_str());
-                if same || lease < req.now_ms {
-                    None
-                } else {
-                    Some(Begun::Busy { request_id: self.request_id.clone().unwrap_or_default(), lease_until_ms: lease })
-                }
+                (lease >= req.now_ms)
+                    .then(|| Begun::Busy { request_id: self.request_id.clone().unwrap_or_default(), lease_until_ms: lease })
             }
         }
+    }
+
+    /// `running`, its lease lapsed (by more than [`STALE_GRACE_MS`]), on the
+    /// last attempt it is allowed: nobody is running it and no retry comes.
+    pub(crate) fn stale(&self, now_ms: u64) -> bool {
+        self.status == Status::Running
+            && self.lease_until_ms.is_some_and(|lease| lease.saturating_add(STALE_GRACE_MS) < now_ms)
+            && self.max_attempts.is_some_and(|max| self.attempts >= max)
     }
 
     pub(crate) fn expired(&self, now_ms: u64) -> bool {
         self.ttl.saturating_mul(1000) <= now_ms
     }
 
-    pub(crate) fn to_response(&self) -> Result<AsyncResponse, StoreError> {
+    pub(crate) fn to_response(&self, now_ms: u64) -> Result<AsyncResponse, StoreError> {
         let response = match &self.response {
             None => None,
             Some(text) => Some(serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
@@ -277,6 +339,7 @@ impl Item {
             attempts: self.attempts,
             created_at: self.created_at_ms,
             updated_at: self.updated_at_ms,
+            stale: self.stale(now_ms),
         })
     }
 }
