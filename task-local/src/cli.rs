@@ -51,9 +51,16 @@ pub(crate) struct ServeArgs {
     /// `NAME:` for one function's only (repeatable; the per-function value wins)
     #[arg(long = "env", value_name = "[NAME:]K=V")]
     pub(crate) env: Vec<String>,
-    /// Append events dropped after their last attempt here, as JSON lines.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) on_failure: Option<PathBuf>,
+    /// Where events dropped after their last attempt (or past their maximum
+    /// age) go, as Lambda's failure records: `FILE` appends them as JSON
+    /// lines; `function:NAME` invokes that served function asynchronously
+    /// with each record, as an on-failure destination does.
+    #[arg(long, value_name = "FILE|function:NAME")]
+    pub(crate) on_failure: Option<String>,
+    /// Deliver this fraction (0 to 1) of asynchronous events twice, at once,
+    /// under the same request id, as Lambda occasionally does.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0, value_parser = fraction)]
+    pub(crate) duplicate_deliveries: f64,
     /// The region functions see (AWS_REGION).
     #[arg(long, default_value = "us-east-1")]
     pub(crate) region: String,
@@ -88,6 +95,13 @@ pub(crate) struct OptionError {
 
 fn bad(option: &'static str, value: &str, problem: impl Into<String>) -> OptionError {
     OptionError { option, value: value.to_owned(), problem: problem.into() }
+}
+
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{text:?} is not a fraction from 0 to 1, e.g. 0.1")),
+    }
 }
 
 /// `150ms`, `2s`, `1m`, `6h`, or a bare number of seconds.

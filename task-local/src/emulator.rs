@@ -22,11 +22,22 @@ use crate::stats::Stats;
 pub(crate) const MAX_ASYNC_PAYLOAD: usize = 1_048_576;
 pub(crate) const MAX_SYNC_PAYLOAD: usize = 6_291_456;
 
+/// Where events go that Lambda gives up on.
+#[derive(Debug)]
+pub(crate) enum OnFailure {
+    /// Appended as JSON lines.
+    File(Mutex<File>),
+    /// Invoked asynchronously on this function, with Lambda's record.
+    Function(String),
+}
+
 #[derive(Debug)]
 pub(crate) struct Emulator {
     pub(crate) functions: HashMap<String, Arc<Function>>,
     pub(crate) stats: Stats,
-    pub(crate) on_failure: Option<Mutex<File>>,
+    pub(crate) on_failure: Option<OnFailure>,
+    /// The fraction of asynchronous events delivered twice at once.
+    pub(crate) duplicate_deliveries: f64,
     region: String,
     draining: AtomicBool,
     in_flight: watch::Sender<usize>,
@@ -43,7 +54,7 @@ impl Drop for Tracked {
 }
 
 impl Emulator {
-    pub(crate) fn new(functions: Vec<Function>, on_failure: Option<File>, region: &str) -> Self {
+    pub(crate) fn new(functions: Vec<Function>, on_failure: Option<OnFailure>, duplicate_deliveries: f64, region: &str) -> Self {
         let stats = Stats::default();
         for f in &functions {
             stats.update(&f.cfg.name, |_| {});
@@ -51,7 +62,8 @@ impl Emulator {
         Self {
             functions: functions.into_iter().map(|f| (f.cfg.name.clone(), Arc::new(f))).collect(),
             stats,
-            on_failure: on_failure.map(Mutex::new),
+            on_failure,
+            duplicate_deliveries,
             region: region.to_owned(),
             draining: AtomicBool::new(false),
             in_flight: watch::Sender::new(0),

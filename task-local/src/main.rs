@@ -31,7 +31,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::emulator::Emulator;
+use crate::emulator::{Emulator, OnFailure};
 use crate::function::Function;
 
 #[tokio::main]
@@ -44,14 +44,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let on_failure = match &args.on_failure {
+    let on_failure = match args.on_failure.as_deref() {
         None => None,
-        Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                complain!("task-local: --on-failure {}: {e}", path.display());
+        Some(target) => match target.strip_prefix("function:") {
+            Some(name) if configs.iter().any(|c| c.name == name) => Some(OnFailure::Function(name.to_owned())),
+            Some(name) => {
+                complain!("task-local: --on-failure {target:?}: no function named `{name}` is served (give it with --function)");
                 return ExitCode::from(2);
             }
+            None => match std::fs::OpenOptions::new().create(true).append(true).open(target) {
+                Ok(f) => Some(OnFailure::File(std::sync::Mutex::new(f))),
+                Err(e) => {
+                    complain!("task-local: --on-failure {target}: {e}");
+                    return ExitCode::from(2);
+                }
+            },
         },
     };
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {
@@ -70,7 +77,7 @@ async fn main() -> ExitCode {
             f.cfg.name, f.cfg.path.display(), f.cfg.timeout, f.cfg.memory_mb, f.cfg.concurrency, f.cfg.max_retry_attempts, f.cfg.retry_delays
         );
     }
-    let emu = Arc::new(Emulator::new(functions, on_failure, &args.region));
+    let emu = Arc::new(Emulator::new(functions, on_failure, args.duplicate_deliveries, &args.region));
     say!("task-local: listening on http://127.0.0.1:{port}");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(axum::serve(listener, emulator::router(emu.clone())).with_graceful_shutdown(async {

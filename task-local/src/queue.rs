@@ -1,7 +1,9 @@
 //! The asynchronous queue: an `Event` invoke waits for a free instance; a
 //! function error is retried after the configured delays under the same
 //! request id; an event past its maximum age, or out of attempts, is
-//! dropped to the on-failure file.
+//! dropped to the on-failure destination (a file, or a function invoked
+//! asynchronously with Lambda's record). A fraction of events can be
+//! delivered twice at once under one request id, as Lambda occasionally does.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 
-use crate::emulator::Emulator;
+use crate::emulator::{Emulator, OnFailure};
 use crate::function::{Function, now_ms};
 use crate::instance::Outcome;
 
@@ -23,6 +25,18 @@ pub(crate) fn enqueue(emu: Arc<Emulator>, func: Arc<Function>, payload: Bytes) -
         let received = Instant::now();
         let max_attempts = 1 + u32::from(func.cfg.max_retry_attempts);
         let mut last_error = None;
+        if chance(emu.duplicate_deliveries) {
+            emu.stats.update(&func.cfg.name, |s| s.duplicate_deliveries += 1);
+            let (emu, func, rid, payload) = (emu.clone(), func.clone(), rid.clone(), payload.clone());
+            let guard = emu.track();
+            // The twin is delivered once, alongside the first attempt; its outcome is not retried.
+            tokio::spawn(async move {
+                let _guard = guard;
+                if let Ok(slot) = func.slots.clone().acquire_owned().await {
+                    func.invoke(&emu.stats, &rid, payload, 1, &slot).await;
+                }
+            });
+        }
         for attempt in 1..=max_attempts {
             if received.elapsed() > func.cfg.max_event_age {
                 drop_event(&emu, &func, &rid, &payload, attempt - 1, "EventAgeExceeded", last_error);
@@ -52,20 +66,94 @@ pub(crate) fn enqueue(emu: Arc<Emulator>, func: Arc<Function>, payload: Bytes) -
     request_id
 }
 
-fn drop_event(emu: &Emulator, func: &Function, request_id: &str, payload: &Bytes, attempts: u32, condition: &str, error: Option<Bytes>) {
+/// True with probability `fraction` (0 never, 1 always).
+fn chance(fraction: f64) -> bool {
+    if fraction <= 0.0 {
+        return false;
+    }
+    // The top 48 bits of a v4 UUID are random (its fixed version and
+    // variant bits are lower down): uniform in [0, 1).
+    let bits = (uuid::Uuid::new_v4().as_u128() >> 80) as u64;
+    (bits as f64 / (1u64 << 48) as f64) < fraction
+}
+
+fn drop_event(emu: &Arc<Emulator>, func: &Function, request_id: &str, payload: &Bytes, attempts: u32, condition: &str, error: Option<Bytes>) {
     emu.stats.update(&func.cfg.name, |s| s.dropped += 1);
+    complain!("task-local: dropped event {request_id} of {} after {attempts} attempt(s): {condition}", func.cfg.name);
+    let record = failure_record(func, request_id, payload, attempts, condition, error);
+    match &emu.on_failure {
+        None => {}
+        Some(OnFailure::File(file)) => {
+            let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(f, "{record}");
+            let _ = f.flush();
+        }
+        // A shutdown drops events too, but nothing is invoked while draining.
+        Some(OnFailure::Function(target)) if !emu.draining() => match emu.resolve(target) {
+            Some(target) => {
+                enqueue(emu.clone(), target, Bytes::from(record.to_string()));
+            }
+            None => complain!("task-local: on-failure function {target} is not served; record of {request_id} lost"),
+        },
+        Some(OnFailure::Function(_)) => {}
+    }
+}
+
+/// The record Lambda sends to an on-failure destination.
+fn failure_record(func: &Function, request_id: &str, payload: &Bytes, attempts: u32, condition: &str, error: Option<Bytes>) -> serde_json::Value {
     let event = serde_json::from_slice::<serde_json::Value>(payload).unwrap_or_else(|_| String::from_utf8_lossy(payload).into());
     let error = error.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    let line = serde_json::json!({
-        "timestamp_ms": now_ms(),
-        "requestContext": {"requestId": request_id, "functionArn": func.arn, "condition": condition, "approximateInvokeCount": attempts},
+    let mut record = serde_json::json!({
+        "version": "1.0",
+        "timestamp": iso8601(now_ms()),
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": format!("{}:$LATEST", func.arn),
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
         "requestPayload": event,
-        "responsePayload": error,
     });
-    complain!("task-local: dropped event {request_id} of {} after {attempts} attempt(s): {condition}", func.cfg.name);
-    if let Some(file) = &emu.on_failure {
-        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = writeln!(f, "{line}");
-        let _ = f.flush();
+    if attempts > 0 {
+        record["responseContext"] = serde_json::json!({"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"});
+        record["responsePayload"] = error.unwrap_or(serde_json::Value::Null);
+    }
+    record
+}
+
+/// `2026-11-27T10:00:00.000Z` for epoch milliseconds (UTC, proleptic Gregorian).
+fn iso8601(ms: u64) -> String {
+    let (secs, millis) = (ms / 1000, ms % 1000);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_iso8601_utc() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(iso8601(1_795_774_496_789), "2026-11-27T10:14:56.789Z");
+    }
+
+    #[test]
+    fn chance_is_never_for_zero_and_always_for_one() {
+        assert!((0..1000).all(|_| !chance(0.0)));
+        assert!((0..1000).all(|_| chance(1.0)));
+        let hits = (0..10_000).filter(|_| chance(0.5)).count();
+        assert!((4_000..6_000).contains(&hits), "{hits}");
     }
 }

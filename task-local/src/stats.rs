@@ -18,6 +18,8 @@ pub(crate) struct FunctionStats {
     pub(crate) cold_starts: u64,
     pub(crate) retries: u64,
     pub(crate) dropped: u64,
+    /// Asynchronous events delivered twice, at once, under one request id.
+    pub(crate) duplicate_deliveries: u64,
     pub(crate) throttled: u64,
     /// Asynchronous events waiting for a free instance.
     pub(crate) queue_depth: u64,

@@ -36,7 +36,9 @@ pub(crate) enum RunResult {
 ///
 /// ```
 /// use task_runtime::error_type;
-/// let is_ours = |error_type: &str| [error_type::RETRY, error_type::FAILED, error_type::TIMEOUT, error_type::STORE].contains(&error_type);
+/// let is_ours = |error_type: &str| {
+///     [error_type::RETRY, error_type::FAILED, error_type::TIMEOUT, error_type::STORE, error_type::BUSY].contains(&error_type)
+/// };
 /// assert!(is_ours("TaskTimeout"));
 /// ```
 pub mod error_type {
@@ -48,6 +50,11 @@ pub mod error_type {
     pub const TIMEOUT: &str = "TaskTimeout";
     /// The response store could not be written: Lambda retries and the retry takes over.
     pub const STORE: &str = "TaskStoreError";
+    /// A delivery of this same event held the task until this invocation's
+    /// deadline (a crashed attempt's lease that had not lapsed yet, or a
+    /// concurrent twin still running): Lambda retries, and the retry finds
+    /// the task finished or free.
+    pub const BUSY: &str = "TaskBusy";
 }
 
 /// What the worker tells Lambda about an invocation; [`crate::reply_to_result`]

@@ -315,6 +315,11 @@ impl Worker {
                 tracing::info!(%status, attempts, "duplicate delivery of a finished task: not run again");
                 return summary(id, task, status, attempts, Some("duplicate"));
             }
+            Ok(Begun::Busy { request_id, lease_until_ms }) if request_id == inv.request_id => {
+                let message = format!("a delivery of this same event held task `{task}` (id {id}) until this invocation's deadline; Lambda's retry will find it finished or free");
+                tracing::warn!(lease_until_ms, "{message}");
+                return Reply::Error { error_type: error_type::BUSY, message };
+            }
             Ok(Begun::Busy { request_id, lease_until_ms }) => {
                 tracing::warn!(owner = %request_id, lease_until_ms, "another delivery holds this task: not run concurrently");
                 return summary(id, task, Status::Running, 0, Some("busy"));
@@ -344,7 +349,8 @@ impl Worker {
     /// concurrent delivery of the same event (Lambda may deliver one event
     /// twice) or a retry that came before a crashed attempt's lease lapsed:
     /// wait for the lease to lapse (a live owner keeps renewing it) or the
-    /// call to move on, then claim again; at the deadline, leave it as busy.
+    /// call to move on, then claim again; near the deadline, give up (the
+    /// caller answers `TaskBusy`, so that Lambda retries later).
     async fn begin(&self, store: &dyn ResponseStore, id: &str, task: &str, inv: &Invocation, max_attempts: u32) -> Result<Begun, crate::StoreError> {
         loop {
             let now = now_ms();

@@ -52,6 +52,9 @@ async fn emulator() -> &'static Emulator {
                 "--env", &table_env, "--env", &ddb_env, "--env", "RUST_LOG=warn",
                 // Room to record a timeout and answer before the kill, on a loaded machine.
                 "--env", "TASK_TIMEOUT_MARGIN_MS=800",
+                // Retries come 50 ms after a crash here (a minute on AWS): a
+                // short lease lets the retry take over a crashed attempt at once.
+                "--env", "TASK_LEASE_MS=1000",
             ])
         })
         .await

@@ -6,14 +6,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// Build the emulator and the worker (a no-op when they are fresh), so a
+/// Build the emulator and the workers (a no-op when they are fresh), so a
 /// test never runs a stale binary.
 fn build_binaries() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "task-local", "-p", "examples", "--bin", "task-local"])
+            .args(["build", "--quiet", "-p", "task-local", "-p", "examples", "-p", "tests", "--bin", "task-local", "--bin", "fault-worker"])
             .args(["--example", "worker", "--example", "http", "--example", "quickstart"])
             .status()
             .expect("run cargo build");

@@ -1,0 +1,65 @@
+//! The worker of the fault run (`tests/tests/fault_run.rs`): tasks that
+//! complete, fail and retry, panic, outlive the timeout asleep, or block
+//! their thread past it. A body that runs to its end appends its call id to
+//! the file `FAULT_MARKS` (one `write` of one line, with `O_APPEND`), so
+//! that the run can count bodies that completed more than once.
+
+use std::io::Write;
+use std::time::Duration;
+
+use task_runtime::{TaskError, TaskResult, task};
+
+/// Append this call's id to `FAULT_MARKS`: the body ran to its end.
+fn mark() {
+    let (Ok(path), Some(ctx)) = (std::env::var("FAULT_MARKS"), task_runtime::current()) else { return };
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(format!("{}\n", ctx.id).as_bytes());
+    }
+}
+
+/// Completes with `n`.
+#[task(name = "fault.ok")]
+async fn ok(n: u64) -> u64 {
+    tokio::task::yield_now().await;
+    mark();
+    n
+}
+
+/// A retryable error until attempt `succeed_on`, then completes.
+#[task(name = "fault.flaky")]
+async fn flaky(succeed_on: u32) -> TaskResult<u32> {
+    let attempt = task_runtime::current().and_then(|c| c.attempt).unwrap_or(1);
+    if attempt < succeed_on {
+        return Err(TaskError::retry(format!("attempt {attempt}: not yet")));
+    }
+    mark();
+    Ok(attempt)
+}
+
+/// Panics: failed, kind `panic`.
+#[task(name = "fault.panic")]
+async fn boom(n: u64) -> u64 {
+    panic!("fault run panic {n}");
+}
+
+/// Sleeps `ms`: past the timeout, the worker records `timeout` itself.
+#[task(name = "fault.slow")]
+async fn slow(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    mark();
+    ms
+}
+
+/// Blocks its thread `ms` (a bug, but one users write): past the timeout the
+/// worker cannot record anything, and Lambda kills the process.
+#[task(name = "fault.block")]
+async fn block(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    mark();
+    ms
+}
+
+#[tokio::main]
+async fn main() -> Result<(), task_runtime::lambda_runtime::Error> {
+    task_runtime::run_tasks().await
+}

@@ -1,0 +1,234 @@
+//! The fault run: N task calls through the real `task-local` and DynamoDB
+//! Local, with the faults Lambda has in production injected all along:
+//! random SIGKILLs of instances, tasks that outlive the timeout (asleep, and
+//! blocking their thread), panics, retryable failures, duplicate invokes of
+//! one message (new request ids) and duplicate deliveries of one event (the
+//! same request id). Lambda's failure records go back to the worker
+//! (`--on-failure function:fault`). Afterwards every id is read back.
+//!
+//! `scripts/test` runs it with 500 tasks; `scripts/fault-run` with 10,000
+//! (`FAULT_TASKS`). It prints one report and fails when any id is left
+//! non-terminal. Bounded: the drain gives up after `FAULT_DRAIN_SECS`.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::InvocationType;
+use common::task_local::{self, TaskLocal};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use task_runtime::envelope::Envelope;
+use task_runtime::store::dynamodb::DynamoStore;
+use task_runtime::store::{PendingItem, ResponseStore};
+use task_runtime::{AsyncResponse, Status};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// What call `i` is: a task and its arguments (80% complete at once).
+fn call(i: u64) -> (&'static str, Value) {
+    match i % 100 {
+        0..80 => ("fault.ok", json!({"n": i})),
+        80..87 => ("fault.flaky", json!({"succeed_on": 2})),
+        87..92 => ("fault.flaky", json!({"succeed_on": 4})), // never: fails after 3 attempts
+        92..95 => ("fault.panic", json!({"n": i})),
+        95..98 => ("fault.slow", json!({"ms": 1_500})), // asleep past the 1 s timeout
+        _ => ("fault.block", json!({"ms": 1_500})),     // blocking its thread past it
+    }
+}
+
+/// The processes whose parent is `parent`: the emulator's instances.
+fn children(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: the comm may hold spaces, so read after its ')'.
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok()) == Some(parent)
+        })
+        .collect()
+}
+
+fn random_below(n: usize) -> usize {
+    ((uuid::Uuid::new_v4().as_u128() >> 80) as usize) % n.max(1)
+}
+
+#[test]
+fn every_call_ends_terminal_under_kills_timeouts_panics_and_duplicates() {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(run());
+}
+
+async fn run() {
+    let tasks = env_u64("FAULT_TASKS", 500);
+    let kill_every = Duration::from_millis(env_u64("FAULT_KILL_EVERY_MS", 300));
+    let drain_limit = Duration::from_secs(env_u64("FAULT_DRAIN_SECS", 120 + tasks / 25));
+    let table = common::table_name("fault");
+    let store = Arc::new(DynamoStore::with_client(common::dynamodb(), table.clone()));
+    store.create_table().await.expect("table");
+    let marks = std::env::temp_dir().join(format!("fault-marks-{}.txt", uuid::Uuid::new_v4().simple()));
+    let worker = format!("fault={}", task_local::built("fault-worker").display());
+    let envs = [
+        format!("TASK_RESPONSE_TABLE={table}"),
+        format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
+        format!("FAULT_MARKS={}", marks.display()),
+        "TASK_LEASE_MS=1500".to_owned(),
+        "TASK_TIMEOUT_MARGIN_MS=300".to_owned(),
+        "RUST_LOG=off".to_owned(),
+    ];
+    let mut args: Vec<String> = [
+        "--function", &worker, "--timeout", "1s", "--concurrency", "12", "--max-retry-attempts", "2",
+        "--retry-delays", "100ms,200ms", "--on-failure", "function:fault", "--duplicate-deliveries", "0.05",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for e in &envs {
+        args.extend(["--env".to_owned(), e.clone()]);
+    }
+    let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start task-local");
+    let lambda = tl.client();
+    let started = Instant::now();
+
+    // The killer: one random instance every `kill_every`, until every id is terminal.
+    let killing = Arc::new(AtomicBool::new(true));
+    let kills = Arc::new(AtomicU64::new(0));
+    let killer = {
+        let (killing, kills, parent) = (killing.clone(), kills.clone(), tl.pid());
+        tokio::spawn(async move {
+            while killing.load(Ordering::SeqCst) {
+                tokio::time::sleep(kill_every).await;
+                let pids = children(parent);
+                if pids.is_empty() {
+                    continue;
+                }
+                let pid = pids[random_below(pids.len())];
+                let killed = tokio::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().await;
+                if killed.is_ok_and(|s| s.success()) {
+                    kills.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+
+    // Send: the pending write, then the invoke; every 20th message twice (a new request id).
+    let duplicates = Arc::new(AtomicU64::new(0));
+    let ids: Vec<String> = futures::stream::iter(0..tasks)
+        .map(|i| {
+            let (store, lambda, duplicates) = (store.clone(), lambda.clone(), duplicates.clone());
+            async move {
+                let (task, args) = call(i);
+                let env = Envelope::new(task, args.as_object().cloned().unwrap_or_default(), true, 2);
+                let payload = env.to_payload().expect("small");
+                let now = common::now_ms();
+                let pending = PendingItem { id: env.id.clone(), task: task.to_owned(), now_ms: now, ttl: now / 1000 + 3600 };
+                store.put_pending(pending).await.expect("put_pending");
+                let times = if i % 20 == 7 { 2 } else { 1 };
+                for _ in 0..times {
+                    let sent = lambda
+                        .invoke()
+                        .function_name("fault")
+                        .invocation_type(InvocationType::Event)
+                        .payload(Blob::new(payload.clone()))
+                        .send()
+                        .await
+                        .expect("invoke");
+                    assert_eq!(sent.status_code(), 202);
+                }
+                duplicates.fetch_add(times - 1, Ordering::SeqCst);
+                env.id
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let sent_in = started.elapsed();
+
+    // Drain: read every unfinished id until none is left, or the limit.
+    let drain_started = Instant::now();
+    let mut finals: HashMap<String, AsyncResponse> = HashMap::new();
+    let mut open: Vec<String> = ids.clone();
+    let mut last_seen: HashMap<String, Option<AsyncResponse>> = HashMap::new();
+    while !open.is_empty() && drain_started.elapsed() < drain_limit {
+        let reads: Vec<(String, Option<AsyncResponse>)> = futures::stream::iter(open.clone())
+            .map(|id| {
+                let store = store.clone();
+                async move {
+                    let r = store.get(&id).await.expect("get");
+                    (id, r)
+                }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        open.clear();
+        for (id, r) in reads {
+            match r {
+                Some(r) if r.status.is_finished() => {
+                    finals.insert(id, r);
+                }
+                other => {
+                    last_seen.insert(id.clone(), other);
+                    open.push(id);
+                }
+            }
+        }
+        if !open.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let drain = drain_started.elapsed();
+    killing.store(false, Ordering::SeqCst);
+    let _ = killer.await;
+    let stats = tl.stats().await;
+    drop(tl);
+
+    // Bodies that ran to their end, per id.
+    let mut completions: HashMap<String, u32> = HashMap::new();
+    for line in std::fs::read_to_string(&marks).unwrap_or_default().lines() {
+        *completions.entry(line.to_owned()).or_default() += 1;
+    }
+    let _ = std::fs::remove_file(&marks);
+    let twice: Vec<&String> = completions.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).collect();
+
+    let complete = finals.values().filter(|r| r.status == Status::Complete).count();
+    let mut failed: BTreeMap<String, usize> = BTreeMap::new();
+    for r in finals.values().filter(|r| r.status == Status::Failed) {
+        *failed.entry(r.error.as_ref().map_or("(none)".into(), |e| e.kind.to_string())).or_default() += 1;
+    }
+    let mut non_terminal: BTreeMap<String, usize> = BTreeMap::new();
+    for id in &open {
+        let what = match last_seen.get(id).and_then(|r| r.as_ref()) {
+            Some(r) if r.stale => format!("{} (stale)", r.status),
+            Some(r) => r.status.to_string(),
+            None => "missing".to_owned(),
+        };
+        *non_terminal.entry(what).or_default() += 1;
+    }
+    let f = &stats["functions"]["fault"];
+    println!("fault run: {tasks} tasks through task-local + DynamoDB Local");
+    println!("  sent                     {} in {:.1}s", ids.len(), sent_in.as_secs_f64());
+    println!("  duplicate invokes        {} (same message, new request id)", duplicates.load(Ordering::SeqCst));
+    println!("  duplicate deliveries     {} (same event, same request id)", f["duplicate_deliveries"]);
+    println!("  kills (SIGKILL)          {}", kills.load(Ordering::SeqCst));
+    println!("  invocations              {} (crash {}, timeout {}, dropped to the failure record {})", f["invocations"], f["crash"], f["timeout"], f["dropped"]);
+    println!("  complete                 {complete}");
+    println!("  failed by kind           {failed:?}");
+    println!("  non-terminal             {} {non_terminal:?}", open.len());
+    println!("  bodies completed twice   {} (of {} that completed)", twice.len(), completions.len());
+    println!("  drain                    {:.1}s after the last send (kills went on until every id was terminal)", drain.as_secs_f64());
+    for id in twice.iter().take(5) {
+        println!("    completed twice: {id} -> {:?}", finals.get(*id).map(|r| (r.status, r.attempts)));
+    }
+    assert!(open.is_empty(), "{} ids not terminal after {drain:?}: {non_terminal:?}, e.g. {:?}", open.len(), open.iter().take(3).collect::<Vec<_>>());
+    // A body whose completion was recorded twice would mean two `complete` writes.
+    for id in &twice {
+        assert!(finals.get(*id).is_some(), "{id} completed twice but has no final state");
+    }
+}
