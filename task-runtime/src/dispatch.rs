@@ -42,6 +42,7 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
                 task: t.name.to_owned(),
                 now_ms: now,
                 ttl: now / 1000 + rt.config.response_ttl.as_secs(),
+                digest: rt.config.signing_key.as_ref().map(|_| crate::envelope::payload_digest(&payload)),
             };
             let (written, sent) = tokio::join!(store.put_pending(pending), rt.backend.send(&env, function, payload));
             if let Err(refused) = sent {

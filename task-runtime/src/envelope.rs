@@ -209,12 +209,35 @@ impl Envelope {
         self.sig = Some(hex::encode(self.mac(key).finalize().into_bytes()));
     }
 
+    /// SHA-256 (hex) of the whole message, signature included: what the
+    /// caller stores with its `pending` item when signing is on. Only the
+    /// caller's own message, byte for byte, has it.
+    ///
+    /// ```
+    /// # use task_runtime::envelope::Envelope;
+    /// let mut message = Envelope::new("t", Default::default(), true, 2);
+    /// message.sign(b"key");
+    /// let mut forged = message.clone();
+    /// forged.task = "other".into();
+    /// assert_ne!(message.digest(), forged.digest());
+    /// assert_eq!(message.digest().len(), 64);
+    /// ```
+    pub fn digest(&self) -> String {
+        payload_digest(&serde_json::to_vec(self).expect("an Envelope always serializes"))
+    }
+
     /// Check `sig` against the key; `Err` says what is wrong.
     pub fn verify(&self, key: &[u8]) -> Result<(), &'static str> {
         let sig = self.sig.as_deref().ok_or("the message has no signature (`sig`)")?;
         let bytes = hex::decode(sig).map_err(|_| "the signature (`sig`) is not hex")?;
         self.mac(key).verify_slice(&bytes).map_err(|_| "the signature (`sig`) does not match the message")
     }
+}
+
+/// SHA-256 (hex) of payload bytes: [`Envelope::digest`] of the message they encode.
+pub(crate) fn payload_digest(payload: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(Sha256::digest(payload))
 }
 
 #[cfg(test)]

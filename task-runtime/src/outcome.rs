@@ -37,7 +37,8 @@ pub(crate) enum RunResult {
 /// ```
 /// use task_runtime::error_type;
 /// let is_ours = |error_type: &str| {
-///     [error_type::RETRY, error_type::FAILED, error_type::TIMEOUT, error_type::STORE, error_type::BUSY].contains(&error_type)
+///     [error_type::RETRY, error_type::FAILED, error_type::TIMEOUT, error_type::STORE, error_type::BUSY, error_type::REFUSED]
+///         .contains(&error_type)
 /// };
 /// assert!(is_ours("TaskTimeout"));
 /// ```
@@ -55,6 +56,10 @@ pub mod error_type {
     /// concurrent twin still running): Lambda retries, and the retry finds
     /// the task finished or free.
     pub const BUSY: &str = "TaskBusy";
+    /// The message's signature did not verify and no `pending` item of the
+    /// same message could be ended `refused`: Lambda retries, then sends the
+    /// event to the failure destination (visible there and in metrics).
+    pub const REFUSED: &str = "TaskRefused";
 }
 
 /// What the worker tells Lambda about an invocation; [`crate::reply_to_result`]

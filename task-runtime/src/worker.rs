@@ -193,9 +193,10 @@ impl Worker {
                 if let Some(key) = &self.settings.signing_key
                     && let Err(why) = env.verify(key)
                 {
+                    // Only the caller's own message can end its call, as `refused`.
                     let span = task_span(&env.task, &env.id, inv);
-                    span.in_scope(|| tracing::error!(condition = %record.condition, "ignoring a failure record: its task message {why}"));
-                    return Ok(false);
+                    let reply = self.refuse_unverified(&env, why).instrument(span).await;
+                    return Ok(matches!(reply, Reply::Success(_)));
                 }
                 (env.id, env.task, env.capture)
             }
@@ -214,7 +215,7 @@ impl Worker {
             return Ok(false);
         };
         let now = now_ms();
-        let item = PendingItem { id, task, now_ms: now, ttl: now / 1000 + self.settings.response_ttl.as_secs() };
+        let item = PendingItem { id, task, now_ms: now, ttl: now / 1000 + self.settings.response_ttl.as_secs(), digest: None };
         let ended = store.fail_unfinished(item, failure.clone()).instrument(span.clone()).await;
         span.in_scope(|| match &ended {
             Ok(true) => tracing::error!(kind = %failure.kind, "ended by Lambda's failure record: {}", failure.message),
@@ -266,10 +267,10 @@ impl Worker {
         let span = task_span(&env.task, &env.id, inv);
         async move {
             if let Some(key) = &self.settings.signing_key
-                && let Err(why) = env.verify(key) {
-                    tracing::error!("refusing task message: {why}");
-                    return summary_error(Some(&env.id), Some(&env.task), FailureKind::BadEnvelope, why);
-                }
+                && let Err(why) = env.verify(key)
+            {
+                return self.refuse_unverified(&env, why).await;
+            }
             let work = match self.registry.get(&env.task) {
                 None => {
                     let msg = format!(
@@ -295,6 +296,27 @@ impl Worker {
         }
         .instrument(span)
         .await
+    }
+
+    /// A message whose signature does not verify: never run. When it is the
+    /// caller's own message byte for byte (its digest is on the `pending`
+    /// item: this worker lacks the caller's key, e.g. mid-rotation), the
+    /// call ends `failed`, kind `refused`, so the caller sees it. Otherwise
+    /// nothing is written (a forger cannot touch the store) and Lambda is
+    /// told `TaskRefused`: it retries, then hands the event to the failure
+    /// destination, whose record comes back here and is tried the same way.
+    async fn refuse_unverified(&self, env: &Envelope, why: &str) -> Reply {
+        tracing::error!("refusing task message: {why}");
+        let message = format!("the message's signature {} with this worker's TASK_SIGNING_KEY: not run", why.trim_start_matches("the signature (`sig`) "));
+        if let Some(store) = self.store.as_ref().filter(|_| env.capture) {
+            let failure = Failure::new(FailureKind::Refused, message.clone());
+            match store.refuse_pending(&env.id, &env.digest(), failure, now_ms()).await {
+                Ok(true) => return summary_error(Some(&env.id), Some(&env.task), FailureKind::Refused, &message),
+                Ok(false) => {}
+                Err(e) => tracing::error!("could not record the refusal: {e}"),
+            }
+        }
+        Reply::Error { error_type: error_type::REFUSED, message: format!("task `{}` (id {}): {message}", env.task, env.id) }
     }
 
     /// Capture off: run, with no writes and no de-duplication.

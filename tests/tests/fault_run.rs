@@ -81,6 +81,7 @@ async fn run() {
         "TASK_LEASE_MS=1500".to_owned(),
         "TASK_TIMEOUT_MARGIN_MS=300".to_owned(),
         "RUST_LOG=off".to_owned(),
+        "RUST_BACKTRACE=0".to_owned(), // the panics are expected: no backtraces
     ];
     let mut args: Vec<String> = [
         "--function", &worker, "--timeout", "1s", "--concurrency", "12", "--max-retry-attempts", "2",
@@ -127,7 +128,7 @@ async fn run() {
                 let env = Envelope::new(task, args.as_object().cloned().unwrap_or_default(), true, 2);
                 let payload = env.to_payload().expect("small");
                 let now = common::now_ms();
-                let pending = PendingItem { id: env.id.clone(), task: task.to_owned(), now_ms: now, ttl: now / 1000 + 3600 };
+                let pending = PendingItem { id: env.id.clone(), task: task.to_owned(), now_ms: now, ttl: now / 1000 + 3600, digest: None };
                 store.put_pending(pending).await.expect("put_pending");
                 let times = if i % 20 == 7 { 2 } else { 1 };
                 for _ in 0..times {

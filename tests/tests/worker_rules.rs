@@ -176,8 +176,13 @@ async fn with_a_signing_key_unsigned_or_forged_messages_are_refused_and_nothing_
     forged.sign(b"wrong key");
     for env in [unsigned, forged] {
         let id = env.id.clone();
+        // Nothing of this message is stored: Lambda is told, so the event
+        // reaches the failure destination after its retries.
         match w.handle_envelope(env, &inv("r")).await {
-            Reply::Success(v) => assert_eq!(v["error"]["kind"], "bad_envelope", "{v}"),
+            Reply::Error { error_type: t, message } => {
+                assert_eq!(t, error_type::REFUSED);
+                assert!(message.contains("not run"), "{message}");
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(store.get(&id).await.expect("read"), None, "nothing written");
@@ -310,7 +315,7 @@ async fn a_failure_record_leaves_a_finished_call_as_it_is_and_expired_events_end
 
     // Never delivered (too old in the queue): the pending item ends expired.
     let old = envelope(counted::NAME, json!({"key": "record-old", "pause_ms": 0}));
-    let pending = task_runtime::store::PendingItem { id: old.id.clone(), task: old.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600 };
+    let pending = task_runtime::store::PendingItem { id: old.id.clone(), task: old.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600, digest: None };
     store.put_pending(pending).await.expect("put");
     let mut record = failure_record(&old, "EventAgeExceeded", "");
     record.as_object_mut().map(|r| r.remove("responsePayload"));
@@ -353,10 +358,36 @@ async fn with_signing_on_only_a_record_of_a_verified_message_counts() {
     let mut genuine = envelope(counted::NAME, json!({"key": "genuine", "pause_ms": 0}));
     genuine.sign(key);
     for env in [&forged, &genuine] {
-        let pending = task_runtime::store::PendingItem { id: env.id.clone(), task: env.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600 };
+        let pending = task_runtime::store::PendingItem { id: env.id.clone(), task: env.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600, digest: None };
         store.put_pending(pending).await.expect("put");
         w.handle_event(&failure_record(env, "RetriesExhausted", "Runtime.ExitError"), &inv("req-rec")).await;
     }
     assert_eq!(store.get(&forged.id).await.expect("read").map(|r| r.status), Some(Status::Pending), "a forger cannot fail a call");
     assert_eq!(store.get(&genuine.id).await.expect("read").map(|r| r.status), Some(Status::Failed));
+}
+
+#[tokio::test]
+async fn a_genuine_message_this_worker_cannot_verify_ends_its_call_refused_and_a_forgery_cannot() {
+    // The caller signs with a new key the worker does not have yet (a rotation).
+    let (w, store) = worker(Some(b"old key"));
+    let mut genuine = envelope(counted::NAME, json!({"key": "rotation", "pause_ms": 0}));
+    genuine.sign(b"new key");
+    let pending = |env: &Envelope| task_runtime::store::PendingItem {
+        id: env.id.clone(),
+        task: env.task.clone(),
+        now_ms: now_ms(),
+        ttl: now_ms() / 1000 + 3600,
+        digest: Some(env.digest()),
+    };
+    store.put_pending(pending(&genuine)).await.expect("put");
+    // A forger replays the id with other arguments: nothing is written.
+    let mut forged = genuine.clone();
+    forged.args.insert("pause_ms".into(), json!(1));
+    assert!(matches!(w.handle_envelope(forged, &inv("r-forged")).await, Reply::Error { error_type: error_type::REFUSED, .. }));
+    assert_eq!(store.get(&genuine.id).await.expect("read").map(|r| r.status), Some(Status::Pending));
+    // The genuine message: the call ends refused, visible to its caller; Lambda is told success.
+    assert!(matches!(w.handle_envelope(genuine.clone(), &inv("r-genuine")).await, Reply::Success(_)));
+    let r = store.get(&genuine.id).await.expect("read").expect("exists");
+    assert_eq!((r.status, r.error.map(|e| e.kind)), (Status::Failed, Some(FailureKind::Refused)));
+    assert_eq!(runs("rotation"), 0, "nothing ran");
 }

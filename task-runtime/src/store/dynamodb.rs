@@ -1,7 +1,7 @@
 //! The DynamoDB response store. Item layout (key `id`, TTL attribute `ttl`):
 //! `id, task, status, attempts (N), request_id, lease_until_ms (N),
-//! max_attempts (N), response (S: JSON text), error (M: kind, message),
-//! created_at_ms, updated_at_ms, ttl (N, epoch seconds)`.
+//! max_attempts (N), digest (S, with signing on), response (S: JSON text),
+//! error (M: kind, message), created_at_ms, updated_at_ms, ttl (N, epoch seconds)`.
 //!
 //! Readers ignore attributes they do not know, and read a failure kind they
 //! do not know as [`FailureKind::Other`]: a newer worker may add both.
@@ -183,6 +183,7 @@ pub(crate) fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
         request_id: get_s("request_id")?,
         lease_until_ms: get_n("lease_until_ms")?,
         max_attempts: get_n("max_attempts")?.map(|m| m.min(u64::from(u32::MAX)) as u32),
+        digest: get_s("digest")?,
         response: get_s("response")?,
         error,
         created_at_ms: get_n("created_at_ms")?.unwrap_or(0),
@@ -194,7 +195,7 @@ pub(crate) fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
 #[async_trait]
 impl ResponseStore for DynamoStore {
     async fn put_pending(&self, p: PendingItem) -> Result<bool, StoreError> {
-        let item: Attrs = HashMap::from([
+        let mut item: Attrs = HashMap::from([
             ("id".to_owned(), s(p.id)),
             ("task".to_owned(), s(p.task)),
             ("status".to_owned(), s(Status::Pending.as_str())),
@@ -203,6 +204,9 @@ impl ResponseStore for DynamoStore {
             ("updated_at_ms".to_owned(), n(p.now_ms)),
             ("ttl".to_owned(), n(p.ttl)),
         ]);
+        if let Some(digest) = p.digest {
+            item.insert("digest".to_owned(), s(digest));
+        }
         let put = self
             .client()
             .await
@@ -236,6 +240,33 @@ impl ResponseStore for DynamoStore {
             // absent, or a worker has begun it: not ours to remove
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
             Err(e) => Err(self.err("discard_pending", &e)),
+        }
+    }
+
+    async fn refuse_pending(&self, id: &str, digest: &str, failure: Failure, now_ms: u64) -> Result<bool, StoreError> {
+        let update = self
+            .client()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .update_expression("SET #status = :failed, #error = :error, #updated = :now")
+            .condition_expression("#status = :pending AND #digest = :digest")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_names("#updated", "updated_at_ms")
+            .expression_attribute_names("#digest", "digest")
+            .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .expression_attribute_values(":pending", s(Status::Pending.as_str()))
+            .expression_attribute_values(":digest", s(digest))
+            .expression_attribute_values(":error", failure_attr(&failure))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        match update {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(self.err("refuse_pending", &e)),
         }
     }
 

@@ -16,7 +16,7 @@ use crate::response::{AsyncResponse, Failure, Status};
 /// use task_runtime::store::{memory::MemoryStore, PendingItem, ResponseStore};
 /// # tokio_test_block(async {
 /// let store = MemoryStore::default();
-/// let item = PendingItem { id: "1".into(), task: "t".into(), now_ms: 0, ttl: u64::MAX / 1000 };
+/// let item = PendingItem { id: "1".into(), task: "t".into(), now_ms: 0, ttl: u64::MAX / 1000, digest: None };
 /// assert!(store.put_pending(item.clone()).await.unwrap());
 /// assert!(!store.put_pending(item).await.unwrap()); // never overwrites
 /// # });
@@ -45,7 +45,7 @@ impl ResponseStore for MemoryStore {
             if items.get(&p.id).is_some_and(|i| !i.expired(p.now_ms)) {
                 return false;
             }
-            items.insert(p.id.clone(), Item::pending(p.id, p.task, p.now_ms, p.ttl));
+            items.insert(p.id.clone(), Item::pending(p.id, p.task, p.now_ms, p.ttl, p.digest));
             true
         }))
     }
@@ -59,11 +59,23 @@ impl ResponseStore for MemoryStore {
         Ok(())
     }
 
+    async fn refuse_pending(&self, id: &str, digest: &str, failure: Failure, now_ms: u64) -> Result<bool, StoreError> {
+        Ok(self.with(|items| match items.get_mut(id) {
+            Some(item) if item.status == Status::Pending && item.digest.as_deref() == Some(digest) => {
+                item.status = Status::Failed;
+                item.error = Some(failure);
+                item.updated_at_ms = now_ms;
+                true
+            }
+            _ => false,
+        }))
+    }
+
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
         Ok(self.with(|items| {
             let item = items
                 .entry(req.id.clone())
-                .or_insert_with(|| Item::pending(req.id.clone(), req.task.clone(), req.now_ms, req.ttl));
+                .or_insert_with(|| Item::pending(req.id.clone(), req.task.clone(), req.now_ms, req.ttl, None));
             if let Some(refused) = item.begin_verdict(&req) {
                 return refused;
             }
@@ -89,7 +101,7 @@ impl ResponseStore for MemoryStore {
 
     async fn fail_unfinished(&self, p: PendingItem, failure: Failure) -> Result<bool, StoreError> {
         Ok(self.with(|items| {
-            let item = items.entry(p.id.clone()).or_insert_with(|| Item::pending(p.id, p.task, p.now_ms, p.ttl));
+            let item = items.entry(p.id.clone()).or_insert_with(|| Item::pending(p.id, p.task, p.now_ms, p.ttl, None));
             if item.status.is_finished() {
                 return false;
             }
@@ -148,7 +160,7 @@ mod tests {
     async fn conditional_rules() {
         let s = MemoryStore::default();
         // caller first, then worker
-        assert!(s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR }).await.unwrap_or(false));
+        assert!(s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, digest: None }).await.unwrap_or(false));
         assert_eq!(s.begin(begin("a", "r1", 10, 1000)).await.ok(), Some(Begun::Started { attempts: 1 }));
         // another request while the lease is live
         assert_eq!(
@@ -175,7 +187,7 @@ mod tests {
             Some(Begun::Finished { status: Status::Complete, attempts: 3 })
         );
         // a late caller write does not overwrite
-        assert!(!s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR }).await.unwrap_or(true));
+        assert!(!s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, digest: None }).await.unwrap_or(true));
         let r = s.get("a").await.ok().flatten();
         assert_eq!(r.as_ref().map(|r| (r.status, r.attempts)), Some((Status::Complete, 3)));
         assert_eq!(r.and_then(|r| r.response), Some(serde_json::json!(7)));
@@ -184,8 +196,8 @@ mod tests {
     #[tokio::test]
     async fn discard_pending_removes_only_a_pending_item() {
         let s = MemoryStore::default();
-        s.put_pending(PendingItem { id: "p".into(), task: "t".into(), now_ms: 1, ttl: FAR }).await.ok();
-        s.put_pending(PendingItem { id: "r".into(), task: "t".into(), now_ms: 1, ttl: FAR }).await.ok();
+        s.put_pending(PendingItem { id: "p".into(), task: "t".into(), now_ms: 1, ttl: FAR, digest: None }).await.ok();
+        s.put_pending(PendingItem { id: "r".into(), task: "t".into(), now_ms: 1, ttl: FAR, digest: None }).await.ok();
         s.begin(begin("r", "r1", 10, 1000)).await.ok();
         for id in ["p", "r", "never"] {
             assert_eq!(s.discard_pending(id).await.ok(), Some(()), "{id}");
@@ -212,7 +224,7 @@ mod tests {
     #[tokio::test]
     async fn expired_items_read_as_absent() {
         let s = MemoryStore::default();
-        s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1 }).await.ok();
+        s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, digest: None }).await.ok();
         assert_eq!(s.get("old").await.ok(), Some(None));
         assert_eq!(s.get("never").await.ok(), Some(None));
     }

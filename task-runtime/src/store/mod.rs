@@ -43,7 +43,7 @@ pub const MAX_RESPONSE_BYTES: usize = 380 * 1024;
 ///
 /// ```
 /// # use task_runtime::store::PendingItem;
-/// let item = PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1_763_900_000_000, ttl: 1_763_986_400 };
+/// let item = PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1_763_900_000_000, ttl: 1_763_986_400, digest: None };
 /// assert!(item.ttl * 1000 > item.now_ms); // ttl is in seconds, now in milliseconds
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +56,11 @@ pub struct PendingItem {
     pub now_ms: u64,
     /// Expiry, epoch seconds.
     pub ttl: u64,
+    /// With signing on: the message's [`Envelope::digest`](crate::envelope::Envelope::digest),
+    /// so that a worker that cannot verify the genuine message (a key
+    /// rotation not yet everywhere) can end the call `refused`
+    /// ([`ResponseStore::refuse_pending`]) while a forger cannot.
+    pub digest: Option<String>,
 }
 
 /// The worker's claim on an attempt. See [`ResponseStore`] for a whole call.
@@ -189,7 +194,7 @@ pub enum Finished {
 /// assert_eq!(store.renew("7", "req-2", 20_000).await?, Finished::NotOwner);
 ///
 /// // The process died; Lambda's failure record ends the call.
-/// let item = PendingItem { id: "7".into(), task: "bake".into(), now_ms: 30_000, ttl };
+/// let item = PendingItem { id: "7".into(), task: "bake".into(), now_ms: 30_000, ttl, digest: None };
 /// let crashed = Failure::new(FailureKind::Crashed, "Runtime.ExitError");
 /// assert!(store.fail_unfinished(item.clone(), crashed.clone()).await?);
 /// assert!(!store.fail_unfinished(item, crashed).await?); // already terminal: left as it is
@@ -207,7 +212,7 @@ pub enum Finished {
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryStore::default();
 /// let ttl = u64::MAX / 1000;
-/// store.put_pending(PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1, ttl }).await?;
+/// store.put_pending(PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1, ttl, digest: None }).await?;
 ///
 /// let attempt = |request_id: &str, now_ms| BeginRequest {
 ///     id: "42".into(), task: "bake".into(), request_id: request_id.into(),
@@ -238,6 +243,11 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     /// when the invoke failed, so no call that was never sent reads as
     /// pending. An item a worker has begun (or an absent one) is left alone.
     async fn discard_pending(&self, id: &str) -> Result<(), StoreError>;
+    /// End a `pending` call `failed` with `failure` (kind `refused`), only
+    /// when its stored digest is `digest`: the message came from the caller
+    /// that wrote the item, byte for byte, and this worker could not verify
+    /// it. `false` when nothing was written.
+    async fn refuse_pending(&self, id: &str, digest: &str, failure: Failure, now_ms: u64) -> Result<bool, StoreError>;
     /// Claim an attempt.
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError>;
     /// Extend the lease of a `running` item, only while `request_id` owns
@@ -268,6 +278,7 @@ pub(crate) struct Item {
     pub(crate) request_id: Option<String>,
     pub(crate) lease_until_ms: Option<u64>,
     pub(crate) max_attempts: Option<u32>,
+    pub(crate) digest: Option<String>,
     pub(crate) response: Option<String>,
     pub(crate) error: Option<Failure>,
     pub(crate) created_at_ms: u64,
@@ -277,7 +288,7 @@ pub(crate) struct Item {
 
 impl Item {
     /// A new `pending` item.
-    pub(crate) fn pending(id: String, task: String, now_ms: u64, ttl: u64) -> Self {
+    pub(crate) fn pending(id: String, task: String, now_ms: u64, ttl: u64, digest: Option<String>) -> Self {
         Item {
             id,
             task,
@@ -286,6 +297,7 @@ impl Item {
             request_id: None,
             lease_until_ms: None,
             max_attempts: None,
+            digest,
             response: None,
             error: None,
             created_at_ms: now_ms,
