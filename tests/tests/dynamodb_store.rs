@@ -181,6 +181,7 @@ async fn the_stored_item_has_the_documented_attributes() {
     assert_eq!(n_of("attempts").as_deref(), Some("1"));
     assert_eq!(s_of("request_id").as_deref(), Some("req-9"));
     assert_eq!(n_of("lease_until_ms").as_deref(), Some("1900000000000"));
+    assert_eq!(n_of("max_attempts").as_deref(), Some("3"));
     assert_eq!(n_of("updated_at_ms").as_deref(), Some("1800000000000"));
     assert!(n_of("created_at_ms").is_some());
     assert_eq!(n_of("ttl").as_deref(), Some("4000000000"));
@@ -192,7 +193,7 @@ async fn the_stored_item_has_the_documented_attributes() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["attempts", "created_at_ms", "error", "id", "lease_until_ms", "request_id", "status", "task", "ttl", "updated_at_ms"]
+        ["attempts", "created_at_ms", "error", "id", "lease_until_ms", "max_attempts", "request_id", "status", "task", "ttl", "updated_at_ms"]
     );
 
     // A complete item stores the response as JSON text and no error.

@@ -228,8 +228,4 @@ async fn run() {
         println!("    completed twice: {id} -> {:?}", finals.get(*id).map(|r| (r.status, r.attempts)));
     }
     assert!(open.is_empty(), "{} ids not terminal after {drain:?}: {non_terminal:?}, e.g. {:?}", open.len(), open.iter().take(3).collect::<Vec<_>>());
-    // A body whose completion was recorded twice would mean two `complete` writes.
-    for id in &twice {
-        assert!(finals.get(*id).is_some(), "{id} completed twice but has no final state");
-    }
 }
