@@ -1,26 +1,15 @@
-//! The emulator's shared state and its Invoke API, compatible with
-//! aws-sdk-lambda and boto3.
+//! The emulator's shared state: its functions, counters, failure
+//! destination, and the work in flight that a shutdown drains.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use tokio::sync::watch;
 
 use crate::function::Function;
-use crate::instance::Outcome;
 use crate::stats::Stats;
-
-/// Lambda's payload limits.
-pub(crate) const MAX_ASYNC_PAYLOAD: usize = 1_048_576;
-pub(crate) const MAX_SYNC_PAYLOAD: usize = 6_291_456;
 
 /// Where events go that Lambda gives up on.
 #[derive(Debug)]
@@ -38,7 +27,7 @@ pub(crate) struct Emulator {
     pub(crate) on_failure: Option<OnFailure>,
     /// The fraction of asynchronous events delivered twice at once.
     pub(crate) duplicate_deliveries: f64,
-    region: String,
+    pub(crate) region: String,
     draining: AtomicBool,
     in_flight: watch::Sender<usize>,
 }
@@ -102,126 +91,5 @@ impl Emulator {
             [] => return None,
         };
         self.functions.get(short).cloned()
-    }
-}
-
-pub(crate) fn router(emu: Arc<Emulator>) -> Router {
-    Router::new()
-        .route("/2015-03-31/functions/{function}/invocations", post(invoke))
-        .route("/stats", get(stats))
-        .fallback(unknown_operation)
-        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
-        .with_state(emu)
-}
-
-async fn stats(State(emu): State<Arc<Emulator>>) -> Response {
-    axum::Json(emu.stats.json()).into_response()
-}
-
-/// Any other path or method: what the Lambda service answers for it.
-async fn unknown_operation(method: axum::http::Method, uri: axum::http::Uri) -> Response {
-    let call_id = uuid::Uuid::new_v4().to_string();
-    let message = format!(
-        "task-local has no operation {method} {}; it serves POST /2015-03-31/functions/{{name}}/invocations and GET /stats",
-        uri.path()
-    );
-    aws_error(StatusCode::NOT_FOUND, "UnknownOperationException", message, &call_id)
-}
-
-/// Lambda accepts only JSON payloads (an empty body is passed on as is):
-/// the refusal for one that is not.
-fn refuse_non_json(body: &[u8], request_id: &str) -> Option<Response> {
-    if body.is_empty() {
-        return None;
-    }
-    let e = serde_json::from_slice::<serde::de::IgnoredAny>(body).err()?;
-    let message = format!("Could not parse request body into json: {e}");
-    Some(aws_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", message, request_id))
-}
-
-/// An error in the shape the AWS SDKs parse.
-fn aws_error(status: StatusCode, code: &str, message: String, request_id: &str) -> Response {
-    let body = serde_json::json!({"Type": "User", "message": message, "Message": message});
-    let mut resp = (status, axum::Json(body)).into_response();
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(code) {
-        h.insert("x-amzn-errortype", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-amzn-requestid", v);
-    }
-    resp
-}
-
-async fn invoke(State(emu): State<Arc<Emulator>>, Path(function): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let call_id = uuid::Uuid::new_v4().to_string();
-    if emu.draining() {
-        return aws_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceException", "task-local is shutting down".into(), &call_id);
-    }
-    let Some(func) = emu.resolve(&function) else {
-        let arn = format!("arn:aws:lambda:{}:000000000000:function:{function}", emu.region);
-        return aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", format!("Function not found: {arn}"), &call_id);
-    };
-    let kind = headers.get("x-amz-invocation-type").and_then(|v| v.to_str().ok()).unwrap_or("RequestResponse");
-    match kind {
-        "DryRun" => {
-            let mut r = StatusCode::NO_CONTENT.into_response();
-            if let Ok(v) = HeaderValue::from_str(&call_id) {
-                r.headers_mut().insert("x-amzn-requestid", v);
-            }
-            r
-        }
-        "Event" => {
-            if body.len() > MAX_ASYNC_PAYLOAD {
-                let msg = format!("{} byte payload is too large for the Event invocation type (limit {MAX_ASYNC_PAYLOAD} bytes)", body.len());
-                return aws_error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", msg, &call_id);
-            }
-            if let Some(refused) = refuse_non_json(&body, &call_id) {
-                return refused;
-            }
-            let rid = crate::queue::enqueue(emu.clone(), func, body);
-            let mut r = StatusCode::ACCEPTED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&rid) {
-                r.headers_mut().insert("x-amzn-requestid", v);
-            }
-            r
-        }
-        "RequestResponse" => {
-            if body.len() > MAX_SYNC_PAYLOAD {
-                let msg = format!("{} byte payload is too large for the RequestResponse invocation type (limit {MAX_SYNC_PAYLOAD} bytes)", body.len());
-                return aws_error(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", msg, &call_id);
-            }
-            if let Some(refused) = refuse_non_json(&body, &call_id) {
-                return refused;
-            }
-            let Ok(slot) = func.slots.clone().try_acquire_owned() else {
-                emu.stats.update(&func.cfg.name, |s| s.throttled += 1);
-                return aws_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.".into(), &call_id);
-            };
-            let _tracked = emu.track();
-            let outcome = func.invoke(&emu.stats, &call_id, body, 1, &slot).await;
-            drop(slot);
-            let error = func.error_body(&call_id, &outcome);
-            let mut r = match (outcome, error) {
-                (Outcome::Success(b), _) => (StatusCode::OK, b).into_response(),
-                (_, e) => {
-                    let mut r = (StatusCode::OK, e.unwrap_or_default()).into_response();
-                    r.headers_mut().insert("x-amz-function-error", HeaderValue::from_static("Unhandled"));
-                    r
-                }
-            };
-            let h = r.headers_mut();
-            h.insert("x-amz-executed-version", HeaderValue::from_static("$LATEST"));
-            if let Ok(v) = HeaderValue::from_str(&call_id) {
-                h.insert("x-amzn-requestid", v);
-            }
-            r
-        }
-        other => aws_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidParameterValueException",
-            format!("X-Amz-Invocation-Type {other:?} is not one of Event, RequestResponse, DryRun"),
-            &call_id,
-        ),
     }
 }

@@ -17,6 +17,7 @@ macro_rules! complain {
     }};
 }
 
+mod api;
 mod cli;
 mod emulator;
 mod function;
@@ -80,7 +81,7 @@ async fn main() -> ExitCode {
     let emu = Arc::new(Emulator::new(functions, on_failure, args.duplicate_deliveries, &args.region));
     say!("task-local: listening on http://127.0.0.1:{port}");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(axum::serve(listener, emulator::router(emu.clone())).with_graceful_shutdown(async {
+    let server = tokio::spawn(axum::serve(listener, api::router(emu.clone())).with_graceful_shutdown(async {
         let _ = stop_rx.await;
     }).into_future());
 

@@ -1,4 +1,6 @@
-//! Configuration: from the environment, overridable in code.
+//! Configuration: plain data, from the environment or set in code.
+//! [`crate::runtime`] builds the store, the backend and the worker's
+//! settings from it, in one place.
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -16,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ConfigError;
-use crate::worker::WorkerSettings;
 
 /// Where dispatched tasks go.
 ///
@@ -67,7 +68,7 @@ pub struct Config {
     /// Time kept back before an invocation's deadline to record a timeout.
     pub timeout_margin: Duration,
     /// How long a worker's claim on a call holds unless renewed; see
-    /// [`WorkerSettings::lease`].
+    /// [`WorkerSettings::lease`](crate::worker::WorkerSettings::lease).
     pub lease: Duration,
     /// HMAC-SHA256 key for signing messages.
     pub signing_key: Option<Arc<[u8]>>,
@@ -240,33 +241,6 @@ impl Config {
     pub fn with_invoker(mut self, invoker: crate::backend::lambda::LambdaInvoker) -> Self {
         self.invoker = Some(Arc::new(invoker));
         self
-    }
-
-    /// Make this the process's configuration, in place of the environment.
-    /// Call it before the first dispatch or poll; afterwards it is
-    /// [`ConfigError::AlreadyInstalled`].
-    ///
-    /// ```no_run
-    /// use std::time::Duration;
-    /// use task_runtime::Config;
-    ///
-    /// # fn main() -> Result<(), task_runtime::ConfigError> {
-    /// Config::local().with_local_retry_delay(Duration::ZERO).install()?;
-    /// assert!(Config::local().install().is_err()); // only once
-    /// # Ok(()) }
-    /// ```
-    pub fn install(self) -> Result<(), ConfigError> {
-        crate::client::install(self)
-    }
-
-    pub(crate) fn worker_settings(&self) -> WorkerSettings {
-        WorkerSettings {
-            max_attempts: self.max_attempts,
-            response_ttl: self.response_ttl,
-            timeout_margin: self.timeout_margin,
-            lease: self.lease,
-            signing_key: self.signing_key.clone(),
-        }
     }
 }
 

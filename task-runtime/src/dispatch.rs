@@ -20,7 +20,7 @@ pub(crate) struct Target<'a> {
 
 /// Send one call; returns its id and whether its response is captured.
 pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<(String, bool), DispatchError> {
-    let rt = crate::client::runtime()?;
+    let rt = crate::runtime::runtime()?;
     let store = rt.store().filter(|_| t.capture);
     let retries = t.retries.unwrap_or(2).min((rt.config.max_attempts - 1) as u8);
     let mut env = Envelope::new(t.name, args, store.is_some(), retries);

@@ -399,3 +399,53 @@ pub enum WaitError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// `errorType` values the worker reports to Lambda. Stable: alarms and
+/// on-failure consumers can match on them.
+///
+/// ```
+/// use task_runtime::error_type;
+/// let is_ours = |error_type: &str| {
+///     [error_type::RETRY, error_type::FAILED, error_type::TIMEOUT, error_type::STORE, error_type::BUSY, error_type::REFUSED]
+///         .contains(&error_type)
+/// };
+/// assert!(is_ours("TaskTimeout"));
+/// ```
+pub mod error_type {
+    /// A retryable error with attempts left: Lambda retries.
+    pub const RETRY: &str = "TaskRetry";
+    /// A retryable error on the last attempt: reaches the DLQ / on-failure destination.
+    pub const FAILED: &str = "TaskFailed";
+    /// The body ran past the invocation's deadline.
+    pub const TIMEOUT: &str = "TaskTimeout";
+    /// The response store could not be written: Lambda retries and the retry takes over.
+    pub const STORE: &str = "TaskStoreError";
+    /// A delivery of this same event held the task until this invocation's
+    /// deadline (a crashed attempt's lease that had not lapsed yet, or a
+    /// concurrent twin still running): Lambda retries, and the retry finds
+    /// the task finished or free.
+    pub const BUSY: &str = "TaskBusy";
+    /// The message's signature did not verify and no `pending` item of the
+    /// same message could be ended `refused`: Lambda retries, then sends the
+    /// event to the failure destination (visible there and in metrics).
+    pub const REFUSED: &str = "TaskRefused";
+}
+
+/// Any error the runtime can fail to start with.
+///
+/// ```
+/// fn start() -> Result<task_runtime::worker::Worker, task_runtime::Error> {
+///     task_runtime::worker::Worker::from_runtime() // bad configuration, or two tasks with one name
+/// }
+/// # let _ = start;
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Configuration is missing or wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Two tasks share a name.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}

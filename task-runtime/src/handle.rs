@@ -89,7 +89,7 @@ impl<T> TaskHandle<T> {
 
     /// The stored response, or `None` when unknown or expired.
     pub async fn response(&self) -> Result<Option<AsyncResponse>, StoreError> {
-        crate::get_async_response(&self.id).await
+        crate::poll::get_async_response(&self.id).await
     }
 
     /// The current status, or `None` when unknown or expired.
@@ -156,7 +156,7 @@ impl<T: DeserializeOwned> TaskHandle<T> {
                 }
                 Status::Failed => {
                     let failure = r.error.unwrap_or_else(|| {
-                        crate::Failure::new(crate::FailureKind::Failed, "failed with no error recorded")
+                        crate::response::Failure::new(crate::response::FailureKind::Failed, "failed with no error recorded")
                     });
                     return Err(WaitError::Failed { id: self.id.clone(), task: r.task, attempts: r.attempts, failure });
                 }

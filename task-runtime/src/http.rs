@@ -26,5 +26,5 @@ where
     R: lambda_http::IntoResponse + 'static,
     E: std::fmt::Debug + Into<Diagnostic> + Send + 'static,
 {
-    crate::run(lambda_http::Adapter::<'static, R, S>::from(app)).await
+    crate::lambda::run(lambda_http::Adapter::<'static, R, S>::from(app)).await
 }

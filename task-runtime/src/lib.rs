@@ -33,20 +33,19 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Where things live: [`envelope`] decodes messages, [`failure_record`]
-//! reads Lambda's records of events it gave up on, [`registry`] holds the
-//! tasks, `outcome` decides retries, [`worker`] runs tasks, [`store`] keeps
-//! responses, [`backend`] sends messages.
+//! Where things live: [`envelope`] decodes messages (and
+//! [`envelope::failure_record`], Lambda's records of events it gave up on),
+//! [`registry`] holds the tasks, `outcome` decides retries, [`worker`] runs
+//! tasks, [`store`] keeps responses, [`backend`] sends messages. The
+//! repository's ARCHITECTURE.md draws the layers and the life of one call.
 
 pub mod backend;
 pub mod envelope;
-pub mod failure_record;
 pub mod registry;
 pub mod store;
 pub mod worker;
 
 mod aws;
-mod client;
 mod config;
 mod context;
 mod dispatch;
@@ -56,23 +55,26 @@ mod handle;
 mod http;
 mod lambda;
 mod outcome;
+mod poll;
 mod response;
+mod runtime;
 mod time;
 
 #[doc(hidden)]
 pub mod __private;
 
-pub use client::wait_for_local_tasks;
+pub use runtime::wait_for_local_tasks;
 pub use config::{BackendKind, Config};
 pub use context::{TaskContext, current};
 pub use dispatch::{SendOptions, send};
-pub use error::{BoxError, ConfigError, DispatchError, RegistryError, StoreError, TaskError, TaskResult, WaitError};
+pub use error::{BoxError, ConfigError, DispatchError, Error, RegistryError, StoreError, TaskError, TaskResult, WaitError, error_type};
 pub use handle::TaskHandle;
 pub use lambda::{invocation, reply_to_result, run, run_tasks};
 #[cfg(feature = "http")]
 pub use http::{lambda_http, run_http};
-pub use outcome::{Reply, error_type};
-pub use response::{AsyncResponse, Failure, FailureKind, Status, get_async_response};
+pub use outcome::Reply;
+pub use poll::get_async_response;
+pub use response::{AsyncResponse, Failure, FailureKind, Status};
 
 /// Marks a function as a task: calling it dispatches instead of running.
 ///
@@ -144,22 +146,3 @@ pub use lambda_runtime;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
-
-/// Any error the runtime can fail to start with.
-///
-/// ```
-/// fn start() -> Result<task_runtime::worker::Worker, task_runtime::Error> {
-///     task_runtime::worker::Worker::from_runtime() // bad configuration, or two tasks with one name
-/// }
-/// # let _ = start;
-/// ```
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// Configuration is missing or wrong.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Two tasks share a name.
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-}

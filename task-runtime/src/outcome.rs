@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::error::TaskError;
+use crate::error::{TaskError, error_type};
 use crate::response::{Failure, FailureKind};
 use crate::store::{FinalState, MAX_RESPONSE_BYTES};
 
@@ -29,37 +29,6 @@ pub(crate) enum RunResult {
     Panic(String),
     Timeout(Duration),
     BadArgs(crate::registry::ArgsError),
-}
-
-/// `errorType` values the worker reports to Lambda. Stable: alarms and
-/// on-failure consumers can match on them.
-///
-/// ```
-/// use task_runtime::error_type;
-/// let is_ours = |error_type: &str| {
-///     [error_type::RETRY, error_type::FAILED, error_type::TIMEOUT, error_type::STORE, error_type::BUSY, error_type::REFUSED]
-///         .contains(&error_type)
-/// };
-/// assert!(is_ours("TaskTimeout"));
-/// ```
-pub mod error_type {
-    /// A retryable error with attempts left: Lambda retries.
-    pub const RETRY: &str = "TaskRetry";
-    /// A retryable error on the last attempt: reaches the DLQ / on-failure destination.
-    pub const FAILED: &str = "TaskFailed";
-    /// The body ran past the invocation's deadline.
-    pub const TIMEOUT: &str = "TaskTimeout";
-    /// The response store could not be written: Lambda retries and the retry takes over.
-    pub const STORE: &str = "TaskStoreError";
-    /// A delivery of this same event held the task until this invocation's
-    /// deadline (a crashed attempt's lease that had not lapsed yet, or a
-    /// concurrent twin still running): Lambda retries, and the retry finds
-    /// the task finished or free.
-    pub const BUSY: &str = "TaskBusy";
-    /// The message's signature did not verify and no `pending` item of the
-    /// same message could be ended `refused`: Lambda retries, then sends the
-    /// event to the failure destination (visible there and in metrics).
-    pub const REFUSED: &str = "TaskRefused";
 }
 
 /// What the worker tells Lambda about an invocation; [`crate::reply_to_result`]

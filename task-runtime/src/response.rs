@@ -6,7 +6,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::StoreError;
 
 /// Where a task is in its life. Serialized lowercase.
 ///
@@ -204,7 +203,7 @@ impl fmt::Display for Failure {
     }
 }
 
-/// The stored outcome of one task call, as [`crate::get_async_response`] returns it.
+/// The stored outcome of one task call, as [`get_async_response`](crate::poll::get_async_response) returns it.
 ///
 /// It serializes as the JSON a browser can poll:
 ///
@@ -246,19 +245,4 @@ pub struct AsyncResponse {
     /// [`WaitError::Stale`](crate::WaitError::Stale) instead of spinning.
     #[serde(default)]
     pub stale: bool,
-}
-
-/// Read a stored response: `None` when the id is unknown or expired.
-///
-/// ```no_run
-/// # async fn demo() -> Result<(), task_runtime::StoreError> {
-/// if let Some(r) = task_runtime::get_async_response("0b1d...").await? {
-///     println!("{} after {} attempt(s)", r.status, r.attempts);
-/// }
-/// # Ok(()) }
-/// ```
-pub async fn get_async_response(id: &str) -> Result<Option<AsyncResponse>, StoreError> {
-    let rt = crate::client::runtime()?;
-    let store = rt.store().ok_or(StoreError::NotConfigured)?;
-    store.get(id).await
 }

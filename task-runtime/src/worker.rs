@@ -10,9 +10,10 @@ use futures::FutureExt;
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
+use crate::envelope::failure_record::FailureRecord;
 use crate::envelope::{Envelope, EnvelopeError, Incoming};
-use crate::failure_record::FailureRecord;
-use crate::outcome::{self, Decision, Reply, RunResult, error_type};
+use crate::error::error_type;
+use crate::outcome::{self, Decision, Reply, RunResult};
 use crate::registry::{Registry, TaskDef};
 use crate::response::{Failure, FailureKind, Status};
 use crate::store::{BeginRequest, Begun, FinalState, Finished, PendingItem, ResponseStore};
@@ -187,7 +188,7 @@ impl Worker {
 
     /// One record: `Ok(true)` when it ended its call, `Ok(false)` when there
     /// was nothing to end (already terminal, not captured, not verified).
-    async fn end_by_record(&self, record: &FailureRecord, inv: &Invocation) -> Result<bool, crate::StoreError> {
+    async fn end_by_record(&self, record: &FailureRecord, inv: &Invocation) -> Result<bool, crate::error::StoreError> {
         let (id, task, capture) = match Incoming::classify(&record.request_payload) {
             Incoming::Task(env) => {
                 if let Some(key) = &self.settings.signing_key
@@ -223,14 +224,6 @@ impl Worker {
             Err(e) => tracing::error!("could not end the call from its failure record: {e}"),
         });
         ended
-    }
-
-    /// The worker of this process: every `#[task]` linked in, the configured
-    /// store and settings. Fails when two tasks share a name.
-    pub fn from_runtime() -> Result<Self, crate::Error> {
-        let rt = crate::client::runtime()?;
-        let registry = Registry::global()?;
-        Ok(Self::new(registry, rt.store(), rt.config.worker_settings()))
     }
 
     /// Handle raw payload bytes (the local queue's path).
@@ -373,7 +366,7 @@ impl Worker {
     /// wait for the lease to lapse (a live owner keeps renewing it) or the
     /// call to move on, then claim again; near the deadline, give up (the
     /// caller answers `TaskBusy`, so that Lambda retries later).
-    async fn begin(&self, store: &dyn ResponseStore, id: &str, task: &str, inv: &Invocation, max_attempts: u32) -> Result<Begun, crate::StoreError> {
+    async fn begin(&self, store: &dyn ResponseStore, id: &str, task: &str, inv: &Invocation, max_attempts: u32) -> Result<Begun, crate::error::StoreError> {
         loop {
             let now = now_ms();
             let req = BeginRequest {

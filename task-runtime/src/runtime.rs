@@ -1,6 +1,8 @@
-//! The process's runtime: configuration, backend and store, built once
-//! (from the environment, or from [`crate::Config::install`]) and shared.
-//! AWS clients inside are themselves built lazily, on first use.
+//! The process's runtime: the one place that builds things from a
+//! [`Config`]: the response store, the backend and the worker's settings,
+//! once (from the environment, or from [`Config::install`]), shared by
+//! everything that needs them. AWS clients inside are themselves built
+//! lazily, on first use.
 
 use std::sync::{Arc, OnceLock};
 
@@ -8,10 +10,12 @@ use crate::backend::Backend;
 use crate::backend::lambda::LambdaInvoker;
 use crate::backend::local::LocalBackend;
 use crate::config::{BackendKind, Config};
-use crate::error::ConfigError;
+use crate::error::{ConfigError, Error};
+use crate::registry::Registry;
 use crate::store::ResponseStore;
 use crate::store::dynamodb::DynamoStore;
 use crate::store::memory::MemoryStore;
+use crate::worker::{Worker, WorkerSettings};
 
 #[derive(Debug)]
 pub(crate) struct Runtime {
@@ -27,7 +31,7 @@ impl Runtime {
         let (store, backend): (Option<Arc<dyn ResponseStore>>, Backend) = match config.backend {
             BackendKind::Local => {
                 let store = config.store.clone().unwrap_or_else(|| Arc::new(MemoryStore::default()));
-                let local = LocalBackend::new(store.clone(), config.worker_settings(), config.local_retry_delay);
+                let local = LocalBackend::new(store.clone(), worker_settings(&config), config.local_retry_delay);
                 (Some(store), Backend::Local(Box::new(local)))
             }
             BackendKind::Lambda => {
@@ -65,8 +69,45 @@ pub(crate) fn runtime() -> Result<&'static Runtime, ConfigError> {
     Ok(RUNTIME.get_or_init(|| Runtime::new(config)))
 }
 
-pub(crate) fn install(config: Config) -> Result<(), ConfigError> {
-    RUNTIME.set(Runtime::new(config)).map_err(|_| ConfigError::AlreadyInstalled)
+/// The worker's settings from the configuration.
+fn worker_settings(c: &Config) -> WorkerSettings {
+    WorkerSettings {
+        max_attempts: c.max_attempts,
+        response_ttl: c.response_ttl,
+        timeout_margin: c.timeout_margin,
+        lease: c.lease,
+        signing_key: c.signing_key.clone(),
+    }
+}
+
+impl Config {
+    /// Make this the process's configuration, in place of the environment.
+    /// Call it before the first dispatch or poll; afterwards it is
+    /// [`ConfigError::AlreadyInstalled`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use task_runtime::Config;
+    ///
+    /// # fn main() -> Result<(), task_runtime::ConfigError> {
+    /// Config::local().with_local_retry_delay(Duration::ZERO).install()?;
+    /// assert!(Config::local().install().is_err()); // only once
+    /// # Ok(()) }
+    /// ```
+    pub fn install(self) -> Result<(), ConfigError> {
+        RUNTIME.set(Runtime::new(self)).map_err(|_| ConfigError::AlreadyInstalled)
+    }
+
+}
+
+impl Worker {
+    /// The worker of this process: every `#[task]` linked in, the configured
+    /// store and settings. Fails when two tasks share a name.
+    pub fn from_runtime() -> Result<Self, Error> {
+        let rt = runtime()?;
+        let registry = Registry::global()?;
+        Ok(Self::new(registry, rt.store(), worker_settings(&rt.config)))
+    }
 }
 
 /// Wait until all work queued on the local backend has finished (its last

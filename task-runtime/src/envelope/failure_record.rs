@@ -19,14 +19,14 @@
 
 use serde_json::Value;
 
-use crate::envelope::MARKER;
-use crate::outcome::error_type;
+use super::MARKER;
+use crate::error::error_type;
 use crate::response::{Failure, FailureKind};
 
 /// One failure record whose request was a task message.
 ///
 /// ```
-/// use task_runtime::failure_record::FailureRecord;
+/// use task_runtime::envelope::failure_record::FailureRecord;
 /// use task_runtime::FailureKind;
 ///
 /// let event = serde_json::json!({
@@ -94,7 +94,7 @@ impl FailureRecord {
     /// or any message is something else (the batch is the handler's then).
     ///
     /// ```
-    /// use task_runtime::failure_record::FailureRecord;
+    /// use task_runtime::envelope::failure_record::FailureRecord;
     ///
     /// let record = serde_json::json!({
     ///     "requestContext": {"requestId": "r-1", "condition": "EventAgeExceeded", "approximateInvokeCount": 1},

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use crate::failure_record::FailureRecord;
+pub mod failure_record;
+
+use self::failure_record::FailureRecord;
 use crate::response::FailureKind;
 
 /// The envelope version this crate writes and the newest it reads.
@@ -119,7 +121,7 @@ pub enum Incoming {
     /// A task message that cannot be run.
     Bad(EnvelopeError),
     /// Lambda's records of task messages it gave up on (see
-    /// [`crate::failure_record`]): one delivered directly, or an SQS batch of them.
+    /// [`failure_record`]): one delivered directly, or an SQS batch of them.
     FailureRecords(Vec<FailureRecord>),
 }
 
