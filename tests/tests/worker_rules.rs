@@ -244,21 +244,25 @@ async fn two_concurrent_deliveries_under_one_request_id_run_the_body_once() {
     assert_eq!((r.status, r.attempts), (Status::Complete, 1));
 }
 
+/// An attempt's claim on `env`, under `request_id`, with a lease of `lease_ms`.
+fn claim(env: &Envelope, request_id: &str, lease_ms: u64) -> task_runtime::store::BeginRequest {
+    task_runtime::store::BeginRequest {
+        id: env.id.clone(),
+        task: env.task.clone(),
+        request_id: request_id.into(),
+        lease_until_ms: now_ms() + lease_ms,
+        max_attempts: 3,
+        now_ms: now_ms(),
+        ttl: now_ms() / 1000 + 3600,
+    }
+}
+
 #[tokio::test]
 async fn a_retry_after_a_crash_takes_over_once_the_dead_attempt_s_lease_lapses() {
     let (w, store) = worker_with_lease(Duration::from_millis(400), None);
     let env = envelope(counted::NAME, json!({"key": "after-crash", "pause_ms": 0}));
     // The first attempt claimed the call and died: its lease is never renewed.
-    let crashed = task_runtime::store::BeginRequest {
-        id: env.id.clone(),
-        task: counted::NAME.into(),
-        request_id: "req-crash".into(),
-        lease_until_ms: now_ms() + 400,
-        max_attempts: 3,
-        now_ms: now_ms(),
-        ttl: now_ms() / 1000 + 3600,
-    };
-    store.begin(crashed).await.expect("begin");
+    store.begin(claim(&env, "req-crash", 400)).await.expect("begin");
     // Lambda's retry, same request id, comes before the lease lapsed: it waits, then runs.
     let started = std::time::Instant::now();
     let reply = w.handle_envelope(env.clone(), &inv("req-crash")).await;
@@ -285,16 +289,7 @@ fn failure_record(message: &Envelope, condition: &str, error_type: &str) -> Valu
 async fn lambda_s_failure_record_ends_a_call_its_crashed_attempt_left_running() {
     let (w, store) = worker(None);
     let env = envelope(counted::NAME, json!({"key": "never", "pause_ms": 0}));
-    let claim = task_runtime::store::BeginRequest {
-        id: env.id.clone(),
-        task: counted::NAME.into(),
-        request_id: "req-gone".into(),
-        lease_until_ms: now_ms() + 60_000,
-        max_attempts: 3,
-        now_ms: now_ms(),
-        ttl: now_ms() / 1000 + 3600,
-    };
-    store.begin(claim).await.expect("begin");
+    store.begin(claim(&env, "req-gone", 60_000)).await.expect("begin");
     let reply = w.handle_event(&failure_record(&env, "RetriesExhausted", "Runtime.ExitError"), &inv("req-record")).await;
     assert!(matches!(reply, Some(Reply::Success(_))), "{reply:?}");
     let r = store.get(&env.id).await.expect("read").expect("exists");

@@ -14,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
@@ -118,6 +119,29 @@ impl DynamoStore {
             // Enabling TTL twice is a ValidationException ("already enabled").
             Err(e) if e.code() == Some("ValidationException") && e.message().is_some_and(|m| m.contains("already enabled")) => Ok(()),
             Err(e) => Err(self.err("update_time_to_live", &e)),
+        }
+    }
+
+    /// An update of `id` conditional on `request_id` owning it (`running`, its request id).
+    async fn owned_update(&self, id: &str, request_id: &str) -> UpdateItemFluentBuilder {
+        self.client()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .condition_expression("#status = :running AND #rid = :rid")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#rid", "request_id")
+            .expression_attribute_values(":running", s(Status::Running.as_str()))
+            .expression_attribute_values(":rid", s(request_id))
+    }
+
+    /// Send an [`owned_update`](Self::owned_update): a failed condition is `NotOwner`.
+    async fn send_owned(&self, operation: &'static str, update: UpdateItemFluentBuilder) -> Result<Finished, StoreError> {
+        match update.send().await {
+            Ok(_) => Ok(Finished::Written),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(Finished::NotOwner),
+            Err(e) => Err(self.err(operation, &e)),
         }
     }
 
@@ -349,17 +373,9 @@ impl ResponseStore for DynamoStore {
     async fn finish(&self, id: &str, request_id: &str, state: FinalState, now_ms: u64) -> Result<Finished, StoreError> {
         let status = state.status();
         let mut update = self
-            .client()
+            .owned_update(id, request_id)
             .await
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(id))
-            .condition_expression("#status = :running AND #rid = :rid")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#rid", "request_id")
             .expression_attribute_names("#updated", "updated_at_ms")
-            .expression_attribute_values(":running", s(Status::Running.as_str()))
-            .expression_attribute_values(":rid", s(request_id))
             .expression_attribute_values(":status", s(status.as_str()))
             .expression_attribute_values(":now", n(now_ms));
         update = match &state {
@@ -373,35 +389,17 @@ impl ResponseStore for DynamoStore {
                 .expression_attribute_names("#error", "error")
                 .expression_attribute_values(":error", failure_attr(f)),
         };
-        match update.send().await {
-            Ok(_) => Ok(Finished::Written),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(Finished::NotOwner),
-            Err(e) => Err(self.err("finish", &e)),
-        }
+        self.send_owned("finish", update).await
     }
 
     async fn renew(&self, id: &str, request_id: &str, lease_until_ms: u64) -> Result<Finished, StoreError> {
         let update = self
-            .client()
+            .owned_update(id, request_id)
             .await
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(id))
             .update_expression("SET #lease = :lease")
-            .condition_expression("#status = :running AND #rid = :rid")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#rid", "request_id")
             .expression_attribute_names("#lease", "lease_until_ms")
-            .expression_attribute_values(":running", s(Status::Running.as_str()))
-            .expression_attribute_values(":rid", s(request_id))
-            .expression_attribute_values(":lease", n(lease_until_ms))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(Finished::Written),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(Finished::NotOwner),
-            Err(e) => Err(self.err("renew", &e)),
-        }
+            .expression_attribute_values(":lease", n(lease_until_ms));
+        self.send_owned("renew", update).await
     }
 
     async fn fail_unfinished(&self, p: PendingItem, failure: Failure) -> Result<bool, StoreError> {
