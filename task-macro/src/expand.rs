@@ -108,9 +108,7 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
         #vis async fn #ident(#(#names: #types),*)
             -> ::core::result::Result<::task_runtime::TaskHandle<#value_ty>, ::task_runtime::DispatchError>
         {
-            let mut __task_args = #rt::serde_json::Map::new();
-            #( #rt::put_arg(&mut __task_args, #ident::NAME, #name_strs, &#names)?; )*
-            #rt::send::<#value_ty>(&#ident::SPEC, __task_args).await
+            #ident::send_with(::core::default::Default::default(), #(#names),*).await
         }
 
         #[doc = #companion_doc]
@@ -127,6 +125,25 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
             };
             /// The name the task is registered under.
             pub const NAME: &'static str = Self::SPEC.name;
+
+            /// Dispatch with options for this call: a delay, an id of the
+            /// caller's choosing, another function, fewer retries.
+            pub async fn send_with(
+                __task_options: #rt::SendOptions,
+                #(#names: #types),*
+            ) -> ::core::result::Result<::task_runtime::TaskHandle<#value_ty>, ::task_runtime::DispatchError> {
+                let mut __task_args = #rt::serde_json::Map::new();
+                #( #rt::put_arg(&mut __task_args, Self::NAME, #name_strs, &#names)?; )*
+                #rt::send::<#value_ty>(&Self::SPEC, __task_options, __task_args).await
+            }
+
+            /// Dispatch to run after `delay` (reads `scheduled` until then).
+            pub async fn after(
+                __task_delay: ::std::time::Duration,
+                #(#names: #types),*
+            ) -> ::core::result::Result<::task_runtime::TaskHandle<#value_ty>, ::task_runtime::DispatchError> {
+                Self::send_with(#rt::SendOptions::default().delay(__task_delay), #(#names),*).await
+            }
 
             /// Run the body here and now, without dispatching.
             #(#others)*

@@ -8,6 +8,7 @@ pub use linkme;
 pub use serde_json;
 
 pub use crate::registry::{ArgsError, TASKS, TaskDef, TaskFuture, TaskSpec};
+pub use crate::dispatch::SendOptions;
 use crate::dispatch::{Target, dispatch};
 use crate::error::{DispatchError, TaskError};
 use crate::handle::TaskHandle;
@@ -65,8 +66,8 @@ pub async fn blocking(f: impl FnOnce() -> Result<Value, TaskError> + Send + 'sta
 }
 
 /// Send a typed call.
-pub async fn send<T>(spec: &'static TaskSpec, args: Map<String, Value>) -> Result<TaskHandle<T>, DispatchError> {
-    let target = Target { name: spec.name, function: spec.function, capture: spec.capture_response, retries: spec.retries };
-    let (id, captured) = dispatch(target, args).await?;
-    Ok(TaskHandle::from_parts(id, spec.name.to_owned(), captured))
+pub async fn send<T>(spec: &'static TaskSpec, options: SendOptions, args: Map<String, Value>) -> Result<TaskHandle<T>, DispatchError> {
+    let target = Target::new(spec.name, spec.function, spec.capture_response, spec.retries, &options);
+    let sent = dispatch(target, args).await?;
+    Ok(TaskHandle::from_dispatched(sent, spec.name.to_owned()))
 }

@@ -13,6 +13,8 @@
 //! | `TASK_TIMEOUT_MARGIN_MS` | time kept back before the deadline to record a timeout | 500 |
 //! | `TASK_LEASE_MS` | how long a worker's claim on a call holds unless its heartbeat renews it | 10000 |
 //! | `TASK_SIGNING_KEY` | HMAC-SHA256 key: sign messages, refuse unsigned ones | none |
+//! | `TASK_SCHEDULER_ROLE_ARN` | the role EventBridge Scheduler assumes to invoke the function of a delayed task | none: delays are refused on AWS |
+//! | `TASK_FOLLOW_QUALIFIER` | inside Lambda, send to the caller's own function at the qualifier it was invoked with | `true` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +81,15 @@ pub struct Config {
     pub store: Option<Arc<dyn crate::store::ResponseStore>>,
     /// The invoker of the lambda backend, in place of one built from `aws`.
     pub invoker: Option<Arc<crate::backend::lambda::LambdaInvoker>>,
+    /// The role EventBridge Scheduler assumes to invoke the function of a
+    /// delayed task (lambda backend).
+    pub scheduler_role_arn: Option<String>,
+    /// EventBridge Scheduler's client for delayed tasks, in place of one built from `aws`.
+    pub scheduler: Option<Arc<crate::backend::scheduler::Scheduler>>,
+    /// Inside Lambda, a task sent to the caller's own function goes to the
+    /// version or alias the caller was invoked with (`:live` sends to
+    /// `:live`). `false` sends to the function as named.
+    pub follow_qualifier: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -96,6 +107,9 @@ impl std::fmt::Debug for Config {
             .field("aws", &self.aws.as_ref().map(|_| "<SdkConfig>"))
             .field("store", &self.store)
             .field("invoker", &self.invoker)
+            .field("scheduler_role_arn", &self.scheduler_role_arn)
+            .field("scheduler", &self.scheduler)
+            .field("follow_qualifier", &self.follow_qualifier)
             .finish()
     }
 }
@@ -115,6 +129,9 @@ impl Default for Config {
             aws: None,
             store: None,
             invoker: None,
+            scheduler_role_arn: None,
+            scheduler: None,
+            follow_qualifier: true,
         }
     }
 }
@@ -187,6 +204,14 @@ impl Config {
         if let Some(v) = var("TASK_LEASE_MS") {
             c.lease = Duration::from_millis(number(&v, "TASK_LEASE_MS", 300, 900_000, "milliseconds, 300 to 900000")?);
         }
+        c.scheduler_role_arn = var("TASK_SCHEDULER_ROLE_ARN");
+        if let Some(v) = var("TASK_FOLLOW_QUALIFIER") {
+            c.follow_qualifier = match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                _ => return Err(invalid("TASK_FOLLOW_QUALIFIER", &v, "`true` or `false`")),
+            };
+        }
         c.signing_key = var("TASK_SIGNING_KEY").map(|k| Arc::from(k.into_bytes()));
         Ok(c)
     }
@@ -233,6 +258,13 @@ impl Config {
     /// ```
     pub fn with_store(mut self, store: Arc<dyn crate::store::ResponseStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Schedule delayed tasks with `scheduler` on the lambda backend (a
+    /// client with its own endpoint, e.g. task-local's).
+    pub fn with_scheduler(mut self, scheduler: crate::backend::scheduler::Scheduler) -> Self {
+        self.scheduler = Some(Arc::new(scheduler));
         self
     }
 

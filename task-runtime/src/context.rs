@@ -35,6 +35,27 @@ thread_local! {
     static CURRENT_SYNC: std::cell::RefCell<Option<TaskContext>> = const { std::cell::RefCell::new(None) };
 }
 
+tokio::task_local! {
+    /// The function ARN the current Lambda invocation was invoked with
+    /// (with its qualifier, when it had one): around tasks and the user's handler.
+    static INVOKED: std::sync::Arc<str>;
+}
+
+thread_local! {
+    static INVOKED_SYNC: std::cell::RefCell<Option<std::sync::Arc<str>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `fut` as part of an invocation of `arn`: a task sent from inside it
+/// goes to the same qualifier (see [`crate::SendOptions`]).
+pub(crate) async fn within_invocation<F: std::future::Future>(arn: std::sync::Arc<str>, fut: F) -> F::Output {
+    INVOKED.scope(arn, fut).await
+}
+
+/// The function ARN of the Lambda invocation this code runs in, if any.
+pub(crate) fn invoked_function_arn() -> Option<std::sync::Arc<str>> {
+    INVOKED.try_with(Clone::clone).ok().or_else(|| INVOKED_SYNC.with(|c| c.borrow().clone()))
+}
+
 /// The task running on this task (or thread, for a sync task); `None`
 /// outside a task, and in a body run with `run_inline`.
 ///
@@ -61,11 +82,13 @@ pub(crate) async fn scope<F: std::future::Future>(ctx: TaskContext, fut: F) -> F
 
 /// Run a blocking closure with the caller's context visible on its thread.
 pub(crate) fn carry<R>(f: impl FnOnce() -> R) -> impl FnOnce() -> R {
-    let ctx = current();
+    let (ctx, invoked) = (current(), invoked_function_arn());
     move || {
         let previous = CURRENT_SYNC.with(|c| c.replace(ctx));
+        let previous_invoked = INVOKED_SYNC.with(|c| c.replace(invoked));
         let out = f();
         CURRENT_SYNC.with(|c| *c.borrow_mut() = previous);
+        INVOKED_SYNC.with(|c| *c.borrow_mut() = previous_invoked);
         out
     }
 }

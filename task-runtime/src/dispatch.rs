@@ -1,5 +1,9 @@
 //! The caller side: encode the call, record it as pending, and send it.
-//! The pending write and the invoke run concurrently, never one after the other.
+//! The pending write and the invoke run concurrently, except for an id the
+//! caller chose: then the conditional pending write comes first, and only
+//! the caller that created it sends.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
@@ -16,14 +20,60 @@ pub(crate) struct Target<'a> {
     pub(crate) function: Option<&'a str>,
     pub(crate) capture: bool,
     pub(crate) retries: Option<u8>,
+    /// An id the caller chose.
+    pub(crate) id: Option<&'a str>,
+    /// When the call is due, epoch ms (a delay).
+    pub(crate) run_at_ms: Option<u64>,
 }
 
-/// Send one call; returns its id and whether its response is captured.
-pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<(String, bool), DispatchError> {
+impl<'a> Target<'a> {
+    /// A target for `name` with the per-call `options` over the task's own.
+    pub(crate) fn new(name: &'a str, function: Option<&'a str>, capture: bool, retries: Option<u8>, options: &'a SendOptions) -> Self {
+        Target {
+            name,
+            function: options.function.as_deref().or(function),
+            capture: options.capture_response.unwrap_or(capture),
+            retries: options.retries.or(retries),
+            id: options.id.as_deref(),
+            run_at_ms: options.run_at.map(|at| at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)),
+        }
+    }
+}
+
+/// A sent call: its id, whether it is captured, and whether it was already
+/// there (a caller-chosen id sent before: nothing was sent this time).
+#[derive(Debug)]
+pub(crate) struct Dispatched {
+    pub(crate) id: String,
+    pub(crate) capture: bool,
+    pub(crate) existing: bool,
+}
+
+/// The longest delay: EventBridge Scheduler takes one-time schedules well
+/// beyond it, but a year is what the README promises and tests.
+const MAX_DELAY_MS: u64 = 366 * 86_400_000;
+/// The longest caller-chosen id (DynamoDB allows 2048 bytes in a key).
+const MAX_ID_BYTES: usize = 512;
+
+pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<Dispatched, DispatchError> {
     let rt = crate::runtime::runtime()?;
     let store = rt.store().filter(|_| t.capture);
     let retries = t.retries.unwrap_or(2).min((rt.config.max_attempts - 1) as u8);
     let mut env = Envelope::new(t.name, args, store.is_some(), retries);
+    if let Some(id) = t.id {
+        check_id(t.name, id)?;
+        if store.is_none() {
+            return Err(DispatchError::IdNeedsStore { task: t.name.to_owned() });
+        }
+        env.id = id.to_owned();
+    }
+    let now = now_ms();
+    if let Some(at) = t.run_at_ms
+        && at > now.saturating_add(MAX_DELAY_MS)
+    {
+        let problem = format!("a delay of {} days is over the longest, 366 days", (at - now) / 86_400_000);
+        return Err(DispatchError::BadDelay { task: t.name.to_owned(), problem });
+    }
     if let Some(key) = &rt.config.signing_key {
         env.sign(key);
     }
@@ -31,36 +81,91 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
         .to_payload()
         .map_err(|(size, limit)| DispatchError::PayloadTooLarge { task: t.name.to_owned(), size, limit })?;
     let function = t.function.or(rt.config.function.as_deref());
+    let followed = match (function, rt.config.follow_qualifier) {
+        (Some(f), true) => crate::context::invoked_function_arn().and_then(|arn| with_callers_qualifier(f, &arn)),
+        _ => None,
+    };
+    let function = followed.as_deref().or(function);
     let span = tracing::debug_span!("dispatch", task = %t.name, id = %env.id);
     let _enter = span.enter();
-    match store {
-        None => rt.backend.send(&env, function, payload).await?,
-        Some(store) => {
-            let now = now_ms();
-            let pending = PendingItem {
-                id: env.id.clone(),
-                task: t.name.to_owned(),
-                now_ms: now,
-                ttl: now / 1000 + rt.config.response_ttl.as_secs(),
-                digest: rt.config.signing_key.as_ref().map(|_| crate::envelope::payload_digest(&payload)),
-            };
-            let (written, sent) = tokio::join!(store.put_pending(pending), rt.backend.send(&env, function, payload));
-            if let Err(refused) = sent {
-                // Never sent: take the pending item back so nothing reads as
-                // pending for a call that does not exist.
-                if let Ok(true) = written
-                    && let Err(e) = store.discard_pending(&env.id).await
-                {
-                    tracing::warn!(error = %e, "the invoke failed and its pending item could not be removed; it expires by ttl");
-                }
-                return Err(refused);
-            }
-            // `false` means the worker got there first: fine.
-            written.map_err(|source| DispatchError::Store { task: t.name.to_owned(), id: env.id.clone(), source })?;
+    let run_at_ms = t.run_at_ms.filter(|at| *at > now);
+    let digest = rt.config.signing_key.as_ref().map(|_| crate::envelope::payload_digest(&payload));
+    let send = rt.backend.send(&env, function, payload, run_at_ms);
+    let Some(store) = store else {
+        send.await?;
+        return Ok(Dispatched { id: env.id.clone(), capture: false, existing: false });
+    };
+    let pending = PendingItem {
+        id: env.id.clone(),
+        task: t.name.to_owned(),
+        now_ms: now,
+        ttl: now / 1000 + rt.config.response_ttl.as_secs(),
+        run_at_ms,
+        digest,
+    };
+    let stored = |source| DispatchError::Store { task: t.name.to_owned(), id: env.id.clone(), source };
+    if t.id.is_some() {
+        // A caller-chosen id: record first, send only if this caller created
+        // the record, so two sends of one id make one invoke.
+        if !store.put_pending(pending).await.map_err(|source| DispatchError::Store { task: t.name.to_owned(), id: env.id.clone(), source })? {
+            tracing::info!("a call with this id exists already: not sent again");
+            return Ok(Dispatched { id: env.id.clone(), capture: true, existing: true });
         }
+        if let Err(refused) = send.await {
+            take_back(store.as_ref(), &env.id).await;
+            return Err(refused);
+        }
+    } else {
+        let (written, sent) = tokio::join!(store.put_pending(pending), send);
+        if let Err(refused) = sent {
+            // Never sent: take the pending item back so nothing reads as
+            // pending for a call that does not exist.
+            if let Ok(true) = written {
+                take_back(store.as_ref(), &env.id).await;
+            }
+            return Err(refused);
+        }
+        // `false` means the worker got there first: fine.
+        written.map_err(stored)?;
     }
     tracing::debug!("dispatched");
-    Ok((env.id, env.capture))
+    Ok(Dispatched { id: env.id.clone(), capture: true, existing: false })
+}
+
+/// Remove the pending item of a call whose send was refused.
+async fn take_back(store: &dyn crate::store::ResponseStore, id: &str) {
+    if let Err(e) = store.discard_pending(id).await {
+        tracing::warn!(error = %e, "the invoke failed and its pending item could not be removed; it expires by ttl");
+    }
+}
+
+/// `target` at the caller's qualifier, when `target` is the caller's own
+/// function named without one and the caller was invoked at one
+/// (`arn:…:function:NAME:QUALIFIER`); `None` leaves `target` as it is.
+fn with_callers_qualifier(target: &str, invoked_arn: &str) -> Option<String> {
+    let (own, qualifier) = match invoked_arn.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", _, "lambda", _, _, "function", name, qualifier] if !qualifier.is_empty() => (*name, *qualifier),
+        _ => return None,
+    };
+    let named = match target.split(':').collect::<Vec<_>>().as_slice() {
+        [name] | [_, "function", name] | ["arn", _, "lambda", _, _, "function", name] => *name,
+        _ => return None, // qualified already, or not a function reference we know
+    };
+    (named == own).then(|| format!("{target}:{qualifier}"))
+}
+
+/// A caller-chosen id: not empty, at most 512 bytes, no control characters.
+fn check_id(task: &str, id: &str) -> Result<(), DispatchError> {
+    let problem = if id.is_empty() {
+        "is empty"
+    } else if id.len() > MAX_ID_BYTES {
+        "is longer than 512 bytes"
+    } else if id.chars().any(char::is_control) {
+        "holds a control character"
+    } else {
+        return Ok(());
+    };
+    Err(DispatchError::BadId { task: task.to_owned(), id: id.to_owned(), problem })
 }
 
 /// Options for [`send`].
@@ -68,9 +173,16 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
 /// ```
 /// use task_runtime::SendOptions;
 ///
+/// use std::time::Duration;
+///
 /// let options = SendOptions::default().function("reports-worker").retries(5).capture_response(false);
 /// assert_eq!(options.retries, Some(2)); // Lambda retries an async event at most twice
 /// assert_eq!(options.function.as_deref(), Some("reports-worker"));
+///
+/// // Run in ten minutes, once: a second send of this id (an API Gateway
+/// // retry of the web request, say) finds the first call and sends nothing.
+/// let later = SendOptions::default().delay(Duration::from_secs(600)).id("order-1234-receipt");
+/// assert!(later.run_at.is_some());
 /// ```
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
@@ -81,6 +193,14 @@ pub struct SendOptions {
     pub capture_response: Option<bool>,
     /// The most retries to allow (0-2; default 2).
     pub retries: Option<u8>,
+    /// The call's id, chosen by the caller: sending an id that exists
+    /// already sends nothing and returns a handle to the existing call
+    /// ([`TaskHandle::is_existing`]). Needs the response store.
+    pub id: Option<String>,
+    /// When the call should run; until then it reads `scheduled`. On AWS it
+    /// goes through EventBridge Scheduler (`TASK_SCHEDULER_ROLE_ARN`); on the
+    /// local backend it is a timer. At most 366 days ahead.
+    pub run_at: Option<SystemTime>,
 }
 
 impl SendOptions {
@@ -97,6 +217,21 @@ impl SendOptions {
     /// Cap the retries (0-2).
     pub fn retries(mut self, retries: u8) -> Self {
         self.retries = Some(retries.min(2));
+        self
+    }
+    /// Use this id for the call (idempotent enqueueing).
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+    /// Run the call after `delay`.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.run_at = Some(SystemTime::now() + delay);
+        self
+    }
+    /// Run the call at `when` (now, if it is past).
+    pub fn at(mut self, when: SystemTime) -> Self {
+        self.run_at = Some(when);
         self
     }
 }
@@ -126,12 +261,32 @@ pub async fn send(task: &str, args: Value, options: SendOptions) -> Result<TaskH
             return Err(DispatchError::ArgsNotObject { task: task.to_owned(), found });
         }
     };
-    let target = Target {
-        name: task,
-        function: options.function.as_deref(),
-        capture: options.capture_response.unwrap_or(true),
-        retries: options.retries,
-    };
-    let (id, captured) = dispatch(target, args).await?;
-    Ok(TaskHandle::from_parts(id, task.to_owned(), captured))
+    let sent = dispatch(Target::new(task, None, true, None, &options), args).await?;
+    Ok(TaskHandle::from_dispatched(sent, task.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_for_the_caller_s_own_function_follows_its_qualifier() {
+        let live = "arn:aws:lambda:eu-west-1:123456789012:function:worker:live";
+        assert_eq!(with_callers_qualifier("worker", live).as_deref(), Some("worker:live"));
+        let arn = "arn:aws:lambda:eu-west-1:123456789012:function:worker";
+        assert_eq!(with_callers_qualifier(arn, live), Some(format!("{arn}:live")));
+        assert_eq!(with_callers_qualifier("123456789012:function:worker", live).as_deref(), Some("123456789012:function:worker:live"));
+        // Another function, an explicit qualifier, or an unqualified caller: as named.
+        assert_eq!(with_callers_qualifier("reports", live), None);
+        assert_eq!(with_callers_qualifier("worker:$LATEST", live), None);
+        assert_eq!(with_callers_qualifier("worker", arn), None);
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(check_id("t", "order-7").is_ok());
+        for bad in ["", "a\nb", &"x".repeat(513)] {
+            assert!(matches!(check_id("t", bad), Err(DispatchError::BadId { .. })), "{bad:?}");
+        }
+    }
 }

@@ -235,12 +235,83 @@ pub enum DispatchError {
         /// The store's error.
         source: StoreError,
     },
+    /// A caller-chosen id is not usable.
+    #[error("task `{task}`: the id {id:?} {problem}")]
+    BadId {
+        /// The task name.
+        task: String,
+        /// The id that was given.
+        id: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// A caller-chosen id needs the response store: it is where the call is
+    /// recorded before it is sent, so that a second send finds it.
+    #[error("task `{task}`: an id chosen by the caller needs a response store (set TASK_RESPONSE_TABLE) and capture_response on")]
+    IdNeedsStore {
+        /// The task name.
+        task: String,
+    },
+    /// A delay that Lambda cannot honour.
+    #[error("task `{task}`: {problem}")]
+    BadDelay {
+        /// The task name.
+        task: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// EventBridge Scheduler (or the emulator) refused the one-time schedule
+    /// of a delayed task.
+    #[error("task `{task}` (id {id}): scheduling it failed: {message}")]
+    Schedule {
+        /// The task name.
+        task: String,
+        /// The response id.
+        id: String,
+        /// What the service said.
+        message: String,
+    },
     /// Configuration is missing or wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The local backend could not build its registry.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+}
+
+/// A call could not be cancelled.
+///
+/// ```no_run
+/// use task_runtime::{cancel, CancelError, Status};
+///
+/// # async fn demo() {
+/// match cancel("0b1d...").await {
+///     Ok(()) => println!("cancelled: it will never run"),
+///     Err(CancelError::NotCancellable { status: Status::Complete, .. }) => println!("too late: it already ran"),
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CancelError {
+    /// The call has started or ended: only `scheduled` and `pending` calls can be cancelled.
+    #[error("call {id} is {status}: only a scheduled or pending call can be cancelled")]
+    NotCancellable {
+        /// The response id.
+        id: String,
+        /// Its status.
+        status: Status,
+    },
+    /// No such call: unknown, or expired past its TTL.
+    #[error("no call {id}: it is unknown or has expired")]
+    NotFound {
+        /// The response id.
+        id: String,
+    },
+    /// The store could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Two tasks share one name, so the worker cannot start.
@@ -384,6 +455,14 @@ pub enum WaitError {
         task: String,
         /// Attempts started.
         attempts: u32,
+    },
+    /// The call was cancelled before it ran.
+    #[error("task `{task}` (id {id}) was cancelled before it ran")]
+    Cancelled {
+        /// The response id.
+        id: String,
+        /// The task name.
+        task: String,
     },
     /// The stored response is not of the handle's type.
     #[error("task `{task}` (id {id}): the stored response does not decode as the handle's type: {source}")]

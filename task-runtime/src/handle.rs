@@ -31,6 +31,9 @@ pub struct TaskHandle<T> {
     task: String,
     #[serde(default = "yes")]
     capture: bool,
+    /// Sent before, under a caller-chosen id: this send sent nothing.
+    #[serde(skip)]
+    existing: bool,
     #[serde(skip)]
     _value: PhantomData<fn() -> T>,
 }
@@ -41,7 +44,7 @@ fn yes() -> bool {
 
 impl<T> Clone for TaskHandle<T> {
     fn clone(&self) -> Self {
-        Self::from_parts(self.id.clone(), self.task.clone(), self.capture)
+        Self { existing: self.existing, ..Self::from_parts(self.id.clone(), self.task.clone(), self.capture) }
     }
 }
 
@@ -63,7 +66,35 @@ const MAX_POLL: Duration = Duration::from_secs(1);
 
 impl<T> TaskHandle<T> {
     pub(crate) fn from_parts(id: String, task: String, capture: bool) -> Self {
-        Self { id, task, capture, _value: PhantomData }
+        Self { id, task, capture, existing: false, _value: PhantomData }
+    }
+
+    pub(crate) fn from_dispatched(sent: crate::dispatch::Dispatched, task: String) -> Self {
+        Self { existing: sent.existing, ..Self::from_parts(sent.id, task, sent.capture) }
+    }
+
+    /// `true` when the call was sent with an id that existed already
+    /// ([`SendOptions::id`](crate::SendOptions::id)): nothing was sent this
+    /// time, and this handle follows the first call.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use task_runtime::{send, SendOptions};
+    /// # #[task_runtime::task(name = "docs.handle.receipt")] async fn receipt(order: u32) -> u32 { order }
+    /// let first = send("docs.handle.receipt", serde_json::json!({"order": 7}), SendOptions::default().id("receipt-7")).await?;
+    /// let again = send("docs.handle.receipt", serde_json::json!({"order": 7}), SendOptions::default().id("receipt-7")).await?;
+    /// assert!(!first.is_existing() && again.is_existing());
+    /// assert_eq!(again.wait().await?, serde_json::json!(7));
+    /// # Ok(()) }
+    /// ```
+    pub fn is_existing(&self) -> bool {
+        self.existing
+    }
+
+    /// Cancel the call if it has not started (see [`crate::cancel`]).
+    pub async fn cancel(&self) -> Result<(), crate::error::CancelError> {
+        crate::cancel::cancel(&self.id).await
     }
 
     /// A handle for a known id (e.g. one a browser sent back).
@@ -159,6 +190,9 @@ impl<T: DeserializeOwned> TaskHandle<T> {
                         crate::response::Failure::new(crate::response::FailureKind::Failed, "failed with no error recorded")
                     });
                     return Err(WaitError::Failed { id: self.id.clone(), task: r.task, attempts: r.attempts, failure });
+                }
+                Status::Cancelled => {
+                    return Err(WaitError::Cancelled { id: self.id.clone(), task: r.task });
                 }
                 Status::Running if r.stale => {
                     return Err(WaitError::Stale { id: self.id.clone(), task: r.task, attempts: r.attempts });

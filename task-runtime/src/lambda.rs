@@ -139,9 +139,10 @@ where
                         return Box::pin(async move { Err(d) });
                     }
                 };
+                let invoked: std::sync::Arc<str> = ctx.invoked_function_arn.as_str().into();
                 let fut = self.inner.call(LambdaEvent::new(event, ctx));
                 Box::pin(async move {
-                    let response = fut.await.map_err(Into::into)?;
+                    let response = crate::context::within_invocation(invoked, fut).await.map_err(Into::into)?;
                     serde_json::to_value(response).map_err(|e| Diagnostic {
                         error_type: "InvalidResponse".into(),
                         error_message: format!("the handler's response does not serialize to JSON: {e}"),
@@ -151,8 +152,9 @@ where
             incoming => {
                 let worker = self.worker.clone();
                 let inv = invocation(&ctx);
+                let invoked: std::sync::Arc<str> = ctx.invoked_function_arn.as_str().into();
                 Box::pin(async move {
-                    match worker.handle_incoming(incoming, &inv).await {
+                    match crate::context::within_invocation(invoked, worker.handle_incoming(incoming, &inv)).await {
                         Some(reply) => reply_to_result(reply),
                         None => Err(Diagnostic { error_type: "NotATaskEvent".into(), error_message: "not a task message".into() }),
                     }

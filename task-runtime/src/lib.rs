@@ -46,6 +46,7 @@ pub mod store;
 pub mod worker;
 
 mod aws;
+mod cancel;
 mod config;
 mod context;
 mod dispatch;
@@ -64,10 +65,11 @@ mod time;
 pub mod __private;
 
 pub use runtime::wait_for_local_tasks;
+pub use cancel::cancel;
 pub use config::{BackendKind, Config};
 pub use context::{TaskContext, current};
 pub use dispatch::{SendOptions, send};
-pub use error::{BoxError, ConfigError, DispatchError, Error, RegistryError, StoreError, TaskError, TaskResult, WaitError, error_type};
+pub use error::{BoxError, CancelError, ConfigError, DispatchError, Error, RegistryError, StoreError, TaskError, TaskResult, WaitError, error_type};
 pub use handle::TaskHandle;
 pub use lambda::{invocation, reply_to_result, run, run_tasks};
 #[cfg(feature = "http")]

@@ -21,6 +21,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Sent with a delay: it runs at `run_at`, unless cancelled first.
+    Scheduled,
     /// Sent; no worker has started it yet.
     Pending,
     /// A worker is running it.
@@ -31,23 +33,27 @@ pub enum Status {
     Complete,
     /// Finished with an error; it will not run again.
     Failed,
+    /// Cancelled before it ran ([`crate::cancel`]); it will never run.
+    Cancelled,
 }
 
 impl Status {
     /// The lowercase name, as stored.
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Scheduled => "scheduled",
             Status::Pending => "pending",
             Status::Running => "running",
             Status::Retrying => "retrying",
             Status::Complete => "complete",
             Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
         }
     }
 
-    /// `complete` or `failed`: the task will not run again.
+    /// `complete`, `failed` or `cancelled`: the task will not run (again).
     pub fn is_finished(self) -> bool {
-        matches!(self, Status::Complete | Status::Failed)
+        matches!(self, Status::Complete | Status::Failed | Status::Cancelled)
     }
 }
 
@@ -61,12 +67,18 @@ impl FromStr for Status {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         Ok(match s {
+            "scheduled" => Status::Scheduled,
             "pending" => Status::Pending,
             "running" => Status::Running,
             "retrying" => Status::Retrying,
             "complete" => Status::Complete,
             "failed" => Status::Failed,
-            other => return Err(format!("is {other:?}, not one of pending, running, retrying, complete, failed")),
+            "cancelled" => Status::Cancelled,
+            other => {
+                return Err(format!(
+                    "is {other:?}, not one of scheduled, pending, running, retrying, complete, failed, cancelled (written by a newer version?)"
+                ));
+            }
         })
     }
 }
@@ -236,6 +248,9 @@ pub struct AsyncResponse {
     pub created_at: u64,
     /// When the record last changed, epoch milliseconds.
     pub updated_at: u64,
+    /// When a delayed call is due, epoch milliseconds (`None` when sent without a delay).
+    #[serde(default)]
+    pub run_at: Option<u64>,
     /// `running`, but its worker is gone and no retry is left to come: the
     /// last attempt's lease lapsed (its heartbeat stopped) and it was the
     /// last attempt Lambda allows. Lambda's failure record, when the

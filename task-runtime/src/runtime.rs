@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::backend::Backend;
 use crate::backend::lambda::LambdaInvoker;
+use crate::backend::scheduler::Scheduler;
 use crate::backend::local::LocalBackend;
 use crate::config::{BackendKind, Config};
 use crate::error::{ConfigError, Error};
@@ -48,7 +49,14 @@ impl Runtime {
                         None => LambdaInvoker::lazy(),
                     })
                 });
-                (store, Backend::Lambda(invoker))
+                let scheduler = config.scheduler.clone().unwrap_or_else(|| {
+                    Arc::new(match &config.aws {
+                        Some(sdk) => Scheduler::from_sdk_config(sdk.clone()),
+                        None => Scheduler::lazy(),
+                    })
+                });
+                let scheduler_role_arn = config.scheduler_role_arn.clone();
+                (store, Backend::Lambda { invoker, scheduler, scheduler_role_arn })
             }
         };
         Self { config, store, backend }

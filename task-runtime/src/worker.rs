@@ -216,7 +216,7 @@ impl Worker {
             return Ok(false);
         };
         let now = now_ms();
-        let item = PendingItem { id, task, now_ms: now, ttl: now / 1000 + self.settings.response_ttl.as_secs(), digest: None };
+        let item = PendingItem { id, task, now_ms: now, ttl: now / 1000 + self.settings.response_ttl.as_secs(), run_at_ms: None, digest: None };
         let ended = store.fail_unfinished(item, failure.clone()).instrument(span.clone()).await;
         span.in_scope(|| match &ended {
             Ok(true) => tracing::error!(kind = %failure.kind, "ended by Lambda's failure record: {}", failure.message),
@@ -326,6 +326,10 @@ impl Worker {
         };
         let attempt = match self.begin(store.as_ref(), id, task, inv, work.max_attempts()).await {
             Ok(Begun::Started { attempts }) => attempts,
+            Ok(Begun::Finished { status: Status::Cancelled, attempts }) => {
+                tracing::info!("the call was cancelled: not run");
+                return summary(id, task, Status::Cancelled, attempts, Some("cancelled"));
+            }
             Ok(Begun::Finished { status, attempts }) => {
                 tracing::info!(%status, attempts, "duplicate delivery of a finished task: not run again");
                 return summary(id, task, status, attempts, Some("duplicate"));

@@ -17,7 +17,7 @@ async fn store() -> DynamoStore {
 }
 
 fn pending(id: &str) -> PendingItem {
-    PendingItem { id: id.into(), task: "pies::bake".into(), now_ms: common::now_ms(), ttl: FAR_TTL, digest: None }
+    PendingItem { id: id.into(), task: "pies::bake".into(), now_ms: common::now_ms(), ttl: FAR_TTL, run_at_ms: None, digest: None }
 }
 
 fn begin(id: &str, request_id: &str, lease_until_ms: u64) -> BeginRequest {

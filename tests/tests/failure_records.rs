@@ -46,7 +46,7 @@ async fn setup(extra: &[&str]) -> Setup {
 async fn send(s: &Setup, task: &str, args: Value) -> String {
     let env = Envelope::new(task, args.as_object().cloned().unwrap_or_default(), true, 2);
     let now = common::now_ms();
-    let pending = PendingItem { id: env.id.clone(), task: task.into(), now_ms: now, ttl: now / 1000 + 3600, digest: None };
+    let pending = PendingItem { id: env.id.clone(), task: task.into(), now_ms: now, ttl: now / 1000 + 3600, run_at_ms: None, digest: None };
     s.store.put_pending(pending).await.expect("put");
     let out = s
         .tl

@@ -22,7 +22,7 @@ const TASK_RUNTIME: &[&[&str]] = &[
     &["backend"],
     &["config"],
     &["runtime"],
-    &["poll"],
+    &["poll", "cancel"],
     &["handle"],
     &["dispatch"],
     &["lambda"],

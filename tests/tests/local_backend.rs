@@ -350,3 +350,80 @@ async fn run_inline_runs_the_body_in_place() {
 fn halve(n: u32) -> Result<u32, TaskError> {
     if n % 2 == 1 { Err(TaskError::fail(format!("{n} is odd"))) } else { Ok(n / 2) }
 }
+
+/// Runs of `tally` per key (tests run in parallel in this binary).
+static TALLY: std::sync::Mutex<std::collections::BTreeMap<String, u32>> = std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn tally_of(key: &str) -> u32 {
+    TALLY.lock().unwrap_or_else(|p| p.into_inner()).get(key).copied().unwrap_or(0)
+}
+
+#[task]
+async fn tally(key: String) -> u64 {
+    *TALLY.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_default() += 1;
+    task_runtime::current().map(|c| c.attempt.unwrap_or(0)).unwrap_or(0).into()
+}
+
+#[tokio::test]
+async fn one_id_sent_twice_at_once_runs_once() {
+    setup();
+    let id = format!("receipt-{}", uuid::Uuid::new_v4());
+    let send_once = || tally::send_with(SendOptions::default().id(id.clone()), "same-id".into());
+    let (a, b) = tokio::join!(send_once(), send_once());
+    let (a, b) = (a.expect("dispatch"), b.expect("dispatch"));
+    assert_eq!((a.id(), b.id()), (id.as_str(), id.as_str()));
+    assert_eq!([a.is_existing(), b.is_existing()].iter().filter(|e| **e).count(), 1, "one send found the other's call");
+    assert_eq!(finished(&id).await.status, Status::Complete);
+    // And once more, later: still the first call.
+    let again = send("local_backend::tally", serde_json::json!({"key": "same-id"}), SendOptions::default().id(id.clone())).await.expect("dispatch");
+    assert!(again.is_existing());
+    task_runtime::wait_for_local_tasks().await;
+    assert_eq!(tally_of("same-id"), 1);
+}
+
+#[tokio::test]
+async fn a_bad_id_is_refused_naming_it() {
+    setup();
+    match tally::send_with(SendOptions::default().id(""), "x".into()).await {
+        Err(DispatchError::BadId { problem, .. }) => assert_eq!(problem, "is empty"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_delayed_call_is_scheduled_then_complete_and_not_before_its_time() {
+    setup();
+    let sent = std::time::Instant::now();
+    let h = tally::after(Duration::from_millis(400), "delayed".into()).await.expect("dispatch");
+    let r = get_async_response(h.id()).await.expect("read").expect("exists");
+    assert_eq!(r.status, Status::Scheduled);
+    assert!(r.run_at.is_some());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(tally_of("delayed"), 0, "not before its time");
+    assert_eq!(get_async_response(h.id()).await.expect("read").map(|r| r.status), Some(Status::Scheduled));
+    assert_eq!(h.wait().await.expect("completes"), 1);
+    assert!(sent.elapsed() >= Duration::from_millis(400), "{:?}", sent.elapsed());
+    assert_eq!(tally_of("delayed"), 1);
+}
+
+#[tokio::test]
+async fn a_cancelled_call_never_runs_and_a_finished_one_cannot_be_cancelled() {
+    setup();
+    let h = tally::after(Duration::from_millis(300), "cancelled".into()).await.expect("dispatch");
+    h.cancel().await.expect("a scheduled call can be cancelled");
+    assert!(matches!(h.wait().await, Err(WaitError::Cancelled { .. })));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    task_runtime::wait_for_local_tasks().await;
+    assert_eq!(tally_of("cancelled"), 0, "the timer fired and ran nothing");
+    assert_eq!(get_async_response(h.id()).await.expect("read").map(|r| r.status), Some(Status::Cancelled));
+
+    let done = tally("done".into()).await.expect("dispatch");
+    done.wait().await.expect("completes");
+    match task_runtime::cancel(done.id()).await {
+        Err(e @ task_runtime::CancelError::NotCancellable { status: Status::Complete, .. }) => {
+            assert!(e.to_string().contains("is complete"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(task_runtime::cancel("no-such-call").await, Err(task_runtime::CancelError::NotFound { .. })));
+}

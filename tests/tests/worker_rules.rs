@@ -310,7 +310,7 @@ async fn a_failure_record_leaves_a_finished_call_as_it_is_and_expired_events_end
 
     // Never delivered (too old in the queue): the pending item ends expired.
     let old = envelope(counted::NAME, json!({"key": "record-old", "pause_ms": 0}));
-    let pending = task_runtime::store::PendingItem { id: old.id.clone(), task: old.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600, digest: None };
+    let pending = task_runtime::store::PendingItem { id: old.id.clone(), task: old.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600, run_at_ms: None, digest: None };
     store.put_pending(pending).await.expect("put");
     let mut record = failure_record(&old, "EventAgeExceeded", "");
     record.as_object_mut().map(|r| r.remove("responsePayload"));
@@ -353,7 +353,7 @@ async fn with_signing_on_only_a_record_of_a_verified_message_counts() {
     let mut genuine = envelope(counted::NAME, json!({"key": "genuine", "pause_ms": 0}));
     genuine.sign(key);
     for env in [&forged, &genuine] {
-        let pending = task_runtime::store::PendingItem { id: env.id.clone(), task: env.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600, digest: None };
+        let pending = task_runtime::store::PendingItem { id: env.id.clone(), task: env.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600, run_at_ms: None, digest: None };
         store.put_pending(pending).await.expect("put");
         w.handle_event(&failure_record(env, "RetriesExhausted", "Runtime.ExitError"), &inv("req-rec")).await;
     }
@@ -372,6 +372,7 @@ async fn a_genuine_message_this_worker_cannot_verify_ends_its_call_refused_and_a
         task: env.task.clone(),
         now_ms: now_ms(),
         ttl: now_ms() / 1000 + 3600,
+        run_at_ms: None,
         digest: Some(env.digest()),
     };
     store.put_pending(pending(&genuine)).await.expect("put");

@@ -44,14 +44,18 @@ impl LocalBackend {
     /// Queue a message, like `Invoke` with `InvocationType=Event`: returns at
     /// once; the work runs on tokio. At most `1 + retries` attempts (and no
     /// more than the configured maximum), as if the function's own retry
-    /// setting were the task's.
-    pub(crate) fn enqueue(&self, payload: Vec<u8>, retries: u8) -> Result<(), DispatchError> {
+    /// setting were the task's. With `run_at_ms` (epoch ms), a timer holds
+    /// it until then.
+    pub(crate) fn enqueue(&self, payload: Vec<u8>, retries: u8, run_at_ms: Option<u64>) -> Result<(), DispatchError> {
         let worker = self.worker()?;
         let max_attempts = self.settings.max_attempts.min(1 + u32::from(retries));
         let delay = self.retry_delay;
         let guard = InFlight::new(self.in_flight.clone());
         tokio::spawn(async move {
             let _guard = guard;
+            if let Some(at) = run_at_ms {
+                tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await;
+            }
             let request_id = uuid::Uuid::new_v4().to_string();
             for attempt in 1..=max_attempts {
                 let deadline_ms = now_ms() + LOCAL_TIMEOUT.as_millis() as u64;

@@ -1,6 +1,7 @@
 //! The DynamoDB response store. Item layout (key `id`, TTL attribute `ttl`):
 //! `id, task, status, attempts (N), request_id, lease_until_ms (N),
-//! max_attempts (N), digest (S, with signing on), response (S: JSON text),
+//! max_attempts (N), digest (S, with signing on), run_at_ms (N, for a
+//! delayed call), response (S: JSON text),
 //! error (M: kind, message), created_at_ms, updated_at_ms, ttl (N, epoch seconds)`.
 //!
 //! Readers ignore attributes they do not know, and read a failure kind they
@@ -21,7 +22,7 @@ use aws_sdk_dynamodb::types::{
 };
 use tokio::sync::OnceCell;
 
-use super::{BeginRequest, Begun, FinalState, Finished, Item, PendingItem, ResponseStore};
+use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore};
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, FailureKind, Status};
 
@@ -208,6 +209,7 @@ pub(crate) fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
         lease_until_ms: get_n("lease_until_ms")?,
         max_attempts: get_n("max_attempts")?.map(|m| m.min(u64::from(u32::MAX)) as u32),
         digest: get_s("digest")?,
+        run_at_ms: get_n("run_at_ms")?,
         response: get_s("response")?,
         error,
         created_at_ms: get_n("created_at_ms")?.unwrap_or(0),
@@ -222,7 +224,7 @@ impl ResponseStore for DynamoStore {
         let mut item: Attrs = HashMap::from([
             ("id".to_owned(), s(p.id)),
             ("task".to_owned(), s(p.task)),
-            ("status".to_owned(), s(Status::Pending.as_str())),
+            ("status".to_owned(), s(if p.run_at_ms.is_some() { Status::Scheduled } else { Status::Pending }.as_str())),
             ("attempts".to_owned(), n(0)),
             ("created_at_ms".to_owned(), n(p.now_ms)),
             ("updated_at_ms".to_owned(), n(p.now_ms)),
@@ -230,6 +232,9 @@ impl ResponseStore for DynamoStore {
         ]);
         if let Some(digest) = p.digest {
             item.insert("digest".to_owned(), s(digest));
+        }
+        if let Some(at) = p.run_at_ms {
+            item.insert("run_at_ms".to_owned(), n(at));
         }
         let put = self
             .client()
@@ -294,6 +299,47 @@ impl ResponseStore for DynamoStore {
         }
     }
 
+    async fn cancel(&self, id: &str, now_ms: u64) -> Result<Cancel, StoreError> {
+        let update = self
+            .client()
+            .await
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .update_expression("SET #status = :cancelled, #updated = :now")
+            .condition_expression("#status IN (:scheduled, :pending) AND #ttl > :now_s")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#updated", "updated_at_ms")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":cancelled", s(Status::Cancelled.as_str()))
+            .expression_attribute_values(":scheduled", s(Status::Scheduled.as_str()))
+            .expression_attribute_values(":pending", s(Status::Pending.as_str()))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":now_s", n(now_ms / 1000))
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match update {
+            Ok(out) => {
+                let was = out.attributes().map(item_from_attrs).transpose()?.map_or(Status::Pending, |i| i.status);
+                Ok(Cancel::Cancelled { was })
+            }
+            Err(e) => {
+                let Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(ccf)) =
+                    e.as_service_error()
+                else {
+                    return Err(self.err("cancel", &e));
+                };
+                // Absent (the condition fails on a missing item too, with no item returned), expired, or begun.
+                match ccf.item().map(item_from_attrs).transpose()? {
+                    Some(item) if !item.expired(now_ms) => Ok(Cancel::NotCancellable { status: item.status }),
+                    _ => Ok(Cancel::NotFound),
+                }
+            }
+        }
+    }
+
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
         let update = self
             .client()
@@ -308,7 +354,7 @@ impl ResponseStore for DynamoStore {
             )
             // Only a lapsed lease is taken over, whoever asks (see Item::begin_verdict).
             .condition_expression(
-                "attribute_not_exists(#id) OR #status IN (:pending, :retrying) OR (#status = :running AND #lease < :now)",
+                "attribute_not_exists(#id) OR #status IN (:scheduled, :pending, :retrying) OR (#status = :running AND #lease < :now)",
             )
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#status", "status")
@@ -321,6 +367,7 @@ impl ResponseStore for DynamoStore {
             .expression_attribute_names("#updated", "updated_at_ms")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":running", s(Status::Running.as_str()))
+            .expression_attribute_values(":scheduled", s(Status::Scheduled.as_str()))
             .expression_attribute_values(":pending", s(Status::Pending.as_str()))
             .expression_attribute_values(":retrying", s(Status::Retrying.as_str()))
             .expression_attribute_values(":zero", n(0))
@@ -414,7 +461,7 @@ impl ResponseStore for DynamoStore {
                  #attempts = if_not_exists(#attempts, :zero), #created = if_not_exists(#created, :now), \
                  #ttl = if_not_exists(#ttl, :ttl)",
             )
-            .condition_expression("attribute_not_exists(#id) OR #status IN (:pending, :running, :retrying)")
+            .condition_expression("attribute_not_exists(#id) OR #status IN (:scheduled, :pending, :running, :retrying)")
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
@@ -424,6 +471,7 @@ impl ResponseStore for DynamoStore {
             .expression_attribute_names("#created", "created_at_ms")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":failed", s(Status::Failed.as_str()))
+            .expression_attribute_values(":scheduled", s(Status::Scheduled.as_str()))
             .expression_attribute_values(":pending", s(Status::Pending.as_str()))
             .expression_attribute_values(":running", s(Status::Running.as_str()))
             .expression_attribute_values(":retrying", s(Status::Retrying.as_str()))

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{BeginRequest, Begun, FinalState, Finished, Item, PendingItem, ResponseStore};
+use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore};
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, Status};
 
@@ -16,7 +16,7 @@ use crate::response::{AsyncResponse, Failure, Status};
 /// use task_runtime::store::{memory::MemoryStore, PendingItem, ResponseStore};
 /// # tokio_test_block(async {
 /// let store = MemoryStore::default();
-/// let item = PendingItem { id: "1".into(), task: "t".into(), now_ms: 0, ttl: u64::MAX / 1000, digest: None };
+/// let item = PendingItem { id: "1".into(), task: "t".into(), now_ms: 0, ttl: u64::MAX / 1000, run_at_ms: None, digest: None };
 /// assert!(store.put_pending(item.clone()).await.unwrap());
 /// assert!(!store.put_pending(item).await.unwrap()); // never overwrites
 /// # });
@@ -45,7 +45,7 @@ impl ResponseStore for MemoryStore {
             if items.get(&p.id).is_some_and(|i| !i.expired(p.now_ms)) {
                 return false;
             }
-            items.insert(p.id.clone(), Item::pending(p.id, p.task, p.now_ms, p.ttl, p.digest));
+            items.insert(p.id.clone(), Item::pending(p.id, p.task, p.now_ms, p.ttl, p.digest, p.run_at_ms));
             true
         }))
     }
@@ -71,11 +71,25 @@ impl ResponseStore for MemoryStore {
         }))
     }
 
+    async fn cancel(&self, id: &str, now_ms: u64) -> Result<Cancel, StoreError> {
+        Ok(self.with(|items| match items.get_mut(id) {
+            Some(item) if item.expired(now_ms) => Cancel::NotFound,
+            Some(item) if matches!(item.status, Status::Scheduled | Status::Pending) => {
+                let was = item.status;
+                item.status = Status::Cancelled;
+                item.updated_at_ms = now_ms;
+                Cancel::Cancelled { was }
+            }
+            Some(item) => Cancel::NotCancellable { status: item.status },
+            None => Cancel::NotFound,
+        }))
+    }
+
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
         Ok(self.with(|items| {
             let item = items
                 .entry(req.id.clone())
-                .or_insert_with(|| Item::pending(req.id.clone(), req.task.clone(), req.now_ms, req.ttl, None));
+                .or_insert_with(|| Item::pending(req.id.clone(), req.task.clone(), req.now_ms, req.ttl, None, None));
             if let Some(refused) = item.begin_verdict(&req) {
                 return refused;
             }
@@ -101,7 +115,7 @@ impl ResponseStore for MemoryStore {
 
     async fn fail_unfinished(&self, p: PendingItem, failure: Failure) -> Result<bool, StoreError> {
         Ok(self.with(|items| {
-            let item = items.entry(p.id.clone()).or_insert_with(|| Item::pending(p.id, p.task, p.now_ms, p.ttl, None));
+            let item = items.entry(p.id.clone()).or_insert_with(|| Item::pending(p.id, p.task, p.now_ms, p.ttl, None, None));
             if item.status.is_finished() {
                 return false;
             }
@@ -160,7 +174,7 @@ mod tests {
     async fn conditional_rules() {
         let s = MemoryStore::default();
         // caller first, then worker
-        assert!(s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, digest: None }).await.unwrap_or(false));
+        assert!(s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.unwrap_or(false));
         assert_eq!(s.begin(begin("a", "r1", 10, 1000)).await.ok(), Some(Begun::Started { attempts: 1 }));
         // another request while the lease is live
         assert_eq!(
@@ -187,7 +201,7 @@ mod tests {
             Some(Begun::Finished { status: Status::Complete, attempts: 3 })
         );
         // a late caller write does not overwrite
-        assert!(!s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, digest: None }).await.unwrap_or(true));
+        assert!(!s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.unwrap_or(true));
         let r = s.get("a").await.ok().flatten();
         assert_eq!(r.as_ref().map(|r| (r.status, r.attempts)), Some((Status::Complete, 3)));
         assert_eq!(r.and_then(|r| r.response), Some(serde_json::json!(7)));
@@ -196,8 +210,8 @@ mod tests {
     #[tokio::test]
     async fn discard_pending_removes_only_a_pending_item() {
         let s = MemoryStore::default();
-        s.put_pending(PendingItem { id: "p".into(), task: "t".into(), now_ms: 1, ttl: FAR, digest: None }).await.ok();
-        s.put_pending(PendingItem { id: "r".into(), task: "t".into(), now_ms: 1, ttl: FAR, digest: None }).await.ok();
+        s.put_pending(PendingItem { id: "p".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.ok();
+        s.put_pending(PendingItem { id: "r".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.ok();
         s.begin(begin("r", "r1", 10, 1000)).await.ok();
         for id in ["p", "r", "never"] {
             assert_eq!(s.discard_pending(id).await.ok(), Some(()), "{id}");
@@ -224,7 +238,7 @@ mod tests {
     #[tokio::test]
     async fn expired_items_read_as_absent() {
         let s = MemoryStore::default();
-        s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, digest: None }).await.ok();
+        s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: None, digest: None }).await.ok();
         assert_eq!(s.get("old").await.ok(), Some(None));
         assert_eq!(s.get("never").await.ok(), Some(None));
     }

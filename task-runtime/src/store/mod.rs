@@ -43,7 +43,7 @@ pub const MAX_RESPONSE_BYTES: usize = 380 * 1024;
 ///
 /// ```
 /// # use task_runtime::store::PendingItem;
-/// let item = PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1_763_900_000_000, ttl: 1_763_986_400, digest: None };
+/// let item = PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1_763_900_000_000, ttl: 1_763_986_400, run_at_ms: None, digest: None };
 /// assert!(item.ttl * 1000 > item.now_ms); // ttl is in seconds, now in milliseconds
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +56,8 @@ pub struct PendingItem {
     pub now_ms: u64,
     /// Expiry, epoch seconds.
     pub ttl: u64,
+    /// When a delayed call is due, epoch ms: the item is `scheduled` until then.
+    pub run_at_ms: Option<u64>,
     /// With signing on: the message's [`Envelope::digest`](crate::envelope::Envelope::digest),
     /// so that a worker that cannot verify the genuine message (a key
     /// rotation not yet everywhere) can end the call `refused`
@@ -113,9 +115,9 @@ pub enum Begun {
         /// The attempt count, this one included.
         attempts: u32,
     },
-    /// The task already finished: a duplicate delivery, not run again.
+    /// The task already finished, or was cancelled: not run (again).
     Finished {
-        /// `complete` or `failed`.
+        /// `complete`, `failed` or `cancelled`.
         status: Status,
         /// Attempts it took.
         attempts: u32,
@@ -158,6 +160,30 @@ impl FinalState {
     }
 }
 
+/// What [`ResponseStore::cancel`] found.
+///
+/// ```
+/// # use task_runtime::store::Cancel;
+/// # use task_runtime::Status;
+/// let refused = Cancel::NotCancellable { status: Status::Running };
+/// assert_ne!(refused, Cancel::Cancelled { was: Status::Pending });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// Cancelled; it was `scheduled` or `pending`.
+    Cancelled {
+        /// The status it had.
+        was: Status,
+    },
+    /// It had already started or ended.
+    NotCancellable {
+        /// The status it has.
+        status: Status,
+    },
+    /// No such call (unknown or expired).
+    NotFound,
+}
+
 /// What [`ResponseStore::finish`] did.
 ///
 /// ```
@@ -194,7 +220,7 @@ pub enum Finished {
 /// assert_eq!(store.renew("7", "req-2", 20_000).await?, Finished::NotOwner);
 ///
 /// // The process died; Lambda's failure record ends the call.
-/// let item = PendingItem { id: "7".into(), task: "bake".into(), now_ms: 30_000, ttl, digest: None };
+/// let item = PendingItem { id: "7".into(), task: "bake".into(), now_ms: 30_000, ttl, run_at_ms: None, digest: None };
 /// let crashed = Failure::new(FailureKind::Crashed, "Runtime.ExitError");
 /// assert!(store.fail_unfinished(item.clone(), crashed.clone()).await?);
 /// assert!(!store.fail_unfinished(item, crashed).await?); // already terminal: left as it is
@@ -212,7 +238,7 @@ pub enum Finished {
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryStore::default();
 /// let ttl = u64::MAX / 1000;
-/// store.put_pending(PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1, ttl, digest: None }).await?;
+/// store.put_pending(PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1, ttl, run_at_ms: None, digest: None }).await?;
 ///
 /// let attempt = |request_id: &str, now_ms| BeginRequest {
 ///     id: "42".into(), task: "bake".into(), request_id: request_id.into(),
@@ -248,6 +274,9 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     /// that wrote the item, byte for byte, and this worker could not verify
     /// it. `false` when nothing was written.
     async fn refuse_pending(&self, id: &str, digest: &str, failure: Failure, now_ms: u64) -> Result<bool, StoreError>;
+    /// Cancel a call that has not started: `scheduled` or `pending` becomes
+    /// `cancelled`, so that a worker that receives it later does not run it.
+    async fn cancel(&self, id: &str, now_ms: u64) -> Result<Cancel, StoreError>;
     /// Claim an attempt.
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError>;
     /// Extend the lease of a `running` item, only while `request_id` owns
@@ -279,6 +308,7 @@ pub(crate) struct Item {
     pub(crate) lease_until_ms: Option<u64>,
     pub(crate) max_attempts: Option<u32>,
     pub(crate) digest: Option<String>,
+    pub(crate) run_at_ms: Option<u64>,
     pub(crate) response: Option<String>,
     pub(crate) error: Option<Failure>,
     pub(crate) created_at_ms: u64,
@@ -288,16 +318,17 @@ pub(crate) struct Item {
 
 impl Item {
     /// A new `pending` item.
-    pub(crate) fn pending(id: String, task: String, now_ms: u64, ttl: u64, digest: Option<String>) -> Self {
+    pub(crate) fn pending(id: String, task: String, now_ms: u64, ttl: u64, digest: Option<String>, run_at_ms: Option<u64>) -> Self {
         Item {
             id,
             task,
-            status: Status::Pending,
+            status: if run_at_ms.is_some() { Status::Scheduled } else { Status::Pending },
             attempts: 0,
             request_id: None,
             lease_until_ms: None,
             max_attempts: None,
             digest,
+            run_at_ms,
             response: None,
             error: None,
             created_at_ms: now_ms,
@@ -309,8 +340,10 @@ impl Item {
     /// Whether `begin` by `req` may take this item, and if not, why.
     pub(crate) fn begin_verdict(&self, req: &BeginRequest) -> Option<Begun> {
         match self.status {
-            Status::Pending | Status::Retrying => None,
-            Status::Complete | Status::Failed => Some(Begun::Finished { status: self.status, attempts: self.attempts }),
+            Status::Scheduled | Status::Pending | Status::Retrying => None,
+            Status::Complete | Status::Failed | Status::Cancelled => {
+                Some(Begun::Finished { status: self.status, attempts: self.attempts })
+            }
             // Only a lapsed lease is taken over, whoever asks: a concurrent
             // duplicate of the same event (same request id) waits, and a
             // retry after a crash finds the dead attempt's lease lapsed.
@@ -351,6 +384,7 @@ impl Item {
             attempts: self.attempts,
             created_at: self.created_at_ms,
             updated_at: self.updated_at_ms,
+            run_at: self.run_at_ms,
             stale: self.stale(now_ms),
         })
     }
