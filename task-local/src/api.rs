@@ -1,6 +1,7 @@
-//! The Invoke API, compatible with aws-sdk-lambda and boto3: `Event`
-//! invokes go to the queue, `RequestResponse` runs at once, `DryRun`
-//! checks; errors in the shape the SDKs parse; `GET /stats`.
+//! The HTTP surface: Lambda's Invoke API, compatible with aws-sdk-lambda
+//! and boto3 (`Event` invokes go to the queue, `RequestResponse` runs at
+//! once, `DryRun` checks), EventBridge Scheduler's one-time schedules
+//! ([`crate::scheduler`]), and `GET /stats`.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::emulator::Emulator;
+use crate::emulator::{Emulator, aws_error};
 use crate::instance::Outcome;
 
 /// Lambda's payload limits.
@@ -21,6 +22,7 @@ const MAX_SYNC_PAYLOAD: usize = 6_291_456;
 pub(crate) fn router(emu: Arc<Emulator>) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{function}/invocations", post(invoke))
+        .route("/schedules/{name}", post(crate::scheduler::create).get(crate::scheduler::get).delete(crate::scheduler::delete))
         .route("/stats", get(stats))
         .fallback(unknown_operation)
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
@@ -35,7 +37,8 @@ async fn stats(State(emu): State<Arc<Emulator>>) -> Response {
 async fn unknown_operation(method: axum::http::Method, uri: axum::http::Uri) -> Response {
     let call_id = uuid::Uuid::new_v4().to_string();
     let message = format!(
-        "task-local has no operation {method} {}; it serves POST /2015-03-31/functions/{{name}}/invocations and GET /stats",
+        "task-local has no operation {method} {}; it serves POST /2015-03-31/functions/{{name}}/invocations, \
+         POST/GET/DELETE /schedules/{{name}} (EventBridge Scheduler, one-time schedules) and GET /stats",
         uri.path()
     );
     aws_error(StatusCode::NOT_FOUND, "UnknownOperationException", message, &call_id)
@@ -52,26 +55,12 @@ fn refuse_non_json(body: &[u8], request_id: &str) -> Option<Response> {
     Some(aws_error(StatusCode::BAD_REQUEST, "InvalidRequestContentException", message, request_id))
 }
 
-/// An error in the shape the AWS SDKs parse.
-fn aws_error(status: StatusCode, code: &str, message: String, request_id: &str) -> Response {
-    let body = serde_json::json!({"Type": "User", "message": message, "Message": message});
-    let mut resp = (status, axum::Json(body)).into_response();
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(code) {
-        h.insert("x-amzn-errortype", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert("x-amzn-requestid", v);
-    }
-    resp
-}
-
 async fn invoke(State(emu): State<Arc<Emulator>>, Path(function): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let call_id = uuid::Uuid::new_v4().to_string();
     if emu.draining() {
         return aws_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceException", "task-local is shutting down".into(), &call_id);
     }
-    let Some(func) = emu.resolve(&function) else {
+    let Some((func, invoked_arn)) = emu.resolve(&function) else {
         let arn = format!("arn:aws:lambda:{}:000000000000:function:{function}", emu.region);
         return aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", format!("Function not found: {arn}"), &call_id);
     };
@@ -92,7 +81,7 @@ async fn invoke(State(emu): State<Arc<Emulator>>, Path(function): Path<String>, 
             if let Some(refused) = refuse_non_json(&body, &call_id) {
                 return refused;
             }
-            let rid = crate::queue::enqueue(emu.clone(), func, body);
+            let rid = crate::queue::enqueue(emu.clone(), func, invoked_arn, body);
             let mut r = StatusCode::ACCEPTED.into_response();
             if let Ok(v) = HeaderValue::from_str(&rid) {
                 r.headers_mut().insert("x-amzn-requestid", v);
@@ -112,7 +101,7 @@ async fn invoke(State(emu): State<Arc<Emulator>>, Path(function): Path<String>, 
                 return aws_error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.".into(), &call_id);
             };
             let _tracked = emu.track();
-            let outcome = func.invoke(&emu.stats, &call_id, body, 1, &slot).await;
+            let outcome = func.invoke(&emu.stats, &call_id, &invoked_arn, body, 1, &slot).await;
             drop(slot);
             let error = func.error_body(&call_id, &outcome);
             let mut r = match (outcome, error) {

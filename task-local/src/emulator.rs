@@ -6,6 +6,8 @@ use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use tokio::sync::watch;
 
 use crate::function::Function;
@@ -27,9 +29,19 @@ pub(crate) struct Emulator {
     pub(crate) on_failure: Option<OnFailure>,
     /// The fraction of asynchronous events delivered twice at once.
     pub(crate) duplicate_deliveries: f64,
+    /// One-time schedules by name: what they are, and their timers.
+    pub(crate) schedules: Mutex<HashMap<String, crate::emulator::Schedule>>,
     pub(crate) region: String,
     draining: AtomicBool,
     in_flight: watch::Sender<usize>,
+}
+
+/// A one-time schedule (EventBridge Scheduler) and the timer that fires it.
+#[derive(Debug)]
+pub(crate) struct Schedule {
+    /// What GetSchedule answers.
+    pub(crate) description: serde_json::Value,
+    pub(crate) timer: tokio::task::AbortHandle,
 }
 
 /// Counts work in flight until dropped.
@@ -53,6 +65,7 @@ impl Emulator {
             stats,
             on_failure,
             duplicate_deliveries,
+            schedules: Mutex::new(HashMap::new()),
             region: region.to_owned(),
             draining: AtomicBool::new(false),
             in_flight: watch::Sender::new(0),
@@ -82,14 +95,34 @@ impl Emulator {
     /// partial ARN (`ACCOUNT:function:NAME`) or `NAME:QUALIFIER`. There is one
     /// build of each function, so every qualifier (a version, an alias,
     /// `$LATEST`) resolves to it: production ARNs work unchanged locally.
-    pub(crate) fn resolve(&self, name: &str) -> Option<Arc<Function>> {
+    ///
+    /// Returns the function and the ARN it was invoked as: with the
+    /// qualifier, when one was given, as Lambda tells the function.
+    pub(crate) fn resolve(&self, name: &str) -> Option<(Arc<Function>, String)> {
         let parts: Vec<&str> = name.split(':').collect();
-        let short = match parts.as_slice() {
-            ["arn", _, "lambda", _, _, "function", n, ..] => *n,
-            [_, "function", n, ..] => *n,
-            [n, ..] => *n,
+        let (short, qualifier) = match parts.as_slice() {
+            ["arn", _, "lambda", _, _, "function", n, rest @ ..] | [_, "function", n, rest @ ..] | [n, rest @ ..] => (*n, rest.first()),
             [] => return None,
         };
-        self.functions.get(short).cloned()
+        let f = self.functions.get(short)?.clone();
+        let invoked = match qualifier {
+            Some(q) if !q.is_empty() => format!("{}:{q}", f.arn),
+            _ => f.arn.clone(),
+        };
+        Some((f, invoked))
     }
+}
+
+/// An error in the shape the AWS SDKs parse.
+pub(crate) fn aws_error(status: StatusCode, code: &str, message: String, request_id: &str) -> Response {
+    let body = serde_json::json!({"Type": "User", "message": message, "Message": message});
+    let mut resp = (status, axum::Json(body)).into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(code) {
+        h.insert("x-amzn-errortype", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
 }

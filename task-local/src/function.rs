@@ -50,7 +50,7 @@ impl Function {
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        let (inst, init) = Instance::start(&self.cfg, &self.arn, &self.region, self.invoke_port, id).await?;
+        let (inst, init) = Instance::start(&self.cfg, &self.region, self.invoke_port, id).await?;
         self.all.lock().unwrap_or_else(|p| p.into_inner()).push(inst.clone());
         stats.update(&self.cfg.name, |s| s.instances += 1);
         Ok((inst, Some(init.as_millis() as u64)))
@@ -67,7 +67,15 @@ impl Function {
     }
 
     /// Run one invocation on an instance. The caller holds a slot permit.
-    pub(crate) async fn invoke(&self, stats: &Stats, request_id: &str, payload: Bytes, attempt: u32, _slot: &OwnedSemaphorePermit) -> Outcome {
+    pub(crate) async fn invoke(
+        &self,
+        stats: &Stats,
+        request_id: &str,
+        invoked_arn: &str,
+        payload: Bytes,
+        attempt: u32,
+        _slot: &OwnedSemaphorePermit,
+    ) -> Outcome {
         stats.update(&self.cfg.name, |s| s.running += 1);
         let started = Instant::now();
         let (outcome, cold, init_ms, memory_mb) = match self.instance(stats).await {
@@ -75,7 +83,7 @@ impl Function {
             Ok((inst, init)) => {
                 let deadline_ms = now_ms() + self.cfg.timeout.as_millis() as u64;
                 let (tx, rx) = oneshot::channel();
-                let job = Job { request_id: request_id.to_owned(), payload, deadline_ms, reply: tx };
+                let job = Job { request_id: request_id.to_owned(), invoked_arn: invoked_arn.to_owned(), payload, deadline_ms, reply: tx };
                 let limit = u64::from(self.cfg.memory_mb);
                 let outcome = match inst.run(job).await {
                     Err(_) => Outcome::Crash("the instance stopped before the invocation".into()),

@@ -31,6 +31,8 @@ pub(crate) enum Outcome {
 #[derive(Debug)]
 pub(crate) struct Job {
     pub(crate) request_id: String,
+    /// The function ARN the caller invoked, with its qualifier when it gave one.
+    pub(crate) invoked_arn: String,
     pub(crate) payload: Bytes,
     pub(crate) deadline_ms: u64,
     pub(crate) reply: oneshot::Sender<Outcome>,
@@ -40,7 +42,6 @@ pub(crate) struct Job {
 pub(crate) struct Instance {
     pub(crate) id: u64,
     function: String,
-    arn: String,
     jobs_tx: mpsc::Sender<Job>,
     jobs_rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     /// The job being run: its request id and where its outcome goes.
@@ -80,6 +81,7 @@ fn lambda_env(cfg: &FunctionConfig, region: &str, runtime_port: u16, invoke_port
         ("AWS_SECRET_ACCESS_KEY", "tasklocalsecret".into()),
         ("AWS_SESSION_TOKEN", "tasklocaltoken".into()),
         ("AWS_ENDPOINT_URL_LAMBDA", format!("http://127.0.0.1:{invoke_port}")),
+        ("AWS_ENDPOINT_URL_SCHEDULER", format!("http://127.0.0.1:{invoke_port}")),
         ("AWS_EXECUTION_ENV", "AWS_Lambda_rust_task_local".into()),
         ("LAMBDA_TASK_ROOT", cfg.path.parent().map(|p| p.display().to_string()).unwrap_or_default()),
         ("_HANDLER", "bootstrap".into()),
@@ -102,7 +104,6 @@ impl Instance {
     /// first `/next`. Returns the instance and its init duration.
     pub(crate) async fn start(
         cfg: &FunctionConfig,
-        arn: &str,
         region: &str,
         invoke_port: u16,
         id: u64,
@@ -111,7 +112,6 @@ impl Instance {
         let inst = Arc::new(Instance {
             id,
             function: cfg.name.clone(),
-            arn: arn.to_owned(),
             jobs_tx,
             jobs_rx: tokio::sync::Mutex::new(jobs_rx),
             current: Mutex::new(None),
@@ -332,7 +332,7 @@ async fn next(State(inst): State<Arc<Instance>>) -> Response {
     let pairs = [
         ("lambda-runtime-aws-request-id", job.request_id.clone()),
         ("lambda-runtime-deadline-ms", job.deadline_ms.to_string()),
-        ("lambda-runtime-invoked-function-arn", inst.arn.clone()),
+        ("lambda-runtime-invoked-function-arn", job.invoked_arn.clone()),
         ("lambda-runtime-trace-id", trace),
         ("content-type", "application/json".to_owned()),
     ];

@@ -23,6 +23,7 @@ mod emulator;
 mod function;
 mod instance;
 mod queue;
+mod scheduler;
 mod stats;
 
 use std::process::ExitCode;

@@ -15,8 +15,8 @@ use crate::emulator::{Emulator, OnFailure};
 use crate::function::{Function, now_ms};
 use crate::instance::Outcome;
 
-/// Queue an event; returns its request id at once.
-pub(crate) fn enqueue(emu: Arc<Emulator>, func: Arc<Function>, payload: Bytes) -> String {
+/// Queue an event for `func`, invoked as `invoked_arn`; returns its request id at once.
+pub(crate) fn enqueue(emu: Arc<Emulator>, func: Arc<Function>, invoked_arn: String, payload: Bytes) -> String {
     let request_id = uuid::Uuid::new_v4().to_string();
     let rid = request_id.clone();
     let guard = emu.track();
@@ -27,13 +27,13 @@ pub(crate) fn enqueue(emu: Arc<Emulator>, func: Arc<Function>, payload: Bytes) -
         let mut last_error = None;
         if chance(emu.duplicate_deliveries) {
             emu.stats.update(&func.cfg.name, |s| s.duplicate_deliveries += 1);
-            let (emu, func, rid, payload) = (emu.clone(), func.clone(), rid.clone(), payload.clone());
+            let (emu, func, rid, invoked_arn, payload) = (emu.clone(), func.clone(), rid.clone(), invoked_arn.clone(), payload.clone());
             let guard = emu.track();
             // The twin is delivered once, alongside the first attempt; its outcome is not retried.
             tokio::spawn(async move {
                 let _guard = guard;
                 if let Ok(slot) = func.slots.clone().acquire_owned().await {
-                    func.invoke(&emu.stats, &rid, payload, 1, &slot).await;
+                    func.invoke(&emu.stats, &rid, &invoked_arn, payload, 1, &slot).await;
                 }
             });
         }
@@ -50,7 +50,7 @@ pub(crate) fn enqueue(emu: Arc<Emulator>, func: Arc<Function>, payload: Bytes) -
                 drop_event(&emu, &func, &rid, &payload, attempt - 1, "Shutdown", last_error);
                 return;
             }
-            let outcome = func.invoke(&emu.stats, &rid, payload.clone(), attempt, &slot).await;
+            let outcome = func.invoke(&emu.stats, &rid, &invoked_arn, payload.clone(), attempt, &slot).await;
             drop(slot);
             if let Outcome::Success(_) = outcome {
                 return;
@@ -90,8 +90,8 @@ fn drop_event(emu: &Arc<Emulator>, func: &Function, request_id: &str, payload: &
         }
         // A shutdown drops events too, but nothing is invoked while draining.
         Some(OnFailure::Function(target)) if !emu.draining() => match emu.resolve(target) {
-            Some(target) => {
-                enqueue(emu.clone(), target, Bytes::from(record.to_string()));
+            Some((target, invoked_arn)) => {
+                enqueue(emu.clone(), target, invoked_arn, Bytes::from(record.to_string()));
             }
             None => complain!("task-local: on-failure function {target} is not served; record of {request_id} lost"),
         },

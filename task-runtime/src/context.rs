@@ -25,6 +25,9 @@ pub struct TaskContext {
     pub attempt: Option<u32>,
     /// The Lambda request id (the same on every retry of one event).
     pub request_id: String,
+    /// The function ARN the invocation was invoked as, with its version or
+    /// alias when it had one (on Lambda and task-local; `None` on the local backend).
+    pub invoked_function_arn: Option<String>,
 }
 
 tokio::task_local! {

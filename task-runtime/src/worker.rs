@@ -485,6 +485,7 @@ impl Work {
                     id: id.to_owned(),
                     attempt,
                     request_id: inv.request_id.clone(),
+                    invoked_function_arn: crate::context::invoked_function_arn().map(|a| a.to_string()),
                 };
                 let result = match (def.call)(args) {
                     Err(e) => RunResult::BadArgs(e),

@@ -1,6 +1,7 @@
-//! The worker of the fault run (`tests/tests/fault_run.rs`): tasks that
-//! complete, fail and retry, panic, outlive the timeout asleep, or block
-//! their thread past it. A body that runs to its end appends its call id to
+//! The tests' worker under task-local (the fault run, failure records,
+//! dispatch options): tasks that complete, fail and retry, panic, outlive
+//! the timeout asleep, or block their thread past it, and tasks that tell
+//! which qualifier they were invoked at. A body that runs to its end appends its call id to
 //! the file `FAULT_MARKS` (one `write` of one line, with `O_APPEND`), so
 //! that the run can count bodies that completed more than once.
 
@@ -57,6 +58,18 @@ async fn block(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     mark();
     ms
+}
+
+/// The function ARN this invocation was invoked as (with its qualifier).
+#[task(name = "fault.whoami")]
+async fn whoami() -> Option<String> {
+    task_runtime::current().and_then(|c| c.invoked_function_arn)
+}
+
+/// Sends `whoami` to this same function, as named by default, and returns its id.
+#[task(name = "fault.relay")]
+async fn relay() -> TaskResult<String> {
+    Ok(whoami().await?.id().to_owned())
 }
 
 #[tokio::main]

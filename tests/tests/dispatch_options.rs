@@ -1,0 +1,137 @@
+//! End to end under task-local and DynamoDB Local, through the real lambda
+//! backend: a caller-chosen id sent twice at once invokes once; a delayed
+//! call goes through EventBridge Scheduler's API (task-local answers it) and
+//! reads `scheduled` until its time; a cancelled one never runs; and a task
+//! sent from inside a qualified invocation runs at the same qualifier.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::task_local::{self, TaskLocal};
+use serde_json::{Value, json};
+use task_runtime::backend::lambda::LambdaInvoker;
+use task_runtime::backend::scheduler::{Scheduler, schedule_name};
+use task_runtime::store::dynamodb::DynamoStore;
+use task_runtime::{Config, SendOptions, Status, WaitError, get_async_response, send};
+
+struct Setup {
+    tl: TaskLocal,
+    marks: std::path::PathBuf,
+}
+
+const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:fault";
+
+async fn setup() -> &'static Setup {
+    static SETUP: tokio::sync::OnceCell<Setup> = tokio::sync::OnceCell::const_new();
+    SETUP
+        .get_or_init(|| async {
+            let table = common::table_name("options");
+            DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
+            let marks = std::env::temp_dir().join(format!("options-marks-{}.txt", uuid::Uuid::new_v4().simple()));
+            let worker = task_local::built("fault-worker").display().to_string();
+            let args = vec![
+                "--function".to_owned(),
+                format!("fault={worker}"),
+                "--function".into(),
+                format!("plain={worker}"),
+                // Only the id test sends here, so its invocations can be counted.
+                "--function".into(),
+                format!("dedup={worker}"),
+                "--env".into(),
+                format!("TASK_RESPONSE_TABLE={table}"),
+                "--env".into(),
+                format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
+                "--env".into(),
+                format!("FAULT_MARKS={}", marks.display()),
+                "--env".into(),
+                "plain:TASK_FOLLOW_QUALIFIER=false".into(),
+            ];
+            let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start");
+            let sdk = common::sdk_config(&tl.endpoint);
+            let mut config = Config::lambda(ARN, None)
+                .with_store(Arc::new(DynamoStore::with_client(common::dynamodb(), table)))
+                .with_invoker(LambdaInvoker::with_client(aws_sdk_lambda::Client::new(&sdk)))
+                .with_scheduler(Scheduler::with_client(aws_sdk_scheduler::Client::new(&sdk)));
+            config.scheduler_role_arn = Some("arn:aws:iam::000000000000:role/scheduler-invokes-fault".into());
+            config.install().expect("install once");
+            Setup { tl, marks }
+        })
+        .await
+}
+
+/// How many bodies ran to their end for call `id`.
+fn runs(s: &Setup, id: &str) -> usize {
+    std::fs::read_to_string(&s.marks).unwrap_or_default().lines().filter(|l| *l == id).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_id_sent_twice_at_once_is_invoked_once() {
+    let s = setup().await;
+    let id = format!("order-{}", uuid::Uuid::new_v4());
+    let one = || send("fault.ok", json!({"n": 5}), SendOptions::default().id(id.clone()).function("dedup"));
+    let (a, b) = tokio::join!(one(), one());
+    let (a, b) = (a.expect("send"), b.expect("send"));
+    assert_eq!(u8::from(a.is_existing()) + u8::from(b.is_existing()), 1, "one send found the other's call");
+    assert_eq!(a.wait_timeout(Duration::from_secs(30)).await.expect("completes"), json!(5));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stats = s.tl.stats().await;
+    assert_eq!(stats["functions"]["dedup"]["invocations"], 1, "one invoke: {}", stats["functions"]["dedup"]);
+    assert_eq!(runs(s, &id), 1, "one body ran");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delayed_call_is_scheduled_then_complete_and_not_before_its_time() {
+    let s = setup().await;
+    let sent = Instant::now();
+    let h = send("fault.ok", json!({"n": 9}), SendOptions::default().delay(Duration::from_secs(2))).await.expect("send");
+    let r = get_async_response(h.id()).await.expect("read").expect("exists");
+    assert_eq!(r.status, Status::Scheduled);
+    let due = r.run_at.expect("run_at");
+    let schedule = common::task_local::http_get(&format!("{}/schedules/{}", s.tl.endpoint, schedule_name(h.id()))).await;
+    let schedule: Value = serde_json::from_str(&schedule).expect("GetSchedule answers JSON");
+    assert_eq!(schedule["Target"]["Arn"], ARN);
+    assert!(schedule["ScheduleExpression"].as_str().is_some_and(|e| e.starts_with("at(")), "{schedule}");
+    assert_eq!(schedule["ActionAfterCompletion"], "DELETE");
+    assert_eq!(h.wait_timeout(Duration::from_secs(30)).await.expect("completes"), json!(9));
+    let r = get_async_response(h.id()).await.expect("read").expect("exists");
+    assert!(r.updated_at >= due.saturating_sub(1000), "ran at {} for a due time of {due}", r.updated_at);
+    assert!(sent.elapsed() >= Duration::from_millis(1500), "{:?}", sent.elapsed());
+    assert_eq!(runs(s, h.id()), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_call_never_runs_and_its_schedule_is_deleted() {
+    let s = setup().await;
+    let h = send("fault.ok", json!({"n": 3}), SendOptions::default().delay(Duration::from_secs(2))).await.expect("send");
+    h.cancel().await.expect("cancel");
+    let gone = common::task_local::http_get(&format!("{}/schedules/{}", s.tl.endpoint, schedule_name(h.id()))).await;
+    assert!(gone.contains("does not exist"), "{gone}");
+    assert!(matches!(h.wait().await, Err(WaitError::Cancelled { .. })));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(runs(s, h.id()), 0, "never ran");
+    assert_eq!(get_async_response(h.id()).await.expect("read").map(|r| r.status), Some(Status::Cancelled));
+    match h.cancel().await {
+        Err(e) => assert!(e.to_string().contains("is cancelled"), "{e}"),
+        Ok(()) => panic!("a cancelled call cannot be cancelled again"),
+    }
+}
+
+/// Send `relay` to `target`; it sends `whoami` to its own function by name;
+/// returns the ARN `whoami` was invoked as.
+async fn relayed(target: &str) -> String {
+    let relay = send("fault.relay", json!({}), SendOptions::default().function(target)).await.expect("send");
+    let child: String = serde_json::from_value(relay.wait_timeout(Duration::from_secs(30)).await.expect("relay completes")).expect("an id");
+    let whoami = task_runtime::TaskHandle::<Option<String>>::from_id(child, "fault.whoami");
+    whoami.wait_timeout(Duration::from_secs(30)).await.expect("whoami completes").expect("an ARN")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_sent_from_a_qualified_invocation_runs_at_the_same_qualifier() {
+    setup().await;
+    assert_eq!(relayed("fault:live").await, format!("{ARN}:live"));
+    assert_eq!(relayed("fault").await, ARN, "an unqualified caller sends unqualified");
+    // Opted out (TASK_FOLLOW_QUALIFIER=false): as named.
+    assert_eq!(relayed("plain:live").await, "arn:aws:lambda:us-east-1:000000000000:function:plain");
+}
