@@ -16,7 +16,8 @@ use serde_json::Value;
 /// assert_eq!(status, Status::Retrying);
 /// assert!(!status.is_finished()); // Lambda will try again
 /// assert_eq!(serde_json::to_string(&Status::Complete).unwrap(), r#""complete""#);
-/// assert!("done".parse::<Status>().unwrap_err().contains("not one of pending"));
+/// assert!("done".parse::<Status>().unwrap_err().contains("not one of scheduled, pending"));
+/// assert!(Status::Cancelled.is_finished()); // it will never run
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
