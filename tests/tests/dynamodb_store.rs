@@ -5,7 +5,7 @@ mod common;
 
 use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, TimeToLiveStatus};
 use task_runtime::store::dynamodb::DynamoStore;
-use task_runtime::store::{BeginRequest, Begun, FinalState, Finished, PendingItem, ResponseStore};
+use task_runtime::store::{BeginRequest, Begun, Cancel, FinalState, Finished, PendingItem, ResponseStore};
 use task_runtime::{Failure, FailureKind, Status, StoreError};
 
 const FAR_TTL: u64 = 4_000_000_000; // epoch seconds, in 2096
@@ -310,4 +310,28 @@ async fn a_failure_kind_this_version_does_not_know_reads_as_other() {
     s.finish("k1", "req-1", FinalState::Failed(newer.clone()), common::now_ms()).await.expect("finish");
     let r = s.get("k1").await.expect("an unknown kind is not an error").expect("exists");
     assert_eq!(r.error, Some(newer));
+}
+
+#[tokio::test]
+async fn cancel_ends_only_a_call_that_has_not_started_and_a_cancelled_one_never_begins() {
+    let s = store().await;
+    let scheduled = PendingItem { run_at_ms: Some(common::now_ms() + 60_000), ..pending("c-scheduled") };
+    s.put_pending(scheduled).await.expect("put");
+    assert_eq!(s.get("c-scheduled").await.expect("get").map(|r| (r.status, r.run_at.is_some())), Some((Status::Scheduled, true)));
+    s.put_pending(pending("c-pending")).await.expect("put");
+    s.begin(begin("c-running", "req-1", live())).await.expect("begin");
+    let now = common::now_ms();
+    assert_eq!(s.cancel("c-scheduled", now).await.expect("cancel"), Cancel::Cancelled { was: Status::Scheduled });
+    assert_eq!(s.cancel("c-pending", now).await.expect("cancel"), Cancel::Cancelled { was: Status::Pending });
+    assert_eq!(s.cancel("c-running", now).await.expect("cancel"), Cancel::NotCancellable { status: Status::Running });
+    assert_eq!(s.cancel("c-scheduled", now).await.expect("cancel"), Cancel::NotCancellable { status: Status::Cancelled });
+    assert_eq!(s.cancel("c-absent", now).await.expect("cancel"), Cancel::NotFound);
+    // The schedule fires anyway: the worker's begin finds it cancelled.
+    assert_eq!(
+        s.begin(begin("c-scheduled", "req-2", live())).await.expect("begin"),
+        Begun::Finished { status: Status::Cancelled, attempts: 0 }
+    );
+    // And a scheduled call that was not cancelled begins when it fires.
+    s.put_pending(PendingItem { run_at_ms: Some(now), ..pending("c-fires") }).await.expect("put");
+    assert_eq!(s.begin(begin("c-fires", "req-3", live())).await.expect("begin"), Begun::Started { attempts: 1 });
 }
