@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::envelope::Envelope;
 use crate::error::DispatchError;
-use crate::handle::TaskHandle;
+use crate::handle::{Dispatched, TaskHandle};
 use crate::store::PendingItem;
 use crate::time::now_ms;
 
@@ -38,15 +38,6 @@ impl<'a> Target<'a> {
             run_at_ms: options.run_at.map(|at| at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)),
         }
     }
-}
-
-/// A sent call: its id, whether it is captured, and whether it was already
-/// there (a caller-chosen id sent before: nothing was sent this time).
-#[derive(Debug)]
-pub(crate) struct Dispatched {
-    pub(crate) id: String,
-    pub(crate) capture: bool,
-    pub(crate) existing: bool,
 }
 
 /// The longest delay: EventBridge Scheduler takes one-time schedules well

@@ -61,6 +61,15 @@ impl<T> PartialEq for TaskHandle<T> {
 }
 
 /// The first poll interval of `wait`; it grows by half each poll up to [`MAX_POLL`].
+/// A sent call: its id, whether it is captured, and whether it was already
+/// there (a caller-chosen id sent before: nothing was sent this time).
+#[derive(Debug)]
+pub(crate) struct Dispatched {
+    pub(crate) id: String,
+    pub(crate) capture: bool,
+    pub(crate) existing: bool,
+}
+
 const FIRST_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_secs(1);
 
@@ -69,7 +78,7 @@ impl<T> TaskHandle<T> {
         Self { id, task, capture, existing: false, _value: PhantomData }
     }
 
-    pub(crate) fn from_dispatched(sent: crate::dispatch::Dispatched, task: String) -> Self {
+    pub(crate) fn from_dispatched(sent: Dispatched, task: String) -> Self {
         Self { existing: sent.existing, ..Self::from_parts(sent.id, task, sent.capture) }
     }
 
