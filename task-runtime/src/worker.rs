@@ -217,7 +217,8 @@ impl Worker {
         };
         let now = now_ms();
         let item = PendingItem { id, task, now_ms: now, ttl: now / 1000 + self.settings.response_ttl.as_secs(), run_at_ms: None, digest: None };
-        let ended = store.fail_unfinished(item, failure.clone()).instrument(span.clone()).await;
+        let message = record.request_payload.to_string();
+        let ended = store.fail_unfinished(item, failure.clone(), Some(&message)).instrument(span.clone()).await;
         span.in_scope(|| match &ended {
             Ok(true) => tracing::error!(kind = %failure.kind, "ended by Lambda's failure record: {}", failure.message),
             Ok(false) => tracing::info!(condition = %record.condition, "failure record for a call that had already ended: left as it is"),
@@ -249,7 +250,7 @@ impl Worker {
             Some(id) if self.settings.signing_key.is_none() => {
                 drop(_enter);
                 let work = Work::Refuse(Failure::new(err.kind, err.message));
-                self.record(id, &task, inv, work).instrument(span).await
+                self.record(id, &task, inv, work, None).instrument(span).await
             }
             _ => summary_error(err.id.as_deref(), err.task.as_deref(), err.kind, &err.message),
         }
@@ -264,6 +265,8 @@ impl Worker {
             {
                 return self.refuse_unverified(&env, why).await;
             }
+            // The message, kept in case the call fails (to list it and send it again).
+            let original = (env.capture && self.store.is_some()).then(|| Envelope { sig: None, ..env.clone() });
             let work = match self.registry.get(&env.task) {
                 None => {
                     let msg = format!(
@@ -282,7 +285,7 @@ impl Worker {
                 }
             };
             if env.capture {
-                self.record(&env.id, &env.task, inv, work).await
+                self.record(&env.id, &env.task, inv, work, original).await
             } else {
                 self.run_uncaptured(&env.id, &env.task, inv, work).await
             }
@@ -320,7 +323,7 @@ impl Worker {
     }
 
     /// begin → run the work (or record its refusal), renewing the lease → finish.
-    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work) -> Reply {
+    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work, original: Option<Envelope>) -> Reply {
         let Some(store) = &self.store else {
             return self.run_uncaptured(id, task, inv, work).await;
         };
@@ -351,7 +354,12 @@ impl Worker {
         tracing::Span::current().record("attempt", attempt);
         let heartbeat = Heartbeat { store: store.clone(), id, request_id: &inv.request_id, lease: self.settings.lease, deadline_ms: inv.deadline_ms };
         let decision = heartbeat.around(work.run(id, inv, Some(attempt))).await;
-        match store.finish(id, &inv.request_id, decision.state.clone(), now_ms()).await {
+        // Kept with a failed call, so that it can be listed and sent again.
+        let message = match (&decision.state, original) {
+            (FinalState::Failed(_), Some(env)) => serde_json::to_string(&env).ok(),
+            _ => None,
+        };
+        match store.finish(id, &inv.request_id, decision.state.clone(), now_ms(), message.as_deref()).await {
             Ok(Finished::Written) => {}
             Ok(Finished::NotOwner) => {
                 tracing::warn!("this request no longer owns the item (its lease lapsed and another took over): outcome not written");

@@ -94,7 +94,7 @@ async fn begin_counts_attempts_and_respects_leases() {
     s.renew("b1", "req-1", common::now_ms() - 1).await.expect("renew");
     assert_eq!(s.begin(begin("b1", "req-1", live())).await.expect("begin"), Begun::Started { attempts: 2 });
     // A retrying item is begun again by anyone.
-    s.finish("b1", "req-1", FinalState::Retrying(Failure::new(FailureKind::Error, "flaky")), common::now_ms()).await.expect("finish");
+    s.finish("b1", "req-1", FinalState::Retrying(Failure::new(FailureKind::Error, "flaky")), common::now_ms(), None).await.expect("finish");
     assert_eq!(s.begin(begin("b1", "req-3", live())).await.expect("begin"), Begun::Started { attempts: 3 });
 }
 
@@ -103,9 +103,9 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_finish() {
     let s = store().await;
     assert_eq!(s.begin(begin("l1", "req-old", common::now_ms() - 1)).await.expect("begin"), Begun::Started { attempts: 1 });
     assert_eq!(s.begin(begin("l1", "req-new", live())).await.expect("begin"), Begun::Started { attempts: 2 });
-    let late = s.finish("l1", "req-old", FinalState::Complete("1".into()), common::now_ms()).await.expect("finish");
+    let late = s.finish("l1", "req-old", FinalState::Complete("1".into()), common::now_ms(), None).await.expect("finish");
     assert_eq!(late, Finished::NotOwner);
-    let done = s.finish("l1", "req-new", FinalState::Complete("2".into()), common::now_ms()).await.expect("finish");
+    let done = s.finish("l1", "req-new", FinalState::Complete("2".into()), common::now_ms(), None).await.expect("finish");
     assert_eq!(done, Finished::Written);
     assert_eq!(s.get("l1").await.expect("get").and_then(|r| r.response), Some(serde_json::json!(2)));
 }
@@ -113,9 +113,9 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_finish() {
 #[tokio::test]
 async fn a_finished_item_is_a_duplicate_and_finish_without_begin_is_refused() {
     let s = store().await;
-    assert_eq!(s.finish("f1", "req-1", FinalState::Complete("0".into()), common::now_ms()).await.expect("finish"), Finished::NotOwner);
+    assert_eq!(s.finish("f1", "req-1", FinalState::Complete("0".into()), common::now_ms(), None).await.expect("finish"), Finished::NotOwner);
     s.begin(begin("f1", "req-1", live())).await.expect("begin");
-    s.finish("f1", "req-1", FinalState::Failed(Failure::new(FailureKind::Failed, "no")), common::now_ms()).await.expect("finish");
+    s.finish("f1", "req-1", FinalState::Failed(Failure::new(FailureKind::Failed, "no")), common::now_ms(), None).await.expect("finish");
     assert_eq!(
         s.begin(begin("f1", "req-2", live())).await.expect("begin"),
         Begun::Finished { status: Status::Failed, attempts: 1 }
@@ -131,7 +131,7 @@ async fn a_caller_write_after_the_worker_finished_changes_nothing() {
     let s = store().await;
     // The worker was faster than the caller's put_pending.
     assert_eq!(s.begin(begin("w1", "req-1", live())).await.expect("begin"), Begun::Started { attempts: 1 });
-    s.finish("w1", "req-1", FinalState::Complete("{\"ok\":true}".into()), common::now_ms()).await.expect("finish");
+    s.finish("w1", "req-1", FinalState::Complete("{\"ok\":true}".into()), common::now_ms(), None).await.expect("finish");
     assert!(!s.put_pending(pending("w1")).await.expect("put"));
     let r = s.get("w1").await.expect("get").expect("exists");
     assert_eq!((r.status, r.attempts), (Status::Complete, 1));
@@ -163,7 +163,7 @@ async fn the_stored_item_has_the_documented_attributes() {
     let s = store().await;
     s.put_pending(pending("a1")).await.expect("put");
     s.begin(begin("a1", "req-9", 1_900_000_000_000)).await.expect("begin");
-    s.finish("a1", "req-9", FinalState::Failed(Failure::new(FailureKind::Panic, "boom")), 1_800_000_000_000).await.expect("finish");
+    s.finish("a1", "req-9", FinalState::Failed(Failure::new(FailureKind::Panic, "boom")), 1_800_000_000_000, None).await.expect("finish");
     let raw = common::dynamodb()
         .get_item()
         .table_name(s.table())
@@ -193,13 +193,17 @@ async fn the_stored_item_has_the_documented_attributes() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["attempts", "created_at_ms", "error", "id", "lease_until_ms", "max_attempts", "request_id", "status", "task", "ttl", "updated_at_ms"]
+        [
+            "attempts", "created_at_ms", "error", "failed_day", "id", "lease_until_ms", "max_attempts", "request_id", "status",
+            "task", "ttl", "updated_at_ms"
+        ]
     );
+    assert_eq!(s_of("failed_day").as_deref(), Some("2027-01-15"), "the day of updated_at_ms 1800000000000, UTC");
 
     // A complete item stores the response as JSON text and no error.
     s.put_pending(pending("a2")).await.expect("put");
     s.begin(begin("a2", "r", live())).await.expect("begin");
-    s.finish("a2", "r", FinalState::Complete("{\"slices\":8}".into()), common::now_ms()).await.expect("finish");
+    s.finish("a2", "r", FinalState::Complete("{\"slices\":8}".into()), common::now_ms(), None).await.expect("finish");
     let raw = common::dynamodb().get_item().table_name(s.table()).key("id", AttributeValue::S("a2".into())).send().await.expect("get");
     let item = raw.item().expect("item");
     assert_eq!(item.get("response").and_then(|v| v.as_s().ok()).map(String::as_str), Some("{\"slices\":8}"));
@@ -259,7 +263,7 @@ async fn renew_extends_only_the_owner_s_lease() {
         other => panic!("{other:?}"),
     };
     assert!(lease > common::now_ms() + 30_000, "renewed to a minute from now, found {lease}");
-    s.finish("r1", "req-1", FinalState::Complete("1".into()), common::now_ms()).await.expect("finish");
+    s.finish("r1", "req-1", FinalState::Complete("1".into()), common::now_ms(), None).await.expect("finish");
     assert_eq!(s.renew("r1", "req-1", live()).await.expect("renew"), Finished::NotOwner, "a finished item is not renewed");
 }
 
@@ -271,17 +275,17 @@ async fn fail_unfinished_ends_open_calls_and_leaves_finished_ones() {
     s.begin(begin("u-running", "req-1", live())).await.expect("begin");
     s.put_pending(pending("u-pending")).await.expect("put");
     s.begin(begin("u-retrying", "req-1", live())).await.expect("begin");
-    s.finish("u-retrying", "req-1", FinalState::Retrying(Failure::new(FailureKind::Error, "x")), common::now_ms()).await.expect("finish");
+    s.finish("u-retrying", "req-1", FinalState::Retrying(Failure::new(FailureKind::Error, "x")), common::now_ms(), None).await.expect("finish");
     for id in ["u-running", "u-pending", "u-retrying", "u-absent"] {
-        assert!(s.fail_unfinished(pending(id), crashed.clone()).await.expect("fail_unfinished"), "{id}");
+        assert!(s.fail_unfinished(pending(id), crashed.clone(), None).await.expect("fail_unfinished"), "{id}");
         let r = s.get(id).await.expect("get").expect("exists");
         assert_eq!((r.status, r.error.as_ref()), (Status::Failed, Some(&crashed)), "{id}");
         assert_eq!(r.task, "pies::bake", "{id}");
     }
     // complete stays complete
     s.begin(begin("u-done", "req-1", live())).await.expect("begin");
-    s.finish("u-done", "req-1", FinalState::Complete("5".into()), common::now_ms()).await.expect("finish");
-    assert!(!s.fail_unfinished(pending("u-done"), crashed.clone()).await.expect("fail_unfinished"));
+    s.finish("u-done", "req-1", FinalState::Complete("5".into()), common::now_ms(), None).await.expect("finish");
+    assert!(!s.fail_unfinished(pending("u-done"), crashed.clone(), None).await.expect("fail_unfinished"));
     let r = s.get("u-done").await.expect("get").expect("exists");
     assert_eq!((r.status, r.response), (Status::Complete, Some(serde_json::json!(5))));
 }
@@ -307,7 +311,7 @@ async fn a_failure_kind_this_version_does_not_know_reads_as_other() {
     let s = store().await;
     let newer = Failure::new(FailureKind::Other("quota_exceeded".into()), "a newer worker wrote this");
     s.begin(begin("k1", "req-1", live())).await.expect("begin");
-    s.finish("k1", "req-1", FinalState::Failed(newer.clone()), common::now_ms()).await.expect("finish");
+    s.finish("k1", "req-1", FinalState::Failed(newer.clone()), common::now_ms(), None).await.expect("finish");
     let r = s.get("k1").await.expect("an unknown kind is not an error").expect("exists");
     assert_eq!(r.error, Some(newer));
 }
@@ -334,4 +338,45 @@ async fn cancel_ends_only_a_call_that_has_not_started_and_a_cancelled_one_never_
     // And a scheduled call that was not cancelled begins when it fires.
     s.put_pending(PendingItem { run_at_ms: Some(now), ..pending("c-fires") }).await.expect("put");
     assert_eq!(s.begin(begin("c-fires", "req-3", live())).await.expect("begin"), Begun::Started { attempts: 1 });
+}
+
+#[tokio::test]
+async fn failed_calls_are_listed_from_their_index_with_their_message() {
+    let s = store().await;
+    let since = common::now_ms() - 1_000;
+    let boom = Failure::new(FailureKind::Failed, "no flour");
+    s.begin(begin("x-failed", "req-1", live())).await.expect("begin");
+    let message = r#"{"task_runtime":1,"task":"pies::bake","id":"x-failed","args":{"n":1}}"#;
+    s.finish("x-failed", "req-1", FinalState::Failed(boom.clone()), common::now_ms(), Some(message)).await.expect("finish");
+    s.fail_unfinished(pending("x-crashed"), Failure::new(FailureKind::Crashed, "killed"), Some(message)).await.expect("record");
+    s.begin(begin("x-done", "req-1", live())).await.expect("begin");
+    s.finish("x-done", "req-1", FinalState::Complete("1".into()), common::now_ms(), Some(message)).await.expect("finish");
+    let listed = s.failed_since(since, 100).await.expect("query the index");
+    let ids: Vec<&str> = listed.iter().map(|f| f.id.as_str()).collect();
+    assert!(ids.contains(&"x-failed") && ids.contains(&"x-crashed"), "{ids:?}");
+    assert!(!ids.contains(&"x-done"), "only failed calls: {ids:?}");
+    let failed = listed.iter().find(|f| f.id == "x-failed").expect("listed");
+    assert_eq!((failed.response.status, failed.response.error.as_ref(), failed.message_kept), (Status::Failed, Some(&boom), true));
+    assert_eq!(s.failed_message("x-failed").await.expect("read").as_deref(), Some(message));
+    assert_eq!(s.failed_message("x-done").await.expect("read"), None, "kept only when the call failed");
+    assert!(s.failed_since(common::now_ms() + 60_000, 100).await.expect("query").is_empty());
+}
+
+#[tokio::test]
+async fn create_table_adds_the_failed_index_to_a_table_made_without_it() {
+    let table = common::table_name("old");
+    let client = common::dynamodb();
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(aws_sdk_dynamodb::types::KeySchemaElement::builder().attribute_name("id").key_type(aws_sdk_dynamodb::types::KeyType::Hash).build().expect("key"))
+        .attribute_definitions(aws_sdk_dynamodb::types::AttributeDefinition::builder().attribute_name("id").attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S).build().expect("attr"))
+        .send()
+        .await
+        .expect("an old table");
+    DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("upgrade");
+    let t = client.describe_table().table_name(&table).send().await.expect("describe");
+    let indexes: Vec<_> = t.table().map(|t| t.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect()).unwrap_or_default();
+    assert_eq!(indexes, [task_runtime::store::dynamodb::FAILED_INDEX]);
 }

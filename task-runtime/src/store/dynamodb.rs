@@ -17,7 +17,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, ReturnValue,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 use tokio::sync::OnceCell;
@@ -27,6 +28,23 @@ use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, FailureKind, Status};
 
 type Attrs = HashMap<String, AttributeValue>;
+
+/// The global secondary index of failed calls: partition key `failed_day`
+/// (UTC `YYYY-MM-DD`), sort key `updated_at_ms`. Sparse: only failed items
+/// carry `failed_day`, so it costs one index write per failed call and
+/// nothing for the others.
+pub const FAILED_INDEX: &str = "failed-by-day";
+
+/// One failed call, as [`DynamoStore::failed_since`] lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedCall {
+    /// The response id.
+    pub id: String,
+    /// What a poll returns for it.
+    pub response: AsyncResponse,
+    /// Whether its task message was kept (it can be sent again).
+    pub message_kept: bool,
+}
 
 /// A [`ResponseStore`] in a DynamoDB table. The client is built once, on first use.
 ///
@@ -83,36 +101,59 @@ impl DynamoStore {
         StoreError::Backend { operation, table: self.table.clone(), message }
     }
 
-    /// Create the table (key `id`, on-demand billing) and turn TTL on for
-    /// `ttl`. Safe to call when the table exists already.
+    /// Create the table (key `id`, on-demand billing) with the index of
+    /// failed calls ([`FAILED_INDEX`]), and turn TTL on for `ttl`. Safe to
+    /// call when the table exists already: a table made by an earlier
+    /// version gets the index added.
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let client = self.client().await;
+        let attr = |name: &str, t: ScalarAttributeType| {
+            AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().map_err(|e| self.build_err(e))
+        };
+        let key = |name: &str, t: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(t).build().map_err(|e| self.build_err(e));
+        let index = GlobalSecondaryIndex::builder()
+            .index_name(FAILED_INDEX)
+            .key_schema(key("failed_day", KeyType::Hash)?)
+            .key_schema(key("updated_at_ms", KeyType::Range)?)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build())
+            .build()
+            .map_err(|e| self.build_err(e))?;
         let created = client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().map_err(|e| self.build_err(e))?)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("id")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .map_err(|e| self.build_err(e))?,
-            )
+            .key_schema(key("id", KeyType::Hash)?)
+            .attribute_definitions(attr("id", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("failed_day", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("updated_at_ms", ScalarAttributeType::N)?)
+            .global_secondary_indexes(index.clone())
             .send()
             .await;
-        match created {
-            Ok(_) => {}
-            Err(e) if e.code() == Some("ResourceInUseException") => {}
+        let existed = match created {
+            Ok(_) => false,
+            Err(e) if e.code() == Some("ResourceInUseException") => true,
             Err(e) => return Err(self.err("create_table", &e)),
-        }
-        // Wait (bounded) for ACTIVE: real DynamoDB takes a few seconds.
-        for _ in 0..120 {
-            let d = client.describe_table().table_name(&self.table).send().await.map_err(|e| self.err("describe_table", &e))?;
-            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let described = self.wait_until_active().await?;
+        let has_index = described.global_secondary_indexes().iter().any(|i| i.index_name() == Some(FAILED_INDEX));
+        if existed && !has_index {
+            let create = CreateGlobalSecondaryIndexAction::builder()
+                .index_name(FAILED_INDEX)
+                .set_key_schema(Some(index.key_schema().to_vec()))
+                .set_projection(index.projection.clone())
+                .build()
+                .map_err(|e| self.build_err(e))?;
+            client
+                .update_table()
+                .table_name(&self.table)
+                .attribute_definitions(attr("failed_day", ScalarAttributeType::S)?)
+                .attribute_definitions(attr("updated_at_ms", ScalarAttributeType::N)?)
+                .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+                .send()
+                .await
+                .map_err(|e| self.err("update_table", &e))?;
+            // Not waited for: the table serves while the index backfills (seconds
+            // to minutes); listing failed calls works once it is ACTIVE.
         }
         let ttl = TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build().map_err(|e| self.build_err(e))?;
         match client.update_time_to_live().table_name(&self.table).time_to_live_specification(ttl).send().await {
@@ -121,6 +162,102 @@ impl DynamoStore {
             Err(e) if e.code() == Some("ValidationException") && e.message().is_some_and(|m| m.contains("already enabled")) => Ok(()),
             Err(e) => Err(self.err("update_time_to_live", &e)),
         }
+    }
+
+    /// Wait (bounded: a minute) until the table and its indexes are ACTIVE;
+    /// real DynamoDB takes seconds to create a table.
+    async fn wait_until_active(&self) -> Result<aws_sdk_dynamodb::types::TableDescription, StoreError> {
+        let client = self.client().await;
+        let mut last = None;
+        for _ in 0..120 {
+            let d = client.describe_table().table_name(&self.table).send().await.map_err(|e| self.err("describe_table", &e))?;
+            if let Some(t) = d.table() {
+                let indexes_active = t.global_secondary_indexes().iter().all(|i| i.index_status() == Some(&IndexStatus::Active));
+                if t.table_status() == Some(&TableStatus::Active) && indexes_active {
+                    return Ok(t.clone());
+                }
+                last = Some(t.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        last.ok_or_else(|| StoreError::Backend {
+            operation: "describe_table",
+            table: self.table.clone(),
+            message: "the table did not describe itself".into(),
+        })
+    }
+
+    /// The calls that ended `failed` from `since_ms` on (epoch ms), newest
+    /// first, at most `limit`; read from the index of failed calls, one
+    /// query per day, never a scan.
+    pub async fn failed_since(&self, since_ms: u64, limit: usize) -> Result<Vec<FailedCall>, StoreError> {
+        let now = crate::time::now_ms();
+        let first_day = super::failure_day(since_ms);
+        let mut out = Vec::new();
+        let mut day_ms = now;
+        loop {
+            let day = super::failure_day(day_ms);
+            if day < first_day {
+                break;
+            }
+            let mut start: Option<Attrs> = None;
+            loop {
+                let page = self
+                    .client()
+                    .await
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(FAILED_INDEX)
+                    .key_condition_expression("#day = :day AND #updated >= :since")
+                    .expression_attribute_names("#day", "failed_day")
+                    .expression_attribute_names("#updated", "updated_at_ms")
+                    .expression_attribute_values(":day", s(&day))
+                    .expression_attribute_values(":since", n(since_ms))
+                    .scan_index_forward(false)
+                    .set_exclusive_start_key(start.take())
+                    .send()
+                    .await
+                    .map_err(|e| self.err("failed_since", &e))?;
+                for attrs in page.items() {
+                    let item = item_from_attrs(attrs)?;
+                    if item.expired(now) {
+                        continue;
+                    }
+                    let message_kept = item.message.is_some();
+                    out.push(FailedCall { id: item.id.clone(), response: item.to_response(now)?, message_kept });
+                    if out.len() >= limit {
+                        return Ok(out);
+                    }
+                }
+                match page.last_evaluated_key() {
+                    Some(k) if !k.is_empty() => start = Some(k.clone()),
+                    _ => break,
+                }
+            }
+            match day_ms.checked_sub(86_400_000) {
+                Some(earlier) => day_ms = earlier,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// The task message kept with failed call `id` (JSON), if it was kept.
+    pub async fn failed_message(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.err("failed_message", &e))?;
+        Ok(match out.item() {
+            Some(attrs) => item_from_attrs(attrs)?.message,
+            None => None,
+        })
     }
 
     /// An update of `id` conditional on `request_id` owning it (`running`, its request id).
@@ -159,6 +296,20 @@ fn n(v: impl ToString) -> AttributeValue {
 }
 fn failure_attr(f: &Failure) -> AttributeValue {
     AttributeValue::M(HashMap::from([("kind".to_owned(), s(f.kind.as_str())), ("message".to_owned(), s(f.message.clone()))]))
+}
+
+/// The attributes a failure adds to an update: `failed_day` (the index of
+/// failed calls) and, when it fits, the task message. Returns the `SET`
+/// clauses to append and the update with their names and values.
+fn failed_attrs(update: UpdateItemFluentBuilder, now_ms: u64, message: Option<&str>) -> (&'static str, UpdateItemFluentBuilder) {
+    let update = update.expression_attribute_names("#day", "failed_day").expression_attribute_values(":day", s(super::failure_day(now_ms)));
+    match message.filter(|m| m.len() <= super::MAX_KEPT_MESSAGE_BYTES) {
+        Some(m) => (
+            ", #day = :day, #message = :message",
+            update.expression_attribute_names("#message", "message").expression_attribute_values(":message", s(m)),
+        ),
+        None => (", #day = :day", update),
+    }
 }
 
 /// Decode a stored item, naming the attribute at fault.
@@ -209,6 +360,7 @@ pub(crate) fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
         lease_until_ms: get_n("lease_until_ms")?,
         max_attempts: get_n("max_attempts")?.map(|m| m.min(u64::from(u32::MAX)) as u32),
         digest: get_s("digest")?,
+        message: get_s("message")?,
         run_at_ms: get_n("run_at_ms")?,
         response: get_s("response")?,
         error,
@@ -279,8 +431,10 @@ impl ResponseStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key("id", s(id))
-            .update_expression("SET #status = :failed, #error = :error, #updated = :now")
+            .update_expression("SET #status = :failed, #error = :error, #updated = :now, #day = :day")
             .condition_expression("#status = :pending AND #digest = :digest")
+            .expression_attribute_names("#day", "failed_day")
+            .expression_attribute_values(":day", s(super::failure_day(now_ms)))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#error", "error")
             .expression_attribute_names("#updated", "updated_at_ms")
@@ -417,7 +571,7 @@ impl ResponseStore for DynamoStore {
         }
     }
 
-    async fn finish(&self, id: &str, request_id: &str, state: FinalState, now_ms: u64) -> Result<Finished, StoreError> {
+    async fn finish(&self, id: &str, request_id: &str, state: FinalState, now_ms: u64, message: Option<&str>) -> Result<Finished, StoreError> {
         let status = state.status();
         let mut update = self
             .owned_update(id, request_id)
@@ -431,10 +585,15 @@ impl ResponseStore for DynamoStore {
                 .expression_attribute_names("#response", "response")
                 .expression_attribute_names("#error", "error")
                 .expression_attribute_values(":response", s(text.clone())),
-            FinalState::Retrying(f) | FinalState::Failed(f) => update
+            FinalState::Retrying(f) => update
                 .update_expression("SET #status = :status, #updated = :now, #error = :error")
                 .expression_attribute_names("#error", "error")
                 .expression_attribute_values(":error", failure_attr(f)),
+            FinalState::Failed(f) => {
+                let update = update.expression_attribute_names("#error", "error").expression_attribute_values(":error", failure_attr(f));
+                let (set, update) = failed_attrs(update, now_ms, message);
+                update.update_expression(format!("SET #status = :status, #updated = :now, #error = :error{set}"))
+            }
         };
         self.send_owned("finish", update).await
     }
@@ -449,18 +608,16 @@ impl ResponseStore for DynamoStore {
         self.send_owned("renew", update).await
     }
 
-    async fn fail_unfinished(&self, p: PendingItem, failure: Failure) -> Result<bool, StoreError> {
-        let update = self
-            .client()
-            .await
-            .update_item()
+    async fn fail_unfinished(&self, p: PendingItem, failure: Failure, message: Option<&str>) -> Result<bool, StoreError> {
+        let (set, update) = failed_attrs(self.client().await.update_item(), p.now_ms, message);
+        let update = update
             .table_name(&self.table)
             .key("id", s(&p.id))
-            .update_expression(
+            .update_expression(format!(
                 "SET #status = :failed, #error = :error, #updated = :now, #task = if_not_exists(#task, :task), \
                  #attempts = if_not_exists(#attempts, :zero), #created = if_not_exists(#created, :now), \
-                 #ttl = if_not_exists(#ttl, :ttl)",
-            )
+                 #ttl = if_not_exists(#ttl, :ttl){set}"
+            ))
             .condition_expression("attribute_not_exists(#id) OR #status IN (:scheduled, :pending, :running, :retrying)")
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#status", "status")

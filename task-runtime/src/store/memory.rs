@@ -113,7 +113,7 @@ impl ResponseStore for MemoryStore {
         }))
     }
 
-    async fn fail_unfinished(&self, p: PendingItem, failure: Failure) -> Result<bool, StoreError> {
+    async fn fail_unfinished(&self, p: PendingItem, failure: Failure, message: Option<&str>) -> Result<bool, StoreError> {
         Ok(self.with(|items| {
             let item = items.entry(p.id.clone()).or_insert_with(|| Item::pending(p.id, p.task, p.now_ms, p.ttl, None, None));
             if item.status.is_finished() {
@@ -121,12 +121,13 @@ impl ResponseStore for MemoryStore {
             }
             item.status = Status::Failed;
             item.error = Some(failure);
+            item.message = message.filter(|m| m.len() <= super::MAX_KEPT_MESSAGE_BYTES).map(str::to_owned);
             item.updated_at_ms = p.now_ms;
             true
         }))
     }
 
-    async fn finish(&self, id: &str, request_id: &str, state: FinalState, now_ms: u64) -> Result<Finished, StoreError> {
+    async fn finish(&self, id: &str, request_id: &str, state: FinalState, now_ms: u64, message: Option<&str>) -> Result<Finished, StoreError> {
         Ok(self.with(|items| {
             let Some(item) = items.get_mut(id) else { return Finished::NotOwner };
             if item.status != Status::Running || item.request_id.as_deref() != Some(request_id) {
@@ -139,7 +140,11 @@ impl ResponseStore for MemoryStore {
                     item.response = Some(text);
                     item.error = None;
                 }
-                FinalState::Retrying(f) | FinalState::Failed(f) => item.error = Some(f),
+                FinalState::Retrying(f) => item.error = Some(f),
+                FinalState::Failed(f) => {
+                    item.error = Some(f);
+                    item.message = message.filter(|m| m.len() <= super::MAX_KEPT_MESSAGE_BYTES).map(str::to_owned);
+                }
             }
             Finished::Written
         }))
@@ -193,8 +198,8 @@ mod tests {
         assert_eq!(s.begin(begin("a", "r3", 2001, 5000)).await.ok(), Some(Begun::Started { attempts: 3 }));
         // the old owner can no longer finish
         let f = FinalState::Failed(Failure::new(FailureKind::Failed, "x"));
-        assert_eq!(s.finish("a", "r1", f.clone(), 2002).await.ok(), Some(Finished::NotOwner));
-        assert_eq!(s.finish("a", "r3", FinalState::Complete("7".into()), 2003).await.ok(), Some(Finished::Written));
+        assert_eq!(s.finish("a", "r1", f.clone(), 2002, None).await.ok(), Some(Finished::NotOwner));
+        assert_eq!(s.finish("a", "r3", FinalState::Complete("7".into()), 2003, None).await.ok(), Some(Finished::Written));
         // a finished task is not begun again
         assert_eq!(
             s.begin(begin("a", "r3", 2004, 9000)).await.ok(),

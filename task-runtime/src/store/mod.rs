@@ -222,8 +222,8 @@ pub enum Finished {
 /// // The process died; Lambda's failure record ends the call.
 /// let item = PendingItem { id: "7".into(), task: "bake".into(), now_ms: 30_000, ttl, run_at_ms: None, digest: None };
 /// let crashed = Failure::new(FailureKind::Crashed, "Runtime.ExitError");
-/// assert!(store.fail_unfinished(item.clone(), crashed.clone()).await?);
-/// assert!(!store.fail_unfinished(item, crashed).await?); // already terminal: left as it is
+/// assert!(store.fail_unfinished(item.clone(), crashed.clone(), None).await?);
+/// assert!(!store.fail_unfinished(item, crashed, None).await?); // already terminal: left as it is
 /// assert_eq!(store.get("7").await?.unwrap().status, Status::Failed);
 /// # Ok::<(), task_runtime::StoreError>(())
 /// # }).unwrap();
@@ -247,11 +247,11 @@ pub enum Finished {
 /// // Lambda's first delivery claims attempt 1 and fails with a retryable error.
 /// assert_eq!(store.begin(attempt("req-1", 10)).await?, Begun::Started { attempts: 1 });
 /// let retry = FinalState::Retrying(Failure::new(FailureKind::Error, "oven cold"));
-/// assert_eq!(store.finish("42", "req-1", retry, 20).await?, Finished::Written);
+/// assert_eq!(store.finish("42", "req-1", retry, 20, None).await?, Finished::Written);
 ///
 /// // The retry (same request id) claims attempt 2 and completes.
 /// assert_eq!(store.begin(attempt("req-1", 30)).await?, Begun::Started { attempts: 2 });
-/// store.finish("42", "req-1", FinalState::Complete("\"pie\"".into()), 40).await?;
+/// store.finish("42", "req-1", FinalState::Complete("\"pie\"".into()), 40, None).await?;
 ///
 /// // A duplicate delivery is not run again.
 /// assert!(matches!(store.begin(attempt("req-2", 50)).await?, Begun::Finished { status: Status::Complete, attempts: 2 }));
@@ -282,15 +282,37 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     /// Extend the lease of a `running` item, only while `request_id` owns
     /// it: the heartbeat of a running body.
     async fn renew(&self, id: &str, request_id: &str, lease_until_ms: u64) -> Result<Finished, StoreError>;
-    /// Write the outcome, only while `request_id` owns the item.
-    async fn finish(&self, id: &str, request_id: &str, state: FinalState, now_ms: u64) -> Result<Finished, StoreError>;
+    /// Write the outcome, only while `request_id` owns the item. With a
+    /// `failed` state, `message` (the task message, JSON) is kept with the
+    /// item, so that the call can be listed and sent again (`tasks failed`,
+    /// `tasks retry`); it is ignored otherwise.
+    async fn finish(&self, id: &str, request_id: &str, state: FinalState, now_ms: u64, message: Option<&str>)
+    -> Result<Finished, StoreError>;
     /// End a call that Lambda gave up on: `failed` with `failure`, unless it
     /// is already `complete` or `failed` (then `false`, and nothing is
     /// written). An absent item is created from `item` (its pending write
-    /// was lost), so the id still ends terminal.
-    async fn fail_unfinished(&self, item: PendingItem, failure: Failure) -> Result<bool, StoreError>;
+    /// was lost), so the id still ends terminal. `message` is kept as with
+    /// [`finish`](Self::finish).
+    async fn fail_unfinished(&self, item: PendingItem, failure: Failure, message: Option<&str>) -> Result<bool, StoreError>;
     /// Read, consistently; `None` when unknown or past its ttl.
     async fn get(&self, id: &str) -> Result<Option<AsyncResponse>, StoreError>;
+}
+
+/// The largest task message kept with a failed call, in bytes: enough for
+/// the arguments of almost every task, and well inside DynamoDB's 400 KB
+/// item. A failed call with a larger message is listed, but cannot be sent
+/// again from the store.
+pub const MAX_KEPT_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The day a failure is indexed under (`failed_day`, UTC `YYYY-MM-DD`).
+///
+/// ```
+/// assert_eq!(task_runtime::store::failure_day(1_795_774_496_789), "2026-11-27");
+/// ```
+pub fn failure_day(epoch_ms: u64) -> String {
+    let secs = i64::try_from(epoch_ms / 1000).unwrap_or(i64::MAX);
+    let text = aws_smithy_types::DateTime::from_secs(secs).fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default();
+    text.get(..10).unwrap_or_default().to_owned()
 }
 
 /// How long past its lease a `running` item on its last attempt must be
@@ -309,6 +331,8 @@ pub(crate) struct Item {
     pub(crate) max_attempts: Option<u32>,
     pub(crate) digest: Option<String>,
     pub(crate) run_at_ms: Option<u64>,
+    /// The task message of a failed call (JSON), for a retry.
+    pub(crate) message: Option<String>,
     pub(crate) response: Option<String>,
     pub(crate) error: Option<Failure>,
     pub(crate) created_at_ms: u64,
@@ -329,6 +353,7 @@ impl Item {
             max_attempts: None,
             digest,
             run_at_ms,
+            message: None,
             response: None,
             error: None,
             created_at_ms: now_ms,
