@@ -1,7 +1,8 @@
 //! The HTTP surface: Lambda's Invoke API, compatible with aws-sdk-lambda
 //! and boto3 (`Event` invokes go to the queue, `RequestResponse` runs at
 //! once, `DryRun` checks), EventBridge Scheduler's one-time schedules
-//! ([`crate::scheduler`]), and `GET /stats`.
+//! ([`crate::scheduler`]), CloudWatch Logs' `FilterLogEvents` over what the
+//! instances printed ([`crate::logs`]), and `GET /stats`.
 
 use std::sync::Arc;
 
@@ -23,10 +24,50 @@ pub(crate) fn router(emu: Arc<Emulator>) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{function}/invocations", post(invoke))
         .route("/schedules/{name}", post(crate::scheduler::create).get(crate::scheduler::get).delete(crate::scheduler::delete))
+        .route("/", post(json_target))
         .route("/stats", get(stats))
         .fallback(unknown_operation)
         .layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024))
         .with_state(emu)
+}
+
+/// The JSON protocol services, which name their operation in `X-Amz-Target`:
+/// CloudWatch Logs' `FilterLogEvents`.
+async fn json_target(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body: Bytes) -> Response {
+    let call_id = uuid::Uuid::new_v4().to_string();
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if target != "Logs_20140328.FilterLogEvents" {
+        let message = format!("task-local has no operation {target:?}; of CloudWatch Logs it answers FilterLogEvents");
+        return aws_error(StatusCode::BAD_REQUEST, "UnknownOperationException", message, &call_id);
+    }
+    let Ok(req) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return aws_error(StatusCode::BAD_REQUEST, "InvalidParameterException", "the request body is not JSON".into(), &call_id);
+    };
+    let group = req["logGroupName"].as_str().unwrap_or_default();
+    let Some(function) = group.strip_prefix("/aws/lambda/").filter(|f| emu.functions.contains_key(*f)) else {
+        return aws_error(StatusCode::BAD_REQUEST, "ResourceNotFoundException", "The specified log group does not exist.".into(), &call_id);
+    };
+    let (start, end) = (req["startTime"].as_u64().unwrap_or(0), req["endTime"].as_u64().unwrap_or(u64::MAX));
+    let after = req["nextToken"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+    let limit = req["limit"].as_u64().map_or(10_000, |l| l.clamp(1, 10_000) as usize);
+    let (events, more) = emu.logs.filter(function, start, end, req["filterPattern"].as_str().unwrap_or(""), after, limit);
+    let next = events.last().filter(|_| more).map(|e| e.seq.to_string());
+    let events: Vec<_> = events
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({
+                "logStreamName": e.stream, "timestamp": e.timestamp_ms, "ingestionTime": e.timestamp_ms,
+                "message": e.message, "eventId": e.seq.to_string(),
+            })
+        })
+        .collect();
+    let mut body = serde_json::json!({"events": events, "searchedLogStreams": []});
+    if let Some(next) = next {
+        body["nextToken"] = serde_json::json!(next);
+    }
+    let mut resp = (StatusCode::OK, body.to_string()).into_response();
+    resp.headers_mut().insert("content-type", HeaderValue::from_static("application/x-amz-json-1.1"));
+    resp
 }
 
 async fn stats(State(emu): State<Arc<Emulator>>) -> Response {

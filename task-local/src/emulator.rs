@@ -26,6 +26,8 @@ pub(crate) enum OnFailure {
 pub(crate) struct Emulator {
     pub(crate) functions: HashMap<String, Arc<Function>>,
     pub(crate) stats: Stats,
+    /// What the instances printed, for `FilterLogEvents`.
+    pub(crate) logs: Arc<crate::logs::Logs>,
     pub(crate) on_failure: Option<OnFailure>,
     /// The fraction of asynchronous events delivered twice at once.
     pub(crate) duplicate_deliveries: f64,
@@ -55,7 +57,7 @@ impl Drop for Tracked {
 }
 
 impl Emulator {
-    pub(crate) fn new(functions: Vec<Function>, on_failure: Option<OnFailure>, duplicate_deliveries: f64, region: &str) -> Self {
+    pub(crate) fn new(functions: Vec<Function>, logs: Arc<crate::logs::Logs>, on_failure: Option<OnFailure>, duplicate_deliveries: f64, region: &str) -> Self {
         let stats = Stats::default();
         for f in &functions {
             stats.update(&f.cfg.name, |_| {});
@@ -63,6 +65,7 @@ impl Emulator {
         Self {
             functions: functions.into_iter().map(|f| (f.cfg.name.clone(), Arc::new(f))).collect(),
             stats,
+            logs,
             on_failure,
             duplicate_deliveries,
             schedules: Mutex::new(HashMap::new()),

@@ -3,14 +3,15 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::cli::FunctionConfig;
 use crate::instance::{Instance, Job, Outcome};
-use crate::stats::{InvocationRecord, Stats};
+use crate::logs::Logs;
+use crate::stats::{InvocationRecord, Stats, now_ms};
 
 #[derive(Debug)]
 pub(crate) struct Function {
@@ -18,6 +19,7 @@ pub(crate) struct Function {
     pub(crate) arn: String,
     region: String,
     invoke_port: u16,
+    logs: Arc<Logs>,
     /// One permit per instance that may run: the concurrency limit.
     pub(crate) slots: Arc<Semaphore>,
     idle: Mutex<Vec<Arc<Instance>>>,
@@ -26,12 +28,13 @@ pub(crate) struct Function {
 }
 
 impl Function {
-    pub(crate) fn new(cfg: FunctionConfig, region: &str, invoke_port: u16) -> Self {
+    pub(crate) fn new(cfg: FunctionConfig, region: &str, invoke_port: u16, logs: Arc<Logs>) -> Self {
         Self {
             arn: format!("arn:aws:lambda:{region}:000000000000:function:{}", cfg.name),
             slots: Arc::new(Semaphore::new(cfg.concurrency)),
             region: region.to_owned(),
             invoke_port,
+            logs,
             idle: Mutex::new(Vec::new()),
             all: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
@@ -50,7 +53,7 @@ impl Function {
             }
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        let (inst, init) = Instance::start(&self.cfg, &self.region, self.invoke_port, id).await?;
+        let (inst, init) = Instance::start(&self.cfg, self.logs.clone(), &self.region, self.invoke_port, id).await?;
         self.all.lock().unwrap_or_else(|p| p.into_inner()).push(inst.clone());
         stats.update(&self.cfg.name, |s| s.instances += 1);
         Ok((inst, Some(init.as_millis() as u64)))
@@ -172,8 +175,4 @@ async fn over_memory(inst: &Instance, limit_mb: u64) -> u64 {
             None => std::future::pending::<()>().await,
         }
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -16,6 +16,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::cli::FunctionConfig;
+use crate::logs::Logs;
+use crate::stats::now_ms;
 
 /// How an invocation ended, as the instance saw it.
 #[derive(Debug)]
@@ -42,6 +44,10 @@ pub(crate) struct Job {
 pub(crate) struct Instance {
     pub(crate) id: u64,
     function: String,
+    /// This instance's log stream, as on Lambda.
+    log_stream: String,
+    /// Where forwarded lines are kept for `FilterLogEvents`.
+    logs: Arc<Logs>,
     jobs_tx: mpsc::Sender<Job>,
     jobs_rx: tokio::sync::Mutex<mpsc::Receiver<Job>>,
     /// The job being run: its request id and where its outcome goes.
@@ -65,8 +71,7 @@ pub(crate) struct Instance {
 }
 
 /// The Lambda environment an instance starts with, from `port` (its Runtime API).
-fn lambda_env(cfg: &FunctionConfig, region: &str, runtime_port: u16, invoke_port: u16, id: u64) -> Vec<(String, String)> {
-    let stream = format!("{}/[$LATEST]{:032x}", "2026/01/01", u128::from(id) << 64 | u128::from(uuid::Uuid::new_v4().as_u64_pair().0));
+fn lambda_env(cfg: &FunctionConfig, region: &str, runtime_port: u16, invoke_port: u16, stream: &str) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{runtime_port}")),
         ("AWS_LAMBDA_FUNCTION_NAME", cfg.name.clone()),
@@ -74,7 +79,7 @@ fn lambda_env(cfg: &FunctionConfig, region: &str, runtime_port: u16, invoke_port
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
         ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into()),
         ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", cfg.name)),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", stream),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", stream.to_owned()),
         ("AWS_REGION", region.into()),
         ("AWS_DEFAULT_REGION", region.into()),
         ("AWS_ACCESS_KEY_ID", "TASKLOCAL".into()),
@@ -104,6 +109,7 @@ impl Instance {
     /// first `/next`. Returns the instance and its init duration.
     pub(crate) async fn start(
         cfg: &FunctionConfig,
+        logs: Arc<Logs>,
         region: &str,
         invoke_port: u16,
         id: u64,
@@ -112,6 +118,8 @@ impl Instance {
         let inst = Arc::new(Instance {
             id,
             function: cfg.name.clone(),
+            log_stream: format!("2026/01/01/[$LATEST]{:032x}", u128::from(id) << 64 | u128::from(uuid::Uuid::new_v4().as_u64_pair().0)),
+            logs,
             jobs_tx,
             jobs_rx: tokio::sync::Mutex::new(jobs_rx),
             current: Mutex::new(None),
@@ -140,7 +148,7 @@ impl Instance {
         let started = Instant::now();
         let mut child = tokio::process::Command::new(&cfg.path)
             .env_clear()
-            .envs(lambda_env(cfg, region, runtime_port, invoke_port, id))
+            .envs(lambda_env(cfg, region, runtime_port, invoke_port, &inst.log_stream))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -268,6 +276,7 @@ async fn forward<R: tokio::io::AsyncRead + Unpin>(
     mut catch_up: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
 ) {
     let print = |line: String| {
+        inst.logs.push(&inst.function, &inst.log_stream, now_ms(), line.clone());
         let rid = inst.log_label.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if stderr {
             complain!("[{} #{} {rid}] {line}", inst.function, inst.id);

@@ -22,6 +22,7 @@ mod cli;
 mod emulator;
 mod function;
 mod instance;
+mod logs;
 mod queue;
 mod scheduler;
 mod stats;
@@ -72,14 +73,15 @@ async fn main() -> ExitCode {
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
     let longest = configs.iter().map(|c| c.timeout).max().unwrap_or(Duration::from_secs(3));
-    let functions: Vec<Function> = configs.into_iter().map(|c| Function::new(c, &args.region, port)).collect();
+    let logs = Arc::new(logs::Logs::default());
+    let functions: Vec<Function> = configs.into_iter().map(|c| Function::new(c, &args.region, port, logs.clone())).collect();
     for f in &functions {
         say!(
             "task-local: function {} -> {} (timeout {:?}, memory {} MB, concurrency {}, retries {}, retry delays {:?})",
             f.cfg.name, f.cfg.path.display(), f.cfg.timeout, f.cfg.memory_mb, f.cfg.concurrency, f.cfg.max_retry_attempts, f.cfg.retry_delays
         );
     }
-    let emu = Arc::new(Emulator::new(functions, on_failure, args.duplicate_deliveries, &args.region));
+    let emu = Arc::new(Emulator::new(functions, logs, on_failure, args.duplicate_deliveries, &args.region));
     say!("task-local: listening on http://127.0.0.1:{port}");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(axum::serve(listener, api::router(emu.clone())).with_graceful_shutdown(async {

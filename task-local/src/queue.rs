@@ -12,7 +12,8 @@ use std::time::Instant;
 use axum::body::Bytes;
 
 use crate::emulator::{Emulator, OnFailure};
-use crate::function::{Function, now_ms};
+use crate::function::Function;
+use crate::stats::now_ms;
 use crate::instance::Outcome;
 
 /// Queue an event for `func`, invoked as `invoked_arn`; returns its request id at once.

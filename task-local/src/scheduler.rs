@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::emulator::{Emulator, Schedule, aws_error};
-use crate::function::now_ms;
+use crate::stats::now_ms;
 
 /// `CreateSchedule`.
 pub(crate) async fn create(State(emu): State<Arc<Emulator>>, Path(name): Path<String>, body: Bytes) -> Response {

@@ -72,7 +72,18 @@ async fn relay() -> TaskResult<String> {
     Ok(whoami().await?.id().to_owned())
 }
 
+/// Fails for good unless the file `path` exists (a call to retry once it does).
+#[task(name = "fault.until")]
+async fn until(path: String) -> TaskResult<String> {
+    if std::path::Path::new(&path).exists() {
+        Ok(format!("{path} is there"))
+    } else {
+        Err(TaskError::fail(format!("{path} is not there yet")))
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), task_runtime::lambda_runtime::Error> {
+    task_runtime::lambda_runtime::tracing::init_default_subscriber();
     task_runtime::run_tasks().await
 }

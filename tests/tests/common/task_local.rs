@@ -13,7 +13,8 @@ fn build_binaries() {
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "task-local", "-p", "examples", "-p", "tests", "--bin", "task-local", "--bin", "fault-worker"])
+            .args(["build", "--quiet", "-p", "task-local", "-p", "examples", "-p", "tests", "-p", "task-cli"])
+            .args(["--bin", "task-local", "--bin", "fault-worker", "--bin", "tasks"])
             .args(["--example", "worker", "--example", "http", "--example", "quickstart"])
             .status()
             .expect("run cargo build");

@@ -1,0 +1,177 @@
+//! The commands and their options.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Follow, send, wait for, tail, list and retry task-runtime calls, on AWS
+/// or under task-local. Configured like the library: TASK_RESPONSE_TABLE,
+/// TASK_FUNCTION, AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_*.
+///
+/// Exit codes: 0 complete, 1 failed or cancelled, 2 the command could not
+/// run, 3 not finished, 4 unknown id.
+#[derive(Debug, Parser)]
+#[command(name = "tasks", version)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show calls: task, status, attempts, times, and the response or the failure.
+    #[command(after_help = "Example:\n  tasks status 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7\n  tasks status ID1 ID2 --json")]
+    Status(StatusArgs),
+    /// Send a task by name, with its arguments as a JSON object.
+    #[command(after_help = "Example:\n  tasks send worker::word_count '{\"text\": \"one two three\"}' --wait\n  tasks send reports::build '{\"day\": \"2026-11-27\"}' --function reports --delay 10m --id report-2026-11-27")]
+    Send(SendArgs),
+    /// Wait for calls to end, with one progress bar over them.
+    #[command(after_help = "Example:\n  tasks wait ID1 ID2 ID3 --timeout 5m")]
+    Wait(WaitArgs),
+    /// Show the worker's log lines (CloudWatch Logs), filtered by task or call.
+    #[command(after_help = "Example:\n  tasks tail --function worker --id 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7\n  tasks tail --function worker --task worker::flaky --since 1h --follow")]
+    Tail(TailArgs),
+    /// List the calls that ended failed.
+    #[command(after_help = "Example:\n  tasks failed --since 24h --task worker::flaky")]
+    Failed(FailedArgs),
+    /// Send a failed call again, with its original arguments, under a new id.
+    #[command(after_help = "Example:\n  tasks retry 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7 --wait")]
+    Retry(RetryArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Call ids.
+    #[arg(required = true)]
+    pub(crate) ids: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// The task's registered name, e.g. `worker::word_count`.
+    pub(crate) name: String,
+    /// Its arguments: a JSON object keyed by parameter name.
+    pub(crate) args: String,
+    /// The function to invoke [default: TASK_FUNCTION].
+    #[arg(long)]
+    pub(crate) function: Option<String>,
+    /// Do not write the outcome to the response table.
+    #[arg(long)]
+    pub(crate) no_capture: bool,
+    /// Use this id: a second send of it sends nothing.
+    #[arg(long)]
+    pub(crate) id: Option<String>,
+    /// Run it after this long, e.g. `10m`.
+    #[arg(long, value_parser = duration)]
+    pub(crate) delay: Option<Duration>,
+    /// Wait for it to end, showing its progress, and print its response.
+    #[arg(long)]
+    pub(crate) wait: bool,
+    /// With --wait: give up after this long [default: 15m].
+    #[arg(long, value_parser = duration)]
+    pub(crate) timeout: Option<Duration>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WaitArgs {
+    /// Call ids.
+    #[arg(required = true)]
+    pub(crate) ids: Vec<String>,
+    /// Give up after this long [default: 15m].
+    #[arg(long, value_parser = duration)]
+    pub(crate) timeout: Option<Duration>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    /// The function whose logs to read [default: TASK_FUNCTION].
+    #[arg(long)]
+    pub(crate) function: Option<String>,
+    /// Only lines of this task.
+    #[arg(long)]
+    pub(crate) task: Option<String>,
+    /// Only lines of this call.
+    #[arg(long)]
+    pub(crate) id: Option<String>,
+    /// From this long ago.
+    #[arg(long, value_parser = duration, default_value = "10m")]
+    pub(crate) since: Duration,
+    /// Keep reading new lines until Ctrl-C.
+    #[arg(long)]
+    pub(crate) follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FailedArgs {
+    /// From this long ago.
+    #[arg(long, value_parser = duration, default_value = "24h")]
+    pub(crate) since: Duration,
+    /// Only calls of this task.
+    #[arg(long)]
+    pub(crate) task: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) limit: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RetryArgs {
+    /// The failed call's id.
+    pub(crate) id: String,
+    /// The function to invoke [default: TASK_FUNCTION].
+    #[arg(long)]
+    pub(crate) function: Option<String>,
+    /// Wait for the new call to end and print its response.
+    #[arg(long)]
+    pub(crate) wait: bool,
+    /// With --wait: give up after this long [default: 15m].
+    #[arg(long, value_parser = duration)]
+    pub(crate) timeout: Option<Duration>,
+}
+
+/// `500ms`, `30s`, `10m`, `24h`, `7d`, or a bare number of seconds.
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("{text:?} is not a duration like 30s, 10m, 24h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m, h or d)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{text:?} is not a duration like 30s, 10m, 24h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(duration("45"), Ok(Duration::from_secs(45)));
+        assert!(duration("soon").is_err());
+        assert!(duration("5y").is_err_and(|e| e.contains("unknown unit")));
+    }
+}

@@ -1,0 +1,58 @@
+//! `tasks`: a command line for task-runtime calls. It uses the library's
+//! own client code and configuration (`TASK_FUNCTION`, `TASK_RESPONSE_TABLE`,
+//! aws-config's standard chain), so it works the same against AWS and
+//! against task-local with DynamoDB Local. `tasks --help` shows an example
+//! of each command.
+
+mod cli;
+mod failed;
+mod progress;
+mod render;
+mod send;
+mod setup;
+mod status;
+mod tail;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// What a command ends with: the exit code says the state of the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Exit {
+    /// Every call is complete (or the command did what it was asked).
+    Complete = 0,
+    /// A call is still running, pending, scheduled or retrying.
+    Unfinished = 3,
+    /// A call failed or was cancelled.
+    Failed = 1,
+    /// An id is unknown (or expired).
+    Unknown = 4,
+}
+
+/// A command that could not run: what is wrong and how to fix it (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Problem(pub(crate) String);
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Status(a) => status::status(a).await,
+        Command::Send(a) => send::send(a).await,
+        Command::Wait(a) => status::wait(a).await,
+        Command::Tail(a) => tail::tail(a).await,
+        Command::Failed(a) => failed::failed(a).await,
+        Command::Retry(a) => failed::retry(a).await,
+    };
+    match outcome {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(Problem(why)) => {
+            eprintln!("tasks: {why}");
+            ExitCode::from(2)
+        }
+    }
+}

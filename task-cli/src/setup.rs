@@ -1,0 +1,60 @@
+//! The library's configuration for a command: the environment, as a worker
+//! or a caller reads it, with the command's own `--function`; and errors
+//! turned into what to do about them.
+
+use task_runtime::store::dynamodb::DynamoStore;
+use task_runtime::{BackendKind, Config, ConfigError, StoreError};
+
+use crate::Problem;
+
+/// Install the configuration: the lambda backend always (this program
+/// sends to Lambda or task-local, never to itself), to `function` when given.
+pub(crate) fn install(function: Option<&str>) -> Result<Config, Problem> {
+    let mut config = Config::from_env().map_err(config_problem)?;
+    if let Some(f) = function {
+        config.function = Some(f.to_owned());
+    }
+    config.backend = BackendKind::Lambda;
+    config.clone().install().map_err(config_problem)?;
+    Ok(config)
+}
+
+/// The response table, or what to set.
+pub(crate) fn table(config: &Config) -> Result<DynamoStore, Problem> {
+    match &config.response_table {
+        Some(t) => Ok(DynamoStore::lazy(t.clone())),
+        None => Err(no_table()),
+    }
+}
+
+fn no_table() -> Problem {
+    Problem("no response table is configured: set TASK_RESPONSE_TABLE to the DynamoDB table the workers write to".into())
+}
+
+pub(crate) fn config_problem(e: ConfigError) -> Problem {
+    match e {
+        ConfigError::NoFunction => Problem("no function to send to: pass --function NAME or set TASK_FUNCTION".into()),
+        other => Problem(other.to_string()),
+    }
+}
+
+pub(crate) fn store_problem(e: StoreError) -> Problem {
+    match e {
+        StoreError::NotConfigured => no_table(),
+        StoreError::Config(c) => config_problem(c),
+        other => Problem(with_hint(other.to_string())),
+    }
+}
+
+/// An AWS error, with what to check when nothing answered.
+pub(crate) fn with_hint(message: String) -> String {
+    let lower = message.to_lowercase();
+    if lower.contains("dispatch failure") || lower.contains("connection refused") || lower.contains("timed out") {
+        format!(
+            "{message} (nothing answered: check the endpoint, AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_LAMBDA / \
+             AWS_ENDPOINT_URL_CLOUDWATCH_LOGS when you use local ones, and AWS_REGION)"
+        )
+    } else {
+        message
+    }
+}
