@@ -34,6 +34,10 @@ pub(crate) enum Command {
     /// List the calls that ended failed.
     #[command(after_help = "Example:\n  tasks failed --since 24h --task worker::flaky")]
     Failed(FailedArgs),
+    /// Create the response table (on-demand, TTL on `ttl`, the index of
+    /// failed calls); fine when it exists, and adds the index to an older one.
+    #[command(name = "create-table", after_help = "Example:\n  TASK_RESPONSE_TABLE=task-responses tasks create-table")]
+    CreateTable,
     /// Send a failed call again, with its original arguments, under a new id.
     #[command(after_help = "Example:\n  tasks retry 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7 --wait")]
     Retry(RetryArgs),

@@ -49,6 +49,14 @@ pub(crate) async fn failed(a: FailedArgs) -> Result<Exit, Problem> {
     Ok(Exit::Complete)
 }
 
+pub(crate) async fn create_table() -> Result<Exit, Problem> {
+    let config = install(None)?;
+    let store = crate::setup::table(&config)?;
+    store.create_table().await.map_err(store_problem)?;
+    eprintln!("table {} is ready", store.table());
+    Ok(Exit::Complete)
+}
+
 pub(crate) async fn retry(a: RetryArgs) -> Result<Exit, Problem> {
     let config = install(a.function.as_deref())?;
     let store = crate::setup::table(&config)?;

@@ -47,6 +47,7 @@ async fn main() -> ExitCode {
         Command::Tail(a) => tail::tail(a).await,
         Command::Failed(a) => failed::failed(a).await,
         Command::Retry(a) => failed::retry(a).await,
+        Command::CreateTable => failed::create_table().await,
     };
     match outcome {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -49,7 +49,9 @@ pub(crate) fn store_problem(e: StoreError) -> Problem {
 /// An AWS error, with what to check when nothing answered.
 pub(crate) fn with_hint(message: String) -> String {
     let lower = message.to_lowercase();
-    if lower.contains("dispatch failure") || lower.contains("connection refused") || lower.contains("timed out") {
+    if lower.contains("non-existent table") || lower.contains("requested resource not found") {
+        format!("{message} (the table TASK_RESPONSE_TABLE names does not exist: create it with `tasks create-table`)")
+    } else if lower.contains("dispatch failure") || lower.contains("connection refused") || lower.contains("timed out") {
         format!(
             "{message} (nothing answered: check the endpoint, AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_LAMBDA / \
              AWS_ENDPOINT_URL_CLOUDWATCH_LOGS when you use local ones, and AWS_REGION)"
