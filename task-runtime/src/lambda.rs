@@ -154,7 +154,8 @@ where
                 let inv = invocation(&ctx);
                 let invoked: std::sync::Arc<str> = ctx.invoked_function_arn.as_str().into();
                 Box::pin(async move {
-                    match crate::context::within_invocation(invoked, worker.handle_incoming(incoming, &inv)).await {
+                    let handled = worker.handle_classified(incoming, Some(&payload), &inv);
+                    match crate::context::within_invocation(invoked, handled).await {
                         Some(reply) => reply_to_result(reply),
                         None => Err(Diagnostic { error_type: "NotATaskEvent".into(), error_message: "not a task message".into() }),
                     }

@@ -146,14 +146,22 @@ impl Worker {
     /// Handle an event: `None` when it is not a task message (hand it to the
     /// user's handler), otherwise what to tell Lambda.
     pub async fn handle_event(&self, event: &Value, inv: &Invocation) -> Option<Reply> {
-        self.handle_incoming(Incoming::classify(event), inv).await
+        self.handle_classified(Incoming::classify(event), Some(event), inv).await
     }
 
-    /// Handle an event already classified by [`Incoming::classify`].
+    /// Handle an event already classified by [`Incoming::classify`]. (A
+    /// call that fails is kept without its message, so it cannot be sent
+    /// again with `tasks retry`: prefer [`handle_event`](Self::handle_event).)
     pub async fn handle_incoming(&self, incoming: Incoming, inv: &Invocation) -> Option<Reply> {
+        self.handle_classified(incoming, None, inv).await
+    }
+
+    /// Handle a classified event; `event` is the event itself, kept with a
+    /// call that fails (serialized only then).
+    pub(crate) async fn handle_classified(&self, incoming: Incoming, event: Option<&Value>, inv: &Invocation) -> Option<Reply> {
         match incoming {
             Incoming::NotATask => None,
-            Incoming::Task(env) => Some(self.handle_envelope(env, inv).await),
+            Incoming::Task(env) => Some(self.run_message(env, event, inv).await),
             Incoming::Bad(err) => Some(self.handle_bad(err, inv).await),
             Incoming::FailureRecords(records) => Some(self.handle_failure_records(records, inv).await),
         }
@@ -258,6 +266,12 @@ impl Worker {
 
     /// Handle a decoded task message.
     pub async fn handle_envelope(&self, env: Envelope, inv: &Invocation) -> Reply {
+        self.run_message(env, None, inv).await
+    }
+
+    /// Run a decoded task message; `event`, when given, is the message as it
+    /// came, kept with the call if it fails.
+    async fn run_message(&self, env: Envelope, event: Option<&Value>, inv: &Invocation) -> Reply {
         let span = task_span(&env.task, &env.id, inv);
         async move {
             if let Some(key) = &self.settings.signing_key
@@ -265,8 +279,6 @@ impl Worker {
             {
                 return self.refuse_unverified(&env, why).await;
             }
-            // The message, kept in case the call fails (to list it and send it again).
-            let original = (env.capture && self.store.is_some()).then(|| Envelope { sig: None, ..env.clone() });
             let work = match self.registry.get(&env.task) {
                 None => {
                     let msg = format!(
@@ -285,7 +297,7 @@ impl Worker {
                 }
             };
             if env.capture {
-                self.record(&env.id, &env.task, inv, work, original).await
+                self.record(&env.id, &env.task, inv, work, event).await
             } else {
                 self.run_uncaptured(&env.id, &env.task, inv, work).await
             }
@@ -323,7 +335,7 @@ impl Worker {
     }
 
     /// begin → run the work (or record its refusal), renewing the lease → finish.
-    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work, original: Option<Envelope>) -> Reply {
+    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work, event: Option<&Value>) -> Reply {
         let Some(store) = &self.store else {
             return self.run_uncaptured(id, task, inv, work).await;
         };
@@ -355,8 +367,8 @@ impl Worker {
         let heartbeat = Heartbeat { store: store.clone(), id, request_id: &inv.request_id, lease: self.settings.lease, deadline_ms: inv.deadline_ms };
         let decision = heartbeat.around(work.run(id, inv, Some(attempt))).await;
         // Kept with a failed call, so that it can be listed and sent again.
-        let message = match (&decision.state, original) {
-            (FinalState::Failed(_), Some(env)) => serde_json::to_string(&env).ok(),
+        let message = match (&decision.state, event) {
+            (FinalState::Failed(_), Some(event)) => Some(event.to_string()),
             _ => None,
         };
         match store.finish(id, &inv.request_id, decision.state.clone(), now_ms(), message.as_deref()).await {
