@@ -14,6 +14,37 @@ pub(crate) async fn sdk_config() -> &'static SdkConfig {
 }
 
 /// The given SDK configuration, or the shared one from the environment.
+/// An SDK client built once, on first use: from a given SDK configuration,
+/// or from the environment's; or one the user built.
+#[derive(Debug)]
+pub(crate) struct LazyClient<C> {
+    client: OnceCell<C>,
+    sdk: Option<SdkConfig>,
+}
+
+impl<C> LazyClient<C> {
+    /// Built from `sdk` (the environment's when `None`) on first use.
+    pub(crate) fn new(sdk: Option<SdkConfig>) -> Self {
+        Self { client: OnceCell::new(), sdk }
+    }
+
+    /// This client.
+    pub(crate) fn with(client: C) -> Self {
+        Self { client: OnceCell::new_with(Some(client)), sdk: None }
+    }
+
+    /// The client, built with `make` the first time.
+    pub(crate) async fn get(&self, make: fn(&SdkConfig) -> C) -> &C {
+        self.client.get_or_init(|| async { make(&config_or_env(self.sdk.as_ref()).await) }).await
+    }
+}
+
+impl<C> Default for LazyClient<C> {
+    fn default() -> Self {
+        Self::new(None)
+    }
+}
+
 pub(crate) async fn config_or_env(given: Option<&SdkConfig>) -> SdkConfig {
     match given {
         Some(c) => c.clone(),

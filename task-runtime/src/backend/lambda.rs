@@ -4,7 +4,6 @@
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use tokio::sync::OnceCell;
 
 use crate::error::DispatchError;
 
@@ -25,8 +24,7 @@ use crate::error::DispatchError;
 /// ```
 #[derive(Debug, Default)]
 pub struct LambdaInvoker {
-    client: OnceCell<aws_sdk_lambda::Client>,
-    sdk: Option<aws_config::SdkConfig>,
+    client: crate::aws::LazyClient<aws_sdk_lambda::Client>,
 }
 
 impl LambdaInvoker {
@@ -37,18 +35,16 @@ impl LambdaInvoker {
 
     /// An invoker whose client is built from `sdk` on first use.
     pub fn from_sdk_config(sdk: aws_config::SdkConfig) -> Self {
-        Self { client: OnceCell::new(), sdk: Some(sdk) }
+        Self { client: crate::aws::LazyClient::new(Some(sdk)) }
     }
 
     /// An invoker over a client you built (custom endpoint, test transport, ...).
     pub fn with_client(client: aws_sdk_lambda::Client) -> Self {
-        Self { client: OnceCell::new_with(Some(client)), sdk: None }
+        Self { client: crate::aws::LazyClient::with(client) }
     }
 
     async fn client(&self) -> &aws_sdk_lambda::Client {
-        self.client
-            .get_or_init(|| async { aws_sdk_lambda::Client::new(&crate::aws::config_or_env(self.sdk.as_ref()).await) })
-            .await
+        self.client.get(aws_sdk_lambda::Client::new).await
     }
 
     /// Invoke `function` (name, ARN or qualified ARN) asynchronously with `payload`.

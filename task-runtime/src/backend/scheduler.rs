@@ -10,7 +10,6 @@
 use aws_sdk_scheduler::types::{ActionAfterCompletion, FlexibleTimeWindow, FlexibleTimeWindowMode, Target};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
-use tokio::sync::OnceCell;
 
 /// Creates and deletes one-time schedules. Built once; the client is made on first use.
 ///
@@ -26,8 +25,7 @@ use tokio::sync::OnceCell;
 /// ```
 #[derive(Debug, Default)]
 pub struct Scheduler {
-    client: OnceCell<aws_sdk_scheduler::Client>,
-    sdk: Option<aws_config::SdkConfig>,
+    client: crate::aws::LazyClient<aws_sdk_scheduler::Client>,
 }
 
 impl Scheduler {
@@ -38,18 +36,16 @@ impl Scheduler {
 
     /// A scheduler whose client is built from `sdk` on first use.
     pub fn from_sdk_config(sdk: aws_config::SdkConfig) -> Self {
-        Self { client: OnceCell::new(), sdk: Some(sdk) }
+        Self { client: crate::aws::LazyClient::new(Some(sdk)) }
     }
 
     /// A scheduler over a client you built.
     pub fn with_client(client: aws_sdk_scheduler::Client) -> Self {
-        Self { client: OnceCell::new_with(Some(client)), sdk: None }
+        Self { client: crate::aws::LazyClient::with(client) }
     }
 
     async fn client(&self) -> &aws_sdk_scheduler::Client {
-        self.client
-            .get_or_init(|| async { aws_sdk_scheduler::Client::new(&crate::aws::config_or_env(self.sdk.as_ref()).await) })
-            .await
+        self.client.get(aws_sdk_scheduler::Client::new).await
     }
 
     /// Schedule `payload` to be sent to `function_arn` at `at_ms` (epoch ms,

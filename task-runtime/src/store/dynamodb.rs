@@ -21,7 +21,6 @@ use aws_sdk_dynamodb::types::{
     GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, ReturnValue,
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
-use tokio::sync::OnceCell;
 
 use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore};
 use crate::error::StoreError;
@@ -58,24 +57,23 @@ pub struct FailedCall {
 #[derive(Debug)]
 pub struct DynamoStore {
     table: String,
-    client: OnceCell<Client>,
-    sdk: Option<aws_config::SdkConfig>,
+    client: crate::aws::LazyClient<Client>,
 }
 
 impl DynamoStore {
     /// A store over `table`, with a client built from the environment on first use.
     pub fn lazy(table: impl Into<String>) -> Self {
-        Self { table: table.into(), client: OnceCell::new(), sdk: None }
+        Self { table: table.into(), client: crate::aws::LazyClient::new(None) }
     }
 
     /// A store over `table`, with a client built from `sdk` on first use.
     pub fn from_sdk_config(sdk: aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self { table: table.into(), client: OnceCell::new(), sdk: Some(sdk) }
+        Self { table: table.into(), client: crate::aws::LazyClient::new(Some(sdk)) }
     }
 
     /// A store over `table` with a client you built.
     pub fn with_client(client: Client, table: impl Into<String>) -> Self {
-        Self { table: table.into(), client: OnceCell::new_with(Some(client)), sdk: None }
+        Self { table: table.into(), client: crate::aws::LazyClient::with(client) }
     }
 
     /// The table name.
@@ -84,7 +82,7 @@ impl DynamoStore {
     }
 
     async fn client(&self) -> &Client {
-        self.client.get_or_init(|| async { Client::new(&crate::aws::config_or_env(self.sdk.as_ref()).await) }).await
+        self.client.get(Client::new).await
     }
 
     fn err<E: ProvideErrorMetadata + std::error::Error + 'static>(
@@ -244,6 +242,11 @@ impl DynamoStore {
 
     /// The task message kept with failed call `id` (JSON), if it was kept.
     pub async fn failed_message(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.read("failed_message", id).await?.and_then(|item| item.message))
+    }
+
+    /// Read item `id`, consistently.
+    async fn read(&self, operation: &'static str, id: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client()
             .await
@@ -253,20 +256,28 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.err("failed_message", &e))?;
-        Ok(match out.item() {
-            Some(attrs) => item_from_attrs(attrs)?.message,
-            None => None,
-        })
+            .map_err(|e| self.err(operation, &e))?;
+        out.item().map(item_from_attrs).transpose()
+    }
+
+    /// An update of item `id`.
+    async fn update(&self, id: &str) -> UpdateItemFluentBuilder {
+        self.client().await.update_item().table_name(&self.table).key("id", s(id))
+    }
+
+    /// Send a conditional update: `false` when its condition failed.
+    async fn conditional(&self, operation: &'static str, update: UpdateItemFluentBuilder) -> Result<bool, StoreError> {
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(self.err(operation, &e)),
+        }
     }
 
     /// An update of `id` conditional on `request_id` owning it (`running`, its request id).
     async fn owned_update(&self, id: &str, request_id: &str) -> UpdateItemFluentBuilder {
-        self.client()
+        self.update(id)
             .await
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(id))
             .condition_expression("#status = :running AND #rid = :rid")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#rid", "request_id")
@@ -276,11 +287,7 @@ impl DynamoStore {
 
     /// Send an [`owned_update`](Self::owned_update): a failed condition is `NotOwner`.
     async fn send_owned(&self, operation: &'static str, update: UpdateItemFluentBuilder) -> Result<Finished, StoreError> {
-        match update.send().await {
-            Ok(_) => Ok(Finished::Written),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(Finished::NotOwner),
-            Err(e) => Err(self.err(operation, &e)),
-        }
+        Ok(if self.conditional(operation, update).await? { Finished::Written } else { Finished::NotOwner })
     }
 
     fn build_err(&self, e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
@@ -426,11 +433,8 @@ impl ResponseStore for DynamoStore {
 
     async fn refuse_pending(&self, id: &str, digest: &str, failure: Failure, now_ms: u64) -> Result<bool, StoreError> {
         let update = self
-            .client()
+            .update(id)
             .await
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(id))
             .update_expression("SET #status = :failed, #error = :error, #updated = :now, #day = :day")
             .condition_expression("#status = :pending AND #digest = :digest")
             .expression_attribute_names("#day", "failed_day")
@@ -443,23 +447,14 @@ impl ResponseStore for DynamoStore {
             .expression_attribute_values(":pending", s(Status::Pending.as_str()))
             .expression_attribute_values(":digest", s(digest))
             .expression_attribute_values(":error", failure_attr(&failure))
-            .expression_attribute_values(":now", n(now_ms))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(self.err("refuse_pending", &e)),
-        }
+            .expression_attribute_values(":now", n(now_ms));
+        self.conditional("refuse_pending", update).await
     }
 
     async fn cancel(&self, id: &str, now_ms: u64) -> Result<Cancel, StoreError> {
         let update = self
-            .client()
+            .update(id)
             .await
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(id))
             .update_expression("SET #status = :cancelled, #updated = :now")
             .condition_expression("#status IN (:scheduled, :pending) AND #ttl > :now_s")
             .expression_attribute_names("#status", "status")
@@ -496,11 +491,8 @@ impl ResponseStore for DynamoStore {
 
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
         let update = self
-            .client()
+            .update(&req.id)
             .await
-            .update_item()
-            .table_name(&self.table)
-            .key("id", s(&req.id))
             .update_expression(
                 "SET #status = :running, #attempts = if_not_exists(#attempts, :zero) + :one, #rid = :rid, \
                  #lease = :lease, #max = :max, #task = if_not_exists(#task, :task), \
@@ -609,10 +601,8 @@ impl ResponseStore for DynamoStore {
     }
 
     async fn fail_unfinished(&self, p: PendingItem, failure: Failure, message: Option<&str>) -> Result<bool, StoreError> {
-        let (set, update) = failed_attrs(self.client().await.update_item(), p.now_ms, message);
+        let (set, update) = failed_attrs(self.update(&p.id).await, p.now_ms, message);
         let update = update
-            .table_name(&self.table)
-            .key("id", s(&p.id))
             .update_expression(format!(
                 "SET #status = :failed, #error = :error, #updated = :now, #task = if_not_exists(#task, :task), \
                  #attempts = if_not_exists(#attempts, :zero), #created = if_not_exists(#created, :now), \
@@ -636,30 +626,13 @@ impl ResponseStore for DynamoStore {
             .expression_attribute_values(":now", n(p.now_ms))
             .expression_attribute_values(":task", s(p.task))
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":ttl", n(p.ttl))
-            .send()
-            .await;
-        match update {
-            Ok(_) => Ok(true),
-            // complete or failed already: left as it is
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(self.err("fail_unfinished", &e)),
-        }
+            .expression_attribute_values(":ttl", n(p.ttl));
+        // `false`: complete or failed already, left as it is.
+        self.conditional("fail_unfinished", update).await
     }
 
     async fn get(&self, id: &str) -> Result<Option<AsyncResponse>, StoreError> {
-        let out = self
-            .client()
-            .await
-            .get_item()
-            .table_name(&self.table)
-            .key("id", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.err("get", &e))?;
-        let Some(attrs) = out.item() else { return Ok(None) };
-        let item = item_from_attrs(attrs)?;
+        let Some(item) = self.read("get", id).await? else { return Ok(None) };
         // DynamoDB deletes expired items lazily (within days): hide them now.
         let now = crate::time::now_ms();
         if item.expired(now) {
