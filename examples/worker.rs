@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use task_runtime::lambda_runtime::{self, LambdaEvent, service_fn};
-use task_runtime::{TaskError, TaskResult, task};
+use task_runtime::aws_lambda_events::event::s3::S3Event;
+use task_runtime::{TaskError, TaskResult, on_event, task};
 
 /// Counts the words of a text.
 #[task]
@@ -65,6 +66,18 @@ fn crash_once(value: u32) -> u32 {
         std::process::abort();
     }
     value
+}
+
+/// S3 uploads: one `word_count` per object, of its key (a stand-in for
+/// reading the object); returns the calls' ids.
+#[on_event]
+async fn uploaded(event: S3Event) -> TaskResult<Vec<String>> {
+    let mut ids = Vec::with_capacity(event.records.len());
+    for record in event.records {
+        let key = record.s3.object.key.unwrap_or_default().replace(['/', '-', '_', '.'], " ");
+        ids.push(word_count(key).await?.id().to_owned());
+    }
+    Ok(ids)
 }
 
 #[derive(Deserialize)]

@@ -33,7 +33,7 @@ pub(crate) fn task(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The type of a task's value, and whether the task is fallible: a return
 /// type whose last segment is `Result` or `TaskResult` is fallible, and its
 /// first type argument is the value.
-fn value_type(output: &ReturnType) -> (Type, bool) {
+pub(crate) fn value_type(output: &ReturnType) -> (Type, bool) {
     let ty = match output {
         ReturnType::Default => return (syn::parse_quote!(()), false),
         ReturnType::Type(_, ty) => &**ty,

@@ -3,6 +3,7 @@
 
 mod check;
 mod expand;
+mod on_event;
 mod options;
 
 use proc_macro::TokenStream;
@@ -11,4 +12,11 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn task(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::task(args.into(), item.into()).into()
+}
+
+/// `#[on_event]`: route AWS events of the argument's type to this function.
+/// See `task_runtime::on_event`.
+#[proc_macro_attribute]
+pub fn on_event(args: TokenStream, item: TokenStream) -> TokenStream {
+    on_event::on_event(args.into(), item.into()).into()
 }

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 pub use linkme;
 pub use serde_json;
 
+pub use crate::handlers::{AwsEvent, HANDLERS, HandlerDef, HandlerFuture};
 pub use crate::registry::{ArgsError, TASKS, TaskDef, TaskFuture, TaskSpec};
 pub use crate::dispatch::SendOptions;
 use crate::dispatch::{Target, dispatch};
@@ -70,4 +71,13 @@ pub async fn send<T>(spec: &'static TaskSpec, options: SendOptions, args: Map<St
     let target = Target::new(spec.name, spec.function, spec.capture_response, spec.retries, &options);
     let sent = dispatch(target, args).await?;
     Ok(TaskHandle::from_dispatched(sent, spec.name.to_owned()))
+}
+
+/// Decode the event an `#[on_event]` handler takes.
+pub fn decode_event<T: DeserializeOwned>(event: Value, handler: &str) -> Result<T, ArgsError> {
+    serde_json::from_value(event).map_err(|e| ArgsError {
+        task: handler.to_owned(),
+        arg: "event".to_owned(),
+        problem: format!("does not decode as the handler's event type: {e}"),
+    })
 }

@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower::Service;
 
-use crate::envelope::Incoming;
+use crate::envelope::aws_event::EventKind;
+use crate::envelope::{Incoming, WARMUP_MARKER, WarmUp};
 use crate::outcome::Reply;
 use crate::worker::{Invocation, Worker};
 
@@ -100,6 +101,29 @@ pub fn invocation(ctx: &lambda_runtime::Context) -> Invocation {
     Invocation { request_id: ctx.request_id.clone(), deadline_ms: ctx.deadline, attempt: None }
 }
 
+/// Answer a keep-warm ping at once, running nothing. A ping for `N > 1`
+/// instances first fans out `N - 1` concurrent warm-up invokes of this same
+/// function (as it was invoked, qualifier included), each held briefly so
+/// that Lambda gives each its own instance, and holds itself as long.
+async fn keep_warm(ping: WarmUp, own_arn: &str) -> Reply {
+    const HOLD_MS: u64 = 250;
+    let fan_out = ping.instances.saturating_sub(1);
+    if fan_out == 0 || ping.hold_ms > 0 {
+        return crate::worker::Worker::warm(ping).await;
+    }
+    let Ok(crate::runtime::Runtime { backend: crate::backend::Backend::Lambda { invoker, .. }, .. }) = crate::runtime::runtime() else {
+        return Reply::Success(serde_json::json!({"warm": true, "fanned_out": 0, "note": "no Lambda backend to fan out with"}));
+    };
+    let payload = serde_json::json!({WARMUP_MARKER: {"instances": 1, "hold_ms": HOLD_MS}}).to_string().into_bytes();
+    let pings = (0..fan_out).map(|_| invoker.invoke_sync(own_arn, payload.clone()));
+    let (answers, _) = futures::join!(futures::future::join_all(pings), tokio::time::sleep(std::time::Duration::from_millis(HOLD_MS)));
+    let warmed = answers.iter().filter(|a| a.is_ok()).count();
+    if let Some(Err(e)) = answers.iter().find(|a| a.is_err()) {
+        tracing::warn!("keep-warm: {} of {fan_out} warm-up invokes failed, e.g. {e}", fan_out as usize - warmed);
+    }
+    Reply::Success(serde_json::json!({"warm": true, "fanned_out": fan_out, "warmed": warmed}))
+}
+
 /// Routes task messages to the worker and everything else to `inner`.
 struct TaskService<S, E> {
     worker: Worker,
@@ -127,8 +151,14 @@ where
 
     fn call(&mut self, event: LambdaEvent<Value>) -> BoxFut {
         let (payload, ctx) = event.into_parts();
-        match Incoming::classify(&payload) {
-            Incoming::NotATask => {
+        let incoming = Incoming::classify(&payload);
+        // An AWS event goes to the worker when an #[on_event] handler takes it.
+        let ours = match &incoming {
+            Incoming::NotATask => EventKind::of(&payload).is_some_and(|kind| self.worker.handles(kind)),
+            _ => true,
+        };
+        match incoming {
+            Incoming::NotATask if !ours => {
                 let event: E = match serde_json::from_value(payload) {
                     Ok(e) => e,
                     Err(e) => {
@@ -148,6 +178,10 @@ where
                         error_message: format!("the handler's response does not serialize to JSON: {e}"),
                     })
                 })
+            }
+            Incoming::WarmUp(ping) => {
+                let own = ctx.invoked_function_arn.clone();
+                Box::pin(async move { reply_to_result(keep_warm(ping, &own).await) })
             }
             incoming => {
                 let worker = self.worker.clone();

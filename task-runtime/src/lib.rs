@@ -52,6 +52,7 @@ mod context;
 mod dispatch;
 mod error;
 mod handle;
+mod handlers;
 #[cfg(feature = "http")]
 mod http;
 mod lambda;
@@ -143,6 +144,40 @@ pub use task_macro::task;
 
 /// Re-exported so that users need no direct dependency for the worker's types.
 pub use lambda_runtime;
+
+/// Re-exported: the AWS event types `#[on_event]` handlers take.
+pub use aws_lambda_events;
+
+/// Routes AWS events to this function: S3, SQS, SNS, EventBridge and
+/// DynamoDB Streams events, by its argument's type
+/// ([`aws_lambda_events`]'s), with no `match` on the event's shape. One
+/// handler per kind of event. Task messages, failure records and warm-up
+/// pings are handled first; an event no handler claims still reaches the
+/// handler given to [`run`]. Return a value, or a `Result` whose error is
+/// retried like a task's (`TaskError::fail` is not).
+///
+/// ```
+/// use task_runtime::aws_lambda_events::event::s3::S3Event;
+/// use task_runtime::{on_event, task, TaskResult};
+///
+/// #[task]
+/// async fn thumbnail(bucket: String, key: String) -> TaskResult<String> {
+///     Ok(format!("s3://{bucket}/thumbs/{key}"))
+/// }
+///
+/// /// One task per uploaded object: the handler fans out and returns their ids.
+/// #[on_event]
+/// async fn uploaded(event: S3Event) -> TaskResult<Vec<String>> {
+///     let mut ids = Vec::new();
+///     for record in event.records {
+///         let (bucket, key) = (record.s3.bucket.name.unwrap_or_default(), record.s3.object.key.unwrap_or_default());
+///         ids.push(thumbnail(bucket, key).await?.id().to_owned());
+///     }
+///     Ok(ids)
+/// }
+/// # let _ = uploaded;
+/// ```
+pub use task_macro::on_event;
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

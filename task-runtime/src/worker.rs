@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
 use crate::envelope::failure_record::FailureRecord;
-use crate::envelope::{Envelope, EnvelopeError, Incoming};
+use crate::envelope::aws_event::EventKind;
+use crate::envelope::{Envelope, EnvelopeError, Incoming, WarmUp};
 use crate::error::error_type;
 use crate::outcome::{self, Decision, Reply, RunResult};
 use crate::registry::{Registry, TaskDef};
@@ -160,11 +161,67 @@ impl Worker {
     /// call that fails (serialized only then).
     pub(crate) async fn handle_classified(&self, incoming: Incoming, event: Option<&Value>, inv: &Invocation) -> Option<Reply> {
         match incoming {
-            Incoming::NotATask => None,
+            Incoming::NotATask => match event.and_then(EventKind::of) {
+                Some(kind) => self.handle_aws_event(kind, event.cloned().unwrap_or_default(), inv).await,
+                None => None,
+            },
+            Incoming::WarmUp(ping) => Some(Self::warm(ping).await),
             Incoming::Task(env) => Some(self.run_message(env, event, inv).await),
             Incoming::Bad(err) => Some(self.handle_bad(err, inv).await),
             Incoming::FailureRecords(records) => Some(self.handle_failure_records(records, inv).await),
         }
+    }
+
+    /// Answer a warm-up ping: hold it `hold_ms` (a fanned-out ping, so that
+    /// the pings land on distinct instances), run nothing.
+    pub(crate) async fn warm(ping: WarmUp) -> Reply {
+        if ping.hold_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ping.hold_ms)).await;
+        }
+        Reply::Success(json!({"warm": true}))
+    }
+
+    /// Whether an `#[on_event]` handler takes events of `kind`.
+    pub fn handles(&self, kind: EventKind) -> bool {
+        crate::handlers::handler(kind).is_ok_and(|h| h.is_some())
+    }
+
+    /// Run the `#[on_event]` handler of `kind` on `event`; `None` when there
+    /// is none (the function's own handler gets the event). Its error is told
+    /// to Lambda as `EventHandlerError` (retried) unless it is
+    /// `TaskError::fail`; an event that does not decode is `InvalidEvent`.
+    pub async fn handle_aws_event(&self, kind: EventKind, event: Value, inv: &Invocation) -> Option<Reply> {
+        let def = match crate::handlers::handler(kind) {
+            Ok(Some(def)) => def,
+            Ok(None) => return None,
+            Err(e) => return Some(Reply::Error { error_type: "EventHandlerConflict", message: e.to_string() }),
+        };
+        let span = tracing::error_span!("event", kind = %kind, handler = %def.rust_path, request_id = %inv.request_id);
+        let timeout = Duration::from_millis(inv.deadline_ms.saturating_sub(now_ms())).saturating_sub(self.settings.timeout_margin);
+        let reply = async {
+            let result = match (def.call)(event) {
+                Err(e) => RunResult::BadArgs(e),
+                Ok(fut) => run_guarded(fut, timeout).await,
+            };
+            let error = |error_type: &'static str, message: String| {
+                tracing::error!(error_type, "{message}");
+                Reply::Error { error_type, message }
+            };
+            match result {
+                RunResult::Value(v) => Reply::Success(v),
+                RunResult::Error(e) if e.is_retryable() => error("EventHandlerError", e.message()),
+                RunResult::Error(e) => {
+                    tracing::error!("event handler failed (not retried): {}", e.message());
+                    Reply::Success(json!({"handled": false, "error": e.message()}))
+                }
+                RunResult::Panic(m) => error("EventHandlerError", format!("the event handler panicked: {m}")),
+                RunResult::Timeout(after) => error("EventHandlerError", format!("the event handler was still running at its deadline, after {:.1}s", after.as_secs_f64())),
+                RunResult::BadArgs(e) => error("InvalidEvent", e.to_string()),
+            }
+        }
+        .instrument(span)
+        .await;
+        Some(reply)
     }
 
     /// Lambda gave up on these events: end each captured call `failed`

@@ -42,11 +42,13 @@ async fn emulator() -> &'static Emulator {
         // instances, they are never throttled by the asynchronous load on `worker`.
         let direct = format!("direct={}", task_local::built("examples/worker").display());
         let api = format!("api={}", task_local::built("examples/http").display());
+        // Again, for warm-up pings only: its instances can be counted.
+        let warm = format!("warm={}", task_local::built("examples/worker").display());
         let (timeout, concurrency) = (format!("{TIMEOUT_SECS}s"), CONCURRENCY.to_string());
         let (table_env, ddb_env) = (format!("TASK_RESPONSE_TABLE={table}"), format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()));
         let tl = tokio::task::spawn_blocking(move || {
             TaskLocal::start([
-                "--function", &worker, "--function", &api, "--function", &direct,
+                "--function", &worker, "--function", &api, "--function", &direct, "--function", &warm, "--concurrency", "warm=3",
                 "--timeout", &timeout, "--concurrency", &concurrency, "--concurrency", "direct=3",
                 "--retry-delays", "50ms,100ms", "--max-retry-attempts", "2",
                 "--env", &table_env, "--env", &ddb_env, "--env", "RUST_LOG=warn",
@@ -406,5 +408,75 @@ fn an_http_app_and_its_tasks_run_in_one_function() {
         assert_eq!((body["status"].as_str(), body["attempts"].as_u64()), (Some("complete"), Some(1)));
         let missing = call_api(http_event("GET", "/pies/nope", "")).await;
         assert_eq!(missing["statusCode"], 404, "{missing}");
+    });
+}
+
+/// An S3 put notification, as `sam local generate-event s3 put` makes one, for `keys`.
+fn s3_put(bucket: &str, keys: &[&str]) -> Value {
+    let records: Vec<Value> = keys
+        .iter()
+        .map(|key| {
+            json!({
+                "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+                "eventTime": "2026-11-27T10:00:00.000Z", "eventName": "ObjectCreated:Put",
+                "userIdentity": {"principalId": "EXAMPLE"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+                "responseElements": {"x-amz-request-id": "EXAMPLE123456789", "x-amz-id-2": "EXAMPLE123/abcdefghijklmnopqrstuvwxyz"},
+                "s3": {
+                    "s3SchemaVersion": "1.0", "configurationId": "uploads",
+                    "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": format!("arn:aws:s3:::{bucket}")},
+                    "object": {"key": key, "size": 1024, "eTag": "0123456789abcdef0123456789abcdef", "sequencer": "0A1B2C3D4E5F678901"},
+                },
+            })
+        })
+        .collect();
+    json!({"Records": records})
+}
+
+#[test]
+fn an_s3_event_reaches_its_typed_handler_and_fans_out_to_tasks_that_complete() {
+    block_on(async {
+        let emu = emulator().await;
+        let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.tl.endpoint));
+        let event = s3_put("uploads", &["reports/2026-11-27/summary.csv", "one_two"]);
+        let out = client
+            .invoke()
+            .function_name("direct")
+            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+            .send()
+            .await
+            .expect("invoke");
+        let body: Value = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).expect("JSON");
+        assert_eq!(out.function_error(), None, "{body}");
+        let ids: Vec<String> = serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{e}: {body}"));
+        assert_eq!(ids.len(), 2);
+        let mut counts = Vec::new();
+        for id in &ids {
+            let (r, _) = finish(id, Duration::from_secs(30)).await;
+            assert_eq!(r.status, Status::Complete, "{r:?}");
+            counts.push(r.response);
+        }
+        // "reports 2026 11 27 summary csv" and "one two"
+        assert_eq!(counts, [Some(json!(6)), Some(json!(2))], "word counts of the keys");
+    });
+}
+
+#[test]
+fn a_warm_up_ping_runs_nothing_and_keeps_three_instances_warm() {
+    block_on(async {
+        let emu = emulator().await;
+        let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.tl.endpoint));
+        let out = client
+            .invoke()
+            .function_name("warm")
+            .payload(aws_sdk_lambda::primitives::Blob::new(json!({"task_runtime_warmup": {"instances": 3}}).to_string()))
+            .send()
+            .await
+            .expect("invoke");
+        let body: Value = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).expect("JSON");
+        // The function's own handler (which wants a name) was not reached: no error.
+        assert_eq!(out.function_error(), None, "{body}");
+        assert_eq!((body["warm"].as_bool(), body["fanned_out"].as_u64(), body["warmed"].as_u64()), (Some(true), Some(2), Some(2)), "{body}");
+        let f = &stats().await["functions"]["warm"];
+        assert_eq!((f["invocations"].as_u64(), f["instances"].as_u64(), f["cold_starts"].as_u64()), (Some(3), Some(3), Some(3)), "{f}");
     });
 }

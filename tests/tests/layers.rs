@@ -16,6 +16,7 @@ const TASK_RUNTIME: &[&[&str]] = &[
     &["error"],
     &["envelope"],
     &["aws", "registry"],
+    &["handlers"],
     &["store"],
     &["outcome"],
     &["worker"],

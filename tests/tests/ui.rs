@@ -1,4 +1,4 @@
-//! Every input `#[task]` rejects, with the error the user sees (`ui/*.stderr`).
+//! Every input `#[task]` and `#[on_event]` reject, with the error the user sees (`ui/*.stderr`).
 
 #[test]
 fn rejected_inputs() {

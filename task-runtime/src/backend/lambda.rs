@@ -79,4 +79,29 @@ impl LambdaInvoker {
             )),
         }
     }
+
+    /// Invoke `function` synchronously (`RequestResponse`) with `payload`:
+    /// what a keep-warm ping fans out. `Ok` is the function's answer; a
+    /// function error is `Err` too.
+    pub async fn invoke_sync(&self, function: &str, payload: Vec<u8>) -> Result<Vec<u8>, DispatchError> {
+        let fail = |status, code, message| DispatchError::Invoke { task: "(warm-up)".to_owned(), function: function.to_owned(), status, code, message };
+        let out = self
+            .client()
+            .await
+            .invoke()
+            .function_name(function)
+            .invocation_type(InvocationType::RequestResponse)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| {
+                let (status, code, message) = crate::aws::describe(&e);
+                fail(status, code, message)
+            })?;
+        let body = out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default();
+        match out.function_error() {
+            None => Ok(body),
+            Some(kind) => Err(fail(Some(200), Some(kind.to_owned()), String::from_utf8_lossy(&body).into_owned())),
+        }
+    }
 }

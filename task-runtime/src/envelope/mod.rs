@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
+pub mod aws_event;
 pub mod failure_record;
 
 use self::failure_record::FailureRecord;
@@ -123,6 +124,29 @@ pub enum Incoming {
     /// Lambda's records of task messages it gave up on (see
     /// [`failure_record`]): one delivered directly, or an SQS batch of them.
     FailureRecords(Vec<FailureRecord>),
+    /// A keep-warm ping (`{"task_runtime_warmup": {"instances": N}}`):
+    /// answered at once; runs no task and not the function's handler.
+    WarmUp(WarmUp),
+}
+
+/// The key that marks a keep-warm ping.
+pub const WARMUP_MARKER: &str = "task_runtime_warmup";
+
+/// A keep-warm ping: keep `instances` instances warm (the ping fans out
+/// `instances - 1` concurrent warm-up invokes of the function), each held
+/// `hold_ms` so that they land on distinct instances.
+///
+/// ```
+/// use task_runtime::envelope::{Incoming, WarmUp};
+/// let ping = serde_json::json!({"task_runtime_warmup": {"instances": 3}});
+/// assert_eq!(Incoming::classify(&ping), Incoming::WarmUp(WarmUp { instances: 3, hold_ms: 0 }));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WarmUp {
+    /// How many instances to keep warm (1: only this one).
+    pub instances: u32,
+    /// How long to hold this invocation before answering, in ms (fanned-out pings).
+    pub hold_ms: u64,
 }
 
 impl Incoming {
@@ -140,6 +164,10 @@ impl Incoming {
     pub fn classify(event: &Value) -> Incoming {
         let Some(obj) = event.as_object() else { return Incoming::NotATask };
         let Some(version) = obj.get(MARKER) else {
+            if let Some(ping) = obj.get(WARMUP_MARKER) {
+                let number = |k: &str, max: u64| ping.get(k).and_then(Value::as_u64).map_or(0, |n| n.min(max));
+                return Incoming::WarmUp(WarmUp { instances: number("instances", 100).max(1) as u32, hold_ms: number("hold_ms", 5_000) });
+            }
             if let Some(record) = FailureRecord::from_value(event) {
                 return Incoming::FailureRecords(vec![record]);
             }

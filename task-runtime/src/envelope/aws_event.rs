@@ -1,0 +1,65 @@
+//! Which AWS service an event comes from, read from its shape: what routes
+//! it to an `#[on_event]` handler.
+
+use serde_json::Value;
+
+/// The AWS events a handler can take.
+///
+/// ```
+/// use task_runtime::envelope::aws_event::EventKind;
+///
+/// let upload = serde_json::json!({"Records": [{"eventSource": "aws:s3", "s3": {}}]});
+/// assert_eq!(EventKind::of(&upload), Some(EventKind::S3));
+/// let rule = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+/// assert_eq!(EventKind::of(&rule), Some(EventKind::EventBridge));
+/// assert_eq!(EventKind::of(&serde_json::json!({"path": "/"})), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// S3 notifications (`aws_lambda_events::event::s3::S3Event`).
+    S3,
+    /// An SQS batch (`aws_lambda_events::event::sqs::SqsEvent`).
+    Sqs,
+    /// SNS notifications (`aws_lambda_events::event::sns::SnsEvent`).
+    Sns,
+    /// An EventBridge event (`aws_lambda_events::event::eventbridge::EventBridgeEvent`).
+    EventBridge,
+    /// A DynamoDB Streams batch (`aws_lambda_events::event::dynamodb::Event`).
+    DynamoDbStream,
+}
+
+impl EventKind {
+    /// The kind of `event`, when it has the shape of one.
+    pub fn of(event: &Value) -> Option<EventKind> {
+        if let Some(first) = event.get("Records").and_then(Value::as_array).and_then(|r| r.first()) {
+            let source = first.get("eventSource").or_else(|| first.get("EventSource")).and_then(Value::as_str)?;
+            return match source {
+                "aws:s3" => Some(EventKind::S3),
+                "aws:sqs" => Some(EventKind::Sqs),
+                "aws:sns" => Some(EventKind::Sns),
+                "aws:dynamodb" => Some(EventKind::DynamoDbStream),
+                _ => None,
+            };
+        }
+        let is_bridge = event.get("detail-type").is_some_and(Value::is_string) && event.get("source").is_some_and(Value::is_string);
+        is_bridge.then_some(EventKind::EventBridge)
+    }
+
+    /// `s3`, `sqs`, `sns`, `eventbridge`, `dynamodb`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::S3 => "s3",
+            EventKind::Sqs => "sqs",
+            EventKind::Sns => "sns",
+            EventKind::EventBridge => "eventbridge",
+            EventKind::DynamoDbStream => "dynamodb",
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
