@@ -40,6 +40,17 @@ async fn flaky(succeed_on: u32) -> TaskResult<u32> {
     Ok(attempt)
 }
 
+/// Every hour: the word count of its title (a stand-in for an hourly
+/// report). Each run is a normal call, `schedule:worker::hourly_report:…`;
+/// `task_runtime::latest_run("worker::hourly_report")` finds the latest.
+#[task(schedule = "rate(1 hour)", schedule_args = ("the hourly report".to_string(),))]
+async fn hourly_report(title: String) -> usize {
+    title.split_whitespace().count()
+}
+
+// Ping every five minutes, keeping two instances warm.
+task_runtime::keep_warm!(every = "rate(5 minutes)", instances = 2);
+
 /// Fails permanently.
 #[task]
 fn refuse(reason: String) -> Result<(), TaskError> {

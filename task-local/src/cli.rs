@@ -57,6 +57,13 @@ pub(crate) struct ServeArgs {
     /// with each record, as an on-failure destination does.
     #[arg(long, value_name = "FILE|function:NAME")]
     pub(crate) on_failure: Option<String>,
+    /// Do not fire the schedules and keep-warm pings the functions declare.
+    #[arg(long)]
+    pub(crate) no_schedules: bool,
+    /// Run the functions' `rate(...)` schedules this many times faster:
+    /// 3600 fires a `rate(1 hour)` schedule every second.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, value_parser = speedup)]
+    pub(crate) schedule_speedup: f64,
     /// Deliver this fraction (0 to 1) of asynchronous events twice, at once,
     /// under the same request id, as Lambda occasionally does.
     #[arg(long, value_name = "FRACTION", default_value_t = 0.0, value_parser = fraction)]
@@ -95,6 +102,13 @@ pub(crate) struct OptionError {
 
 fn bad(option: &'static str, value: &str, problem: impl Into<String>) -> OptionError {
     OptionError { option, value: value.to_owned(), problem: problem.into() }
+}
+
+fn speedup(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 1.0 => Ok(f),
+        _ => Err(format!("{text:?} is not a speed-up factor of at least 1, e.g. 60")),
+    }
 }
 
 fn fraction(text: &str) -> Result<f64, String> {

@@ -82,6 +82,9 @@ async fn main() -> ExitCode {
         );
     }
     let emu = Arc::new(Emulator::new(functions, logs, on_failure, args.duplicate_deliveries, &args.region));
+    if !args.no_schedules {
+        tokio::spawn(scheduler::run_declared(emu.clone(), args.schedule_speedup));
+    }
     say!("task-local: listening on http://127.0.0.1:{port}");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(axum::serve(listener, api::router(emu.clone())).with_graceful_shutdown(async {

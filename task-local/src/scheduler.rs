@@ -1,5 +1,8 @@
-//! EventBridge Scheduler's one-time schedules, as far as delayed tasks need
-//! them: `CreateSchedule` (`POST /schedules/{Name}`) of an
+//! The schedules of the functions served, read from their manifests
+//! (`TASK_RUNTIME_MANIFEST=1`): `rate(...)` schedules and keep-warm pings
+//! fire as asynchronous invokes, sped up by `--schedule-speedup`; `at(...)`
+//! fires once. And EventBridge Scheduler's one-time schedules, as far as
+//! delayed tasks need them: `CreateSchedule` (`POST /schedules/{Name}`) of an
 //! `at(YYYY-MM-DDTHH:MM:SS)` expression in UTC whose target is a served
 //! function, `GetSchedule` and `DeleteSchedule`. At its time a schedule
 //! invokes its target asynchronously with its `Input`, as Scheduler does,
@@ -17,6 +20,87 @@ use serde_json::{Value, json};
 
 use crate::emulator::{Emulator, Schedule, aws_error};
 use crate::stats::now_ms;
+
+/// What EventBridge Scheduler replaces with each run's execution id.
+const EXECUTION_ID: &str = "<aws.scheduler.execution-id>";
+
+/// Fire the schedules and keep-warm pings each served function declares in
+/// its manifest, until the emulator drains.
+pub(crate) async fn run_declared(emu: Arc<Emulator>, speedup: f64) {
+    for func in emu.functions.values() {
+        let manifest = match read_manifest(&func.cfg).await {
+            Ok(m) => m,
+            Err(why) => {
+                complain!("task-local: {}: no schedules read from its manifest: {why}", func.cfg.name);
+                continue;
+            }
+        };
+        let declared = manifest["schedules"].as_array().into_iter().flatten().map(|s| (s["task"].as_str(), &s["expression"], &s["input"]));
+        let warm = manifest["keep_warm"].as_array().into_iter().flatten().map(|k| (Some("keep-warm"), &k["every"], &k["input"]));
+        for (name, expression, input) in declared.chain(warm) {
+            let (Some(name), Some(expression), Some(input)) = (name, expression.as_str(), input.as_str()) else { continue };
+            let (func, name, expression, input) = (func.clone(), name.to_owned(), expression.to_owned(), input.to_owned());
+            let emu = emu.clone();
+            tokio::spawn(async move { fire(emu, func, &name, &expression, &input, speedup).await });
+        }
+    }
+}
+
+/// Run a function with `TASK_RUNTIME_MANIFEST=1` and read the JSON it prints.
+async fn read_manifest(cfg: &crate::cli::FunctionConfig) -> Result<Value, String> {
+    let run = tokio::process::Command::new(&cfg.path)
+        .env("TASK_RUNTIME_MANIFEST", "1")
+        .envs(cfg.env.iter().cloned())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(10), run).await.map_err(|_| "it did not answer within 10 s".to_owned())?;
+    let out = out.map_err(|e| e.to_string())?;
+    serde_json::from_slice(&out.stdout).map_err(|_| "it printed no manifest (not a task-runtime worker, or an older one)".to_owned())
+}
+
+/// Fire one declared schedule of `func` until the emulator drains.
+async fn fire(emu: Arc<Emulator>, func: Arc<crate::function::Function>, name: &str, expression: &str, input: &str, speedup: f64) {
+    let fire_once = |emu: &Arc<Emulator>| {
+        let input = input.replace(EXECUTION_ID, &uuid::Uuid::new_v4().to_string());
+        say!("task-local: {} schedule {name} ({expression}) fired", func.cfg.name);
+        crate::queue::enqueue(emu.clone(), func.clone(), func.arn.clone(), Bytes::from(input));
+    };
+    if let Some(at) = at_millis(expression) {
+        tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await;
+        if !emu.draining() {
+            fire_once(&emu);
+        }
+        return;
+    }
+    let Some(period) = rate(expression) else {
+        say!("task-local: {} schedule {name} ({expression}) is not fired locally: task-local fires rate(...) and at(...)", func.cfg.name);
+        return;
+    };
+    let period = period.div_f64(speedup);
+    say!("task-local: {} schedule {name} ({expression}) fires every {period:?}", func.cfg.name);
+    loop {
+        tokio::time::sleep(period).await;
+        if emu.draining() {
+            return;
+        }
+        fire_once(&emu);
+    }
+}
+
+/// The period of `rate(N minutes|hours|days)`.
+fn rate(expression: &str) -> Option<Duration> {
+    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: u64 = n.parse().ok()?;
+    let unit = match unit.trim().trim_end_matches('s') {
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n * unit)).filter(|d| !d.is_zero())
+}
 
 /// `CreateSchedule`.
 pub(crate) async fn create(State(emu): State<Arc<Emulator>>, Path(name): Path<String>, body: Bytes) -> Response {
@@ -115,6 +199,14 @@ fn at_millis(expression: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(rate("rate(5 minutes)"), Some(Duration::from_secs(300)));
+        assert_eq!(rate("rate(1 hour)"), Some(Duration::from_secs(3600)));
+        assert_eq!(rate("cron(0 8 * * ? *)"), None);
+        assert_eq!(rate("rate(0 days)"), None);
+    }
 
     #[test]
     fn at_expressions_read_as_utc() {

@@ -98,6 +98,53 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
     } else {
         quote!(::std::boxed::Box::pin(#rt::blocking(move || #convert(#ident::run_inline(#(#names),*)))))
     };
+    let schedule = match &opts.schedule {
+        None => quote!(),
+        Some(expression) => {
+            // The run's arguments, typed: they must have the parameters' types.
+            let bind = match &opts.schedule_args {
+                None => quote!(),
+                Some(syn::Expr::Tuple(t)) if t.elems.len() == names.len() && names.len() != 1 => {
+                    quote_spanned!(t.span()=> let (#(#names,)*): (#(#types,)*) = #t;)
+                }
+                Some(e) if names.len() == 1 => {
+                    let (n, t) = (&names[0], &types[0]);
+                    let e = match e {
+                        syn::Expr::Tuple(t) if t.elems.len() == 1 => t.elems[0].clone(),
+                        other => other.clone(),
+                    };
+                    quote_spanned!(e.span()=> let #n: #t = #e;)
+                }
+                Some(e) => {
+                    let msg = format!("`schedule_args` gives this task's {} argument(s) as a tuple, e.g. `({})`", names.len(), name_strs.join(", "));
+                    syn::Error::new_spanned(e, msg).to_compile_error()
+                }
+            };
+            let missing = (opts.schedule_args.is_none() && !names.is_empty()).then(|| {
+                syn::Error::new_spanned(expression, "a scheduled task with parameters needs `schedule_args = (..)`: the arguments of each run")
+                    .to_compile_error()
+            });
+            quote! {
+                #missing
+                fn __task_schedule_args()
+                    -> ::core::result::Result<#rt::serde_json::Map<::std::string::String, #rt::serde_json::Value>, ::task_runtime::DispatchError>
+                {
+                    #bind
+                    let mut __task_args = #rt::serde_json::Map::new();
+                    #( #rt::put_arg(&mut __task_args, #ident::NAME, #name_strs, &#names)?; )*
+                    ::core::result::Result::Ok(__task_args)
+                }
+
+                #[#rt::linkme::distributed_slice(#rt::SCHEDULES)]
+                #[linkme(crate = #rt::linkme)]
+                static __TASK_SCHEDULE: #rt::ScheduleDef = #rt::ScheduleDef {
+                    spec: #ident::SPEC,
+                    expression: #expression,
+                    args: __task_schedule_args,
+                };
+            }
+        }
+    };
     let companion_doc = format!(
         "The task [`{ident}()`]: its options ([`SPEC`](Self::SPEC)) and its body, run in place with [`run_inline`](Self::run_inline)."
     );
@@ -170,6 +217,8 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
                 location: ::core::concat!(::core::file!(), ":", ::core::line!()),
                 call: __task_call,
             };
+
+            #schedule
         };
     }
 }

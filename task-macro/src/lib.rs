@@ -5,6 +5,7 @@ mod check;
 mod expand;
 mod on_event;
 mod options;
+mod schedule;
 
 use proc_macro::TokenStream;
 

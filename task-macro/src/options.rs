@@ -1,11 +1,12 @@
-//! `#[task(name = "...", function = "...", capture_response = bool, retries = N)]`.
+//! `#[task(name = "...", function = "...", capture_response = bool, retries = N,
+//! schedule = "rate(1 hour)", schedule_args = (..))]`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitBool, LitInt, LitStr, Meta, Token};
 
-const KNOWN: &str = "`name`, `function`, `capture_response`, `retries`";
+const KNOWN: &str = "`name`, `function`, `capture_response`, `retries`, `schedule`, `schedule_args`";
 
 /// The parsed options, each with the literal it came from.
 #[derive(Default)]
@@ -14,6 +15,9 @@ pub(crate) struct Options {
     pub(crate) function: Option<LitStr>,
     pub(crate) capture_response: Option<LitBool>,
     pub(crate) retries: Option<LitInt>,
+    pub(crate) schedule: Option<LitStr>,
+    /// The arguments of each scheduled run: any expression, typed by the compiler.
+    pub(crate) schedule_args: Option<Expr>,
 }
 
 /// Parse the attribute's arguments, collecting every error.
@@ -50,6 +54,11 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options 
             "function" => set!(function, Str, "a string literal: a function name or ARN"),
             "capture_response" => set!(capture_response, Bool, "`true` or `false`"),
             "retries" => set!(retries, Int, "0, 1 or 2"),
+            "schedule" => set!(schedule, Str, "a string literal: `rate(...)`, `cron(...)` or `at(...)`"),
+            "schedule_args" if opts.schedule_args.is_some() => {
+                errors.push(syn::Error::new_spanned(&nv.path, "`schedule_args` set multiple times"));
+            }
+            "schedule_args" => opts.schedule_args = Some(nv.value.clone()),
             _ => {
                 let path = &nv.path;
                 let shown = quote::quote!(#path).to_string().replace(' ', "");
@@ -65,6 +74,14 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options 
         && function.value().trim().is_empty() {
             errors.push(syn::Error::new_spanned(function, "`function` must not be empty"));
         }
+    if let Some(schedule) = &opts.schedule
+        && let Err(why) = crate::schedule::check(&schedule.value())
+    {
+        errors.push(syn::Error::new_spanned(schedule, why));
+    }
+    if let (Some(args), None) = (&opts.schedule_args, &opts.schedule) {
+        errors.push(syn::Error::new_spanned(args, "`schedule_args` needs `schedule = \"...\"`"));
+    }
     if let Some(retries) = &opts.retries {
         match retries.base10_parse::<u8>() {
             Ok(n) if n <= 2 => {}

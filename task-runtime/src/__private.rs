@@ -8,6 +8,7 @@ pub use linkme;
 pub use serde_json;
 
 pub use crate::handlers::{AwsEvent, HANDLERS, HandlerDef, HandlerFuture};
+pub use crate::schedules::{KEEP_WARM, KeepWarm, SCHEDULES, ScheduleDef};
 pub use crate::registry::{ArgsError, TASKS, TaskDef, TaskFuture, TaskSpec};
 pub use crate::dispatch::SendOptions;
 use crate::dispatch::{Target, dispatch};

@@ -18,6 +18,11 @@ use crate::envelope::{Incoming, WARMUP_MARKER, WarmUp};
 use crate::outcome::Reply;
 use crate::worker::{Invocation, Worker};
 
+/// Set to anything, it makes [`run`] print the worker's manifest (its tasks,
+/// schedules, event handlers and keep-warm, as JSON) and exit, before the
+/// Lambda runtime starts: what the template generator and task-local read.
+pub const MANIFEST_VAR: &str = "TASK_RUNTIME_MANIFEST";
+
 /// Serve tasks and, for every other event, `handler` (any
 /// `tower::Service<LambdaEvent<E>>`, e.g. `lambda_runtime::service_fn`).
 ///
@@ -42,6 +47,11 @@ where
     E: DeserializeOwned + Send + 'static,
     R: Serialize + Send + 'static,
 {
+    if std::env::var_os(MANIFEST_VAR).is_some() {
+        // Asked for the manifest (by the template generator, or task-local): print it, start nothing.
+        println!("{}", crate::schedules::manifest());
+        std::process::exit(0);
+    }
     let worker = Worker::from_runtime()?;
     tracing::info!("task worker starting");
     lambda_runtime::run(TaskService { worker, inner: handler, _event: std::marker::PhantomData }).await

@@ -53,6 +53,7 @@ mod dispatch;
 mod error;
 mod handle;
 mod handlers;
+pub mod schedules;
 #[cfg(feature = "http")]
 mod http;
 mod lambda;
@@ -72,11 +73,11 @@ pub use context::{TaskContext, current};
 pub use dispatch::{SendOptions, send};
 pub use error::{BoxError, CancelError, ConfigError, DispatchError, Error, RegistryError, StoreError, TaskError, TaskResult, WaitError, error_type};
 pub use handle::TaskHandle;
-pub use lambda::{invocation, reply_to_result, run, run_tasks};
+pub use lambda::{MANIFEST_VAR, invocation, reply_to_result, run, run_tasks};
 #[cfg(feature = "http")]
 pub use http::{lambda_http, run_http};
 pub use outcome::Reply;
-pub use poll::get_async_response;
+pub use poll::{get_async_response, latest_run};
 pub use response::{AsyncResponse, Failure, FailureKind, Status};
 
 /// Marks a function as a task: calling it dispatches instead of running.

@@ -333,8 +333,16 @@ impl Worker {
         async move {
             if let Some(key) = &self.settings.signing_key
                 && let Err(why) = env.verify(key)
+                && !crate::schedules::is_registered_run(&env)
             {
                 return self.refuse_unverified(&env, why).await;
+            }
+            if let (Some(schedule), Some(store), true) = (&env.schedule, &self.store, env.capture) {
+                let now = now_ms();
+                let ttl = now / 1000 + self.settings.response_ttl.as_secs();
+                if let Err(e) = store.note_latest_run(schedule, &env.id, now, ttl).await {
+                    tracing::warn!("could not note this run as the schedule's latest: {e}");
+                }
             }
             let work = match self.registry.get(&env.task) {
                 None => {

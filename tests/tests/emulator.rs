@@ -50,7 +50,7 @@ async fn emulator() -> &'static Emulator {
             TaskLocal::start([
                 "--function", &worker, "--function", &api, "--function", &direct, "--function", &warm, "--concurrency", "warm=3",
                 "--timeout", &timeout, "--concurrency", &concurrency, "--concurrency", "direct=3",
-                "--retry-delays", "50ms,100ms", "--max-retry-attempts", "2",
+                "--retry-delays", "50ms,100ms", "--max-retry-attempts", "2", "--no-schedules",
                 "--env", &table_env, "--env", &ddb_env, "--env", "RUST_LOG=warn",
                 // Room to record a timeout and answer before the kill, on a loaded machine.
                 "--env", "TASK_TIMEOUT_MARGIN_MS=800",

@@ -17,6 +17,7 @@ const TASK_RUNTIME: &[&[&str]] = &[
     &["envelope"],
     &["aws", "registry"],
     &["handlers"],
+    &["schedules"],
     &["store"],
     &["outcome"],
     &["worker"],

@@ -71,6 +71,9 @@ pub struct Envelope {
     /// HMAC-SHA256 (hex) over the message without this field, when signing is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sig: Option<String>,
+    /// The schedule this call is a run of (its task's name), when a schedule sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 fn default_capture() -> bool {
@@ -213,6 +216,7 @@ impl Envelope {
             retries,
             sent_at_ms: crate::time::now_ms(),
             sig: None,
+            schedule: None,
         }
     }
 

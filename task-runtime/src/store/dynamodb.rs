@@ -489,6 +489,28 @@ impl ResponseStore for DynamoStore {
         }
     }
 
+    async fn note_latest_run(&self, schedule: &str, run_id: &str, now_ms: u64, ttl: u64) -> Result<(), StoreError> {
+        let item: Attrs = HashMap::from([
+            ("id".to_owned(), s(super::latest_run_id(schedule))),
+            ("task".to_owned(), s(schedule)),
+            ("status".to_owned(), s(Status::Complete.as_str())),
+            ("attempts".to_owned(), n(0)),
+            ("response".to_owned(), s(serde_json::Value::String(run_id.to_owned()).to_string())),
+            ("created_at_ms".to_owned(), n(now_ms)),
+            ("updated_at_ms".to_owned(), n(now_ms)),
+            ("ttl".to_owned(), n(ttl)),
+        ]);
+        self.client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("note_latest_run", &e))
+    }
+
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
         let update = self
             .update(&req.id)

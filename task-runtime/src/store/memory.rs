@@ -85,6 +85,15 @@ impl ResponseStore for MemoryStore {
         }))
     }
 
+    async fn note_latest_run(&self, schedule: &str, run_id: &str, now_ms: u64, ttl: u64) -> Result<(), StoreError> {
+        let id = super::latest_run_id(schedule);
+        let mut item = Item::pending(id.clone(), schedule.to_owned(), now_ms, ttl, None, None);
+        item.status = Status::Complete;
+        item.response = Some(serde_json::Value::String(run_id.to_owned()).to_string());
+        self.with(|items| items.insert(id, item));
+        Ok(())
+    }
+
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
         Ok(self.with(|items| {
             let item = items

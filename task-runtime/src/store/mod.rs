@@ -277,6 +277,10 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     /// Cancel a call that has not started: `scheduled` or `pending` becomes
     /// `cancelled`, so that a worker that receives it later does not run it.
     async fn cancel(&self, id: &str, now_ms: u64) -> Result<Cancel, StoreError>;
+    /// Note `run_id` as the latest run of schedule `schedule`: the item
+    /// `latest:SCHEDULE`, a `complete` call whose response is the run's id
+    /// (so `get_async_response("latest:SCHEDULE")` and `tasks status` read it).
+    async fn note_latest_run(&self, schedule: &str, run_id: &str, now_ms: u64, ttl: u64) -> Result<(), StoreError>;
     /// Claim an attempt.
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError>;
     /// Extend the lease of a `running` item, only while `request_id` owns
@@ -313,6 +317,15 @@ pub fn failure_day(epoch_ms: u64) -> String {
     let secs = i64::try_from(epoch_ms / 1000).unwrap_or(i64::MAX);
     let text = aws_smithy_types::DateTime::from_secs(secs).fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default();
     text.get(..10).unwrap_or_default().to_owned()
+}
+
+/// The id under which the latest run of schedule `schedule` is noted.
+///
+/// ```
+/// assert_eq!(task_runtime::store::latest_run_id("reports.daily"), "latest:reports.daily");
+/// ```
+pub fn latest_run_id(schedule: &str) -> String {
+    format!("latest:{schedule}")
 }
 
 /// How long past its lease a `running` item on its last attempt must be
