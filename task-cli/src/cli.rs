@@ -38,6 +38,9 @@ pub(crate) enum Command {
     /// failed calls); fine when it exists, and adds the index to an older one.
     #[command(name = "create-table", after_help = "Example:\n  TASK_RESPONSE_TABLE=task-responses tasks create-table")]
     CreateTable,
+    /// Print the SAM template of a worker, made from its manifest.
+    #[command(after_help = "Example:\n  cargo lambda build --release --arm64 --example worker\n  tasks template --worker target/debug/examples/worker > template.yaml")]
+    Template(TemplateArgs),
     /// Send a failed call again, with its original arguments, under a new id.
     #[command(after_help = "Example:\n  tasks retry 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7 --wait")]
     Retry(RetryArgs),
@@ -128,6 +131,22 @@ pub(crate) struct FailedArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TemplateArgs {
+    /// The worker binary (any build of it: it is only asked for its manifest).
+    #[arg(long)]
+    pub(crate) worker: std::path::PathBuf,
+    /// cargo-lambda's binary name [default: the worker's file name].
+    #[arg(long)]
+    pub(crate) binary: Option<String>,
+    /// The function's timeout, seconds.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) timeout: u32,
+    /// The function's memory, MB.
+    #[arg(long, default_value_t = 128)]
+    pub(crate) memory: u32,
 }
 
 #[derive(Debug, Args)]

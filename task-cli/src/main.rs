@@ -12,6 +12,7 @@ mod send;
 mod setup;
 mod status;
 mod tail;
+mod template;
 
 use std::process::ExitCode;
 
@@ -48,6 +49,7 @@ async fn main() -> ExitCode {
         Command::Failed(a) => failed::failed(a).await,
         Command::Retry(a) => failed::retry(a).await,
         Command::CreateTable => failed::create_table().await,
+        Command::Template(a) => template::template(a).await,
     };
     match outcome {
         Ok(exit) => ExitCode::from(exit as u8),
