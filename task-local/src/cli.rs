@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// A local AWS Lambda: the Invoke API, the Runtime API, real worker
 /// processes, and the asynchronous queue with Lambda's retries.
@@ -19,6 +19,10 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Serve functions on 127.0.0.1 until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
+    /// Print a sample event (an S3 put, an SQS batch, an EventBridge event,
+    /// a warm-up ping), or send it to a served function with --invoke.
+    #[command(after_help = "Example:\n  task-local event s3-put --bucket uploads --key reports/today.csv --invoke worker")]
+    Event(EventArgs),
 }
 
 #[derive(Debug, Args)]
@@ -75,6 +79,53 @@ pub(crate) struct ServeArgs {
     /// test harnesses, so the emulator never outlives the process that started it.
     #[arg(long)]
     pub(crate) stop_on_stdin_eof: bool,
+}
+
+/// The sample events `task-local event` makes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Kind {
+    /// An S3 `ObjectCreated:Put` notification.
+    S3Put,
+    /// An SQS batch of one message.
+    Sqs,
+    /// An EventBridge event.
+    Eventbridge,
+    /// A keep-warm ping.
+    Warmup,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EventArgs {
+    /// Which event.
+    #[arg(value_enum)]
+    pub(crate) kind: Kind,
+    /// s3-put: the bucket.
+    #[arg(long, default_value = "example-bucket")]
+    pub(crate) bucket: String,
+    /// s3-put: the object key (repeatable: one record each).
+    #[arg(long = "key", default_value = "uploads/example.txt")]
+    pub(crate) keys: Vec<String>,
+    /// sqs: the message body.
+    #[arg(long, default_value = "hello")]
+    pub(crate) body: String,
+    /// eventbridge: the source.
+    #[arg(long, default_value = "my.app")]
+    pub(crate) source: String,
+    /// eventbridge: the detail-type.
+    #[arg(long, default_value = "Order Placed")]
+    pub(crate) detail_type: String,
+    /// eventbridge: the detail, JSON.
+    #[arg(long, default_value = "{}")]
+    pub(crate) detail: String,
+    /// warmup: how many instances to keep warm.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) instances: u32,
+    /// Send it to this function (synchronously) instead of printing it.
+    #[arg(long, value_name = "FUNCTION")]
+    pub(crate) invoke: Option<String>,
+    /// With --invoke: task-local's address.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    pub(crate) endpoint: String,
 }
 
 /// One function's settings.

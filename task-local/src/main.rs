@@ -24,6 +24,7 @@ mod function;
 mod instance;
 mod logs;
 mod queue;
+mod sample;
 mod scheduler;
 mod stats;
 
@@ -39,7 +40,18 @@ use crate::function::Function;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Command::Serve(args) = Cli::parse().command;
+    let args = match Cli::parse().command {
+        Command::Serve(args) => args,
+        Command::Event(a) => {
+            return match sample::run(a).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(why) => {
+                    complain!("task-local: {why}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
     let configs = match args.functions() {
         Ok(c) => c,
         Err(e) => {

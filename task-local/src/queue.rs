@@ -123,7 +123,7 @@ fn failure_record(func: &Function, request_id: &str, payload: &Bytes, attempts: 
 }
 
 /// `2026-11-27T10:00:00.000Z` for epoch milliseconds (UTC, proleptic Gregorian).
-fn iso8601(ms: u64) -> String {
+pub(crate) fn iso8601(ms: u64) -> String {
     let (secs, millis) = (ms / 1000, ms % 1000);
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     // Howard Hinnant's days-to-civil.

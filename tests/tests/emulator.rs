@@ -411,42 +411,23 @@ fn an_http_app_and_its_tasks_run_in_one_function() {
     });
 }
 
-/// An S3 put notification, as `sam local generate-event s3 put` makes one, for `keys`.
-fn s3_put(bucket: &str, keys: &[&str]) -> Value {
-    let records: Vec<Value> = keys
-        .iter()
-        .map(|key| {
-            json!({
-                "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
-                "eventTime": "2026-11-27T10:00:00.000Z", "eventName": "ObjectCreated:Put",
-                "userIdentity": {"principalId": "EXAMPLE"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
-                "responseElements": {"x-amz-request-id": "EXAMPLE123456789", "x-amz-id-2": "EXAMPLE123/abcdefghijklmnopqrstuvwxyz"},
-                "s3": {
-                    "s3SchemaVersion": "1.0", "configurationId": "uploads",
-                    "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": format!("arn:aws:s3:::{bucket}")},
-                    "object": {"key": key, "size": 1024, "eTag": "0123456789abcdef0123456789abcdef", "sequencer": "0A1B2C3D4E5F678901"},
-                },
-            })
-        })
-        .collect();
-    json!({"Records": records})
-}
-
 #[test]
 fn an_s3_event_reaches_its_typed_handler_and_fans_out_to_tasks_that_complete() {
     block_on(async {
         let emu = emulator().await;
-        let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.tl.endpoint));
-        let event = s3_put("uploads", &["reports/2026-11-27/summary.csv", "one_two"]);
-        let out = client
-            .invoke()
-            .function_name("direct")
-            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
-            .send()
-            .await
-            .expect("invoke");
-        let body: Value = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).expect("JSON");
-        assert_eq!(out.function_error(), None, "{body}");
+        // The sample event task-local makes (as `sam local generate-event s3 put`), sent to `direct`.
+        let endpoint = emu.tl.endpoint.trim_start_matches("http://").to_owned();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(task_local::built("task-local"))
+                .args(["event", "s3-put", "--bucket", "uploads", "--key", "reports/2026-11-27/summary.csv", "--key", "one_two"])
+                .args(["--invoke", "direct", "--endpoint", &endpoint])
+                .output()
+                .expect("run task-local event")
+        })
+        .await
+        .expect("join");
+        assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+        let body: Value = serde_json::from_slice(&out.stdout).expect("the handler's answer, JSON");
         let ids: Vec<String> = serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("{e}: {body}"));
         assert_eq!(ids.len(), 2);
         let mut counts = Vec::new();
