@@ -327,6 +327,7 @@ mod tests {
         argv.extend(extra.iter().map(|s| s.to_string()));
         match Cli::try_parse_from(argv).map(|c| c.command) {
             Ok(Command::Serve(a)) => a,
+            Ok(other) => panic!("not serve: {other:?}"),
             Err(e) => panic!("{e}"),
         }
     }
