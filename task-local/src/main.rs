@@ -19,6 +19,7 @@ macro_rules! complain {
 
 mod api;
 mod cli;
+mod cron;
 mod emulator;
 mod function;
 mod instance;

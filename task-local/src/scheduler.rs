@@ -73,8 +73,25 @@ async fn fire(emu: Arc<Emulator>, func: Arc<crate::function::Function>, name: &s
         }
         return;
     }
+    if let Some(cron) = crate::cron::Cron::parse(expression) {
+        // A clock that runs `speedup` times faster than the real one.
+        let (real_start, virtual_start) = (std::time::Instant::now(), now_ms());
+        let virtual_now = || virtual_start + (real_start.elapsed().as_secs_f64() * speedup * 1000.0) as u64;
+        say!("task-local: {} schedule {name} ({expression}) fires at its times, {speedup}x faster", func.cfg.name);
+        let mut last = 0;
+        while let Some(next) = cron.next_after(virtual_now().max(last)) {
+            last = next;
+            let wait = Duration::from_millis(next.saturating_sub(virtual_now())).div_f64(speedup);
+            tokio::time::sleep(wait).await;
+            if emu.draining() {
+                return;
+            }
+            fire_once(&emu);
+        }
+        return;
+    }
     let Some(period) = rate(expression) else {
-        say!("task-local: {} schedule {name} ({expression}) is not fired locally: task-local fires rate(...) and at(...)", func.cfg.name);
+        say!("task-local: {} schedule {name} ({expression}) is not fired locally: it reads rate(...), at(...) and cron(...) without L, W or #", func.cfg.name);
         return;
     };
     let period = period.div_f64(speedup);

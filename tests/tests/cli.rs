@@ -24,6 +24,7 @@ fn setup() -> &'static Setup {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(DynamoStore::with_client(common::dynamodb(), table.clone()).create_table()).expect("table");
         let tl = TaskLocal::start([
+            "--no-schedules".to_owned(),
             "--function".to_owned(),
             format!("fault={}", task_local::built("fault-worker").display()),
             "--max-retry-attempts".into(),

@@ -32,6 +32,7 @@ async fn setup() -> &'static Setup {
             let marks = std::env::temp_dir().join(format!("options-marks-{}.txt", uuid::Uuid::new_v4().simple()));
             let worker = task_local::built("fault-worker").display().to_string();
             let args = vec![
+                "--no-schedules".to_owned(),
                 "--function".to_owned(),
                 format!("fault={worker}"),
                 "--function".into(),

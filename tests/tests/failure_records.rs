@@ -26,6 +26,7 @@ async fn setup(extra: &[&str]) -> Setup {
     let store = DynamoStore::with_client(common::dynamodb(), table.clone());
     store.create_table().await.expect("table");
     let mut args: Vec<String> = vec![
+        "--no-schedules".into(),
         "--function".into(),
         format!("fault={}", task_local::built("fault-worker").display()),
         "--on-failure".into(),

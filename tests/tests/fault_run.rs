@@ -85,7 +85,7 @@ async fn run() {
     ];
     let mut args: Vec<String> = [
         "--function", &worker, "--timeout", "1s", "--concurrency", "12", "--max-retry-attempts", "2",
-        "--retry-delays", "100ms,200ms", "--on-failure", "function:fault", "--duplicate-deliveries", "0.05",
+        "--retry-delays", "100ms,200ms", "--on-failure", "function:fault", "--duplicate-deliveries", "0.05", "--no-schedules",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -78,3 +78,32 @@ async fn a_declared_schedule_runs_as_calls_whose_latest_can_be_found_and_a_tick_
     let r = get_async_response(id).await.expect("read").expect("exists");
     assert_eq!(r.attempts, 1, "the second delivery did not run it again");
 }
+
+/// A `cron(...)` schedule (the tests' worker's `fault.tick`, every minute)
+/// fires on a clock sped up 120 times: every half second.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cron_schedule_fires_on_a_sped_up_clock() {
+    let table = common::table_name("cron");
+    let store = DynamoStore::with_client(common::dynamodb(), table.clone());
+    store.create_table().await.expect("table");
+    let args = [
+        "--function".to_owned(), format!("fault={}", task_local::built("fault-worker").display()),
+        "--schedule-speedup".into(), "120".into(),
+        "--env".into(), format!("TASK_RESPONSE_TABLE={table}"),
+        "--env".into(), format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
+    ];
+    let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start");
+    // This test's table is not the installed one: read the note with the store itself.
+    use task_runtime::store::ResponseStore;
+    let started = Instant::now();
+    let run = loop {
+        let note = store.get(&task_runtime::store::latest_run_id("fault.tick")).await.expect("read");
+        if let Some(id) = note.and_then(|r| r.response).and_then(|v| v.as_str().map(str::to_owned)) {
+            break id;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "fault.tick never ran:\n{}", tl.tail(20));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(run.starts_with("schedule:fault.tick:"), "{run}");
+    assert!(tl.lines().iter().any(|l| l.contains("schedule fault.tick (cron(* * * * ? *)) fires at its times, 120x faster")), "{}", tl.tail(20));
+}

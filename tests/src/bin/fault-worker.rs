@@ -82,6 +82,12 @@ async fn until(path: String) -> TaskResult<String> {
     }
 }
 
+/// Every minute (`cron`): what task-local's cron schedules are tested with.
+#[task(name = "fault.tick", schedule = "cron(* * * * ? *)")]
+async fn tick() -> String {
+    "tick".into()
+}
+
 #[tokio::main]
 async fn main() -> Result<(), task_runtime::lambda_runtime::Error> {
     task_runtime::lambda_runtime::tracing::init_default_subscriber();
