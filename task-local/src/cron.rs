@@ -102,7 +102,7 @@ impl Cron {
 }
 
 /// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's civil-from-days).
-fn civil(days: i64) -> (u32, u32, u32) {
+pub(crate) fn civil(days: i64) -> (u32, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

@@ -57,19 +57,7 @@ impl LambdaInvoker {
             code,
             message,
         };
-        let out = self
-            .client()
-            .await
-            .invoke()
-            .function_name(function)
-            .invocation_type(InvocationType::Event)
-            .payload(Blob::new(payload))
-            .send()
-            .await
-            .map_err(|e| {
-                let (status, code, message) = crate::aws::describe(&e);
-                fail(status, code, message)
-            })?;
+        let out = self.invoke(function, InvocationType::Event, payload).await.map_err(|(status, code, message)| fail(status, code, message))?;
         match out.status_code() {
             202 => Ok(()),
             other => Err(fail(
@@ -85,23 +73,29 @@ impl LambdaInvoker {
     /// function error is `Err` too.
     pub async fn invoke_sync(&self, function: &str, payload: Vec<u8>) -> Result<Vec<u8>, DispatchError> {
         let fail = |status, code, message| DispatchError::Invoke { task: "(warm-up)".to_owned(), function: function.to_owned(), status, code, message };
-        let out = self
-            .client()
-            .await
-            .invoke()
-            .function_name(function)
-            .invocation_type(InvocationType::RequestResponse)
-            .payload(Blob::new(payload))
-            .send()
-            .await
-            .map_err(|e| {
-                let (status, code, message) = crate::aws::describe(&e);
-                fail(status, code, message)
-            })?;
+        let out = self.invoke(function, InvocationType::RequestResponse, payload).await.map_err(|(status, code, message)| fail(status, code, message))?;
         let body = out.payload().map(|b| b.as_ref().to_vec()).unwrap_or_default();
         match out.function_error() {
             None => Ok(body),
             Some(kind) => Err(fail(Some(200), Some(kind.to_owned()), String::from_utf8_lossy(&body).into_owned())),
         }
+    }
+
+    /// One `Invoke`; an error as (HTTP status, AWS code, message).
+    async fn invoke(
+        &self,
+        function: &str,
+        kind: InvocationType,
+        payload: Vec<u8>,
+    ) -> Result<aws_sdk_lambda::operation::invoke::InvokeOutput, (Option<u16>, Option<String>, String)> {
+        self.client()
+            .await
+            .invoke()
+            .function_name(function)
+            .invocation_type(kind)
+            .payload(Blob::new(payload))
+            .send()
+            .await
+            .map_err(|e| crate::aws::describe(&e))
     }
 }
