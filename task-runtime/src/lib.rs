@@ -75,7 +75,7 @@ pub use error::{BoxError, CancelError, ConfigError, DispatchError, Error, Regist
 pub use handle::TaskHandle;
 pub use lambda::{MANIFEST_VAR, invocation, reply_to_result, run, run_tasks};
 #[cfg(feature = "http")]
-pub use http::{lambda_http, run_http};
+pub use http::{API_KEYS_VAR, ApiKeys, lambda_http, run_http};
 pub use outcome::Reply;
 pub use poll::{get_async_response, latest_run};
 pub use response::{AsyncResponse, Failure, FailureKind, Status};

@@ -44,11 +44,13 @@ async fn emulator() -> &'static Emulator {
         let api = format!("api={}", task_local::built("examples/http").display());
         // Again, for warm-up pings only: its instances can be counted.
         let warm = format!("warm={}", task_local::built("examples/worker").display());
+        // The HTTP app again, behind API keys (two: a rotation in progress).
+        let keyed = format!("keyed={}", task_local::built("examples/http").display());
         let (timeout, concurrency) = (format!("{TIMEOUT_SECS}s"), CONCURRENCY.to_string());
         let (table_env, ddb_env) = (format!("TASK_RESPONSE_TABLE={table}"), format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()));
         let tl = tokio::task::spawn_blocking(move || {
             TaskLocal::start([
-                "--function", &worker, "--function", &api, "--function", &direct, "--function", &warm, "--concurrency", "warm=3",
+                "--function", &worker, "--function", &api, "--function", &direct, "--function", &warm, "--concurrency", "warm=3", "--function", &keyed, "--env", "keyed:TASK_API_KEYS=key-old, key-new",
                 "--timeout", &timeout, "--concurrency", &concurrency, "--concurrency", "direct=3",
                 "--retry-delays", "50ms,100ms", "--max-retry-attempts", "2", "--no-schedules",
                 "--env", &table_env, "--env", &ddb_env, "--env", "RUST_LOG=warn",
@@ -377,12 +379,16 @@ fn http_event(method: &str, path: &str, query: &str) -> Value {
 }
 
 async fn call_api(event: Value) -> Value {
+    call_function("api", event).await
+}
+
+async fn call_function(function: &str, event: Value) -> Value {
     let emu = emulator().await;
     let out = emu
         .tl
         .client()
         .invoke()
-        .function_name("api")
+        .function_name(function)
         .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
         .send()
         .await
@@ -459,5 +465,33 @@ fn a_warm_up_ping_runs_nothing_and_keeps_three_instances_warm() {
         assert_eq!((body["warm"].as_bool(), body["fanned_out"].as_u64(), body["warmed"].as_u64()), (Some(true), Some(2), Some(2)), "{body}");
         let f = &stats().await["functions"]["warm"];
         assert_eq!((f["invocations"].as_u64(), f["instances"].as_u64(), f["cold_starts"].as_u64()), (Some(3), Some(3), Some(3)), "{f}");
+    });
+}
+
+#[test]
+fn with_api_keys_a_request_needs_one_of_them_and_rotation_accepts_both() {
+    block_on(async {
+        let with_key = |key: Option<&str>| {
+            let mut e = http_event("GET", "/pies/nope", "");
+            if let Some(k) = key {
+                e["headers"]["x-api-key"] = json!(k);
+            }
+            e
+        };
+        let missing = call_function("keyed", with_key(None)).await;
+        assert_eq!(missing["statusCode"], 401, "{missing}");
+        assert!(missing["body"].as_str().unwrap_or("").contains("needs an x-api-key"), "{missing}");
+        let wrong = call_function("keyed", with_key(Some("key-guess"))).await;
+        assert_eq!(wrong["statusCode"], 403, "{wrong}");
+        let body: Value = serde_json::from_str(wrong["body"].as_str().unwrap_or("")).expect("a JSON body");
+        assert_eq!(body["message"], "the x-api-key is not one this API accepts");
+        // Both keys of the rotation reach the app (which answers 404 for this order).
+        for key in ["key-old", "key-new"] {
+            let accepted = call_function("keyed", with_key(Some(key))).await;
+            assert_eq!(accepted["statusCode"], 404, "{key}: {accepted}");
+        }
+        // A key never reaches the log.
+        let lines = emulator().await.tl.lines();
+        assert!(!lines.iter().any(|l| l.contains("key-guess") || l.contains("key-old") || l.contains("key-new")), "a key was logged");
     });
 }
