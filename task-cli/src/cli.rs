@@ -38,6 +38,14 @@ pub(crate) enum Command {
     /// failed calls); fine when it exists, and adds the index to an older one.
     #[command(name = "create-table", after_help = "Example:\n  TASK_RESPONSE_TABLE=task-responses tasks create-table")]
     CreateTable,
+    /// What is deployed: the function's settings, asynchronous invoke
+    /// config, TASK_* settings, schedules, failed calls and metrics.
+    #[command(after_help = "Example:\n  tasks function tasks-worker\n  tasks function tasks-worker --json")]
+    Function(FunctionArgs),
+    /// Is the deployment consistent with task-runtime's rules and the
+    /// worker's manifest? Exit 0 consistent, 2 a finding, 1 could not check.
+    #[command(after_help = "Example:\n  tasks check tasks-worker --worker target/debug/examples/worker")]
+    Check(CheckArgs),
     /// Print the SAM template of a worker, made from its manifest.
     #[command(after_help = "Example:\n  cargo lambda build --release --arm64 --example worker\n  tasks template --worker target/debug/examples/worker > template.yaml")]
     Template(TemplateArgs),
@@ -128,6 +136,27 @@ pub(crate) struct FailedArgs {
     /// At most this many.
     #[arg(long, default_value_t = 100)]
     pub(crate) limit: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FunctionArgs {
+    /// The function's name or ARN.
+    pub(crate) name: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The function's name or ARN.
+    pub(crate) name: String,
+    /// The worker binary, to check its schedules are deployed and enabled.
+    #[arg(long)]
+    pub(crate) worker: Option<std::path::PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,

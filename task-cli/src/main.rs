@@ -5,6 +5,7 @@
 //! of each command.
 
 mod cli;
+mod deployed;
 mod failed;
 mod progress;
 mod render;
@@ -31,6 +32,8 @@ pub(crate) enum Exit {
     Failed = 1,
     /// An id is unknown (or expired).
     Unknown = 4,
+    /// `tasks check` found an inconsistency.
+    Inconsistent = 2,
 }
 
 /// A command that could not run: what is wrong and how to fix it (exit 2).
@@ -41,7 +44,11 @@ pub(crate) struct Problem(pub(crate) String);
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `tasks check` exits 1 when it could not run (2 means it found something).
+    let cannot_run = if matches!(cli.command, Command::Check(_)) { 1 } else { 2 };
     let outcome = match cli.command {
+        Command::Function(a) => deployed::function(a).await,
+        Command::Check(a) => deployed::check(a).await,
         Command::Status(a) => status::status(a).await,
         Command::Send(a) => send::send(a).await,
         Command::Wait(a) => status::wait(a).await,
@@ -55,7 +62,7 @@ async fn main() -> ExitCode {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(Problem(why)) => {
             eprintln!("tasks: {why}");
-            ExitCode::from(2)
+            ExitCode::from(cannot_run)
         }
     }
 }

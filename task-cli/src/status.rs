@@ -88,7 +88,7 @@ pub(crate) fn summary(calls: &[(String, Option<AsyncResponse>)]) -> String {
             (Exit::Failed, Some(task_runtime::Status::Cancelled)) => "3 cancelled",
             (Exit::Failed, _) => "2 failed",
             (Exit::Unfinished, _) => "4 not finished",
-            (Exit::Unknown, _) => "5 unknown",
+            (Exit::Unknown | Exit::Inconsistent, _) => "5 unknown",
         };
         *counts.entry(what).or_default() += 1;
     }

@@ -23,6 +23,9 @@ const MAX_SYNC_PAYLOAD: usize = 6_291_456;
 pub(crate) fn router(emu: Arc<Emulator>) -> Router {
     Router::new()
         .route("/2015-03-31/functions/{function}/invocations", post(invoke))
+        .route("/2015-03-31/functions/{function}", get(get_function))
+        .route("/2015-03-31/functions/{function}/configuration", get(get_function_configuration))
+        .route("/2019-09-25/functions/{function}/event-invoke-config", get(get_event_invoke_config))
         .route("/schedules/{name}", post(crate::scheduler::create).get(crate::scheduler::get).delete(crate::scheduler::delete))
         .route("/", post(json_target))
         .route("/stats", get(stats))
@@ -68,6 +71,71 @@ async fn json_target(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body:
     let mut resp = (StatusCode::OK, body.to_string()).into_response();
     resp.headers_mut().insert("content-type", HeaderValue::from_static("application/x-amz-json-1.1"));
     resp
+}
+
+/// What `GetFunctionConfiguration` says of a function: its options, and the
+/// variables `--env` gives it.
+fn configuration(func: &crate::function::Function) -> serde_json::Value {
+    let code = std::fs::metadata(&func.cfg.path).ok();
+    let modified = code.as_ref().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    let last_modified = crate::queue::iso8601(modified.map_or(0, |d| d.as_millis() as u64)).replace('Z', "+0000");
+    let variables: serde_json::Map<String, serde_json::Value> = func.cfg.env.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+    serde_json::json!({
+        "FunctionName": func.cfg.name, "FunctionArn": func.arn, "Runtime": "provided.al2023",
+        "Role": "arn:aws:iam::000000000000:role/task-local", "Handler": "bootstrap",
+        "CodeSize": code.map_or(0, |m| m.len()), "Description": format!("task-local: {}", func.cfg.path.display()),
+        "Timeout": func.cfg.timeout.as_secs_f64().ceil().max(1.0) as u64, "MemorySize": func.cfg.memory_mb,
+        "LastModified": last_modified, "Version": "$LATEST", "Environment": {"Variables": variables},
+        "Architectures": [if cfg!(target_arch = "aarch64") { "arm64" } else { "x86_64" }],
+        "PackageType": "Zip", "State": "Active", "LastUpdateStatus": "Successful",
+    })
+}
+
+fn not_found(function: &str, emu: &Emulator) -> Response {
+    let arn = format!("arn:aws:lambda:{}:000000000000:function:{function}", emu.region);
+    aws_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", format!("Function not found: {arn}"), &uuid::Uuid::new_v4().to_string())
+}
+
+/// `GetFunctionConfiguration`.
+async fn get_function_configuration(State(emu): State<Arc<Emulator>>, Path(function): Path<String>) -> Response {
+    match emu.resolve(&function) {
+        Some((func, _)) => axum::Json(configuration(&func)).into_response(),
+        None => not_found(&function, &emu),
+    }
+}
+
+/// `GetFunction`: the configuration, and where the code is (here, a path).
+async fn get_function(State(emu): State<Arc<Emulator>>, Path(function): Path<String>) -> Response {
+    match emu.resolve(&function) {
+        Some((func, _)) => axum::Json(serde_json::json!({
+            "Configuration": configuration(&func),
+            "Code": {"RepositoryType": "task-local", "Location": format!("file://{}", func.cfg.path.display())},
+        }))
+        .into_response(),
+        None => not_found(&function, &emu),
+    }
+}
+
+/// `GetFunctionEventInvokeConfig`, from `--max-retry-attempts`,
+/// `--max-event-age` and `--on-failure function:NAME`.
+async fn get_event_invoke_config(State(emu): State<Arc<Emulator>>, Path(function): Path<String>) -> Response {
+    let Some((func, _)) = emu.resolve(&function) else { return not_found(&function, &emu) };
+    let on_failure = match &emu.on_failure {
+        Some(crate::emulator::OnFailure::Function(target)) => emu.resolve(target).map(|(t, _)| t.arn.clone()),
+        _ => None,
+    };
+    let mut destination = serde_json::json!({"OnSuccess": {}, "OnFailure": {}});
+    if let Some(arn) = on_failure {
+        destination["OnFailure"] = serde_json::json!({"Destination": arn});
+    }
+    axum::Json(serde_json::json!({
+        "FunctionArn": format!("{}:$LATEST", func.arn),
+        "MaximumRetryAttempts": func.cfg.max_retry_attempts,
+        "MaximumEventAgeInSeconds": func.cfg.max_event_age.as_secs(),
+        "LastModified": std::fs::metadata(&func.cfg.path).ok().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0.0, |d| d.as_secs_f64()),
+        "DestinationConfig": destination,
+    }))
+    .into_response()
 }
 
 async fn stats(State(emu): State<Arc<Emulator>>) -> Response {

@@ -1,0 +1,309 @@
+//! `tasks function NAME` (what is deployed) and `tasks check NAME` (is it
+//! consistent with the library's rules and the worker's manifest). Both
+//! read through the AWS SDKs, so they work against AWS and task-local
+//! alike; a part that cannot be read is shown as unavailable, with why.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_lambda::error::ProvideErrorMetadata;
+use serde_json::{Value, json};
+
+use crate::cli::{CheckArgs, FunctionArgs};
+use crate::setup::with_hint;
+use crate::{Exit, Problem};
+
+/// Variables whose values are secrets: shown only as "set".
+const SECRETS: [&str; 2] = ["TASK_SIGNING_KEY", "TASK_API_KEYS"];
+
+/// What is read of one deployed function.
+struct Deployed {
+    name: String,
+    arn: String,
+    runtime: String,
+    architectures: Vec<String>,
+    memory_mb: i32,
+    timeout_s: i32,
+    code_size: i64,
+    last_modified: String,
+    env: BTreeMap<String, String>,
+    /// (retries, max event age in seconds, on-failure destination); Lambda's
+    /// defaults when the function has no asynchronous invoke config.
+    retries: i32,
+    max_event_age_s: i32,
+    on_failure: Option<String>,
+}
+
+async fn read(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<Deployed, Problem> {
+    let c = lambda.get_function_configuration().function_name(name).send().await.map_err(|e| match e.code() {
+        Some("ResourceNotFoundException") => Problem(format!("there is no function `{name}`")),
+        _ => Problem(with_hint(format!("reading the configuration of `{name}`: {}", error_text(&e)))),
+    })?;
+    let (retries, max_event_age_s, on_failure) = match lambda.get_function_event_invoke_config().function_name(name).send().await {
+        Ok(i) => (
+            i.maximum_retry_attempts().unwrap_or(2),
+            i.maximum_event_age_in_seconds().unwrap_or(21_600),
+            i.destination_config().and_then(|d| d.on_failure()).and_then(|f| f.destination()).map(str::to_owned),
+        ),
+        // No asynchronous invoke config: Lambda's defaults.
+        Err(e) if e.code() == Some("ResourceNotFoundException") => (2, 21_600, None),
+        Err(e) => return Err(Problem(with_hint(format!("reading the asynchronous invoke config of `{name}`: {}", error_text(&e))))),
+    };
+    let env = c.environment().and_then(|e| e.variables()).map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+    Ok(Deployed {
+        name: c.function_name().unwrap_or(name).to_owned(),
+        arn: c.function_arn().unwrap_or_default().to_owned(),
+        runtime: c.runtime().map_or("-".into(), |r| r.as_str().to_owned()),
+        architectures: c.architectures().iter().map(|a| a.as_str().to_owned()).collect(),
+        memory_mb: c.memory_size().unwrap_or(128),
+        timeout_s: c.timeout().unwrap_or(3),
+        code_size: c.code_size(),
+        last_modified: c.last_modified().unwrap_or("-").to_owned(),
+        env,
+        retries,
+        max_event_age_s,
+        on_failure,
+    })
+}
+
+fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// `TASK_*` variables, secrets as "set".
+fn task_settings(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    env.iter()
+        .filter(|(k, _)| k.starts_with("TASK_"))
+        .map(|(k, v)| (k.clone(), if SECRETS.contains(&k.as_str()) { "set".to_owned() } else { v.clone() }))
+        .collect()
+}
+
+/// A part that was read, or why it could not be.
+fn part<T: serde::Serialize>(read: Result<T, String>) -> Value {
+    match read {
+        Ok(v) => json!(v),
+        Err(why) => json!({"unavailable": why}),
+    }
+}
+
+pub(crate) async fn function(a: FunctionArgs) -> Result<Exit, Problem> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let d = read(&lambda, &a.name).await?;
+    let schedules = schedules_of(&sdk, &d.arn).await.map(|s| s.into_iter().map(|(name, state, _)| json!({"name": name, "state": state})).collect::<Vec<_>>());
+    let calls = calls_by_status(&sdk, &d.env).await;
+    let metrics = metrics(&sdk, &d.name).await;
+    let report = json!({
+        "name": d.name, "arn": d.arn, "runtime": d.runtime, "architectures": d.architectures,
+        "memory_mb": d.memory_mb, "timeout_s": d.timeout_s, "code_size_bytes": d.code_size, "last_modified": d.last_modified,
+        "max_retry_attempts": d.retries, "max_event_age_s": d.max_event_age_s, "on_failure": d.on_failure,
+        "task_settings": task_settings(&d.env),
+        "schedules": part(schedules), "calls_last_24h": part(calls), "metrics_last_24h": part(metrics),
+    });
+    if a.json {
+        println!("{report}");
+        return Ok(Exit::Complete);
+    }
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "none".into(),
+        other => other.to_string(),
+    };
+    println!("function       {}\narn            {}", d.name, d.arn);
+    println!("runtime        {} ({})", d.runtime, d.architectures.join(", "));
+    println!("memory         {} MB\ntimeout        {} s\ncode size      {} bytes\nlast modified  {}", d.memory_mb, d.timeout_s, d.code_size, d.last_modified);
+    println!("async invokes  {} retries, events kept {} s, on failure: {}", d.retries, d.max_event_age_s, d.on_failure.as_deref().unwrap_or("none"));
+    for (k, v) in task_settings(&d.env) {
+        println!("  {k}={v}");
+    }
+    for key in ["schedules", "calls_last_24h", "metrics_last_24h"] {
+        println!("{:<14} {}", key.replace('_', " "), text(&report[key]));
+    }
+    Ok(Exit::Complete)
+}
+
+/// The EventBridge Scheduler schedules whose target is `arn` (its own
+/// versions and aliases too): (name, state, input).
+async fn schedules_of(sdk: &aws_config::SdkConfig, arn: &str) -> Result<Vec<(String, String, Option<String>)>, String> {
+    let scheduler = aws_sdk_scheduler::Client::new(sdk);
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let page = scheduler.list_schedules().set_next_token(token).send().await.map_err(|e| format!("EventBridge Scheduler: {}", first_line(&error_text(&e))))?;
+        for s in page.schedules() {
+            let target = s.target().map(|t| t.arn()).unwrap_or_default();
+            if target == arn || target.starts_with(&format!("{arn}:")) {
+                let name = s.name().unwrap_or_default().to_owned();
+                let input = scheduler.get_schedule().name(&name).send().await.ok().and_then(|g| g.target().and_then(|t| t.input().map(str::to_owned)));
+                out.push((name, s.state().map_or("-".into(), |x| x.as_str().to_owned()), input));
+            }
+        }
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// Failed calls of the last day, from the table's index of failed calls
+/// (the other statuses are not indexed: reading them would be a scan).
+async fn calls_by_status(sdk: &aws_config::SdkConfig, env: &BTreeMap<String, String>) -> Result<Value, String> {
+    let table = env.get("TASK_RESPONSE_TABLE").ok_or("the function has no TASK_RESPONSE_TABLE: its calls are not captured")?;
+    let store = task_runtime::store::dynamodb::DynamoStore::from_sdk_config(sdk.clone(), table.clone());
+    let since = now_ms().saturating_sub(86_400_000);
+    let failed = store.failed_since(since, 100_000).await.map_err(|e| first_line(&e.to_string()))?;
+    Ok(json!({"failed": failed.len(), "other statuses": "not indexed (counting them would scan the table)"}))
+}
+
+/// Invocations, Errors, Throttles and AsyncEventsDropped of the last day.
+async fn metrics(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, String> {
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+    let cw = aws_sdk_cloudwatch::Client::new(sdk);
+    let end = aws_smithy_types::DateTime::from_millis(now_ms() as i64);
+    let start = aws_smithy_types::DateTime::from_millis(now_ms().saturating_sub(86_400_000) as i64);
+    let names = ["Invocations", "Errors", "Throttles", "AsyncEventsDropped"];
+    let mut request = cw.get_metric_data().start_time(start).end_time(end);
+    for (i, m) in names.iter().enumerate() {
+        let metric = Metric::builder()
+            .namespace("AWS/Lambda")
+            .metric_name(*m)
+            .dimensions(Dimension::builder().name("FunctionName").value(name).build())
+            .build();
+        let stat = MetricStat::builder().metric(metric).period(86_400).stat("Sum").build();
+        request = request.metric_data_queries(MetricDataQuery::builder().id(format!("m{i}")).metric_stat(stat).build());
+    }
+    let out = request.send().await.map_err(|e| format!("CloudWatch: {}", first_line(&error_text(&e))))?;
+    let mut sums = serde_json::Map::new();
+    for (i, m) in names.iter().enumerate() {
+        let value = out.metric_data_results().iter().find(|r| r.id() == Some(&format!("m{i}"))).map_or(0.0, |r| r.values().iter().sum());
+        sums.insert((*m).to_owned(), json!(value));
+    }
+    Ok(Value::Object(sums))
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().chars().take(200).collect()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One inconsistency: what is wrong, and how to fix it.
+struct Finding {
+    check: &'static str,
+    message: String,
+}
+
+pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let d = read(&lambda, &a.name).await.map_err(|Problem(why)| Problem(format!("cannot check: {why}")))?;
+    let mut findings = Vec::new();
+    let mut unchecked = Vec::new();
+    let mut find = |check: &'static str, message: String| findings.push(Finding { check, message });
+
+    // TASK_MAX_ATTEMPTS = Lambda's MaximumRetryAttempts + 1.
+    let max_attempts: i32 = d.env.get("TASK_MAX_ATTEMPTS").and_then(|v| v.trim().parse().ok()).unwrap_or(3);
+    if max_attempts != d.retries + 1 {
+        find(
+            "max_attempts",
+            format!(
+                "TASK_MAX_ATTEMPTS is {max_attempts} but Lambda makes {} attempt(s) (MaximumRetryAttempts={}): final states will be wrong; \
+                 set TASK_MAX_ATTEMPTS={} or MaximumRetryAttempts={}",
+                d.retries + 1,
+                d.retries,
+                d.retries + 1,
+                (max_attempts - 1).clamp(0, 2)
+            ),
+        );
+    }
+    // A failure destination, so that calls whose last attempt died still end.
+    if d.on_failure.is_none() {
+        find(
+            "on_failure",
+            "no on-failure destination: a call whose last attempt crashes stays `running`; send failure records to an SQS queue \
+             the worker reads (see deploy/template.yaml)"
+                .to_owned(),
+        );
+    }
+    // The response table exists, with TTL on `ttl`.
+    match d.env.get("TASK_RESPONSE_TABLE") {
+        None => unchecked.push("response table: TASK_RESPONSE_TABLE is not set, so nothing is captured".to_owned()),
+        Some(table) => {
+            let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+            match ddb.describe_time_to_live().table_name(table).send().await {
+                Ok(t) => {
+                    let ttl = t.time_to_live_description();
+                    let on = ttl.and_then(|t| t.time_to_live_status()).is_some_and(|s| s.as_str() == "ENABLED" || s.as_str() == "ENABLING");
+                    if !(on && ttl.and_then(|t| t.attribute_name()) == Some("ttl")) {
+                        find("table_ttl", format!("table `{table}` has no TTL on `ttl`: old responses are never deleted; run `tasks create-table`"));
+                    }
+                }
+                Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                    find("table", format!("table `{table}` (TASK_RESPONSE_TABLE) does not exist: create it with `tasks create-table`"));
+                }
+                Err(e) => unchecked.push(format!("response table: {}", first_line(&error_text(&e)))),
+            }
+        }
+    }
+    // The timeout leaves room for the margin in which the worker records a timeout.
+    let margin_ms: i64 = d.env.get("TASK_TIMEOUT_MARGIN_MS").and_then(|v| v.trim().parse().ok()).unwrap_or(500);
+    if i64::from(d.timeout_s) * 1000 <= margin_ms {
+        find("timeout", format!("the timeout ({} s) is not larger than TASK_TIMEOUT_MARGIN_MS ({margin_ms} ms): raise the timeout or lower the margin", d.timeout_s));
+    }
+    // Every schedule of the worker's manifest exists and is enabled.
+    if let Some(worker) = &a.worker {
+        let manifest = std::process::Command::new(worker).env(task_runtime::MANIFEST_VAR, "1").output().ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok());
+        match (manifest, schedules_of(&sdk, &d.arn).await) {
+            (None, _) => unchecked.push(format!("schedules: {} printed no manifest", worker.display())),
+            (_, Err(why)) => unchecked.push(format!("schedules: {why}")),
+            (Some(m), Ok(deployed)) => {
+                for s in m["schedules"].as_array().into_iter().flatten() {
+                    let (task, input) = (s["task"].as_str().unwrap_or_default(), s["input"].as_str().unwrap_or_default());
+                    match deployed.iter().find(|(_, _, i)| i.as_deref() == Some(input)) {
+                        None => find("schedules", format!("the schedule of `{task}` ({}) is not deployed: regenerate the template with `tasks template`", s["expression"])),
+                        Some((name, state, _)) if state != "ENABLED" => find("schedules", format!("schedule `{name}` of `{task}` is {state}: enable it")),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    // Signing: the function and the function it dispatches to agree.
+    let target = d.env.get("TASK_FUNCTION").filter(|t| t.split(':').next() != Some(d.name.as_str()) && !t.contains(&format!(":function:{}", d.name)));
+    if let Some(target) = target {
+        match read(&lambda, target).await {
+            Ok(t) => {
+                let (here, there) = (d.env.contains_key("TASK_SIGNING_KEY"), t.env.contains_key("TASK_SIGNING_KEY"));
+                if here != there {
+                    let (with, without) = if here { (&d.name, &t.name) } else { (&t.name, &d.name) };
+                    find("signing", format!("`{with}` signs its messages (TASK_SIGNING_KEY) and `{without}` does not: set the same key on both, or on neither"));
+                }
+            }
+            Err(Problem(why)) => unchecked.push(format!("signing: {why}")),
+        }
+    }
+
+    if a.json {
+        let all: Vec<Value> = findings.iter().map(|f| json!({"check": f.check, "message": f.message})).collect();
+        println!("{}", json!({"function": d.name, "consistent": findings.is_empty(), "findings": all, "unchecked": unchecked}));
+    } else {
+        for f in &findings {
+            println!("{}: {}", f.check, f.message);
+        }
+        for u in &unchecked {
+            println!("not checked: {u}");
+        }
+        if findings.is_empty() {
+            println!("{} is consistent with task-runtime's rules{}", d.name, if a.worker.is_some() { " and its worker's manifest" } else { "" });
+        }
+    }
+    Ok(if findings.is_empty() { Exit::Complete } else { Exit::Inconsistent })
+}

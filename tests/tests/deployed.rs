@@ -1,0 +1,93 @@
+//! `tasks function` and `tasks check` against task-local serving the worker
+//! example: what is deployed is read through the Lambda API (task-local
+//! answers GetFunctionConfiguration and GetFunctionEventInvokeConfig from
+//! its own options), and the check names what disagrees.
+
+mod common;
+
+use std::process::Output;
+use std::time::Duration;
+
+use common::task_local::{self, TaskLocal};
+use serde_json::Value;
+use task_runtime::store::dynamodb::DynamoStore;
+
+fn start(extra: &[&str], table: &str) -> TaskLocal {
+    let mut args: Vec<String> = vec![
+        "--no-schedules".into(),
+        "--function".into(),
+        format!("worker={}", task_local::built("examples/worker").display()),
+        "--timeout".into(),
+        "7s".into(),
+        "--env".into(),
+        format!("TASK_RESPONSE_TABLE={table}"),
+        "--env".into(),
+        "TASK_SIGNING_KEY=not-shown".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    TaskLocal::start(args)
+}
+
+fn tasks(tl: &TaskLocal, args: &[&str]) -> Output {
+    std::process::Command::new(task_local::built("tasks"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL_LAMBDA", &tl.endpoint)
+        .env("AWS_ENDPOINT_URL_SCHEDULER", &tl.endpoint)
+        .env("AWS_ENDPOINT_URL_CLOUDWATCH", &tl.endpoint)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", common::dynamodb_endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .output()
+        .expect("run tasks")
+}
+
+fn table() -> String {
+    let table = common::table_name("deployed");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(DynamoStore::with_client(common::dynamodb(), table.clone()).create_table()).expect("table");
+    table
+}
+
+#[test]
+fn function_reports_what_is_deployed_and_check_names_the_attempts_that_disagree() {
+    let table = table();
+    let tl = start(&["--max-retry-attempts", "1", "--env", "TASK_MAX_ATTEMPTS=3"], &table);
+    let out = tasks(&tl, &["function", "worker", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let f: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!((f["name"].as_str(), f["timeout_s"].as_u64(), f["memory_mb"].as_u64()), (Some("worker"), Some(7), Some(128)), "{f}");
+    assert_eq!((f["max_retry_attempts"].as_u64(), f["max_event_age_s"].as_u64()), (Some(1), Some(21_600)), "{f}");
+    assert_eq!(f["task_settings"]["TASK_MAX_ATTEMPTS"], "3");
+    assert_eq!(f["task_settings"]["TASK_SIGNING_KEY"], "set", "a secret is shown as set: {f}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("not-shown"));
+    assert_eq!(f["calls_last_24h"]["failed"], 0, "{f}");
+    assert!(f["metrics_last_24h"]["unavailable"].as_str().is_some_and(|w| w.contains("CloudWatch")), "{f}");
+    assert!(f["code_size_bytes"].as_u64() > Some(0));
+
+    let check = tasks(&tl, &["check", "worker"]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(2), "{check:?}");
+    assert!(text.contains("TASK_MAX_ATTEMPTS is 3 but Lambda makes 2 attempt(s)"), "{text}");
+    assert!(text.contains("no on-failure destination"), "{text}");
+    let json = tasks(&tl, &["check", "worker", "--json"]);
+    let v: Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let checks: Vec<&str> = v["findings"].as_array().into_iter().flatten().filter_map(|f| f["check"].as_str()).collect();
+    assert_eq!(checks, ["max_attempts", "on_failure"], "{v}");
+}
+
+#[test]
+fn a_consistent_deployment_passes_and_an_unknown_function_cannot_be_checked() {
+    let table = table();
+    let tl = start(&["--max-retry-attempts", "1", "--env", "TASK_MAX_ATTEMPTS=2", "--on-failure", "function:worker"], &table);
+    let worker = task_local::built("examples/worker").display().to_string();
+    let check = tasks(&tl, &["check", "worker", "--worker", &worker]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{check:?}");
+    assert!(text.contains("worker is consistent"), "{text}");
+    assert!(text.contains("not checked: schedules: EventBridge Scheduler"), "task-local lists no schedules: {text}");
+    let unknown = tasks(&tl, &["check", "nobody"]);
+    assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("there is no function `nobody`"), "{unknown:?}");
+    std::thread::sleep(Duration::from_millis(1));
+}
