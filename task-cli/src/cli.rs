@@ -176,6 +176,10 @@ pub(crate) struct TemplateArgs {
     /// The function's memory, MB.
     #[arg(long, default_value_t = 128)]
     pub(crate) memory: u32,
+    /// An HTTP app (`run_http`): put an API Gateway REST API in front of it
+    /// that requires an API key, with a usage plan.
+    #[arg(long)]
+    pub(crate) api_key: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,7 @@
 //! `deploy/template.yaml` is what `tasks template` makes of `examples/worker`
-//! today: a change to the worker's tasks, schedules, handlers or keep-warm
-//! that is not regenerated fails here. (`scripts/test` runs cfn-lint on it.)
+//! today, and `deploy/http-template.yaml` of `examples/http` behind an API
+//! key: a change that is not regenerated fails here. (`scripts/test` runs
+//! cfn-lint on both.)
 
 mod common;
 
@@ -32,6 +33,25 @@ fn the_committed_template_is_generated_from_the_worker_s_manifest() {
         "Type: SQS",
         "RetentionInDays: 14",
     ] {
+        assert!(committed.contains(expected), "the template lacks {expected:?}");
+    }
+}
+
+#[test]
+fn the_committed_http_template_requires_an_api_key() {
+    let http = task_local::built("examples/http");
+    let out = std::process::Command::new(task_local::built("tasks"))
+        .args(["template", "--api-key", "--worker"])
+        .arg(&http)
+        .output()
+        .expect("run tasks template");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/http-template.yaml")).expect("deploy/http-template.yaml");
+    assert!(
+        String::from_utf8_lossy(&out.stdout) == committed,
+        "deploy/http-template.yaml is out of date; regenerate it with\n  cargo build --example http -p examples && cargo run -p task-cli -- template --api-key --worker target/debug/examples/http > deploy/http-template.yaml"
+    );
+    for expected in ["Type: AWS::Serverless::Api", "ApiKeyRequired: true", "CreateUsagePlan: PER_API", "Type: Api", "Method: ANY"] {
         assert!(committed.contains(expected), "the template lacks {expected:?}");
     }
 }
