@@ -9,7 +9,7 @@ use aws_sdk_lambda::error::ProvideErrorMetadata;
 use serde_json::{Value, json};
 
 use crate::cli::{CheckArgs, FunctionArgs};
-use crate::setup::with_hint;
+use crate::setup::{error_text, now_ms, with_hint};
 use crate::{Exit, Problem};
 
 /// Variables whose values are secrets: shown only as "set".
@@ -63,17 +63,6 @@ async fn read(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<Deployed, P
         max_event_age_s,
         on_failure,
     })
-}
-
-fn error_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// `TASK_*` variables, secrets as "set".
@@ -189,10 +178,6 @@ async fn metrics(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, Strin
 
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().chars().take(200).collect()
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One inconsistency: what is wrong, and how to fix it.

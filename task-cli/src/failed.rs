@@ -9,7 +9,7 @@ use task_runtime::{SendOptions, Status, get_async_response};
 use crate::cli::{FailedArgs, RetryArgs};
 use crate::render::{table, time};
 use crate::send::{announce, dispatch_problem};
-use crate::setup::{config_problem, install, store_problem};
+use crate::setup::{config_problem, install, now_ms, store_problem};
 use crate::status::{DEFAULT_WAIT, follow, print};
 use crate::{Exit, Problem};
 
@@ -88,8 +88,4 @@ pub(crate) async fn retry(a: RetryArgs) -> Result<Exit, Problem> {
     let calls = follow(&[handle.id().to_owned()], a.timeout.unwrap_or(DEFAULT_WAIT)).await?;
     print(&calls, false);
     Ok(calls.first().map_or(Exit::Unknown, |(_, r)| crate::render::exit_of(r.as_ref())))
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

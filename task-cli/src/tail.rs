@@ -10,7 +10,7 @@ use aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata;
 
 use crate::cli::TailArgs;
 use crate::render::time;
-use crate::setup::{config_problem, with_hint};
+use crate::setup::{config_problem, error_text, now_ms, with_hint};
 use crate::{Exit, Problem};
 
 pub(crate) async fn tail(a: TailArgs) -> Result<Exit, Problem> {
@@ -39,7 +39,7 @@ pub(crate) async fn tail(a: TailArgs) -> Result<Exit, Problem> {
                     Some("ResourceNotFoundException") => Problem(format!(
                         "there is no log group {group}: `{name}` has not logged yet, or is not the function's name"
                     )),
-                    _ => Problem(with_hint(format!("reading {group}: {}", task_runtime_error_text(&e)))),
+                    _ => Problem(with_hint(format!("reading {group}: {}", error_text(&e)))),
                 })?;
             for e in page.events() {
                 let id = e.event_id().unwrap_or_default().to_owned();
@@ -67,21 +67,6 @@ pub(crate) async fn tail(a: TailArgs) -> Result<Exit, Problem> {
 fn filter_pattern(task: Option<&str>, id: Option<&str>) -> Option<String> {
     let terms: Vec<String> = [task.map(|t| format!("\"task={t}\"")), id.map(|i| format!("\"id={i}\""))].into_iter().flatten().collect();
     (!terms.is_empty()).then(|| terms.join(" "))
-}
-
-fn task_runtime_error_text<E: std::error::Error + 'static>(e: &E) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
