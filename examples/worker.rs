@@ -85,7 +85,8 @@ fn crash_once(value: u32) -> u32 {
 async fn uploaded(event: S3Event) -> TaskResult<Vec<String>> {
     let mut ids = Vec::with_capacity(event.records.len());
     for record in event.records {
-        let key = record.s3.object.key.unwrap_or_default().replace(['/', '-', '_', '.'], " ");
+        // S3 sends keys URL-encoded: `red flower.txt` arrives as `red+flower.txt`.
+        let key = task_runtime::decode_s3_key(&record.s3.object.key.unwrap_or_default()).replace(['/', '-', '_', '.'], " ");
         ids.push(word_count(key).await?.id().to_owned());
     }
     Ok(ids)

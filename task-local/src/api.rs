@@ -139,7 +139,11 @@ async fn get_event_invoke_config(State(emu): State<Arc<Emulator>>, Path(function
 }
 
 async fn stats(State(emu): State<Arc<Emulator>>) -> Response {
-    axum::Json(emu.stats.json()).into_response()
+    let mut stats = emu.stats.json();
+    if let Some(crate::emulator::OnFailure::Sqs(queue)) = &emu.on_failure {
+        stats["failure_queue"] = queue.json();
+    }
+    axum::Json(stats).into_response()
 }
 
 /// Any other path or method: what the Lambda service answers for it.

@@ -58,9 +58,30 @@ pub(crate) struct ServeArgs {
     /// Where events dropped after their last attempt (or past their maximum
     /// age) go, as Lambda's failure records: `FILE` appends them as JSON
     /// lines; `function:NAME` invokes that served function asynchronously
-    /// with each record, as an on-failure destination does.
-    #[arg(long, value_name = "FILE|function:NAME")]
+    /// with each record, as an on-failure destination does; `sqs:NAME` sends
+    /// each to an SQS queue read into NAME in batches of up to 10 (with
+    /// `batchItemFailures`, and a dead-letter queue), as the generated
+    /// template deploys it.
+    #[arg(long, value_name = "FILE|function:NAME|sqs:NAME")]
     pub(crate) on_failure: Option<String>,
+    /// With `--on-failure sqs:NAME`: how long a received message stays
+    /// hidden before it comes back [default: 30s].
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration_arg)]
+    pub(crate) failure_queue_visibility: Duration,
+    /// With `--on-failure sqs:NAME`: receives before a message goes to the
+    /// dead-letter queue (the redrive policy's maxReceiveCount).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub(crate) max_receive_count: u32,
+    /// The on-failure destination's message limit in bytes: a record over
+    /// it loses its `requestPayload`, as Lambda's records do [default: 1 MiB,
+    /// SQS's; an SNS destination's is 256 KiB].
+    #[arg(long, value_name = "BYTES", default_value_t = 1_048_576)]
+    pub(crate) destination_limit: usize,
+    /// Deliver this fraction (0 to 1) of schedule ticks a second time with a
+    /// new execution id and attempt number 2, as EventBridge Scheduler does
+    /// when it retries an invoke.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0, value_parser = fraction)]
+    pub(crate) scheduler_retries: f64,
     /// Do not fire the schedules and keep-warm pings the functions declare.
     #[arg(long)]
     pub(crate) no_schedules: bool,
@@ -160,6 +181,10 @@ fn speedup(text: &str) -> Result<f64, String> {
         Ok(f) if f.is_finite() && f >= 1.0 => Ok(f),
         _ => Err(format!("{text:?} is not a speed-up factor of at least 1, e.g. 60")),
     }
+}
+
+fn duration_arg(text: &str) -> Result<Duration, String> {
+    duration(text).ok_or_else(|| format!("{text:?} is not a duration, e.g. 500ms, 2s, 1m"))
 }
 
 fn fraction(text: &str) -> Result<f64, String> {

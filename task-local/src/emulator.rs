@@ -20,6 +20,22 @@ pub(crate) enum OnFailure {
     File(Mutex<File>),
     /// Invoked asynchronously on this function, with Lambda's record.
     Function(String),
+    /// Sent to an SQS queue that an event source mapping reads into this
+    /// function in batches, as the generated template deploys it.
+    Sqs(Arc<crate::failure_queue::FailureQueue>),
+}
+
+/// The faults task-local injects, as AWS occasionally behaves.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Faults {
+    /// The fraction of asynchronous events delivered twice at once.
+    pub(crate) duplicate_deliveries: f64,
+    /// The fraction of schedule ticks EventBridge Scheduler delivers a
+    /// second time, as a retry with a new execution id.
+    pub(crate) scheduler_retries: f64,
+    /// The on-failure destination's message limit, in bytes: a record over
+    /// it loses its `requestPayload`, as Lambda's do.
+    pub(crate) destination_limit: usize,
 }
 
 #[derive(Debug)]
@@ -29,8 +45,8 @@ pub(crate) struct Emulator {
     /// What the instances printed, for `FilterLogEvents`.
     pub(crate) logs: Arc<crate::logs::Logs>,
     pub(crate) on_failure: Option<OnFailure>,
-    /// The fraction of asynchronous events delivered twice at once.
-    pub(crate) duplicate_deliveries: f64,
+    /// The faults injected.
+    pub(crate) faults: Faults,
     /// One-time schedules by name: what they are, and their timers.
     pub(crate) schedules: Mutex<HashMap<String, crate::emulator::Schedule>>,
     pub(crate) region: String,
@@ -57,7 +73,7 @@ impl Drop for Tracked {
 }
 
 impl Emulator {
-    pub(crate) fn new(functions: Vec<Function>, logs: Arc<crate::logs::Logs>, on_failure: Option<OnFailure>, duplicate_deliveries: f64, region: &str) -> Self {
+    pub(crate) fn new(functions: Vec<Function>, logs: Arc<crate::logs::Logs>, on_failure: Option<OnFailure>, faults: Faults, region: &str) -> Self {
         let stats = Stats::default();
         for f in &functions {
             stats.update(&f.cfg.name, |_| {});
@@ -67,7 +83,7 @@ impl Emulator {
             stats,
             logs,
             on_failure,
-            duplicate_deliveries,
+            faults,
             schedules: Mutex::new(HashMap::new()),
             region: region.to_owned(),
             draining: AtomicBool::new(false),

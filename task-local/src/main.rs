@@ -21,6 +21,7 @@ mod api;
 mod cli;
 mod cron;
 mod emulator;
+mod failure_queue;
 mod function;
 mod instance;
 mod logs;
@@ -62,12 +63,17 @@ async fn main() -> ExitCode {
     };
     let on_failure = match args.on_failure.as_deref() {
         None => None,
-        Some(target) => match target.strip_prefix("function:") {
-            Some(name) if configs.iter().any(|c| c.name == name) => Some(OnFailure::Function(name.to_owned())),
-            Some(name) => {
+        Some(target) => match target.split_once(':').filter(|(kind, _)| ["function", "sqs"].contains(kind)) {
+            Some((_, name)) if !configs.iter().any(|c| c.name == name) => {
                 complain!("task-local: --on-failure {target:?}: no function named `{name}` is served (give it with --function)");
                 return ExitCode::from(2);
             }
+            Some(("function", name)) => Some(OnFailure::Function(name.to_owned())),
+            Some((_, name)) => Some(OnFailure::Sqs(Arc::new(failure_queue::FailureQueue::new(
+                name.to_owned(),
+                args.failure_queue_visibility,
+                args.max_receive_count,
+            )))),
             None => match std::fs::OpenOptions::new().create(true).append(true).open(target) {
                 Ok(f) => Some(OnFailure::File(std::sync::Mutex::new(f))),
                 Err(e) => {
@@ -94,7 +100,15 @@ async fn main() -> ExitCode {
             f.cfg.name, f.cfg.path.display(), f.cfg.timeout, f.cfg.memory_mb, f.cfg.concurrency, f.cfg.max_retry_attempts, f.cfg.retry_delays
         );
     }
-    let emu = Arc::new(Emulator::new(functions, logs, on_failure, args.duplicate_deliveries, &args.region));
+    let faults = emulator::Faults {
+        duplicate_deliveries: args.duplicate_deliveries,
+        scheduler_retries: args.scheduler_retries,
+        destination_limit: args.destination_limit,
+    };
+    let emu = Arc::new(Emulator::new(functions, logs, on_failure, faults, &args.region));
+    if let Some(OnFailure::Sqs(queue)) = &emu.on_failure {
+        tokio::spawn(failure_queue::poll(emu.clone(), queue.clone()));
+    }
     if !args.no_schedules {
         tokio::spawn(scheduler::run_declared(emu.clone(), args.schedule_speedup));
     }

@@ -26,7 +26,7 @@ pub(crate) fn enqueue(emu: Arc<Emulator>, func: Arc<Function>, invoked_arn: Stri
         let received = Instant::now();
         let max_attempts = 1 + u32::from(func.cfg.max_retry_attempts);
         let mut last_error = None;
-        if chance(emu.duplicate_deliveries) {
+        if chance(emu.faults.duplicate_deliveries) {
             emu.stats.update(&func.cfg.name, |s| s.duplicate_deliveries += 1);
             let (emu, func, rid, invoked_arn, payload) = (emu.clone(), func.clone(), rid.clone(), invoked_arn.clone(), payload.clone());
             let guard = emu.track();
@@ -68,7 +68,7 @@ pub(crate) fn enqueue(emu: Arc<Emulator>, func: Arc<Function>, invoked_arn: Stri
 }
 
 /// True with probability `fraction` (0 never, 1 always).
-fn chance(fraction: f64) -> bool {
+pub(crate) fn chance(fraction: f64) -> bool {
     if fraction <= 0.0 {
         return false;
     }
@@ -81,7 +81,7 @@ fn chance(fraction: f64) -> bool {
 fn drop_event(emu: &Arc<Emulator>, func: &Function, request_id: &str, payload: &Bytes, attempts: u32, condition: &str, error: Option<Bytes>) {
     emu.stats.update(&func.cfg.name, |s| s.dropped += 1);
     complain!("task-local: dropped event {request_id} of {} after {attempts} attempt(s): {condition}", func.cfg.name);
-    let record = failure_record(func, request_id, payload, attempts, condition, error);
+    let record = failure_record(func, request_id, payload, attempts, condition, error, emu.faults.destination_limit);
     match &emu.on_failure {
         None => {}
         Some(OnFailure::File(file)) => {
@@ -97,11 +97,19 @@ fn drop_event(emu: &Arc<Emulator>, func: &Function, request_id: &str, payload: &
             None => complain!("task-local: on-failure function {target} is not served; record of {request_id} lost"),
         },
         Some(OnFailure::Function(_)) => {}
+        Some(OnFailure::Sqs(queue)) => queue.send(record.to_string()),
     }
 }
 
 /// The record Lambda sends to an on-failure destination.
-fn failure_record(func: &Function, request_id: &str, payload: &Bytes, attempts: u32, condition: &str, error: Option<Bytes>) -> serde_json::Value {
+///
+/// "If the combined size of the request and response payloads exceeds the
+/// limit, Lambda drops the payload": a record over `limit` bytes goes
+/// without its `requestPayload` (and, if still over, its
+/// `responsePayload`). See
+/// <https://docs.aws.amazon.com/lambda/latest/api/API_OnSuccess.html> and
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>.
+fn failure_record(func: &Function, request_id: &str, payload: &Bytes, attempts: u32, condition: &str, error: Option<Bytes>, limit: usize) -> serde_json::Value {
     let event = serde_json::from_slice::<serde_json::Value>(payload).unwrap_or_else(|_| String::from_utf8_lossy(payload).into());
     let error = error.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     let mut record = serde_json::json!({
@@ -118,6 +126,14 @@ fn failure_record(func: &Function, request_id: &str, payload: &Bytes, attempts: 
     if attempts > 0 {
         record["responseContext"] = serde_json::json!({"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"});
         record["responsePayload"] = error.unwrap_or(serde_json::Value::Null);
+    }
+    for part in ["requestPayload", "responsePayload"] {
+        if record.to_string().len() <= limit {
+            break;
+        }
+        if let Some(obj) = record.as_object_mut() {
+            obj.remove(part);
+        }
     }
     record
 }

@@ -26,7 +26,7 @@ pub(crate) fn event(a: &EventArgs) -> Result<Value, String> {
                         "s3": {
                             "s3SchemaVersion": "1.0", "configurationId": "task-local",
                             "bucket": {"name": a.bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": format!("arn:aws:s3:::{}", a.bucket)},
-                            "object": {"key": key, "size": 1024, "eTag": "0123456789abcdef0123456789abcdef", "sequencer": "0A1B2C3D4E5F678901"},
+                            "object": {"key": s3_key(key), "size": 1024, "eTag": "0123456789abcdef0123456789abcdef", "sequencer": "0A1B2C3D4E5F678901"},
                         },
                     })
                 })
@@ -46,6 +46,19 @@ pub(crate) fn event(a: &EventArgs) -> Result<Value, String> {
         }
         Kind::Warmup => json!({"task_runtime_warmup": {"instances": a.instances}}),
     })
+}
+
+/// An object key as S3 puts it in a notification: URL-encoded as an HTML
+/// form would (`red flower.jpg` is `red+flower.jpg`).
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>
+fn s3_key(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b' ' => "+".to_owned(),
+            b if b.is_ascii_alphanumeric() || b"-_.*/".contains(&b) => char::from(b).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Print the event, or send it and print the answer.
@@ -72,4 +85,13 @@ pub(crate) async fn run(a: EventArgs) -> Result<(), String> {
     }
     say!("{payload}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn s3_keys_are_url_encoded_as_s3_sends_them() {
+        assert_eq!(super::s3_key("uploads/red flower.jpg"), "uploads/red+flower.jpg");
+        assert_eq!(super::s3_key("résumé+cv.pdf"), "r%C3%A9sum%C3%A9%2Bcv.pdf");
+    }
 }

@@ -21,8 +21,33 @@ use serde_json::{Value, json};
 use crate::emulator::{Emulator, Schedule, aws_error};
 use crate::stats::now_ms;
 
-/// What EventBridge Scheduler replaces with each run's execution id.
-const EXECUTION_ID: &str = "<aws.scheduler.execution-id>";
+/// Fill in EventBridge Scheduler's context attributes, as it does in a
+/// target's input: the schedule's ARN, the time the run was due (the same
+/// for every attempt at one tick), an execution id (new for each attempt)
+/// and the attempt number.
+/// <https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html>
+fn fill(input: &str, schedule_arn: &str, due_ms: u64, attempt: u32) -> String {
+    // `2022-03-22T18:59:43Z`: whole seconds.
+    let due = crate::queue::iso8601(due_ms / 1000 * 1000).replace(".000Z", "Z");
+    let execution_id = format!("{:016x}", (uuid::Uuid::new_v4().as_u128() >> 64) as u64);
+    input
+        .replace("<aws.scheduler.schedule-arn>", schedule_arn)
+        .replace("<aws.scheduler.scheduled-time>", &due)
+        .replace("<aws.scheduler.execution-id>", &execution_id)
+        .replace("<aws.scheduler.attempt-number>", &attempt.to_string())
+}
+
+/// Invoke `func` asynchronously with one tick of a schedule due at
+/// `due_ms`; with `--scheduler-retries`, some ticks are delivered a second
+/// time as Scheduler's retry (a new execution id, attempt 2), as when
+/// Scheduler did not hear Lambda accept the first.
+fn deliver_tick(emu: &Arc<Emulator>, func: &Arc<crate::function::Function>, invoked_arn: &str, schedule_arn: &str, input: &str, due_ms: u64) {
+    crate::queue::enqueue(emu.clone(), func.clone(), invoked_arn.to_owned(), Bytes::from(fill(input, schedule_arn, due_ms, 1)));
+    if crate::queue::chance(emu.faults.scheduler_retries) {
+        emu.stats.update(&func.cfg.name, |s| s.scheduler_retries += 1);
+        crate::queue::enqueue(emu.clone(), func.clone(), invoked_arn.to_owned(), Bytes::from(fill(input, schedule_arn, due_ms, 2)));
+    }
+}
 
 /// Fire the schedules and keep-warm pings each served function declares in
 /// its manifest, until the emulator drains.
@@ -61,15 +86,15 @@ async fn read_manifest(cfg: &crate::cli::FunctionConfig) -> Result<Value, String
 
 /// Fire one declared schedule of `func` until the emulator drains.
 async fn fire(emu: Arc<Emulator>, func: Arc<crate::function::Function>, name: &str, expression: &str, input: &str, speedup: f64) {
-    let fire_once = |emu: &Arc<Emulator>| {
-        let input = input.replace(EXECUTION_ID, &uuid::Uuid::new_v4().to_string());
+    let schedule_arn = format!("arn:aws:scheduler:{}:000000000000:schedule/default/{}-{name}", emu.region, func.cfg.name);
+    let fire_once = |emu: &Arc<Emulator>, due_ms: u64| {
         say!("task-local: {} schedule {name} ({expression}) fired", func.cfg.name);
-        crate::queue::enqueue(emu.clone(), func.clone(), func.arn.clone(), Bytes::from(input));
+        deliver_tick(emu, &func, &func.arn, &schedule_arn, input, due_ms);
     };
     if let Some(at) = at_millis(expression) {
         tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await;
         if !emu.draining() {
-            fire_once(&emu);
+            fire_once(&emu, at);
         }
         return;
     }
@@ -86,7 +111,7 @@ async fn fire(emu: Arc<Emulator>, func: Arc<crate::function::Function>, name: &s
             if emu.draining() {
                 return;
             }
-            fire_once(&emu);
+            fire_once(&emu, next);
         }
         return;
     }
@@ -96,12 +121,15 @@ async fn fire(emu: Arc<Emulator>, func: Arc<crate::function::Function>, name: &s
     };
     let period = period.div_f64(speedup);
     say!("task-local: {} schedule {name} ({expression}) fires every {period:?}", func.cfg.name);
+    // Each tick is due a (sped-up) period after the last, in whole seconds.
+    let (real_start, virtual_start) = (std::time::Instant::now(), now_ms());
     loop {
         tokio::time::sleep(period).await;
         if emu.draining() {
             return;
         }
-        fire_once(&emu);
+        let due = virtual_start + (real_start.elapsed().as_secs_f64() * speedup * 1000.0) as u64;
+        fire_once(&emu, due);
     }
 }
 
@@ -137,7 +165,7 @@ pub(crate) async fn create(State(emu): State<Arc<Emulator>>, Path(name): Path<St
     let Some((func, invoked_arn)) = emu.resolve(target_arn) else {
         return invalid(format!("the target {target_arn:?} is not a function task-local serves"));
     };
-    let input = Bytes::from(req["Target"]["Input"].as_str().unwrap_or("{}").to_owned());
+    let input = req["Target"]["Input"].as_str().unwrap_or("{}").to_owned();
     let mut schedules = emu.schedules.lock().unwrap_or_else(|p| p.into_inner());
     if schedules.contains_key(&name) {
         return aws_error(StatusCode::CONFLICT, "ConflictException", format!("Schedule {name} already exists."), &call_id);
@@ -149,7 +177,8 @@ pub(crate) async fn create(State(emu): State<Arc<Emulator>>, Path(name): Path<St
             // Gone from the map: deleted at this very moment; then it does not fire.
             if emu.schedules.lock().unwrap_or_else(|p| p.into_inner()).remove(&name).is_some() && !emu.draining() {
                 say!("task-local: schedule {name} fired: invoking {} asynchronously", func.cfg.name);
-                crate::queue::enqueue(emu.clone(), func, invoked_arn, input);
+                let schedule_arn = format!("arn:aws:scheduler:{}:000000000000:schedule/default/{name}", emu.region);
+                deliver_tick(&emu, &func, &invoked_arn, &schedule_arn, &input, at_ms);
             }
         })
     };
@@ -216,6 +245,17 @@ fn at_millis(expression: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_attributes_are_filled_in_and_the_scheduled_time_is_the_tick_s() {
+        let input = r#"{"id": "schedule:t:<aws.scheduler.scheduled-time>", "x": "<aws.scheduler.execution-id>", "n": "<aws.scheduler.attempt-number>", "a": "<aws.scheduler.schedule-arn>"}"#;
+        let (first, retry) = (fill(input, "arn:s", 1_795_774_496_789, 1), fill(input, "arn:s", 1_795_774_496_789, 2));
+        let (first, retry): (Value, Value) = (serde_json::from_str(&first).unwrap_or_default(), serde_json::from_str(&retry).unwrap_or_default());
+        assert_eq!(first["id"], "schedule:t:2026-11-27T10:14:56Z");
+        assert_eq!(first["id"], retry["id"], "one tick, one scheduled time");
+        assert_ne!(first["x"], retry["x"], "a new execution id for each attempt");
+        assert_eq!((first["n"].as_str(), retry["n"].as_str(), first["a"].as_str()), (Some("1"), Some("2"), Some("arn:s")));
+    }
 
     #[test]
     fn rates() {

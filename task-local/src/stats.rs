@@ -20,6 +20,13 @@ pub(crate) struct FunctionStats {
     pub(crate) dropped: u64,
     /// Asynchronous events delivered twice, at once, under one request id.
     pub(crate) duplicate_deliveries: u64,
+    /// Schedule ticks delivered again as Scheduler's retry, with a new execution id.
+    pub(crate) scheduler_retries: u64,
+    /// Failure-queue batches this function was invoked with (`--on-failure sqs:NAME`).
+    pub(crate) sqs_batches: u64,
+    /// Their messages deleted (handled), and returned to the queue (`batchItemFailures` or an error).
+    pub(crate) sqs_deleted: u64,
+    pub(crate) sqs_returned: u64,
     pub(crate) throttled: u64,
     /// Asynchronous events waiting for a free instance.
     pub(crate) queue_depth: u64,

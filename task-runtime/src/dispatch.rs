@@ -90,7 +90,8 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
         id: env.id.clone(),
         task: t.name.to_owned(),
         now_ms: now,
-        ttl: now / 1000 + rt.config.response_ttl.as_secs(),
+        // Readable until the call can no longer run, and a response TTL after that.
+        ttl: crate::store::ttl_after(crate::store::give_up_ms(now, run_at_ms), rt.config.response_ttl),
         run_at_ms,
         digest,
     };
@@ -117,7 +118,16 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
             return Err(refused);
         }
         // `false` means the worker got there first: fine.
-        written.map_err(stored)?;
+        if let Err(e) = written {
+            // Take back what was created: a schedule can be deleted (an
+            // invoke cannot; its worker creates the item when it begins).
+            if run_at_ms.is_some()
+                && let Err(u) = rt.backend.unschedule(&env.id).await
+            {
+                tracing::warn!(error = %u, "the pending write failed and the schedule could not be deleted: the call may still run");
+            }
+            return Err(stored(e));
+        }
     }
     tracing::debug!("dispatched");
     Ok(Dispatched { id: env.id.clone(), capture: true, existing: false })
@@ -145,7 +155,8 @@ fn with_callers_qualifier(target: &str, invoked_arn: &str) -> Option<String> {
     (named == own).then(|| format!("{target}:{qualifier}"))
 }
 
-/// A caller-chosen id: not empty, at most 512 bytes, no control characters.
+/// A caller-chosen id: not empty, at most 512 bytes, no control characters,
+/// not one of the runtime's own (`latest:…`, `schedule:…`).
 fn check_id(task: &str, id: &str) -> Result<(), DispatchError> {
     let problem = if id.is_empty() {
         "is empty"
@@ -153,6 +164,9 @@ fn check_id(task: &str, id: &str) -> Result<(), DispatchError> {
         "is longer than 512 bytes"
     } else if id.chars().any(char::is_control) {
         "holds a control character"
+    } else if id.starts_with("latest:") || id.starts_with("schedule:") {
+        // The runtime's own ids: the latest run of a schedule, and its runs.
+        "starts with `latest:` or `schedule:`, which the runtime keeps for schedules"
     } else {
         return Ok(());
     };
@@ -276,7 +290,7 @@ mod tests {
     #[test]
     fn ids_are_checked() {
         assert!(check_id("t", "order-7").is_ok());
-        for bad in ["", "a\nb", &"x".repeat(513)] {
+        for bad in ["", "a\nb", &"x".repeat(513), "latest:reports", "schedule:reports:2026-11-30T00:00:00Z"] {
             assert!(matches!(check_id("t", bad), Err(DispatchError::BadId { .. })), "{bad:?}");
         }
     }

@@ -76,6 +76,7 @@ pub use handle::TaskHandle;
 pub use lambda::{MANIFEST_VAR, invocation, reply_to_result, run, run_tasks};
 #[cfg(feature = "http")]
 pub use http::{API_KEYS_VAR, ApiKeys, lambda_http, run_http};
+pub use envelope::aws_event::decode_s3_key;
 pub use outcome::Reply;
 pub use poll::{get_async_response, latest_run};
 pub use response::{AsyncResponse, Failure, FailureKind, Status};

@@ -4,8 +4,8 @@
 //! SAM template and task-local are made from.
 //!
 //! Each run of a schedule is a normal task call: its id is
-//! `schedule:TASK:<execution id>`, so a duplicate delivery of one tick runs
-//! once, and the latest run is noted under `latest:TASK` ([`crate::latest_run`]).
+//! `schedule:TASK:<scheduled time>`, so a duplicate delivery or a retry of
+//! one tick runs once, and the latest run is noted under `latest:TASK` ([`crate::latest_run`]).
 
 use serde_json::{Map, Value, json};
 
@@ -65,14 +65,19 @@ pub(crate) fn run_id_prefix(task: &str) -> String {
     format!("schedule:{task}:")
 }
 
-/// The placeholder EventBridge Scheduler replaces with each run's execution id.
-pub const EXECUTION_ID: &str = "<aws.scheduler.execution-id>";
+/// The placeholder EventBridge Scheduler replaces with the time a run was
+/// due (`2022-03-22T18:59:43Z`): the same for every attempt at one tick.
+/// (Not `<aws.scheduler.execution-id>`: Scheduler assigns one "for each
+/// attempted invocation of a target", so a retried tick would run twice.)
+/// <https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html>
+pub const SCHEDULED_TIME: &str = "<aws.scheduler.scheduled-time>";
 
 /// The message a schedule sends: the task message, its id made of the
-/// run's execution id ([`EXECUTION_ID`], filled in by the scheduler).
+/// time the run was due ([`SCHEDULED_TIME`], filled in by the scheduler),
+/// so that every delivery and every retry of one tick is one call.
 pub fn message(def: &ScheduleDef) -> Result<String, DispatchError> {
     let mut env = Envelope::new(def.spec.name, (def.args)()?, def.spec.capture_response, def.spec.retries.unwrap_or(2));
-    env.id = format!("{}{EXECUTION_ID}", run_id_prefix(def.spec.name));
+    env.id = format!("{}{SCHEDULED_TIME}", run_id_prefix(def.spec.name));
     env.sent_at_ms = 0;
     env.schedule = Some(def.spec.name.to_owned());
     Ok(serde_json::to_string(&env).unwrap_or_default())

@@ -226,70 +226,100 @@ impl Worker {
 
     /// Lambda gave up on these events: end each captured call `failed`
     /// (unless it is already terminal). With signing on, a record counts
-    /// only if its task message verifies. Records that came through SQS are
-    /// answered with `batchItemFailures` naming the messages whose write
-    /// failed, so that only those come again.
+    /// only if its task message verifies (or is a run of a schedule of this
+    /// binary). Records that came through SQS are answered one by one with
+    /// `batchItemFailures`: those whose write failed come again, and those
+    /// that end no call (another event's, or one whose payload Lambda left
+    /// out) are logged and left to the queue's dead-letter queue, so that
+    /// none blocks the others.
     async fn handle_failure_records(&self, records: Vec<FailureRecord>, inv: &Invocation) -> Reply {
-        let mut retry_messages = Vec::new();
+        let mut kept_in_queue = Vec::new();
         let mut first_error = None;
-        let mut ended = 0usize;
+        let (mut ended, mut left) = (0usize, 0usize);
         for record in &records {
-            match self.end_by_record(record, inv).await {
-                Ok(wrote) => ended += usize::from(wrote),
-                Err(e) => {
-                    if let Some(m) = &record.sqs_message_id {
-                        retry_messages.push(json!({"itemIdentifier": m}));
-                    }
-                    first_error.get_or_insert(e);
+            let keep = match self.end_by_record(record, inv).await {
+                Ok(RecordOutcome::Ended(wrote)) => {
+                    ended += usize::from(wrote);
+                    false
                 }
+                Ok(RecordOutcome::NotOurs) => {
+                    left += 1;
+                    true
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    true
+                }
+            };
+            if let (true, Some(m)) = (keep, &record.sqs_message_id) {
+                kept_in_queue.push(json!({"itemIdentifier": m}));
             }
         }
         let through_sqs = records.iter().any(|r| r.sqs_message_id.is_some());
         match first_error {
             Some(e) if !through_sqs => Reply::Error { error_type: error_type::STORE, message: e.to_string() },
-            _ => Reply::Success(json!({"failure_records": records.len(), "ended": ended, "batchItemFailures": retry_messages})),
+            _ => Reply::Success(json!({"failure_records": records.len(), "ended": ended, "left": left, "batchItemFailures": kept_in_queue})),
         }
     }
 
-    /// One record: `Ok(true)` when it ended its call, `Ok(false)` when there
-    /// was nothing to end (already terminal, not captured, not verified).
-    async fn end_by_record(&self, record: &FailureRecord, inv: &Invocation) -> Result<bool, crate::error::StoreError> {
-        let (id, task, capture) = match Incoming::classify(&record.request_payload) {
+    /// One record: whether it ended its call (`Ended(false)`: there was
+    /// nothing to end: already terminal, not captured, not verified), or is
+    /// not a record this worker can end a call with.
+    async fn end_by_record(&self, record: &FailureRecord, inv: &Invocation) -> Result<RecordOutcome, crate::error::StoreError> {
+        let Some(payload) = record.request_payload.as_ref() else {
+            // Lambda left the request out (request and response were over the
+            // destination's limit): the call cannot be named. It reads stale
+            // once Lambda can no longer run it (store::give_up_ms).
+            tracing::error!(
+                request_id = %record.request_id, condition = %record.condition,
+                "a failure record without its requestPayload (too large for the destination): its call cannot be named and reads stale once its event's life is over",
+            );
+            return Ok(RecordOutcome::NotOurs);
+        };
+        let (id, task, capture) = match Incoming::classify(payload) {
             Incoming::Task(env) => {
                 if let Some(key) = &self.settings.signing_key
                     && let Err(why) = env.verify(key)
+                    && !crate::schedules::is_registered_run(&env)
                 {
                     // Only the caller's own message can end its call, as `refused`.
                     let span = task_span(&env.task, &env.id, inv);
                     let reply = self.refuse_unverified(&env, why).instrument(span).await;
-                    return Ok(matches!(reply, Reply::Success(_)));
+                    return Ok(RecordOutcome::Ended(matches!(reply, Reply::Success(_))));
                 }
                 (env.id, env.task, env.capture)
             }
             Incoming::Bad(EnvelopeError { id: Some(id), task, .. }) if self.settings.signing_key.is_none() => {
                 (id, task.unwrap_or_default(), true)
             }
-            _ => {
+            Incoming::Bad(_) => {
                 tracing::error!(request_id = %record.request_id, "ignoring a failure record whose task message cannot be read or verified");
-                return Ok(false);
+                return Ok(RecordOutcome::Ended(false));
+            }
+            _ => {
+                tracing::error!(
+                    request_id = %record.request_id, condition = %record.condition,
+                    "a failure record of an event that is not a task message: left to the failure queue's dead-letter queue",
+                );
+                return Ok(RecordOutcome::NotOurs);
             }
         };
         let span = task_span(&task, &id, inv);
         let failure = record.failure();
         let Some(store) = self.store.as_ref().filter(|_| capture) else {
             span.in_scope(|| tracing::error!(kind = %failure.kind, "call not captured, so nothing to end: {}", failure.message));
-            return Ok(false);
+            return Ok(RecordOutcome::Ended(false));
         };
         let now = now_ms();
-        let item = PendingItem { id, task, now_ms: now, ttl: now / 1000 + self.settings.response_ttl.as_secs(), run_at_ms: None, digest: None };
-        let message = record.request_payload.to_string();
+        let item = PendingItem { id, task, now_ms: now, ttl: crate::store::ttl_after(now, self.settings.response_ttl), run_at_ms: None, digest: None };
+        let message = payload.to_string();
         let ended = store.fail_unfinished(item, failure.clone(), Some(&message)).instrument(span.clone()).await;
         span.in_scope(|| match &ended {
             Ok(true) => tracing::error!(kind = %failure.kind, "ended by Lambda's failure record: {}", failure.message),
             Ok(false) => tracing::info!(condition = %record.condition, "failure record for a call that had already ended: left as it is"),
             Err(e) => tracing::error!("could not end the call from its failure record: {e}"),
         });
-        ended
+        ended.map(RecordOutcome::Ended)
     }
 
     /// Handle raw payload bytes (the local queue's path).
@@ -465,7 +495,8 @@ impl Worker {
                 lease_until_ms: lease_until(now, self.settings.lease, inv.deadline_ms),
                 max_attempts,
                 now_ms: now,
-                ttl: now / 1000 + self.settings.response_ttl.as_secs(),
+                // Lambda may retry until the event's life ends: readable until then, and a response TTL after.
+                ttl: crate::store::ttl_after(crate::store::give_up_ms(now, None), self.settings.response_ttl),
             };
             match store.begin(req).await? {
                 Begun::Busy { request_id, lease_until_ms } if request_id == inv.request_id => {
@@ -542,6 +573,14 @@ impl Heartbeat<'_> {
 /// about.
 fn task_span(task: &str, id: &str, inv: &Invocation) -> tracing::Span {
     tracing::error_span!("task", task = %task, id = %id, attempt = tracing::field::Empty, request_id = %inv.request_id)
+}
+
+/// What one failure record came to.
+enum RecordOutcome {
+    /// A task record: `true` when it ended its call.
+    Ended(bool),
+    /// Not one the worker can end a call with: left to the queue's DLQ.
+    NotOurs,
 }
 
 /// What a message asks of the worker once it owns the item.

@@ -425,7 +425,7 @@ fn an_s3_event_reaches_its_typed_handler_and_fans_out_to_tasks_that_complete() {
         let endpoint = emu.tl.endpoint.trim_start_matches("http://").to_owned();
         let out = tokio::task::spawn_blocking(move || {
             std::process::Command::new(task_local::built("task-local"))
-                .args(["event", "s3-put", "--bucket", "uploads", "--key", "reports/2026-11-27/summary.csv", "--key", "one_two"])
+                .args(["event", "s3-put", "--bucket", "uploads", "--key", "reports/2026-11-27/summary.csv", "--key", "red flower"])
                 .args(["--invoke", "direct", "--endpoint", &endpoint])
                 .output()
                 .expect("run task-local event")
@@ -442,7 +442,8 @@ fn an_s3_event_reaches_its_typed_handler_and_fans_out_to_tasks_that_complete() {
             assert_eq!(r.status, Status::Complete, "{r:?}");
             counts.push(r.response);
         }
-        // "reports 2026 11 27 summary csv" and "one two"
+        // "reports 2026 11 27 summary csv" and "red flower": S3 sent it as
+        // `red+flower` (URL-encoded), and the handler decoded it.
         assert_eq!(counts, [Some(json!(6)), Some(json!(2))], "word counts of the keys");
     });
 }

@@ -63,3 +63,39 @@ impl std::fmt::Display for EventKind {
         f.write_str(self.as_str())
     }
 }
+
+/// The object key of an S3 notification, decoded: S3 sends keys
+/// URL-encoded as an HTML form would, so `red flower.jpg` arrives as
+/// `red+flower.jpg` and `résumé.pdf` as `r%C3%A9sum%C3%A9.pdf`
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/notification-content-structure.html>:
+/// "The s3 key provided in the event notification is URL encoded").
+/// A `%` not followed by two hex digits is kept as it is, and bytes that
+/// are not UTF-8 are replaced, so that any key decodes.
+///
+/// ```
+/// use task_runtime::decode_s3_key;
+/// assert_eq!(decode_s3_key("uploads/red+flower.jpg"), "uploads/red flower.jpg");
+/// assert_eq!(decode_s3_key("r%C3%A9sum%C3%A9+%2B+cv.pdf"), "résumé + cv.pdf");
+/// assert_eq!(decode_s3_key("100%"), "100%");
+/// ```
+pub fn decode_s3_key(encoded: &str) -> String {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+                (Some(hi), Some(lo)) => {
+                    out.push((hi * 16 + lo) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

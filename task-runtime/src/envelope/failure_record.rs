@@ -11,11 +11,23 @@
 //! ```
 //!
 //! A record reaches the worker directly (a Lambda destination) or inside SQS
-//! messages (an SQS destination read by an event source mapping). Only
-//! records whose `requestPayload` is a task message are the worker's; any
-//! other record, or an SQS batch that holds anything else, goes to the
-//! function's own handler. [`crate::worker::Worker`] turns each record into
-//! a terminal state for its call.
+//! messages (an SQS destination read by an event source mapping). The
+//! destination is the function's, so it receives the records of *all* its
+//! events: task messages, and the events of its `#[on_event]` handlers.
+//! - Directly: a record of a task message, or one without a
+//!   `requestPayload` (Lambda leaves it out when request and response are
+//!   over the destination's limit), is the worker's; any other record goes
+//!   to the function's own handler.
+//! - Through SQS: a batch whose every message is a record is the worker's.
+//!   Each message is answered on its own (`batchItemFailures`): a task
+//!   record ends its call; any other record is logged and left in the queue,
+//!   whose redrive policy moves it to the dead-letter queue, so that it never
+//!   blocks the others and nothing is lost.
+//!
+//! [`crate::worker::Worker`] turns each task record into a terminal state
+//! for its call. See
+//! <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>
+//! and <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>.
 
 use serde_json::Value;
 
@@ -47,8 +59,10 @@ pub struct FailureRecord {
     pub request_id: String,
     /// How many times Lambda invoked the function with the event.
     pub approximate_invoke_count: u32,
-    /// The original task message.
-    pub request_payload: Value,
+    /// The original event: a task message, another event of the function,
+    /// or `None` when Lambda left it out (request and response were over
+    /// the destination's limit).
+    pub request_payload: Option<Value>,
     /// The last attempt's error (`responsePayload`), when it had one.
     pub last_error: Option<LastError>,
     /// The SQS message the record came in, when it came through SQS.
@@ -66,12 +80,17 @@ pub struct LastError {
 
 impl FailureRecord {
     /// A record, when `value` is an asynchronous invocation record whose
-    /// request was a task message; `None` for anything else.
+    /// request was a task message or was left out; `None` for anything else
+    /// (a record of another event is the function's handler's).
     pub fn from_value(value: &Value) -> Option<FailureRecord> {
+        Self::any(value).filter(|r| r.request_payload.is_none() || r.is_task())
+    }
+
+    /// Any asynchronous invocation record (`requestContext.condition` set),
+    /// whatever its request was.
+    pub fn any(value: &Value) -> Option<FailureRecord> {
         let ctx = value.get("requestContext")?.as_object()?;
         let condition = ctx.get("condition")?.as_str()?;
-        let payload = value.get("requestPayload")?;
-        payload.as_object()?.get(MARKER)?;
         let last_error = value.get("responsePayload").and_then(Value::as_object).map(|e| LastError {
             error_type: e.get("errorType").and_then(Value::as_str).unwrap_or("Unknown").to_owned(),
             error_message: e.get("errorMessage").and_then(Value::as_str).unwrap_or("").to_owned(),
@@ -83,52 +102,60 @@ impl FailureRecord {
                 .get("approximateInvokeCount")
                 .and_then(Value::as_u64)
                 .map_or(0, |n| n.min(u64::from(u32::MAX)) as u32),
-            request_payload: payload.clone(),
+            request_payload: value.get("requestPayload").filter(|p| !p.is_null()).cloned(),
             last_error,
             sqs_message_id: None,
         })
     }
 
-    /// The records of an SQS batch, when every message's body is a failure
-    /// record of a task message; `None` when the event is not an SQS batch
-    /// or any message is something else (the batch is the handler's then).
+    /// Whether the record's request was a task message.
+    pub fn is_task(&self) -> bool {
+        self.request_payload.as_ref().and_then(Value::as_object).is_some_and(|p| p.contains_key(MARKER))
+    }
+
+    /// The records of an SQS batch, when every message's body is an
+    /// asynchronous invocation record and one at least is the worker's (a
+    /// task message's, or one without its payload); `None` when the event is
+    /// not an SQS batch or holds anything else (the batch is the handler's then).
     ///
     /// ```
     /// use task_runtime::envelope::failure_record::FailureRecord;
     ///
-    /// let record = serde_json::json!({
+    /// let record = |payload: serde_json::Value| serde_json::json!({
     ///     "requestContext": {"requestId": "r-1", "condition": "EventAgeExceeded", "approximateInvokeCount": 1},
-    ///     "requestPayload": {"task_runtime": 1, "task": "bake", "id": "42", "args": {}},
-    /// });
+    ///     "requestPayload": payload,
+    /// }).to_string();
+    /// let task = record(serde_json::json!({"task_runtime": 1, "task": "bake", "id": "42", "args": {}}));
+    /// let upload = record(serde_json::json!({"Records": [{"eventSource": "aws:s3"}]}));
     /// let batch = serde_json::json!({"Records": [
-    ///     {"messageId": "m-1", "eventSource": "aws:sqs", "body": record.to_string()},
+    ///     {"messageId": "m-1", "eventSource": "aws:sqs", "body": task},
+    ///     {"messageId": "m-2", "eventSource": "aws:sqs", "body": upload},
     /// ]});
-    /// let records = FailureRecord::from_sqs_batch(&batch).expect("one record");
+    /// let records = FailureRecord::from_sqs_batch(&batch).expect("the failure queue's batch");
     /// assert_eq!(records[0].sqs_message_id.as_deref(), Some("m-1"));
+    /// assert!(records[0].is_task() && !records[1].is_task()); // m-2 is left to the dead-letter queue
     ///
-    /// let mixed = serde_json::json!({"Records": [
-    ///     {"messageId": "m-1", "eventSource": "aws:sqs", "body": record.to_string()},
-    ///     {"messageId": "m-2", "eventSource": "aws:sqs", "body": "an order"},
+    /// let orders = serde_json::json!({"Records": [
+    ///     {"messageId": "m-1", "eventSource": "aws:sqs", "body": task},
+    ///     {"messageId": "m-3", "eventSource": "aws:sqs", "body": "an order"},
     /// ]});
-    /// assert!(FailureRecord::from_sqs_batch(&mixed).is_none()); // the handler's
+    /// assert!(FailureRecord::from_sqs_batch(&orders).is_none()); // the handler's
     /// ```
     pub fn from_sqs_batch(value: &Value) -> Option<Vec<FailureRecord>> {
         let messages = value.get("Records")?.as_array()?;
-        if messages.is_empty() {
-            return None;
-        }
-        messages
+        let records: Vec<FailureRecord> = messages
             .iter()
             .map(|m| {
                 if m.get("eventSource").and_then(Value::as_str) != Some("aws:sqs") {
                     return None;
                 }
                 let body: Value = serde_json::from_str(m.get("body")?.as_str()?).ok()?;
-                let mut record = FailureRecord::from_value(&body)?;
+                let mut record = FailureRecord::any(&body)?;
                 record.sqs_message_id = Some(m.get("messageId").and_then(Value::as_str).unwrap_or("").to_owned());
                 Some(record)
             })
-            .collect()
+            .collect::<Option<_>>()?;
+        records.iter().any(|r| r.is_task() || r.request_payload.is_none()).then_some(records)
     }
 
     /// The terminal failure this record means for its call:
@@ -201,5 +228,18 @@ mod tests {
         assert_eq!(FailureRecord::from_sqs_batch(&json!({"Records": []})), None);
         let not_sqs = json!({"Records": [{"eventSource": "aws:s3", "body": record("RetriesExhausted", None).to_string()}]});
         assert_eq!(FailureRecord::from_sqs_batch(&not_sqs), None);
+        // A failure queue holding records of other events only is the handler's.
+        let others = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m", "body": other.to_string()}]});
+        assert_eq!(FailureRecord::from_sqs_batch(&others), None);
+    }
+
+    #[test]
+    fn a_record_without_its_payload_is_the_worker_s() {
+        let mut bare = record("RetriesExhausted", Some("Runtime.ExitError"));
+        bare.as_object_mut().map(|o| o.remove("requestPayload"));
+        let r = FailureRecord::from_value(&bare).map(|r| (r.request_payload.is_none(), r.request_id));
+        assert_eq!(r, Some((true, "r".to_owned())));
+        let batch = json!({"Records": [{"eventSource": "aws:sqs", "messageId": "m", "body": bare.to_string()}]});
+        assert_eq!(FailureRecord::from_sqs_batch(&batch).map(|r| r.len()), Some(1));
     }
 }

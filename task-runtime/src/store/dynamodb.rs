@@ -418,9 +418,10 @@ impl ResponseStore for DynamoStore {
             .delete_item()
             .table_name(&self.table)
             .key("id", s(id))
-            .condition_expression("#status = :pending")
+            .condition_expression("#status IN (:pending, :scheduled)")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":pending", s(Status::Pending.as_str()))
+            .expression_attribute_values(":scheduled", s(Status::Scheduled.as_str()))
             .send()
             .await;
         match delete {
@@ -518,7 +519,7 @@ impl ResponseStore for DynamoStore {
             .update_expression(
                 "SET #status = :running, #attempts = if_not_exists(#attempts, :zero) + :one, #rid = :rid, \
                  #lease = :lease, #max = :max, #task = if_not_exists(#task, :task), \
-                 #created = if_not_exists(#created, :now), #updated = :now, #ttl = if_not_exists(#ttl, :ttl)",
+                 #created = if_not_exists(#created, :now), #updated = :now, #ttl = :ttl",
             )
             // Only a lapsed lease is taken over, whoever asks (see Item::begin_verdict).
             .condition_expression(
@@ -628,7 +629,7 @@ impl ResponseStore for DynamoStore {
             .update_expression(format!(
                 "SET #status = :failed, #error = :error, #updated = :now, #task = if_not_exists(#task, :task), \
                  #attempts = if_not_exists(#attempts, :zero), #created = if_not_exists(#created, :now), \
-                 #ttl = if_not_exists(#ttl, :ttl){set}"
+                 #ttl = :ttl{set}"
             ))
             .condition_expression("attribute_not_exists(#id) OR #status IN (:scheduled, :pending, :running, :retrying)")
             .expression_attribute_names("#id", "id")

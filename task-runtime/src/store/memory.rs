@@ -52,7 +52,7 @@ impl ResponseStore for MemoryStore {
 
     async fn discard_pending(&self, id: &str) -> Result<(), StoreError> {
         self.with(|items| {
-            if items.get(id).is_some_and(|i| i.status == Status::Pending) {
+            if items.get(id).is_some_and(|i| matches!(i.status, Status::Pending | Status::Scheduled)) {
                 items.remove(id);
             }
         });
@@ -108,6 +108,7 @@ impl ResponseStore for MemoryStore {
             item.lease_until_ms = Some(req.lease_until_ms);
             item.max_attempts = Some(req.max_attempts);
             item.updated_at_ms = req.now_ms;
+            item.ttl = req.ttl;
             Begun::Started { attempts: item.attempts }
         }))
     }
@@ -132,6 +133,7 @@ impl ResponseStore for MemoryStore {
             item.error = Some(failure);
             item.message = message.filter(|m| m.len() <= super::MAX_KEPT_MESSAGE_BYTES).map(str::to_owned);
             item.updated_at_ms = p.now_ms;
+            item.ttl = p.ttl;
             true
         }))
     }

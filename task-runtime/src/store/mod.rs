@@ -95,7 +95,9 @@ pub struct BeginRequest {
     pub max_attempts: u32,
     /// Now, epoch ms.
     pub now_ms: u64,
-    /// Expiry, epoch seconds, used when the item does not exist yet.
+    /// Expiry, epoch seconds: the item's new `ttl` (the worker sets it to
+    /// [`give_up_ms`] from now plus the response TTL, so that neither a
+    /// delay nor a retry outlives the item).
     pub ttl: u64,
 }
 
@@ -265,9 +267,10 @@ pub enum Finished {
 pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     /// Create the `pending` item; `false` when it already exists (the worker was first).
     async fn put_pending(&self, item: PendingItem) -> Result<bool, StoreError>;
-    /// Remove the item only while it is still `pending`: the caller's undo
-    /// when the invoke failed, so no call that was never sent reads as
-    /// pending. An item a worker has begun (or an absent one) is left alone.
+    /// Remove the item only while it is still `pending` or `scheduled`: the
+    /// caller's undo when the invoke (or the schedule) failed, so no call
+    /// that was never sent reads as pending, and a retried send of the same
+    /// id sends. An item a worker has begun (or an absent one) is left alone.
     async fn discard_pending(&self, id: &str) -> Result<(), StoreError>;
     /// End a `pending` call `failed` with `failure` (kind `refused`), only
     /// when its stored digest is `digest`: the message came from the caller
@@ -332,6 +335,47 @@ pub fn latest_run_id(schedule: &str) -> String {
 /// before it reads as stale: room for clocks that disagree a little.
 pub const STALE_GRACE_MS: u64 = 2_000;
 
+/// The longest an asynchronous event can live in Lambda: the largest
+/// `MaximumEventAgeInSeconds` (6 hours) plus one last attempt begun just
+/// before it, which runs at most 15 minutes (the largest function timeout).
+/// After this, Lambda neither runs nor retries it. See
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html>
+/// and <https://docs.aws.amazon.com/lambda/latest/api/API_PutFunctionEventInvokeConfig.html>.
+pub const MAX_EVENT_LIFE_MS: u64 = (6 * 3600 + 15 * 60) * 1000;
+
+/// How long EventBridge Scheduler keeps retrying a target it could not
+/// invoke, by default and at most (`RetryPolicy.MaximumEventAgeInSeconds`,
+/// 86400): a delayed call can reach Lambda up to a day after it was due.
+/// See <https://docs.aws.amazon.com/scheduler/latest/APIReference/API_RetryPolicy.html>.
+pub const MAX_SCHEDULER_RETRY_MS: u64 = 24 * 3600 * 1000;
+
+/// When a call that has not ended by then never will, unless a failure
+/// record ends it: Lambda can no longer run or retry its event. A call sent
+/// at `sent_ms`, due at `run_at_ms` when delayed. Items live
+/// `TASK_RESPONSE_TTL_SECS` past this, so an unfinished call is readable
+/// (as stale) until it expires.
+///
+/// ```
+/// use task_runtime::store::{give_up_ms, MAX_EVENT_LIFE_MS, MAX_SCHEDULER_RETRY_MS};
+/// assert_eq!(give_up_ms(1_000, None), 1_000 + MAX_EVENT_LIFE_MS);
+/// // a call delayed a year is not given up before its time
+/// let in_a_year = 366 * 86_400_000;
+/// assert_eq!(give_up_ms(1_000, Some(in_a_year)), in_a_year + MAX_SCHEDULER_RETRY_MS + MAX_EVENT_LIFE_MS);
+/// ```
+pub fn give_up_ms(sent_ms: u64, run_at_ms: Option<u64>) -> u64 {
+    match run_at_ms {
+        Some(at) => at.max(sent_ms).saturating_add(MAX_SCHEDULER_RETRY_MS),
+        None => sent_ms,
+    }
+    .saturating_add(MAX_EVENT_LIFE_MS)
+}
+
+/// The `ttl` (epoch seconds) of an item that can last change at
+/// `last_change_ms`: readable `response_ttl` after that.
+pub fn ttl_after(last_change_ms: u64, response_ttl: std::time::Duration) -> u64 {
+    (last_change_ms / 1000).saturating_add(response_ttl.as_secs())
+}
+
 /// One stored item: the DynamoDB item's attributes (see [`dynamodb`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Item {
@@ -393,12 +437,20 @@ impl Item {
         }
     }
 
-    /// `running`, its lease lapsed (by more than [`STALE_GRACE_MS`]), on the
-    /// last attempt it is allowed: nobody is running it and no retry comes.
+    /// Nobody is running it and nothing will: `running` with its lease
+    /// lapsed (by more than [`STALE_GRACE_MS`]) on the last attempt it is
+    /// allowed, or not ended past [`give_up_ms`] (Lambda dropped its event,
+    /// and its failure record, if any, could not name it: e.g. a record
+    /// whose `requestPayload` Lambda left out for size).
     pub(crate) fn stale(&self, now_ms: u64) -> bool {
-        self.status == Status::Running
-            && self.lease_until_ms.is_some_and(|lease| lease.saturating_add(STALE_GRACE_MS) < now_ms)
-            && self.max_attempts.is_some_and(|max| self.attempts >= max)
+        let lease_lapsed = self.lease_until_ms.is_none_or(|lease| lease.saturating_add(STALE_GRACE_MS) < now_ms);
+        let last_attempt = self.max_attempts.is_some_and(|max| self.attempts >= max);
+        let given_up = give_up_ms(self.created_at_ms, self.run_at_ms).saturating_add(STALE_GRACE_MS) < now_ms;
+        match self.status {
+            Status::Running => lease_lapsed && (last_attempt || given_up),
+            Status::Pending | Status::Scheduled | Status::Retrying => given_up,
+            Status::Complete | Status::Failed | Status::Cancelled => false,
+        }
     }
 
     pub(crate) fn expired(&self, now_ms: u64) -> bool {
