@@ -80,7 +80,7 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
     let span = tracing::debug_span!("dispatch", task = %t.name, id = %env.id);
     let _enter = span.enter();
     let run_at_ms = t.run_at_ms.filter(|at| *at > now);
-    let digest = rt.config.signing_key.as_ref().map(|_| crate::envelope::payload_digest(&payload));
+    let digest = rt.config.signing_key.as_ref().map(|_| env.digest());
     let send = rt.backend.send(&env, function, payload, run_at_ms);
     let Some(store) = store else {
         send.await?;

@@ -79,7 +79,7 @@ pub use http::{API_KEYS_VAR, ApiKeys, lambda_http, run_http};
 pub use envelope::aws_event::decode_s3_key;
 pub use outcome::Reply;
 pub use poll::{get_async_response, latest_run};
-pub use response::{AsyncResponse, Failure, FailureKind, Status};
+pub use response::{AsyncResponse, Failure, FailureKind, MAX_FAILURE_MESSAGE_BYTES, Status};
 
 /// Marks a function as a task: calling it dispatches instead of running.
 ///

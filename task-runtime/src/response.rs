@@ -203,10 +203,38 @@ pub struct Failure {
     pub message: String,
 }
 
+/// The longest failure message kept, in bytes: a longer one is cut, and
+/// says so. With the kept message (at most
+/// [`MAX_KEPT_MESSAGE_BYTES`](crate::store::MAX_KEPT_MESSAGE_BYTES)) a failed
+/// item stays far below DynamoDB's 400 KB, whatever a task raises.
+pub const MAX_FAILURE_MESSAGE_BYTES: usize = 8 * 1024;
+
 impl Failure {
-    /// A failure of `kind` with `message`.
+    /// A failure of `kind` with `message`, cut to [`MAX_FAILURE_MESSAGE_BYTES`].
+    ///
+    /// ```
+    /// use task_runtime::{Failure, FailureKind};
+    /// let f = Failure::new(FailureKind::Failed, "x".repeat(1_000_000));
+    /// assert!(f.message.len() <= task_runtime::MAX_FAILURE_MESSAGE_BYTES);
+    /// assert!(f.message.ends_with("(cut from 1000000 bytes)"), "{}", f.message);
+    /// ```
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self { kind, message: message.into() }.bounded()
+    }
+
+    /// The failure with its message cut to [`MAX_FAILURE_MESSAGE_BYTES`]
+    /// (at a character boundary), noting the length it had.
+    pub fn bounded(mut self) -> Self {
+        if self.message.len() > MAX_FAILURE_MESSAGE_BYTES {
+            let note = format!("… (cut from {} bytes)", self.message.len());
+            let mut end = MAX_FAILURE_MESSAGE_BYTES - note.len();
+            while !self.message.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.message.truncate(end);
+            self.message.push_str(&note);
+        }
+        self
     }
 }
 

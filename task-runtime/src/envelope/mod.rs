@@ -27,6 +27,9 @@ pub const VERSION: u64 = 1;
 pub const MARKER: &str = "task_runtime";
 /// Lambda's limit for an asynchronous invoke payload, in bytes (1 MB).
 pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 1_048_576;
+/// The longest `id` or `task` a worker accepts, in bytes (DynamoDB keys are
+/// at most 2048 bytes; a caller's own ids at most 512).
+pub const MAX_NAME_BYTES: usize = 1024;
 
 /// A task message: which task, which response id, which arguments.
 ///
@@ -176,8 +179,10 @@ impl Incoming {
             }
             return FailureRecord::from_sqs_batch(event).map_or(Incoming::NotATask, Incoming::FailureRecords);
         };
-        let id = obj.get("id").and_then(Value::as_str).map(str::to_owned);
-        let task = obj.get("task").and_then(Value::as_str).map(str::to_owned);
+        // An id or a task name too long to store is not kept: the refusal
+        // then writes nothing, rather than an item DynamoDB would refuse.
+        let id = obj.get("id").and_then(Value::as_str).filter(|id| id.len() <= MAX_NAME_BYTES).map(str::to_owned);
+        let task = obj.get("task").and_then(Value::as_str).filter(|t| t.len() <= MAX_NAME_BYTES).map(str::to_owned);
         let bad = |kind, message: String| {
             Incoming::Bad(EnvelopeError { kind, id: id.clone(), task: task.clone(), message })
         };
@@ -198,6 +203,10 @@ impl Incoming {
         }
         match Envelope::deserialize(event) {
             Ok(env) if env.id.is_empty() => bad(FailureKind::BadEnvelope, "field `id` is empty".into()),
+            Ok(env) if env.id.len() > MAX_NAME_BYTES || env.task.len() > MAX_NAME_BYTES => bad(
+                FailureKind::BadEnvelope,
+                format!("field `id` ({} bytes) or `task` ({} bytes) is longer than {MAX_NAME_BYTES} bytes", env.id.len(), env.task.len()),
+            ),
             Ok(env) => Incoming::Task(env),
             Err(e) => bad(FailureKind::BadEnvelope, format!("task message does not decode: {e}")),
         }
@@ -231,10 +240,13 @@ impl Envelope {
         Ok(bytes)
     }
 
+    /// HMAC-SHA256 over the [`canonical`] form of the message without `sig`:
+    /// bytes that depend on the message alone, not on how serde_json was
+    /// built (its `preserve_order` feature changes the order of object keys).
     fn mac(&self, key: &[u8]) -> Hmac<Sha256> {
         let unsigned = Envelope { sig: None, ..self.clone() };
         let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
-        mac.update(&serde_json::to_vec(&unsigned).expect("an Envelope always serializes"));
+        mac.update(&canonical(&serde_json::to_value(&unsigned).expect("an Envelope always serializes")));
         mac
     }
 
@@ -257,7 +269,7 @@ impl Envelope {
     /// assert_eq!(message.digest().len(), 64);
     /// ```
     pub fn digest(&self) -> String {
-        payload_digest(&serde_json::to_vec(self).expect("an Envelope always serializes"))
+        payload_digest(&canonical(&serde_json::to_value(self).expect("an Envelope always serializes")))
     }
 
     /// Check `sig` against the key; `Err` says what is wrong.
@@ -268,10 +280,59 @@ impl Envelope {
     }
 }
 
-/// SHA-256 (hex) of payload bytes: [`Envelope::digest`] of the message they encode.
-pub(crate) fn payload_digest(payload: &[u8]) -> String {
+/// SHA-256 (hex) of bytes.
+pub(crate) fn payload_digest(bytes: &[u8]) -> String {
     use sha2::Digest;
-    hex::encode(Sha256::digest(payload))
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The canonical form of a JSON value, which signatures and digests cover:
+/// JSON text with no whitespace, every object's keys in ascending order of
+/// their UTF-8 bytes (whatever order the map keeps), strings and numbers as
+/// serde_json writes them (`"\u001f"`-style escapes for control characters
+/// only, shortest round-trip floats). Python's
+/// `json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`
+/// gives the same bytes for messages of plain strings and integers.
+///
+/// ```
+/// use task_runtime::envelope::canonical;
+/// let v: serde_json::Value = serde_json::from_str(r#"{"b": [1, {"d": 1, "c": "é"}], "a": null}"#).unwrap();
+/// assert_eq!(canonical(&v), br#"{"a":null,"b":[1,{"c":"é","d":1}]}"#);
+/// ```
+pub fn canonical(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, k).expect("a string always serializes");
+                out.push(b':');
+                write_canonical(v, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(b']');
+        }
+        scalar => serde_json::to_writer(&mut *out, scalar).expect("a scalar always serializes"),
+    }
 }
 
 #[cfg(test)]
@@ -330,6 +391,46 @@ mod tests {
         assert!(env.verify(b"other").is_err());
         env.task = "evil".into();
         assert!(env.verify(b"k").is_err());
+    }
+
+    #[test]
+    fn the_signature_covers_the_canonical_form_whatever_the_key_order() {
+        // A message as a caller built with serde_json's `preserve_order`
+        // sends it: keys in the order they were inserted, not sorted.
+        let text = r#"{"task_runtime":1,"task":"t","id":"7","args":{"slices":8,"flavor":"apple"},"capture":true,"retries":2,"sent_at_ms":5}"#;
+        let unsorted: Value = serde_json::from_str(text).unwrap_or_default();
+        let env = Envelope::deserialize(&unsorted).expect("decodes");
+        // The canonical bytes, and their HMAC-SHA256 under "k", computed
+        // independently with Python:
+        //   json.dumps(m, sort_keys=True, separators=(",", ":"))
+        //   hmac.new(b"k", that, hashlib.sha256).hexdigest()
+        let canonical_text = r#"{"args":{"flavor":"apple","slices":8},"capture":true,"id":"7","retries":2,"sent_at_ms":5,"task":"t","task_runtime":1}"#;
+        assert_eq!(String::from_utf8_lossy(&canonical(&unsorted)), canonical_text);
+        let mut signed = env.clone();
+        signed.sign(b"k");
+        assert_eq!(signed.sig.as_deref(), Some(CANONICAL_TEST_SIG));
+        // The bytes as sent, keys unsorted, still verify.
+        let mut sent = unsorted.clone();
+        sent["sig"] = json!(CANONICAL_TEST_SIG);
+        let received = Envelope::deserialize(&sent).expect("decodes");
+        assert_eq!(received.verify(b"k"), Ok(()));
+    }
+
+    /// See `the_signature_covers_the_canonical_form_whatever_the_key_order`.
+    const CANONICAL_TEST_SIG: &str = "98a82f34a8798da1455bb0f3c7bb560a675c7889a00ae11037ce056364a982cc";
+
+    #[test]
+    fn ids_and_task_names_too_long_to_store_are_refused() {
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        for event in [json!({"task_runtime": 1, "task": "t", "id": long, "args": {}}), json!({"task_runtime": 1, "task": long, "id": "1", "args": {}})] {
+            match Incoming::classify(&event) {
+                Incoming::Bad(e) => {
+                    assert!(e.message.contains("longer than 1024 bytes"), "{}", e.message);
+                    assert!(e.id.as_ref().is_none_or(|id| id.len() <= MAX_NAME_BYTES) && e.task.as_ref().is_none_or(|t| t.len() <= MAX_NAME_BYTES));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

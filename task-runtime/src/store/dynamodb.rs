@@ -301,8 +301,11 @@ fn s(v: impl Into<String>) -> AttributeValue {
 fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
+/// A failure as stored, its message bounded (`Failure::bounded`) so that no
+/// error text can push an item over DynamoDB's 400 KB.
 fn failure_attr(f: &Failure) -> AttributeValue {
-    AttributeValue::M(HashMap::from([("kind".to_owned(), s(f.kind.as_str())), ("message".to_owned(), s(f.message.clone()))]))
+    let f = f.clone().bounded();
+    AttributeValue::M(HashMap::from([("kind".to_owned(), s(f.kind.as_str())), ("message".to_owned(), s(f.message))]))
 }
 
 /// The attributes a failure adds to an update: `failed_day` (the index of

@@ -63,7 +63,7 @@ impl ResponseStore for MemoryStore {
         Ok(self.with(|items| match items.get_mut(id) {
             Some(item) if item.status == Status::Pending && item.digest.as_deref() == Some(digest) => {
                 item.status = Status::Failed;
-                item.error = Some(failure);
+                item.error = Some(failure.bounded());
                 item.updated_at_ms = now_ms;
                 true
             }
@@ -130,7 +130,7 @@ impl ResponseStore for MemoryStore {
                 return false;
             }
             item.status = Status::Failed;
-            item.error = Some(failure);
+            item.error = Some(failure.bounded());
             item.message = message.filter(|m| m.len() <= super::MAX_KEPT_MESSAGE_BYTES).map(str::to_owned);
             item.updated_at_ms = p.now_ms;
             item.ttl = p.ttl;
@@ -151,9 +151,9 @@ impl ResponseStore for MemoryStore {
                     item.response = Some(text);
                     item.error = None;
                 }
-                FinalState::Retrying(f) => item.error = Some(f),
+                FinalState::Retrying(f) => item.error = Some(f.bounded()),
                 FinalState::Failed(f) => {
-                    item.error = Some(f);
+                    item.error = Some(f.bounded());
                     item.message = message.filter(|m| m.len() <= super::MAX_KEPT_MESSAGE_BYTES).map(str::to_owned);
                 }
             }
@@ -246,9 +246,43 @@ mod tests {
         let (last, more) = (item("last"), item("more"));
         assert_eq!(last.as_ref().map(|i| i.stale(1000 + STALE_GRACE_MS)), Some(false), "within the grace");
         assert_eq!(last.as_ref().map(|i| i.stale(1001 + STALE_GRACE_MS)), Some(true));
-        assert_eq!(more.map(|i| i.stale(u64::MAX)), Some(false), "a retry is still to come");
+        let before_give_up = crate::store::give_up_ms(10, None);
+        assert_eq!(more.as_ref().map(|i| i.stale(before_give_up)), Some(false), "a retry is still to come");
+        assert_eq!(more.map(|i| i.stale(before_give_up + STALE_GRACE_MS + 1)), Some(true), "Lambda can no longer retry it");
         s.renew("last", "r1", 50_000).await.ok();
         assert_eq!(item("last").map(|i| i.stale(1001 + STALE_GRACE_MS)), Some(false), "renewed by its heartbeat");
+    }
+
+    #[tokio::test]
+    async fn a_call_not_ended_when_lambda_can_no_longer_run_it_is_stale() {
+        // A record whose requestPayload Lambda left out cannot end its call:
+        // the call must still read stale, so that wait() returns.
+        let s = MemoryStore::default();
+        let sent = 1_000;
+        let pending = |id: &str, run_at_ms| PendingItem { id: id.into(), task: "t".into(), now_ms: sent, ttl: FAR, run_at_ms, digest: None };
+        assert_eq!(s.put_pending(pending("now", None)).await.ok(), Some(true));
+        let in_a_year = sent + 366 * 86_400_000;
+        assert_eq!(s.put_pending(pending("later", Some(in_a_year))).await.ok(), Some(true));
+        let item = |id: &str| s.with(|items| items.get(id).cloned()).expect("stored");
+        let give_up = crate::store::give_up_ms(sent, None) + STALE_GRACE_MS;
+        assert!(!item("now").stale(give_up), "Lambda may still run it");
+        assert!(item("now").stale(give_up + 1));
+        assert!(!item("later").stale(give_up + 1), "a delayed call is not given up before its time");
+        assert!(item("later").stale(crate::store::give_up_ms(sent, Some(in_a_year)) + STALE_GRACE_MS + 1));
+        // Ended calls are never stale.
+        let f = Failure::new(FailureKind::Crashed, "x");
+        let ended = PendingItem { id: "now".into(), task: "t".into(), now_ms: sent, ttl: FAR, run_at_ms: None, digest: None };
+        assert_eq!(s.fail_unfinished(ended, f, None).await.ok(), Some(true));
+        assert!(!item("now").stale(u64::MAX));
+    }
+
+    #[tokio::test]
+    async fn discard_pending_takes_back_a_scheduled_item_too() {
+        let s = MemoryStore::default();
+        let item = PendingItem { id: "d".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: Some(5_000), digest: None };
+        assert_eq!(s.put_pending(item.clone()).await.ok(), Some(true));
+        assert_eq!(s.discard_pending("d").await.ok(), Some(()));
+        assert_eq!(s.put_pending(item).await.ok(), Some(true), "a retried send of the id creates it again");
     }
 
     #[tokio::test]
