@@ -73,6 +73,11 @@ fn task_settings(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A JSON string as its text, anything else as JSON.
+fn text_of(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
 /// A part that was read, or why it could not be.
 fn part<T: serde::Serialize>(read: Result<T, String>) -> Value {
     match read {
@@ -102,6 +107,7 @@ pub(crate) async fn function(a: FunctionArgs) -> Result<Exit, Problem> {
     let text = |v: &Value| match v {
         Value::String(s) => s.clone(),
         Value::Null => "none".into(),
+        Value::Object(o) if o.len() == 1 && o.contains_key("unavailable") => format!("unavailable: {}", text_of(&o["unavailable"])),
         other => other.to_string(),
     };
     println!("function       {}\narn            {}", d.name, d.arn);
@@ -124,7 +130,7 @@ async fn schedules_of(sdk: &aws_config::SdkConfig, arn: &str) -> Result<Vec<(Str
     let mut out = Vec::new();
     let mut token = None;
     loop {
-        let page = scheduler.list_schedules().set_next_token(token).send().await.map_err(|e| format!("EventBridge Scheduler: {}", first_line(&error_text(&e))))?;
+        let page = scheduler.list_schedules().set_next_token(token).send().await.map_err(|e| format!("EventBridge Scheduler: {}", sdk_error(&e)))?;
         for s in page.schedules() {
             let target = s.target().map(|t| t.arn()).unwrap_or_default();
             if target == arn || target.starts_with(&format!("{arn}:")) {
@@ -167,7 +173,7 @@ async fn metrics(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, Strin
         let stat = MetricStat::builder().metric(metric).period(86_400).stat("Sum").build();
         request = request.metric_data_queries(MetricDataQuery::builder().id(format!("m{i}")).metric_stat(stat).build());
     }
-    let out = request.send().await.map_err(|e| format!("CloudWatch: {}", first_line(&error_text(&e))))?;
+    let out = request.send().await.map_err(|e| format!("CloudWatch: {}", sdk_error(&e)))?;
     let mut sums = serde_json::Map::new();
     for (i, m) in names.iter().enumerate() {
         let value = out.metric_data_results().iter().find(|r| r.id() == Some(&format!("m{i}"))).map_or(0.0, |r| r.values().iter().sum());
@@ -178,6 +184,19 @@ async fn metrics(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, Strin
 
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().chars().take(200).collect()
+}
+
+/// An SDK error in one line, led by the HTTP status when there was an
+/// answer: a body the SDK could not read (an HTML error page from a proxy,
+/// say) otherwise shows as a decoder's complaint ("unexpected type 0x3c").
+fn sdk_error<E: std::error::Error + 'static>(e: &aws_sdk_lambda::error::SdkError<E, aws_sdk_lambda::config::http::HttpResponse>) -> String {
+    use aws_sdk_lambda::error::SdkError;
+    let text = first_line(&error_text(e));
+    match e {
+        SdkError::ResponseError(r) => format!("HTTP {}, with a body that is not the service's answer ({text})", r.raw().status().as_u16()),
+        SdkError::ServiceError(r) => format!("HTTP {}: {text}", r.raw().status().as_u16()),
+        _ => text,
+    }
 }
 
 /// One inconsistency: what is wrong, and how to fix it.
@@ -234,7 +253,7 @@ pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
                 Err(e) if e.code() == Some("ResourceNotFoundException") => {
                     find("table", format!("table `{table}` (TASK_RESPONSE_TABLE) does not exist: create it with `tasks create-table`"));
                 }
-                Err(e) => unchecked.push(format!("response table: {}", first_line(&error_text(&e)))),
+                Err(e) => unchecked.push(format!("response table: {}", sdk_error(&e))),
             }
         }
     }
@@ -276,9 +295,12 @@ pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
         }
     }
 
+    // Consistent only when every part was read: a part that could not be
+    // checked is exit 1 ("could not check"), never a pass.
+    let consistent = findings.is_empty() && unchecked.is_empty();
     if a.json {
         let all: Vec<Value> = findings.iter().map(|f| json!({"check": f.check, "message": f.message})).collect();
-        println!("{}", json!({"function": d.name, "consistent": findings.is_empty(), "findings": all, "unchecked": unchecked}));
+        println!("{}", json!({"function": d.name, "consistent": consistent, "findings": all, "unchecked": unchecked}));
     } else {
         for f in &findings {
             println!("{}: {}", f.check, f.message);
@@ -286,9 +308,15 @@ pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
         for u in &unchecked {
             println!("not checked: {u}");
         }
-        if findings.is_empty() {
+        if consistent {
             println!("{} is consistent with task-runtime's rules{}", d.name, if a.worker.is_some() { " and its worker's manifest" } else { "" });
+        } else if findings.is_empty() {
+            println!("{}: {} part(s) could not be checked (above), so it is not known to be consistent", d.name, unchecked.len());
         }
     }
-    Ok(if findings.is_empty() { Exit::Complete } else { Exit::Inconsistent })
+    Ok(match (findings.is_empty(), unchecked.is_empty()) {
+        (false, _) => Exit::Inconsistent,
+        (true, false) => Exit::Failed, // could not check
+        (true, true) => Exit::Complete,
+    })
 }

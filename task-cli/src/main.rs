@@ -28,7 +28,8 @@ pub(crate) enum Exit {
     Complete = 0,
     /// A call is still running, pending, scheduled or retrying.
     Unfinished = 3,
-    /// A call failed or was cancelled.
+    /// A call failed or was cancelled; for `tasks check`, a part it checks
+    /// could not be read.
     Failed = 1,
     /// An id is unknown (or expired).
     Unknown = 4,

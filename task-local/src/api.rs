@@ -26,6 +26,7 @@ pub(crate) fn router(emu: Arc<Emulator>) -> Router {
         .route("/2015-03-31/functions/{function}", get(get_function))
         .route("/2015-03-31/functions/{function}/configuration", get(get_function_configuration))
         .route("/2019-09-25/functions/{function}/event-invoke-config", get(get_event_invoke_config))
+        .route("/schedules", get(crate::scheduler::list))
         .route("/schedules/{name}", post(crate::scheduler::create).get(crate::scheduler::get).delete(crate::scheduler::delete))
         .route("/", post(json_target))
         .route("/stats", get(stats))

@@ -65,8 +65,14 @@ pub(crate) async fn run_declared(emu: Arc<Emulator>, speedup: f64) {
         for (name, expression, input) in declared.chain(warm) {
             let (Some(name), Some(expression), Some(input)) = (name, expression.as_str(), input.as_str()) else { continue };
             let (func, name, expression, input) = (func.clone(), name.to_owned(), expression.to_owned(), input.to_owned());
-            let emu = emu.clone();
-            tokio::spawn(async move { fire(emu, func, &name, &expression, &input, speedup).await });
+            // Listed (ListSchedules, GetSchedule) as the deployed template's would be.
+            let schedule_name = format!("{}-{}", func.cfg.name, name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"));
+            let description = describe(&emu, &schedule_name, &expression, &func.arn, &input, "NONE");
+            let timer = {
+                let (emu, func, expression, input) = (emu.clone(), func.clone(), expression.clone(), input.clone());
+                tokio::spawn(async move { fire(emu, func, &name, &expression, &input, speedup).await })
+            };
+            emu.schedules.lock().unwrap_or_else(|p| p.into_inner()).insert(schedule_name, Schedule { description, timer: timer.abort_handle() });
         }
     }
 }
@@ -182,16 +188,40 @@ pub(crate) async fn create(State(emu): State<Arc<Emulator>>, Path(name): Path<St
             }
         })
     };
-    let arn = format!("arn:aws:scheduler:{}:000000000000:schedule/default/{name}", emu.region);
-    let description = json!({
-        "Arn": arn, "Name": name, "GroupName": "default", "State": "ENABLED",
-        "ScheduleExpression": expression, "ScheduleExpressionTimezone": "UTC",
-        "ActionAfterCompletion": req["ActionAfterCompletion"].as_str().unwrap_or("NONE"),
-        "FlexibleTimeWindow": {"Mode": "OFF"},
-        "Target": req["Target"].clone(),
-    });
+    let mut description = describe(&emu, &name, expression, target_arn, "", req["ActionAfterCompletion"].as_str().unwrap_or("NONE"));
+    description["Target"] = req["Target"].clone();
+    let arn = description["Arn"].clone();
     schedules.insert(name, Schedule { description, timer: fire.abort_handle() });
     (StatusCode::OK, axum::Json(json!({"ScheduleArn": arn}))).into_response()
+}
+
+/// What `GetSchedule` answers for a schedule.
+fn describe(emu: &Emulator, name: &str, expression: &str, target_arn: &str, input: &str, after: &str) -> Value {
+    json!({
+        "Arn": format!("arn:aws:scheduler:{}:000000000000:schedule/default/{name}", emu.region),
+        "Name": name, "GroupName": "default", "State": "ENABLED",
+        "ScheduleExpression": expression, "ScheduleExpressionTimezone": "UTC",
+        "ActionAfterCompletion": after,
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {"Arn": target_arn, "RoleArn": "arn:aws:iam::000000000000:role/task-local", "Input": input},
+    })
+}
+
+/// `ListSchedules` (`GET /schedules`, one page, `NamePrefix` and `State`
+/// honoured): the declared schedules and the one-time ones.
+pub(crate) async fn list(State(emu): State<Arc<Emulator>>, axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>) -> Response {
+    let schedules = emu.schedules.lock().unwrap_or_else(|p| p.into_inner());
+    let mut listed: Vec<Value> = schedules
+        .iter()
+        .filter(|(name, _)| q.get("NamePrefix").is_none_or(|p| name.starts_with(p.as_str())))
+        .filter(|(_, s)| q.get("State").is_none_or(|state| s.description["State"] == state.as_str()))
+        .map(|(_, s)| {
+            let d = &s.description;
+            json!({"Arn": d["Arn"], "Name": d["Name"], "GroupName": d["GroupName"], "State": d["State"], "Target": {"Arn": d["Target"]["Arn"]}})
+        })
+        .collect();
+    listed.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+    (StatusCode::OK, axum::Json(json!({"Schedules": listed}))).into_response()
 }
 
 /// `GetSchedule`.

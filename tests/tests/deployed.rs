@@ -14,7 +14,6 @@ use task_runtime::store::dynamodb::DynamoStore;
 
 fn start(extra: &[&str], table: &str) -> TaskLocal {
     let mut args: Vec<String> = vec![
-        "--no-schedules".into(),
         "--function".into(),
         format!("worker={}", task_local::built("examples/worker").display()),
         "--timeout".into(),
@@ -29,10 +28,15 @@ fn start(extra: &[&str], table: &str) -> TaskLocal {
 }
 
 fn tasks(tl: &TaskLocal, args: &[&str]) -> Output {
+    tasks_with_scheduler(tl, args, &tl.endpoint)
+}
+
+/// `tasks` with EventBridge Scheduler at `scheduler`.
+fn tasks_with_scheduler(tl: &TaskLocal, args: &[&str], scheduler: &str) -> Output {
     std::process::Command::new(task_local::built("tasks"))
         .args(args)
         .env("AWS_ENDPOINT_URL_LAMBDA", &tl.endpoint)
-        .env("AWS_ENDPOINT_URL_SCHEDULER", &tl.endpoint)
+        .env("AWS_ENDPOINT_URL_SCHEDULER", scheduler)
         .env("AWS_ENDPOINT_URL_CLOUDWATCH", &tl.endpoint)
         .env("AWS_ENDPOINT_URL_DYNAMODB", common::dynamodb_endpoint())
         .env("AWS_REGION", "us-east-1")
@@ -52,7 +56,7 @@ fn table() -> String {
 #[test]
 fn function_reports_what_is_deployed_and_check_names_the_attempts_that_disagree() {
     let table = table();
-    let tl = start(&["--max-retry-attempts", "1", "--env", "TASK_MAX_ATTEMPTS=3"], &table);
+    let tl = start(&["--no-schedules", "--max-retry-attempts", "1", "--env", "TASK_MAX_ATTEMPTS=3"], &table);
     let out = tasks(&tl, &["function", "worker", "--json"]);
     assert!(out.status.success(), "{out:?}");
     let f: Value = serde_json::from_slice(&out.stdout).expect("JSON");
@@ -85,7 +89,22 @@ fn a_consistent_deployment_passes_and_an_unknown_function_cannot_be_checked() {
     let text = String::from_utf8_lossy(&check.stdout);
     assert_eq!(check.status.code(), Some(0), "{check:?}");
     assert!(text.contains("worker is consistent"), "{text}");
-    assert!(text.contains("not checked: schedules: EventBridge Scheduler"), "task-local lists no schedules: {text}");
+    assert!(!text.contains("not checked"), "every part was read, the worker's schedules through ListSchedules: {text}");
+
+    // A part that cannot be read is not a pass: exit 1, naming the part.
+    let dead = format!("http://127.0.0.1:{}", common::free_port());
+    let blind = tasks_with_scheduler(&tl, &["check", "worker", "--worker", &worker], &dead);
+    let text = String::from_utf8_lossy(&blind.stdout);
+    assert_eq!(blind.status.code(), Some(1), "{blind:?}");
+    assert!(text.contains("not checked: schedules: EventBridge Scheduler") && !text.contains("is consistent"), "{text}");
+    let json = tasks_with_scheduler(&tl, &["check", "worker", "--worker", &worker, "--json"], &dead);
+    let v: Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!((v["consistent"].as_bool(), json.status.code()), (Some(false), Some(1)), "{v}");
+
+    // In text, `tasks function` says why a part is unavailable, not raw JSON.
+    let f = tasks(&tl, &["function", "worker"]);
+    let text = String::from_utf8_lossy(&f.stdout);
+    assert!(text.contains("unavailable: CloudWatch: HTTP ") && !text.contains("{\"unavailable\""), "{text}");
     let unknown = tasks(&tl, &["check", "nobody"]);
     assert_eq!(unknown.status.code(), Some(1), "{unknown:?}");
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("there is no function `nobody`"), "{unknown:?}");

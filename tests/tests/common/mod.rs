@@ -135,3 +135,8 @@ pub fn aws_error(status: u16, code: &str, message: &str) -> (u16, Vec<(&'static 
         serde_json::json!({"Type": "User", "message": message}).to_string(),
     )
 }
+
+/// A loopback port that nothing listens on (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
