@@ -10,6 +10,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use task_runtime::store::dynamodb::{FAILED_INDEX, FAILED_INDEX_ATTRIBUTES};
+
 use crate::cli::TemplateArgs;
 use crate::{Exit, Problem};
 
@@ -51,22 +53,38 @@ pub(crate) fn render(manifest: &Value, binary: &str, timeout_s: u32, memory_mb: 
     let _ = writeln!(w, "Resources:");
     let _ = writeln!(w, "  Responses:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      BillingMode: PAY_PER_REQUEST");
     let _ = writeln!(w, "      AttributeDefinitions:");
-    for (name, ty) in [("id", "S"), ("failed_day", "S"), ("updated_at_ms", "N")] {
+    for (name, ty) in [("id", "S"), ("failed_shard", "S"), ("updated_at_ms", "N")] {
         let _ = writeln!(w, "        - AttributeName: {name}\n          AttributeType: {ty}");
     }
     let _ = writeln!(w, "      KeySchema:\n        - AttributeName: id\n          KeyType: HASH");
-    let _ = writeln!(w, "      GlobalSecondaryIndexes:\n        - IndexName: failed-by-day");
-    let _ = writeln!(w, "          KeySchema:\n            - AttributeName: failed_day\n              KeyType: HASH\n            - AttributeName: updated_at_ms\n              KeyType: RANGE");
-    let _ = writeln!(w, "          Projection:\n            ProjectionType: ALL");
+    // The index of failed calls, sharded by day and projecting what a listing shows (see FAILED_INDEX).
+    let _ = writeln!(w, "      GlobalSecondaryIndexes:\n        - IndexName: {FAILED_INDEX}");
+    let _ = writeln!(w, "          KeySchema:\n            - AttributeName: failed_shard\n              KeyType: HASH\n            - AttributeName: updated_at_ms\n              KeyType: RANGE");
+    let _ = writeln!(w, "          Projection:\n            ProjectionType: INCLUDE\n            NonKeyAttributes:");
+    for a in FAILED_INDEX_ATTRIBUTES {
+        let _ = writeln!(w, "              - {a}");
+    }
     let _ = writeln!(w, "      TimeToLiveSpecification:\n        AttributeName: ttl\n        Enabled: true");
+    // The failure queue: Lambda's records of every event of the function. A
+    // record the worker cannot end a call with (another event's) is left in
+    // it and moves to the dead-letter queue after three receives, so that it
+    // never blocks the rest. AWS advises a visibility timeout of six times
+    // the function's timeout for an SQS event source.
+    // https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+    let _ = writeln!(w, "  FailedDeadLetters:\n    Type: AWS::SQS::Queue\n    Properties:\n      MessageRetentionPeriod: 1209600");
     let _ = writeln!(w, "  Failed:\n    Type: AWS::SQS::Queue\n    Properties:");
     let _ = writeln!(w, "      VisibilityTimeout: {}\n      MessageRetentionPeriod: 1209600", (timeout_s * 6).max(30));
+    let _ = writeln!(w, "      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt FailedDeadLetters.Arn\n        maxReceiveCount: 3");
     let _ = writeln!(w, "  WorkerLogs:\n    Type: AWS::Logs::LogGroup\n    Properties:");
     let _ = writeln!(w, "      LogGroupName: !Sub \"/aws/lambda/${{AWS::StackName}}-{binary}\"\n      RetentionInDays: 14");
     let _ = writeln!(w, "  SchedulerInvokes:\n    Type: AWS::IAM::Role\n    Properties:");
     let _ = writeln!(w, "      AssumeRolePolicyDocument:\n        Version: \"2012-10-17\"\n        Statement:\n          - Effect: Allow\n            Principal:\n              Service: scheduler.amazonaws.com\n            Action: sts:AssumeRole");
+    // Only this account's schedules may use the role (the confused-deputy guard AWS advises).
+    // https://docs.aws.amazon.com/scheduler/latest/UserGuide/cross-service-confused-deputy-prevention.html
+    let _ = writeln!(w, "            Condition:\n              StringEquals:\n                aws:SourceAccount: !Ref AWS::AccountId");
     let _ = writeln!(w, "      Policies:\n        - PolicyName: invoke-worker\n          PolicyDocument:\n            Version: \"2012-10-17\"\n            Statement:\n              - Effect: Allow\n                Action: lambda:InvokeFunction");
-    let _ = writeln!(w, "                Resource: !Sub \"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{binary}*\"");
+    // The function, and its versions and aliases (`NAME:QUALIFIER`), not other functions whose names start alike.
+    let _ = writeln!(w, "                Resource:\n                  - !Sub \"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{binary}\"\n                  - !Sub \"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{binary}:*\"");
     if api_key {
         // API Gateway checks the key (and counts it against its usage plan) before Lambda is invoked.
         let _ = writeln!(w, "  Api:\n    Type: AWS::Serverless::Api\n    Properties:\n      StageName: live");
@@ -83,7 +101,10 @@ pub(crate) fn render(manifest: &Value, binary: &str, timeout_s: u32, memory_mb: 
     let _ = writeln!(w, "        FailureRecords:\n          Type: SQS\n          Properties:\n            Queue: !GetAtt Failed.Arn\n            BatchSize: 10\n            FunctionResponseTypes:\n              - ReportBatchItemFailures");
     for s in manifest["schedules"].as_array().into_iter().flatten() {
         let (task, expression, input) = (s["task"].as_str().unwrap_or_default(), s["expression"].as_str().unwrap_or_default(), s["input"].as_str().unwrap_or_default());
-        let _ = writeln!(w, "        Schedule{}:\n          Type: ScheduleV2\n          Properties:", logical(task));
+        // OmitName: CloudFormation names the schedule uniquely, so that two
+        // stacks of this template can live in one account (without it, SAM
+        // names it after the logical id, and the second stack collides).
+        let _ = writeln!(w, "        Schedule{}:\n          Type: ScheduleV2\n          Properties:\n            OmitName: true", logical(task));
         let _ = writeln!(w, "            Description: {}\n            ScheduleExpression: {}\n            Input: {}", q(&format!("task {task}")), q(expression), q(input));
     }
     if api_key {
@@ -94,7 +115,7 @@ pub(crate) fn render(manifest: &Value, binary: &str, timeout_s: u32, memory_mb: 
     }
     for (i, k) in manifest["keep_warm"].as_array().into_iter().flatten().enumerate() {
         let suffix = if i == 0 { String::new() } else { i.to_string() };
-        let _ = writeln!(w, "        KeepWarm{suffix}:\n          Type: ScheduleV2\n          Properties:");
+        let _ = writeln!(w, "        KeepWarm{suffix}:\n          Type: ScheduleV2\n          Properties:\n            OmitName: true");
         let _ = writeln!(
             w,
             "            Description: {}\n            ScheduleExpression: {}\n            Input: {}",
@@ -104,14 +125,14 @@ pub(crate) fn render(manifest: &Value, binary: &str, timeout_s: u32, memory_mb: 
         );
     }
     let _ = writeln!(w, "      Policies:\n        - Version: \"2012-10-17\"\n          Statement:");
-    let _ = writeln!(w, "            - Effect: Allow\n              Action:\n                - dynamodb:PutItem\n                - dynamodb:UpdateItem\n                - dynamodb:GetItem\n                - dynamodb:Query");
+    let _ = writeln!(w, "            - Effect: Allow\n              Action:\n                - dynamodb:PutItem\n                - dynamodb:UpdateItem\n                - dynamodb:DeleteItem\n                - dynamodb:GetItem\n                - dynamodb:Query");
     let _ = writeln!(w, "              Resource:\n                - !GetAtt Responses.Arn\n                - !Sub \"${{Responses.Arn}}/index/*\"");
     let _ = writeln!(w, "            - Effect: Allow\n              Action: lambda:InvokeFunction");
-    let _ = writeln!(w, "              Resource: !Sub \"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{binary}*\"");
+    let _ = writeln!(w, "              Resource:\n                - !Sub \"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{binary}\"\n                - !Sub \"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{binary}:*\"");
     let _ = writeln!(w, "            - Effect: Allow\n              Action:\n                - scheduler:CreateSchedule\n                - scheduler:DeleteSchedule");
     let _ = writeln!(w, "              Resource: !Sub \"arn:${{AWS::Partition}}:scheduler:${{AWS::Region}}:${{AWS::AccountId}}:schedule/default/task-*\"");
     let _ = writeln!(w, "            - Effect: Allow\n              Action: iam:PassRole\n              Resource: !GetAtt SchedulerInvokes.Arn");
-    let _ = writeln!(w, "Outputs:\n  Function:\n    Value: !Ref Worker\n  ResponseTable:\n    Value: !Ref Responses\n  FailureQueue:\n    Value: !Ref Failed");
+    let _ = writeln!(w, "Outputs:\n  Function:\n    Value: !Ref Worker\n  ResponseTable:\n    Value: !Ref Responses\n  FailureQueue:\n    Value: !Ref Failed\n  FailureDeadLetters:\n    Value: !Ref FailedDeadLetters");
     if api_key {
         let _ = writeln!(w, "  Url:\n    Value: !Sub \"https://${{Api}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/live/\"");
         let _ = writeln!(w, "  ApiKey:\n    Description: {}\n    Value: !Ref ApiApiKey", q("the API key's id; its value: aws apigateway get-api-key --include-value --api-key ID"));

@@ -1,8 +1,9 @@
 //! End to end: a schedule declared next to its task (`examples/worker`'s
 //! `hourly_report`, `rate(1 hour)`) is read from the worker's manifest and
 //! fired by task-local, sped up; each run is a normal captured call whose
-//! latest run can be found; one tick delivered twice runs once; and the
-//! keep-warm ping the worker declares is fired too.
+//! latest run can be found; one tick delivered twice, or retried by
+//! Scheduler with a new execution id, runs once; and the keep-warm ping the
+//! worker declares is fired too.
 
 mod common;
 
@@ -26,13 +27,15 @@ async fn a_declared_schedule_runs_as_calls_whose_latest_can_be_found_and_a_tick_
         "--function".to_owned(), worker,
         // rate(1 hour) every 2 s; the 5-minute keep-warm ping every 1/6 s.
         "--schedule-speedup".into(), "1800".into(),
+        // Every tick is delivered again as Scheduler's retry, with a new execution id.
+        "--scheduler-retries".into(), "1".into(),
         "--env".into(), format!("TASK_RESPONSE_TABLE={table}"),
         "--env".into(), format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
     ];
     let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start");
     let lambda = aws_sdk_lambda::Client::new(&common::sdk_config(&tl.endpoint));
     Config::lambda("worker", None)
-        .with_store(Arc::new(DynamoStore::with_client(common::dynamodb(), table)))
+        .with_store(Arc::new(DynamoStore::with_client(common::dynamodb(), table.clone())))
         .with_invoker(LambdaInvoker::with_client(lambda.clone()))
         .install()
         .expect("install once");
@@ -53,12 +56,34 @@ async fn a_declared_schedule_runs_as_calls_whose_latest_can_be_found_and_a_tick_
     assert!(lines.iter().any(|l| l.contains("schedule worker::hourly_report (rate(1 hour)) fires every 2s")), "{}", tl.tail(20));
     assert!(lines.iter().any(|l| l.contains("schedule keep-warm (rate(5 minutes)) fired")), "{}", tl.tail(20));
 
-    // One tick delivered twice (the same execution id) runs once.
+    // Scheduler retried every tick with a new execution id: each tick is
+    // still one call, named by the time it was due, run once.
+    assert!(tl.stats().await["functions"]["worker"]["scheduler_retries"].as_u64() >= Some(1), "{}", tl.stats().await);
+    let runs = common::dynamodb()
+        .scan()
+        .table_name(&table)
+        .filter_expression("begins_with(id, :prefix)")
+        .expression_attribute_values(":prefix", aws_sdk_dynamodb::types::AttributeValue::S("schedule:worker::hourly_report:".into()))
+        .send()
+        .await
+        .expect("scan");
+    assert!(runs.count() >= 1);
+    for item in runs.items() {
+        let id = item["id"].as_s().expect("id");
+        let due = id.trim_start_matches("schedule:worker::hourly_report:");
+        // `2026-11-30T10:00:00Z`: the scheduled time, the same for every attempt at the tick.
+        let shape: String = due.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).collect();
+        assert_eq!(shape, "0000-00-00T00:00:00Z", "a run named by its scheduled time: {id}");
+        let attempts = item["attempts"].as_n().expect("attempts");
+        assert_eq!(attempts, "1", "{id}: the retried delivery did not run it again");
+    }
+
+    // One tick delivered twice (the same scheduled time) runs once.
     let manifest: Value = {
         let out = std::process::Command::new(task_local::built("examples/worker")).env("TASK_RUNTIME_MANIFEST", "1").output().expect("manifest");
         serde_json::from_slice(&out.stdout).expect("JSON")
     };
-    let input = manifest["schedules"][0]["input"].as_str().expect("the schedule's message").replace("<aws.scheduler.execution-id>", "tick-42");
+    let input = manifest["schedules"][0]["input"].as_str().expect("the schedule's message").replace("<aws.scheduler.scheduled-time>", "tick-42");
     for _ in 0..2 {
         let sent = lambda.invoke().function_name("worker").invocation_type(InvocationType::Event).payload(Blob::new(input.clone())).send().await;
         assert_eq!(sent.expect("invoke").status_code(), 202);
@@ -93,17 +118,31 @@ async fn a_cron_schedule_fires_on_a_sped_up_clock() {
         "--env".into(), format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
     ];
     let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start");
-    // This test's table is not the installed one: read the note with the store itself.
-    use task_runtime::store::ResponseStore;
+    // Three runs, each named by the minute it was due, within 30 s: without
+    // the speed-up, three runs of an every-minute cron take two minutes.
     let started = Instant::now();
-    let run = loop {
-        let note = store.get(&task_runtime::store::latest_run_id("fault.tick")).await.expect("read");
-        if let Some(id) = note.and_then(|r| r.response).and_then(|v| v.as_str().map(str::to_owned)) {
-            break id;
+    let runs = loop {
+        let scan = common::dynamodb()
+            .scan()
+            .table_name(&table)
+            .filter_expression("begins_with(id, :prefix)")
+            .expression_attribute_values(":prefix", aws_sdk_dynamodb::types::AttributeValue::S("schedule:fault.tick:".into()))
+            .send()
+            .await
+            .expect("scan");
+        let mut due: Vec<String> = scan.items().iter().filter_map(|i| i["id"].as_s().ok().cloned()).collect();
+        due.sort();
+        if due.len() >= 3 {
+            break due;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "fault.tick never ran:\n{}", tl.tail(20));
+        assert!(started.elapsed() < Duration::from_secs(30), "fewer than 3 runs of fault.tick in 30 s ({due:?}):\n{}", tl.tail(20));
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    assert!(run.starts_with("schedule:fault.tick:"), "{run}");
+    // Due a minute apart on the sped-up clock, at the top of each minute.
+    assert!(runs.iter().all(|id| id.ends_with(":00Z")), "{runs:?}");
+    // The latest run is noted too.
+    use task_runtime::store::ResponseStore;
+    let note = store.get(&task_runtime::store::latest_run_id("fault.tick")).await.expect("read").expect("a latest run");
+    assert!(note.response.as_ref().and_then(|v| v.as_str()).is_some_and(|id| id.starts_with("schedule:fault.tick:")), "{note:?}");
     assert!(tl.lines().iter().any(|l| l.contains("schedule fault.tick (cron(* * * * ? *)) fires at its times, 120x faster")), "{}", tl.tail(20));
 }

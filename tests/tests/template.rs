@@ -25,12 +25,19 @@ fn the_committed_template_is_generated_from_the_worker_s_manifest() {
     for expected in [
         "ScheduleWorkerHourlyReport:",
         "ScheduleExpression: \"rate(1 hour)\"",
-        "schedule:worker::hourly_report:<aws.scheduler.execution-id>",
+        // One id per tick, whichever attempt of Scheduler's delivers it.
+        "schedule:worker::hourly_report:<aws.scheduler.scheduled-time>",
+        // Named by CloudFormation: two stacks in one account do not collide.
+        "OmitName: true",
         "KeepWarm:",
         "task_runtime_warmup",
         "AttributeName: ttl",
-        "IndexName: failed-by-day",
+        "IndexName: failed-by-day-shard",
+        "ProjectionType: INCLUDE",
         "Type: SQS",
+        "maxReceiveCount: 3",
+        "dynamodb:DeleteItem",
+        "aws:SourceAccount: !Ref AWS::AccountId",
         "RetentionInDays: 14",
     ] {
         assert!(committed.contains(expected), "the template lacks {expected:?}");

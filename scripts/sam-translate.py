@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""Run SAM templates through the SAM translator, as `sam build`/`sam deploy`
+do before CloudFormation sees them, so that a transform error is caught
+here and not at deploy time. Then check that two stacks of one template
+can live in one account: every resource name the template sets explicitly
+must carry the stack name (`${AWS::StackName}`); anything else is named by
+CloudFormation, uniquely.
+
+Usage: PYTHONPATH=.pydeps python3 scripts/sam-translate.py TEMPLATE...
+Exit 0 when every template translates and no name can collide; 1 otherwise.
+"""
+import json
+import os
+import sys
+
+# The translator fills in pseudo parameters (AWS::Region) from boto's session; no call is made.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+import yaml
+from samtranslator.model.exceptions import InvalidDocumentException
+from samtranslator.parser.parser import Parser
+from samtranslator.translator.translator import Translator
+
+# Properties that set a resource's physical name, by resource type.
+NAME_PROPERTIES = {
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::Scheduler::Schedule": "Name",
+    "AWS::Events::Rule": "Name",
+    "AWS::ApiGateway::RestApi": "Name",
+    "AWS::ApiGateway::ApiKey": "Name",
+    "AWS::ApiGateway::UsagePlan": "UsagePlanName",
+}
+
+
+class NoManagedPolicies:
+    """The translator asks for AWS managed policies only when a template
+    names one by its short name; these templates name none (SAM's own
+    execution role policy goes in by ARN), so nothing is looked up."""
+
+    def load(self):
+        return {}
+
+
+def cfn_loader():
+    """A YAML loader that keeps CloudFormation's short-form tags (!Sub, !Ref, !GetAtt) as their long forms."""
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def tag(name):
+        def construct(loader, node):
+            if isinstance(node, yaml.ScalarNode):
+                value = loader.construct_scalar(node)
+                if name == "GetAtt":
+                    value = value.split(".", 1)
+            elif isinstance(node, yaml.SequenceNode):
+                value = loader.construct_sequence(node, deep=True)
+            else:
+                value = loader.construct_mapping(node, deep=True)
+            return {"Ref": value} if name == "Ref" else {"Fn::" + name: value}
+
+        return construct
+
+    for name in ["Ref", "Sub", "GetAtt", "Join", "Select", "Split", "If", "Equals", "Not", "FindInMap", "ImportValue"]:
+        Loader.add_constructor("!" + name, tag(name))
+    return Loader
+
+
+def carries_stack_name(value):
+    return "AWS::StackName" in json.dumps(value)
+
+
+def main(paths):
+    ok = True
+    for path in paths:
+        with open(path) as f:
+            template = yaml.load(f, Loader=cfn_loader())
+        # `sam package` uploads a local CodeUri and puts its S3 address in its
+        # place before the transform runs; do the same, with a made-up address.
+        for resource in template.get("Resources", {}).values():
+            props = resource.get("Properties") or {}
+            if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str) and not props["CodeUri"].startswith("s3://"):
+                props["CodeUri"] = "s3://sam-package-bucket/worker.zip"
+        try:
+            translated = Translator(NoManagedPolicies(), Parser()).translate(template, parameter_values={})
+        except InvalidDocumentException as e:
+            ok = False
+            for cause in e.causes:
+                print(f"{path}: SAM transform error: {cause.message}")
+            continue
+        resources = translated.get("Resources", {})
+        clashes = []
+        for logical, resource in sorted(resources.items()):
+            prop = NAME_PROPERTIES.get(resource.get("Type"))
+            value = (resource.get("Properties") or {}).get(prop) if prop else None
+            if value is not None and not carries_stack_name(value):
+                clashes.append(f"{logical} ({resource['Type']}) is named {json.dumps(value)}, the same in every stack")
+        for clash in clashes:
+            print(f"{path}: {clash}")
+        ok = ok and not clashes
+        kinds = sorted({r.get("Type") for r in resources.values()})
+        print(f"{path}: translated to {len(resources)} resources ({', '.join(kinds)}); {'no name collides between two stacks' if not clashes else 'names collide'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
