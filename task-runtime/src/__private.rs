@@ -60,6 +60,12 @@ pub fn value<T: Serialize>(v: T) -> Result<Value, TaskError> {
 /// Run a synchronous body on tokio's blocking pool; a panic is resumed so
 /// that the worker records it.
 pub async fn blocking(f: impl FnOnce() -> Result<Value, TaskError> + Send + 'static) -> Result<Value, TaskError> {
+    // Counted while it runs, so that the worker never answers while it does.
+    let counted = crate::context::blocking_body();
+    let f = move || {
+        let _counted = counted;
+        f()
+    };
     match tokio::task::spawn_blocking(crate::context::carry(f)).await {
         Ok(r) => r,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

@@ -95,3 +95,66 @@ pub(crate) fn carry<R>(f: impl FnOnce() -> R) -> impl FnOnce() -> R {
         out
     }
 }
+
+/// The synchronous bodies one invocation started on tokio's blocking pool.
+/// A thread there cannot be cancelled: when such a body outlives its
+/// deadline, the worker records the timeout and then waits until no body
+/// runs ([`BlockingBodies::idle`]) before it answers. On Lambda the wait
+/// ends when the body does or when Lambda ends the sandbox at the deadline,
+/// so that an overrun body never runs beside the retry of its call.
+#[derive(Debug, Default)]
+pub(crate) struct BlockingBodies {
+    running: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Counts one running blocking body until dropped (on its thread, when it ends or panics).
+#[derive(Debug)]
+pub(crate) struct BlockingBody(std::sync::Arc<BlockingBodies>);
+
+impl Drop for BlockingBody {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl BlockingBodies {
+    /// How many are running.
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Wait until none is running.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.running() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+tokio::task_local! {
+    static BODIES: std::sync::Arc<BlockingBodies>;
+}
+
+/// Run `fut`, counting the blocking bodies it starts in `bodies`.
+pub(crate) async fn counting_blocking<F: std::future::Future>(bodies: std::sync::Arc<BlockingBodies>, fut: F) -> F::Output {
+    BODIES.scope(bodies, fut).await
+}
+
+/// Count a blocking body about to start, when the worker counts them.
+pub(crate) fn blocking_body() -> Option<BlockingBody> {
+    BODIES
+        .try_with(|b| {
+            b.running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            BlockingBody(b.clone())
+        })
+        .ok()
+}

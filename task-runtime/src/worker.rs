@@ -10,6 +10,7 @@ use futures::FutureExt;
 use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
+use crate::context::{BlockingBodies, counting_blocking};
 use crate::envelope::failure_record::FailureRecord;
 use crate::envelope::aws_event::EventKind;
 use crate::envelope::{Envelope, EnvelopeError, Incoming, WarmUp};
@@ -198,11 +199,13 @@ impl Worker {
         };
         let span = tracing::error_span!("event", kind = %kind, handler = %def.rust_path, request_id = %inv.request_id);
         let timeout = Duration::from_millis(inv.deadline_ms.saturating_sub(now_ms())).saturating_sub(self.settings.timeout_margin);
+        let bodies = Arc::new(BlockingBodies::default());
         let reply = async {
             let result = match (def.call)(event) {
                 Err(e) => RunResult::BadArgs(e),
-                Ok(fut) => run_guarded(fut, timeout).await,
+                Ok(fut) => counting_blocking(bodies.clone(), run_guarded(fut, timeout)).await,
             };
+            wait_for_overrun_bodies(&bodies).await;
             let error = |error_type: &'static str, message: String| {
                 tracing::error!(error_type, "{message}");
                 Reply::Error { error_type, message }
@@ -425,7 +428,9 @@ impl Worker {
     /// Capture off: run, with no writes and no de-duplication.
     async fn run_uncaptured(&self, id: &str, task: &str, inv: &Invocation, work: Work) -> Reply {
         tracing::Span::current().record("attempt", inv.attempt);
-        let decision = work.run(id, inv, inv.attempt).await;
+        let bodies = Arc::new(BlockingBodies::default());
+        let decision = work.run(id, inv, inv.attempt, &bodies).await;
+        wait_for_overrun_bodies(&bodies).await;
         reply_for(id, task, inv.attempt.unwrap_or(0), &decision)
     }
 
@@ -460,7 +465,8 @@ impl Worker {
         };
         tracing::Span::current().record("attempt", attempt);
         let heartbeat = Heartbeat { store: store.clone(), id, request_id: &inv.request_id, lease: self.settings.lease, deadline_ms: inv.deadline_ms };
-        let decision = heartbeat.around(work.run(id, inv, Some(attempt))).await;
+        let bodies = Arc::new(BlockingBodies::default());
+        let decision = heartbeat.around(work.run(id, inv, Some(attempt), &bodies)).await;
         // Kept with a failed call, so that it can be listed and sent again.
         let message = match (&decision.state, event) {
             (FinalState::Failed(_), Some(event)) => Some(event.to_string()),
@@ -473,9 +479,12 @@ impl Worker {
             }
             Err(e) => {
                 tracing::error!("could not write the outcome: {e}");
+                wait_for_overrun_bodies(&bodies).await;
                 return Reply::Error { error_type: error_type::STORE, message: e.to_string() };
             }
         }
+        // The outcome is written; only now may an overrun body hold the answer back.
+        wait_for_overrun_bodies(&bodies).await;
         reply_for(id, task, attempt, &decision)
     }
 
@@ -600,7 +609,7 @@ impl Work {
         }
     }
 
-    async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>) -> Decision {
+    async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>, bodies: &Arc<BlockingBodies>) -> Decision {
         match self {
             Work::Refuse(failure) => outcome::permanent(failure),
             Work::Run { def, args, max_attempts, timeout } => {
@@ -613,11 +622,25 @@ impl Work {
                 };
                 let result = match (def.call)(args) {
                     Err(e) => RunResult::BadArgs(e),
-                    Ok(fut) => crate::context::scope(ctx, run_guarded(fut, timeout)).await,
+                    Ok(fut) => crate::context::scope(ctx, counting_blocking(bodies.clone(), run_guarded(fut, timeout))).await,
                 };
                 outcome::decide(result, attempt, max_attempts)
             }
         }
+    }
+}
+
+/// Wait until no synchronous body of this invocation runs: one that
+/// overran its deadline keeps its thread (it cannot be cancelled), and the
+/// answer waits for it, so that the call's retry cannot run beside it. On
+/// Lambda, the sandbox is ended at the deadline and the wait with it.
+async fn wait_for_overrun_bodies(bodies: &BlockingBodies) {
+    if bodies.running() > 0 {
+        tracing::warn!(
+            "a synchronous body is still running past its deadline (its thread cannot be stopped): \
+             the timeout is recorded, and this invocation answers once the body ends or Lambda ends the sandbox",
+        );
+        bodies.idle().await;
     }
 }
 

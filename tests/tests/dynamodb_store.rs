@@ -194,11 +194,13 @@ async fn the_stored_item_has_the_documented_attributes() {
     assert_eq!(
         keys,
         [
-            "attempts", "created_at_ms", "error", "failed_day", "id", "lease_until_ms", "max_attempts", "request_id", "status",
+            "attempts", "created_at_ms", "error", "failed_shard", "id", "lease_until_ms", "max_attempts", "request_id", "status",
             "task", "ttl", "updated_at_ms"
         ]
     );
-    assert_eq!(s_of("failed_day").as_deref(), Some("2027-01-15"), "the day of updated_at_ms 1800000000000, UTC");
+    let shard = s_of("failed_shard").expect("failed_shard");
+    assert_eq!(shard, task_runtime::store::dynamodb::failure_shard("a1", 1_800_000_000_000));
+    assert!(shard.starts_with("2027-01-15#"), "the day of updated_at_ms 1800000000000, UTC, and a shard: {shard}");
 
     // A complete item stores the response as JSON text and no error.
     s.put_pending(pending("a2")).await.expect("put");

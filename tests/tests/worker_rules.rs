@@ -215,6 +215,33 @@ async fn a_task_at_its_deadline_is_recorded_as_a_timeout() {
     assert_eq!(r.error.map(|e| e.kind), Some(FailureKind::Timeout));
 }
 
+/// Whether the body of `stubborn` has ended, per key.
+static ENDED: Mutex<BTreeMap<String, bool>> = Mutex::new(BTreeMap::new());
+
+/// A synchronous body: its thread cannot be stopped at the deadline.
+#[task]
+fn stubborn(key: String, ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ENDED.lock().unwrap_or_else(|p| p.into_inner()).insert(key, true);
+    ms
+}
+
+#[tokio::test]
+async fn a_synchronous_body_past_its_deadline_is_recorded_and_never_outlives_the_answer() {
+    // Lambda's retry may land in the same sandbox as soon as this invocation
+    // answers: a body still running then would run beside it.
+    let (w, store) = worker(None);
+    let env = envelope(stubborn::NAME, json!({"key": "overrun", "ms": 1_200}));
+    let short = Invocation { request_id: "r".into(), deadline_ms: now_ms() + 400, attempt: None };
+    let reply = w.handle_envelope(env.clone(), &short).await;
+    assert!(matches!(reply, Reply::Error { error_type: error_type::TIMEOUT, .. }), "{reply:?}");
+    let ended = ENDED.lock().unwrap_or_else(|p| p.into_inner()).get("overrun").copied();
+    assert_eq!(ended, Some(true), "the answer came while the body was still running");
+    // The timeout was recorded at the deadline, not the body's late result.
+    let r = store.get(&env.id).await.expect("read").expect("exists");
+    assert_eq!((r.status, r.error.map(|e| e.kind), r.response), (Status::Retrying, Some(FailureKind::Timeout), None));
+}
+
 fn worker_with_lease(lease: Duration, key: Option<&[u8]>) -> (Worker, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::default());
     let registry = Registry::global().expect("no duplicate names in this binary");
