@@ -72,6 +72,12 @@ pub struct Config {
     /// How long a worker's claim on a call holds unless renewed; see
     /// [`WorkerSettings::lease`](crate::worker::WorkerSettings::lease).
     pub lease: Duration,
+    /// How long after it was sent (or was due, when delayed) a call can
+    /// still run: the function's `MaximumEventAgeInSeconds` plus its
+    /// timeout. A call not ended by then reads stale (default and most:
+    /// 6 h 15 min, Lambda's longest event age and timeout; see
+    /// [`give_up_ms`](crate::store::give_up_ms)).
+    pub event_life: Duration,
     /// HMAC-SHA256 key for signing messages.
     pub signing_key: Option<Arc<[u8]>>,
     /// The AWS SDK configuration for the Lambda and DynamoDB clients; `None`
@@ -103,6 +109,7 @@ impl std::fmt::Debug for Config {
             .field("local_retry_delay", &self.local_retry_delay)
             .field("timeout_margin", &self.timeout_margin)
             .field("lease", &self.lease)
+            .field("event_life", &self.event_life)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
             .field("aws", &self.aws.as_ref().map(|_| "<SdkConfig>"))
             .field("store", &self.store)
@@ -125,6 +132,7 @@ impl Default for Config {
             local_retry_delay: Duration::from_millis(200),
             timeout_margin: Duration::from_millis(500),
             lease: Duration::from_secs(10),
+            event_life: Duration::from_millis(crate::store::MAX_EVENT_LIFE_MS),
             signing_key: None,
             aws: None,
             store: None,
@@ -203,6 +211,10 @@ impl Config {
         }
         if let Some(v) = var("TASK_LEASE_MS") {
             c.lease = Duration::from_millis(number(&v, "TASK_LEASE_MS", 300, 900_000, "milliseconds, 300 to 900000")?);
+        }
+        if let Some(v) = var("TASK_EVENT_LIFE_SECS") {
+            let most = crate::store::MAX_EVENT_LIFE_MS / 1000;
+            c.event_life = Duration::from_secs(number(&v, "TASK_EVENT_LIFE_SECS", 1, most, "seconds, 1 to 22500 (Lambda's longest event age, 6 h, plus its longest timeout, 15 min)")?);
         }
         c.scheduler_role_arn = var("TASK_SCHEDULER_ROLE_ARN");
         if let Some(v) = var("TASK_FOLLOW_QUALIFIER") {

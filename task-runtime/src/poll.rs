@@ -1,9 +1,14 @@
 //! Reading a call's outcome: [`get_async_response`], over the runtime's store.
 
 use crate::error::StoreError;
-use crate::response::AsyncResponse;
+use crate::response::{AsyncResponse, Status};
 
 /// Read a stored response: `None` when the id is unknown or expired.
+///
+/// A call that has not ended once Lambda can no longer run it (its event's
+/// life, `TASK_EVENT_LIFE_SECS`, is over) reads `stale`: e.g. one whose
+/// failure record came without its `requestPayload`, so that nothing could
+/// name the call to end it.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), task_runtime::StoreError> {
@@ -15,7 +20,20 @@ use crate::response::AsyncResponse;
 pub async fn get_async_response(id: &str) -> Result<Option<AsyncResponse>, StoreError> {
     let rt = crate::runtime::runtime()?;
     let store = rt.store().ok_or(StoreError::NotConfigured)?;
-    store.get(id).await
+    let mut read = store.get(id).await?;
+    if let Some(r) = read.as_mut() {
+        r.stale |= given_up(r, rt.config.event_life, crate::time::now_ms());
+    }
+    Ok(read)
+}
+
+/// Whether `r` still waits (pending, scheduled, retrying) though its
+/// event's life (`event_life` from when it was sent, or due) is over.
+fn given_up(r: &AsyncResponse, event_life: std::time::Duration, now_ms: u64) -> bool {
+    // A running call is judged by the store, which knows whether its lease is live.
+    let waiting = matches!(r.status, Status::Pending | Status::Scheduled | Status::Retrying);
+    let life_ms = event_life.as_millis() as u64;
+    waiting && crate::store::give_up_within(r.created_at, r.run_at, life_ms).saturating_add(crate::store::STALE_GRACE_MS) < now_ms
 }
 
 /// The id of the latest run of the schedule of task `task` (see
@@ -31,4 +49,29 @@ pub async fn get_async_response(id: &str) -> Result<Option<AsyncResponse>, Store
 pub async fn latest_run(task: &str) -> Result<Option<String>, StoreError> {
     let note = get_async_response(&crate::store::latest_run_id(task)).await?;
     Ok(note.and_then(|r| r.response).and_then(|v| v.as_str().map(str::to_owned)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(status: Status, created_at: u64, run_at: Option<u64>) -> AsyncResponse {
+        serde_json::from_value(serde_json::json!({
+            "status": status, "response": null, "error": null, "task": "t", "attempts": 1,
+            "created_at": created_at, "updated_at": created_at, "run_at": run_at,
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_call_still_open_after_its_event_s_life_is_given_up() {
+        let life = std::time::Duration::from_secs(10);
+        let after = |ms: u64| 1_000 + ms + crate::store::STALE_GRACE_MS;
+        assert!(!given_up(&read(Status::Retrying, 1_000, None), life, after(10_000)));
+        assert!(given_up(&read(Status::Retrying, 1_000, None), life, after(10_001)));
+        assert!(given_up(&read(Status::Pending, 1_000, None), life, after(10_001)));
+        assert!(!given_up(&read(Status::Complete, 1_000, None), life, u64::MAX / 2));
+        // Delayed: the life counts from when it was due (plus Scheduler's retries).
+        assert!(!given_up(&read(Status::Scheduled, 1_000, Some(50_000)), life, after(10_001)));
+    }
 }

@@ -363,11 +363,16 @@ pub const MAX_SCHEDULER_RETRY_MS: u64 = 24 * 3600 * 1000;
 /// assert_eq!(give_up_ms(1_000, Some(in_a_year)), in_a_year + MAX_SCHEDULER_RETRY_MS + MAX_EVENT_LIFE_MS);
 /// ```
 pub fn give_up_ms(sent_ms: u64, run_at_ms: Option<u64>) -> u64 {
+    give_up_within(sent_ms, run_at_ms, MAX_EVENT_LIFE_MS)
+}
+
+/// [`give_up_ms`] for an event life of `life_ms` (`TASK_EVENT_LIFE_SECS`).
+pub(crate) fn give_up_within(sent_ms: u64, run_at_ms: Option<u64>, life_ms: u64) -> u64 {
     match run_at_ms {
         Some(at) => at.max(sent_ms).saturating_add(MAX_SCHEDULER_RETRY_MS),
         None => sent_ms,
     }
-    .saturating_add(MAX_EVENT_LIFE_MS)
+    .saturating_add(life_ms)
 }
 
 /// The `ttl` (epoch seconds) of an item that can last change at
