@@ -440,13 +440,14 @@ pub enum WaitError {
         /// The last status seen.
         last: Status,
     },
-    /// The call is `running`, but its worker is gone and no retry is left to
-    /// come (see [`AsyncResponse::stale`](crate::AsyncResponse::stale)):
+    /// The call has not ended and nothing will run it (see
+    /// [`AsyncResponse::stale`](crate::AsyncResponse::stale)): its last
+    /// allowed attempt died, or Lambda's life for its event is over, so
     /// waiting longer would not change it.
     #[error(
-        "task `{task}` (id {id}) is stale: its last allowed attempt ({attempts}) stopped renewing its lease \
-         (the process died) and no retry is left; give the function a failure destination so Lambda's \
-         failure record ends such calls as `failed`"
+        "task `{task}` (id {id}) is stale after {attempts} attempt(s): nothing will run it again (its last allowed \
+         attempt stopped renewing its lease, or Lambda's life for its event is over) and no failure record ended it; \
+         give the function a failure destination so that Lambda's records end such calls as `failed`"
     )]
     Stale {
         /// The response id.

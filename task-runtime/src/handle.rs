@@ -203,7 +203,7 @@ impl<T: DeserializeOwned> TaskHandle<T> {
                 Status::Cancelled => {
                     return Err(WaitError::Cancelled { id: self.id.clone(), task: r.task });
                 }
-                Status::Running if r.stale => {
+                _ if r.stale => {
                     return Err(WaitError::Stale { id: self.id.clone(), task: r.task, attempts: r.attempts });
                 }
                 last => {

@@ -280,11 +280,13 @@ pub struct AsyncResponse {
     /// When a delayed call is due, epoch milliseconds (`None` when sent without a delay).
     #[serde(default)]
     pub run_at: Option<u64>,
-    /// `running`, but its worker is gone and no retry is left to come: the
-    /// last attempt's lease lapsed (its heartbeat stopped) and it was the
-    /// last attempt Lambda allows. Lambda's failure record, when the
-    /// function has a failure destination, ends such a call as `failed`,
-    /// kind `crashed`; until then a poll says it is stale, and
+    /// Not ended, and nothing will run it: `running` on the last attempt
+    /// Lambda allows with its lease lapsed (its heartbeat stopped), or still
+    /// waiting (pending, scheduled, retrying) when Lambda can no longer run
+    /// its event (`TASK_EVENT_LIFE_SECS` after it was sent or due; e.g. its
+    /// failure record came without the `requestPayload` that names it).
+    /// Lambda's failure record, when the function has a failure destination,
+    /// ends such a call as `failed`; until then a poll says it is stale, and
     /// [`TaskHandle::wait`](crate::TaskHandle::wait) stops with
     /// [`WaitError::Stale`](crate::WaitError::Stale) instead of spinning.
     #[serde(default)]
