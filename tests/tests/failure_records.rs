@@ -22,6 +22,11 @@ struct Setup {
 }
 
 async fn setup(extra: &[&str]) -> Setup {
+    setup_with("function:fault", extra).await
+}
+
+/// task-local serving the tests' worker, its failure records going to `on_failure`.
+async fn setup_with(on_failure: &str, extra: &[&str]) -> Setup {
     let table = common::table_name("records");
     let store = DynamoStore::with_client(common::dynamodb(), table.clone());
     store.create_table().await.expect("table");
@@ -30,7 +35,7 @@ async fn setup(extra: &[&str]) -> Setup {
         "--function".into(),
         format!("fault={}", task_local::built("fault-worker").display()),
         "--on-failure".into(),
-        "function:fault".into(),
+        on_failure.into(),
         "--env".into(),
         format!("TASK_RESPONSE_TABLE={table}"),
         "--env".into(),
@@ -99,4 +104,72 @@ async fn a_call_whose_event_grew_too_old_ends_expired() {
     let e = r.error.expect("the failure");
     assert_eq!(e.kind, FailureKind::Expired);
     assert!(e.message.contains("EventAgeExceeded") && e.message.contains("TaskRetry"), "{}", e.message);
+}
+
+/// The route the generated template deploys: Lambda's records go to an SQS
+/// queue (`--on-failure sqs:fault`) that an event source mapping reads back
+/// into the worker in batches. The queue holds the records of every event of
+/// the function, and Lambda drops a record's `requestPayload` when it is
+/// over the destination's limit (`--destination-limit`).
+#[tokio::test(flavor = "multi_thread")]
+async fn through_the_failure_queue_a_task_record_ends_its_call_and_nothing_blocks_it() {
+    let s = setup_with("sqs:fault", &[
+        "--timeout", "1s", "--max-retry-attempts", "0",
+        "--failure-queue-visibility", "300ms", "--max-receive-count", "2",
+        "--destination-limit", "4000",
+        // The worker believes in more attempts than Lambda makes: a call it leaves
+        // `retrying` is only ended by its record.
+        "--env", "TASK_MAX_ATTEMPTS=3",
+    ])
+    .await;
+    // Set up as a caller whose events live 4 s (TASK_EVENT_LIFE_SECS).
+    let mut config = task_runtime::Config::lambda("fault", None).with_store(std::sync::Arc::new(DynamoStore::with_client(common::dynamodb(), s.store.table())));
+    config.event_life = Duration::from_secs(4);
+    config.install().expect("install once in this binary");
+
+    // (1) A record of an EventBridge event its #[on_event] handler failed: not a task's.
+    let bus = json!({"version": "0", "id": "e-1", "detail-type": "fail", "source": "my.app", "account": "123456789012",
+                     "time": "2026-11-30T10:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+    let out = s.tl.client().invoke().function_name("fault").invocation_type(InvocationType::Event).payload(Blob::new(bus.to_string())).send().await;
+    assert_eq!(out.expect("invoke").status_code(), 202);
+    // (2) A call whose every attempt is killed at the timeout: its record names it.
+    let crashed = send(&s, "fault.block", json!({"ms": 3_000})).await;
+    // (3) A call left `retrying` whose record comes without its payload (over 4000 bytes).
+    let big = {
+        let env = Envelope::new("fault.flaky", json!({"succeed_on": 5}).as_object().cloned().unwrap_or_default(), true, 2);
+        let mut v = serde_json::to_value(&env).expect("JSON");
+        v["padding"] = json!("x".repeat(6_000)); // a field the worker ignores
+        let now = common::now_ms();
+        let pending = PendingItem { id: env.id.clone(), task: env.task.clone(), now_ms: now, ttl: now / 1000 + 3600, run_at_ms: None, digest: None };
+        s.store.put_pending(pending).await.expect("put");
+        let out = s.tl.client().invoke().function_name("fault").invocation_type(InvocationType::Event).payload(Blob::new(v.to_string())).send().await;
+        assert_eq!(out.expect("invoke").status_code(), 202);
+        env.id
+    };
+
+    let r = terminal(&s, &crashed, Duration::from_secs(30)).await;
+    assert_eq!((r.status, r.error.map(|e| e.kind)), (Status::Failed, Some(FailureKind::Crashed)));
+    // The EventBridge record was left in the queue and moved to its dead-letter queue.
+    let started = Instant::now();
+    let queue = loop {
+        let stats = s.tl.stats().await;
+        if stats["failure_queue"]["dead_lettered"].as_u64() >= Some(2) {
+            break stats["failure_queue"].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "not dead-lettered: {stats}\n{}", s.tl.tail(30));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let letters: Vec<Value> = queue["dead_letters"].as_array().into_iter().flatten().filter_map(|b| serde_json::from_str(b.as_str()?).ok()).collect();
+    assert!(letters.iter().any(|r| r["requestPayload"]["detail-type"] == "fail"), "{queue}");
+    assert!(letters.iter().any(|r| r.get("requestPayload").is_none()), "the record without its payload: {queue}");
+    let f = &s.tl.stats().await["functions"]["fault"];
+    assert!(f["sqs_deleted"].as_u64() >= Some(1) && f["sqs_returned"].as_u64() >= Some(2), "{f}");
+    // Nothing could name call (3): it stays `retrying` until its event's life is over, then reads stale.
+    let handle = task_runtime::TaskHandle::<u32>::from_id(big.clone(), "fault.flaky");
+    match handle.wait_timeout(Duration::from_secs(30)).await {
+        Err(task_runtime::WaitError::Stale { id, .. }) => assert_eq!(id, big),
+        other => panic!("{other:?}\n{}", s.tl.tail(30)),
+    }
+    let r = s.store.get(&big).await.expect("get").expect("exists");
+    assert_eq!((r.status, r.attempts), (Status::Retrying, 1), "left as the worker wrote it");
 }

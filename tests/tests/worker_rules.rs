@@ -347,7 +347,7 @@ async fn a_failure_record_leaves_a_finished_call_as_it_is_and_expired_events_end
 }
 
 #[tokio::test]
-async fn failure_records_through_sqs_end_their_calls_and_other_batches_go_to_the_handler() {
+async fn failure_records_through_sqs_end_their_calls_and_a_queue_of_orders_goes_to_the_handler() {
     let (w, store) = worker(None);
     let a = envelope(counted::NAME, json!({"key": "sqs-a", "pause_ms": 0}));
     let b = envelope(counted::NAME, json!({"key": "sqs-b", "pause_ms": 0}));
@@ -369,6 +369,41 @@ async fn failure_records_through_sqs_end_their_calls_and_other_batches_go_to_the
 
     let orders = json!({"Records": [message("m-1", "{\"order\": 7}".into())]});
     assert_eq!(w.handle_event(&orders, &inv("req-orders")).await, None);
+}
+
+#[tokio::test]
+async fn a_failure_queue_batch_is_answered_per_message_and_a_record_of_another_event_blocks_nothing() {
+    // The destination is the function's: records of its S3 events land in
+    // the same queue as those of its task messages.
+    let (w, store) = worker(None);
+    let a = envelope(counted::NAME, json!({"key": "mixed-a", "pause_ms": 0}));
+    let mut upload = failure_record(&a, "RetriesExhausted", "EventHandlerError");
+    upload["requestPayload"] = json!({"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": "a+b.txt"}}}]});
+    // Lambda leaves the payload out of a record over the destination's limit.
+    let b = envelope(counted::NAME, json!({"key": "mixed-b", "pause_ms": 0}));
+    let mut bare = failure_record(&b, "RetriesExhausted", "Runtime.ExitError");
+    bare.as_object_mut().map(|o| o.remove("requestPayload"));
+    let message = |id: &str, body: String| json!({"messageId": id, "eventSource": "aws:sqs", "body": body});
+    let batch = json!({"Records": [
+        message("m-upload", upload.to_string()),
+        message("m-task", failure_record(&a, "RetriesExhausted", "Sandbox.Timedout").to_string()),
+        message("m-bare", bare.to_string()),
+    ]});
+    match w.handle_event(&batch, &inv("req-mixed")).await {
+        Some(Reply::Success(v)) => {
+            assert_eq!((v["ended"].as_u64(), v["left"].as_u64()), (Some(1), Some(2)), "{v}");
+            // Only the records the worker could not use stay in the queue (and go on to its DLQ).
+            assert_eq!(v["batchItemFailures"], json!([{"itemIdentifier": "m-upload"}, {"itemIdentifier": "m-bare"}]), "{v}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = store.get(&a.id).await.expect("read").expect("ended");
+    assert_eq!((r.status, r.error.map(|e| e.kind)), (Status::Failed, Some(FailureKind::Crashed)));
+    // Sent directly (a Lambda destination), a record without its payload is acknowledged.
+    match w.handle_event(&bare, &inv("req-bare")).await {
+        Some(Reply::Success(v)) => assert_eq!((v["ended"].as_u64(), v["left"].as_u64()), (Some(0), Some(1)), "{v}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]

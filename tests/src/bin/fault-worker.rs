@@ -8,7 +8,8 @@
 use std::io::Write;
 use std::time::Duration;
 
-use task_runtime::{TaskError, TaskResult, task};
+use task_runtime::aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use task_runtime::{TaskError, TaskResult, on_event, task};
 
 /// Append this call's id to `FAULT_MARKS`: the body ran to its end.
 fn mark() {
@@ -86,6 +87,16 @@ async fn until(path: String) -> TaskResult<String> {
 #[task(name = "fault.tick", schedule = "cron(* * * * ? *)")]
 async fn tick() -> String {
     "tick".into()
+}
+
+/// EventBridge events: one whose detail-type is `fail` fails (retried, then
+/// dropped to the failure destination, as any event a handler cannot take).
+#[on_event]
+async fn bus(event: EventBridgeEvent) -> TaskResult<String> {
+    match event.detail_type.as_str() {
+        "fail" => Err(TaskError::retry("this event always fails")),
+        other => Ok(format!("took {other:?}")),
+    }
 }
 
 #[tokio::main]
