@@ -68,6 +68,11 @@ pub(crate) struct ServeArgs {
     /// hidden before it comes back [default: 30s].
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration_arg)]
     pub(crate) failure_queue_visibility: Duration,
+    /// With `--on-failure sqs:NAME`: how long the event source mapping
+    /// gathers records before invoking with less than a full batch of 10
+    /// (its MaximumBatchingWindowInSeconds) [default: 0s].
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = duration_arg)]
+    pub(crate) failure_queue_batch_window: Duration,
     /// With `--on-failure sqs:NAME`: receives before a message goes to the
     /// dead-letter queue (the redrive policy's maxReceiveCount).
     #[arg(long, value_name = "N", default_value_t = 3)]

@@ -7,7 +7,8 @@
 //! messages the reply names in `batchItemFailures` come back after the
 //! visibility timeout and the rest are deleted; a function error fails the
 //! whole batch. A message received `max_receive_count` times goes to the
-//! dead-letter queue. See
+//! dead-letter queue. The mapping waits up to a batching window for a batch
+//! to fill (`MaximumBatchingWindowInSeconds`). See
 //! <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
 //! and the event's shape in
 //! <https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html>.
@@ -42,14 +43,17 @@ pub(crate) struct FailureQueue {
     pub(crate) function: String,
     visibility: Duration,
     max_receive_count: u32,
+    /// How long the mapping gathers messages before it invokes with fewer
+    /// than a full batch (`MaximumBatchingWindowInSeconds`).
+    window: Duration,
     messages: Mutex<Vec<Message>>,
     /// Bodies moved to the dead-letter queue, oldest first.
     dead: Mutex<Vec<String>>,
 }
 
 impl FailureQueue {
-    pub(crate) fn new(function: String, visibility: Duration, max_receive_count: u32) -> Self {
-        Self { function, visibility, max_receive_count, messages: Mutex::new(Vec::new()), dead: Mutex::new(Vec::new()) }
+    pub(crate) fn new(function: String, visibility: Duration, max_receive_count: u32, window: Duration) -> Self {
+        Self { function, visibility, max_receive_count, window, messages: Mutex::new(Vec::new()), dead: Mutex::new(Vec::new()) }
     }
 
     /// `SendMessage`.
@@ -83,6 +87,12 @@ impl FailureQueue {
         if !dead.is_empty() {
             complain!("task-local: {} failure-queue message(s) moved to the dead-letter queue after {} receives", dead.len(), self.max_receive_count);
             self.dead.lock().unwrap_or_else(|p| p.into_inner()).extend(dead);
+        }
+        // Gather until a batch is full or the oldest visible message has waited the window.
+        let visible: Vec<u64> = messages.iter().filter(|m| m.visible_at_ms <= now).map(|m| m.visible_at_ms).collect();
+        let waited = visible.iter().min().map_or(0, |oldest| now - oldest);
+        if visible.len() < BATCH_SIZE && waited < self.window.as_millis() as u64 {
+            return Vec::new();
         }
         let visible_until = now + self.visibility.as_millis() as u64;
         messages
@@ -158,6 +168,7 @@ pub(crate) async fn poll(emu: Arc<Emulator>, queue: Arc<FailureQueue>) {
             continue;
         }
         let _guard = emu.track();
+        say!("task-local: failure-queue batch of {} for {}", batch.len(), func.cfg.name);
         let Ok(slot) = func.slots.clone().acquire_owned().await else { return };
         let event = FailureQueue::event(&batch, &emu.region);
         let rid = uuid::Uuid::new_v4().to_string();
@@ -197,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_message_received_too_often_is_dead_lettered() {
-        let q = FailureQueue::new("f".into(), Duration::ZERO, 2);
+        let q = FailureQueue::new("f".into(), Duration::ZERO, 2, Duration::ZERO);
         q.send("one".into());
         assert_eq!(q.receive().len(), 1);
         assert_eq!(q.receive().len(), 1);

@@ -73,6 +73,7 @@ async fn main() -> ExitCode {
                 name.to_owned(),
                 args.failure_queue_visibility,
                 args.max_receive_count,
+                args.failure_queue_batch_window,
             )))),
             None => match std::fs::OpenOptions::new().create(true).append(true).open(target) {
                 Ok(f) => Some(OnFailure::File(std::sync::Mutex::new(f))),

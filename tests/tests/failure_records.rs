@@ -116,6 +116,8 @@ async fn through_the_failure_queue_a_task_record_ends_its_call_and_nothing_block
     let s = setup_with("sqs:fault", &[
         "--timeout", "1s", "--max-retry-attempts", "0",
         "--failure-queue-visibility", "300ms", "--max-receive-count", "2",
+        // The three records arrive within about a second: one batch holds them all.
+        "--failure-queue-batch-window", "2500ms",
         "--destination-limit", "4000",
         // The worker believes in more attempts than Lambda makes: a call it leaves
         // `retrying` is only ended by its record.
@@ -164,6 +166,8 @@ async fn through_the_failure_queue_a_task_record_ends_its_call_and_nothing_block
     assert!(letters.iter().any(|r| r.get("requestPayload").is_none()), "the record without its payload: {queue}");
     let f = &s.tl.stats().await["functions"]["fault"];
     assert!(f["sqs_deleted"].as_u64() >= Some(1) && f["sqs_returned"].as_u64() >= Some(2), "{f}");
+    let first_batch = s.tl.lines().iter().any(|l| l.contains("failure-queue batch of 3"));
+    assert!(first_batch, "the records shared a batch:\n{}", s.tl.tail(40));
     // Nothing could name call (3): it stays `retrying` until its event's life is over, then reads stale.
     let handle = task_runtime::TaskHandle::<u32>::from_id(big.clone(), "fault.flaky");
     match handle.wait_timeout(Duration::from_secs(30)).await {
