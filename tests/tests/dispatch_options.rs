@@ -21,13 +21,20 @@ struct Setup {
     marks: std::path::PathBuf,
 }
 
+/// The response table of this binary's setup.
+static TABLE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn setup_table() -> &'static str {
+    TABLE.get().expect("set up")
+}
+
 const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:fault";
 
 async fn setup() -> &'static Setup {
     static SETUP: tokio::sync::OnceCell<Setup> = tokio::sync::OnceCell::const_new();
     SETUP
         .get_or_init(|| async {
-            let table = common::table_name("options");
+            let table = TABLE.get_or_init(|| common::table_name("options")).clone();
             DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
             let marks = std::env::temp_dir().join(format!("options-marks-{}.txt", uuid::Uuid::new_v4().simple()));
             let worker = task_local::built("fault-worker").display().to_string();
@@ -135,4 +142,48 @@ async fn a_task_sent_from_a_qualified_invocation_runs_at_the_same_qualifier() {
     assert_eq!(relayed("fault").await, ARN, "an unqualified caller sends unqualified");
     // Opted out (TASK_FOLLOW_QUALIFIER=false): as named.
     assert_eq!(relayed("plain:live").await, "arn:aws:lambda:us-east-1:000000000000:function:plain");
+}
+
+/// The raw `ttl` (epoch seconds) of item `id`.
+async fn raw_ttl(id: &str) -> u64 {
+    let table = setup_table();
+    let item = common::dynamodb().get_item().table_name(table).key("id", aws_sdk_dynamodb::types::AttributeValue::S(id.into())).consistent_read(true).send().await.expect("get");
+    item.item().and_then(|i| i.get("ttl")).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).expect("a ttl")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_delayed_past_the_response_ttl_stays_readable_until_it_runs_and_can_be_cancelled() {
+    setup().await;
+    // Responses live a day (the default); this call is due in 30 days.
+    let h = send("fault.ok", json!({"n": 1}), SendOptions::default().delay(Duration::from_secs(30 * 86_400))).await.expect("send");
+    let r = get_async_response(h.id()).await.expect("read").expect("exists");
+    let due_s = r.run_at.expect("run_at") / 1000;
+    let ttl = raw_ttl(h.id()).await;
+    assert!(ttl >= due_s + 86_400, "the item outlives its due time by the response TTL: ttl {ttl}, due {due_s}");
+    h.cancel().await.expect("a call due in 30 days is still there to cancel");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delayed_send_whose_schedule_was_refused_takes_its_item_back_and_can_be_sent_again() {
+    let s = setup().await;
+    let id = format!("later-{}", uuid::Uuid::new_v4());
+    // EventBridge Scheduler refuses a target that does not exist (task-local: not served).
+    let refused = send("fault.ok", json!({"n": 4}), SendOptions::default().id(id.clone()).function("nobody").delay(Duration::from_secs(1))).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(get_async_response(&id).await.expect("read"), None, "the scheduled item was taken back");
+    let again = send("fault.ok", json!({"n": 4}), SendOptions::default().id(id.clone()).delay(Duration::from_secs(1))).await.expect("send again");
+    assert!(!again.is_existing(), "the retried send is a new call, not the refused one");
+    assert_eq!(again.wait_timeout(Duration::from_secs(30)).await.expect("completes"), json!(4));
+    assert_eq!(runs(s, &id), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_the_runtime_keeps_for_schedules_is_refused() {
+    setup().await;
+    for id in ["latest:fault.tick", "schedule:fault.tick:2026-11-30T10:00:00Z"] {
+        match send("fault.ok", json!({"n": 1}), SendOptions::default().id(id)).await {
+            Err(e) => assert!(e.to_string().contains("keeps for schedules"), "{e}"),
+            Ok(h) => panic!("{id} was sent as {}", h.id()),
+        }
+    }
 }
