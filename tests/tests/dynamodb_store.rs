@@ -382,3 +382,44 @@ async fn create_table_adds_the_failed_index_to_a_table_made_without_it() {
     let indexes: Vec<_> = t.table().map(|t| t.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect()).unwrap_or_default();
     assert_eq!(indexes, [task_runtime::store::dynamodb::FAILED_INDEX]);
 }
+
+#[tokio::test]
+async fn begin_and_a_failure_record_move_the_ttl_to_when_the_call_can_last_be_read() {
+    let s = store().await;
+    let ttl_of = |id: &'static str| {
+        let table = s.table().to_owned();
+        async move {
+            let raw = common::dynamodb().get_item().table_name(table).key("id", AttributeValue::S(id.into())).consistent_read(true).send().await.expect("get");
+            raw.item().and_then(|i| i.get("ttl")).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u64>().ok()).expect("ttl")
+        }
+    };
+    // A call whose item would expire soon: the run that begins it sets the ttl anew.
+    let soon = common::now_ms() / 1000 + 60;
+    s.put_pending(PendingItem { ttl: soon, ..pending("t1") }).await.expect("put");
+    s.begin(begin("t1", "r", live())).await.expect("begin");
+    assert_eq!(ttl_of("t1").await, FAR_TTL, "begin sets the worker's ttl, not the caller's");
+    // Lambda's record of a call is its last change: its ttl counts from then.
+    s.put_pending(pending("t2")).await.expect("put");
+    let ended = PendingItem { ttl: soon + 1, ..pending("t2") };
+    assert!(s.fail_unfinished(ended, Failure::new(FailureKind::Crashed, "gone"), None).await.expect("fail"));
+    assert_eq!(ttl_of("t2").await, soon + 1);
+}
+
+#[tokio::test]
+async fn a_scheduled_item_is_taken_back_and_an_error_message_is_bounded() {
+    let s = store().await;
+    s.put_pending(PendingItem { run_at_ms: Some(common::now_ms() + 60_000), ..pending("s1") }).await.expect("put");
+    s.discard_pending("s1").await.expect("discard");
+    assert_eq!(s.get("s1").await.expect("get"), None, "a scheduled item is taken back too");
+    // Whatever a task raises, the item stays far under DynamoDB's 400 KB.
+    s.put_pending(pending("big")).await.expect("put");
+    s.begin(begin("big", "r", live())).await.expect("begin");
+    let huge = Failure { kind: FailureKind::Failed, message: "é".repeat(300_000) };
+    let message = "m".repeat(task_runtime::store::MAX_KEPT_MESSAGE_BYTES);
+    let written = s.finish("big", "r", FinalState::Failed(huge), common::now_ms(), Some(&message)).await.expect("a write DynamoDB accepts");
+    assert_eq!(written, Finished::Written);
+    let r = s.get("big").await.expect("get").expect("exists");
+    let e = r.error.expect("error");
+    assert!(e.message.len() <= task_runtime::MAX_FAILURE_MESSAGE_BYTES && e.message.ends_with("(cut from 600000 bytes)"), "{}", e.message.len());
+    assert_eq!(s.failed_message("big").await.expect("read").map(|m| m.len()), Some(message.len()));
+}
