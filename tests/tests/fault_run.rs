@@ -43,6 +43,29 @@ fn call(i: u64) -> (&'static str, Value) {
     }
 }
 
+/// How call `i` must end when no kill touched it: `Complete`, or the kind
+/// of its failure. A call whose every attempt was killed ends `crashed`
+/// instead, whatever it is.
+fn expected(i: u64) -> Result<(), &'static str> {
+    match i % 100 {
+        0..87 => Ok(()),
+        87..92 => Err("error"),
+        92..95 => Err("panic"),
+        95..98 => Err("timeout"),
+        // The worker cannot record anything while its thread is blocked: Lambda kills it at the timeout.
+        _ => Err("crashed"),
+    }
+}
+
+/// How a call ended: `Ok` when complete, else its failure's kind.
+fn outcome(r: &AsyncResponse) -> Result<(), String> {
+    match (r.status, &r.error) {
+        (Status::Complete, _) => Ok(()),
+        (_, Some(e)) => Err(e.kind.to_string()),
+        (status, None) => Err(format!("{status} without an error")),
+    }
+}
+
 /// The processes whose parent is `parent`: the emulator's instances.
 fn children(parent: u32) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
@@ -120,7 +143,7 @@ async fn run() {
 
     // Send: the pending write, then the invoke; every 20th message twice (a new request id).
     let duplicates = Arc::new(AtomicU64::new(0));
-    let ids: Vec<String> = futures::stream::iter(0..tasks)
+    let sent: Vec<(u64, String)> = futures::stream::iter(0..tasks)
         .map(|i| {
             let (store, lambda, duplicates) = (store.clone(), lambda.clone(), duplicates.clone());
             async move {
@@ -143,12 +166,13 @@ async fn run() {
                     assert_eq!(sent.status_code(), 202);
                 }
                 duplicates.fetch_add(times - 1, Ordering::SeqCst);
-                env.id
+                (i, env.id)
             }
         })
         .buffer_unordered(32)
         .collect()
         .await;
+    let ids: Vec<String> = sent.iter().map(|(_, id)| id.clone()).collect();
     let sent_in = started.elapsed();
 
     // Drain: read every unfinished id until none is left, or the limit.
@@ -186,16 +210,17 @@ async fn run() {
     }
     let drain = drain_started.elapsed();
     killing.store(false, Ordering::SeqCst);
-    let _ = killer.await;
+    killer.await.expect("the killer task ended without a panic");
     let stats = tl.stats().await;
     drop(tl);
 
     // Bodies that ran to their end, per id.
     let mut completions: HashMap<String, u32> = HashMap::new();
-    for line in std::fs::read_to_string(&marks).unwrap_or_default().lines() {
+    let marked = std::fs::read_to_string(&marks).unwrap_or_else(|e| panic!("the marks file {}: {e}", marks.display()));
+    for line in marked.lines() {
         *completions.entry(line.to_owned()).or_default() += 1;
     }
-    let _ = std::fs::remove_file(&marks);
+    std::fs::remove_file(&marks).unwrap_or_else(|e| panic!("removing {}: {e}", marks.display()));
     let twice: Vec<&String> = completions.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).collect();
 
     let complete = finals.values().filter(|r| r.status == Status::Complete).count();
@@ -228,4 +253,49 @@ async fn run() {
         println!("    completed twice: {id} -> {:?}", finals.get(*id).map(|r| (r.status, r.attempts)));
     }
     assert!(open.is_empty(), "{} ids not terminal after {drain:?}: {non_terminal:?}, e.g. {:?}", open.len(), open.iter().take(3).collect::<Vec<_>>());
+
+    // The faults happened: a run without them proves nothing.
+    let kills = kills.load(Ordering::SeqCst);
+    assert!(kills > 0, "no instance was killed");
+    assert!(duplicates.load(Ordering::SeqCst) > 0, "no message was invoked twice");
+    assert!(f["duplicate_deliveries"].as_u64() > Some(0), "no event was delivered twice: {f}");
+
+    // Each call ended as its kind should; only a killed call may differ, as `crashed`.
+    let mut wrong = Vec::new();
+    let mut crashed_by_kills = 0u64;
+    for (i, id) in &sent {
+        let Some(r) = finals.get(id) else { continue };
+        let got = outcome(r);
+        let want = expected(*i).map_err(str::to_owned);
+        if got == want {
+            continue;
+        }
+        if got.as_ref().err().map(String::as_str) == Some("crashed") {
+            crashed_by_kills += 1;
+        } else {
+            wrong.push(format!("{} {id}: {got:?}, expected {want:?} ({r:?})", call(*i).0));
+        }
+    }
+    assert!(wrong.is_empty(), "{} calls ended wrongly, e.g. {:?}", wrong.len(), wrong.iter().take(3).collect::<Vec<_>>());
+    // A call ends crashed only when its last attempt died: each such call took a kill.
+    assert!(crashed_by_kills <= kills, "{crashed_by_kills} calls crashed, more than the {kills} kills could have caused");
+
+    // The marks add up: every complete call's body ran to its end; a body
+    // that ran to its end belongs to a complete call, or to one killed right
+    // after it (before the outcome was written) on its last attempt; and a
+    // body that completed twice did so on a retry after a crash, never beside
+    // a duplicate delivery.
+    for (id, r) in &finals {
+        let marks = completions.get(id).copied().unwrap_or(0);
+        match outcome(r) {
+            Ok(()) => assert!(marks >= 1, "{id} is complete but no body of it ran to its end"),
+            Err(kind) if marks > 0 => assert_eq!(kind, "crashed", "{id}: a body ran to its end, yet it ended {r:?}"),
+            Err(_) => {}
+        }
+        if marks > 1 {
+            assert!(r.attempts >= marks || outcome(r).is_err(), "{id}: {marks} bodies completed in {} attempt(s): a duplicate ran beside another", r.attempts);
+        }
+    }
+    let unknown: Vec<&String> = completions.keys().filter(|id| !finals.contains_key(*id)).collect();
+    assert!(unknown.is_empty(), "marks of calls that were never sent: {unknown:?}");
 }

@@ -11,12 +11,14 @@ use std::time::Duration;
 use task_runtime::aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use task_runtime::{TaskError, TaskResult, on_event, task};
 
-/// Append this call's id to `FAULT_MARKS`: the body ran to its end.
+/// Append this call's id to `FAULT_MARKS`: the body ran to its end. A mark
+/// that cannot be written panics the body (kind `panic`), which the fault
+/// run counts against `fault.ok`: a lost mark never passes for a body that
+/// did not run.
 fn mark() {
     let (Ok(path), Some(ctx)) = (std::env::var("FAULT_MARKS"), task_runtime::current()) else { return };
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-        let _ = f.write_all(format!("{}\n", ctx.id).as_bytes());
-    }
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap_or_else(|e| panic!("FAULT_MARKS {path}: {e}"));
+    f.write_all(format!("{}\n", ctx.id).as_bytes()).unwrap_or_else(|e| panic!("FAULT_MARKS {path}: {e}"));
 }
 
 /// Completes with `n`.
