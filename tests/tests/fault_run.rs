@@ -126,8 +126,14 @@ async fn run() {
     let killer = {
         let (killing, kills, parent) = (killing.clone(), kills.clone(), tl.pid());
         tokio::spawn(async move {
+            let mut next = Instant::now() + kill_every;
             while killing.load(Ordering::SeqCst) {
-                tokio::time::sleep(kill_every).await;
+                // Short naps, so that the killer stops as soon as every id is terminal.
+                tokio::time::sleep(Duration::from_millis(20).min(kill_every)).await;
+                if Instant::now() < next || !killing.load(Ordering::SeqCst) {
+                    continue;
+                }
+                next += kill_every;
                 let pids = children(parent);
                 if pids.is_empty() {
                     continue;
