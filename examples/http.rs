@@ -44,7 +44,7 @@ async fn poll(Path(id): Path<String>) -> Result<Json<task_runtime::AsyncResponse
 
 #[tokio::main]
 async fn main() -> Result<(), task_runtime::lambda_runtime::Error> {
-    task_runtime::lambda_runtime::tracing::init_default_subscriber();
+    task_runtime::init_tracing(); // as lambda_runtime's subscriber, without its raw-event TRACE line
     let app = Router::new().route("/pies", post(order)).route("/pies/{id}", get(poll));
     task_runtime::run_http(app).await
 }

@@ -113,6 +113,6 @@ async fn hello(event: LambdaEvent<Hello>) -> Result<Greeting, lambda_runtime::Er
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    task_runtime::init_tracing(); // as lambda_runtime's subscriber, without its raw-event TRACE line
     task_runtime::run(service_fn(hello)).await
 }

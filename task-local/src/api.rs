@@ -141,6 +141,8 @@ async fn get_event_invoke_config(State(emu): State<Arc<Emulator>>, Path(function
 
 async fn stats(State(emu): State<Arc<Emulator>>) -> Response {
     let mut stats = emu.stats.json();
+    // Zero when nothing is queued, waiting for a retry, running or being dropped: the emulator is quiet.
+    stats["in_flight"] = serde_json::json!(emu.in_flight());
     if let Some(crate::emulator::OnFailure::Sqs(queue)) = &emu.on_failure {
         stats["failure_queue"] = queue.json();
     }

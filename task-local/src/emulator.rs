@@ -96,6 +96,11 @@ impl Emulator {
         Tracked(self.in_flight.clone())
     }
 
+    /// Events queued, waiting for a retry or running, and other work in flight.
+    pub(crate) fn in_flight(&self) -> usize {
+        *self.in_flight.borrow()
+    }
+
     pub(crate) fn draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }

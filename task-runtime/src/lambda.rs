@@ -23,6 +23,38 @@ use crate::worker::{Invocation, Worker};
 /// Lambda runtime starts: what the template generator and task-local read.
 pub const MANIFEST_VAR: &str = "TASK_RUNTIME_MANIFEST";
 
+/// The target of lambda_runtime's log line that prints every raw event at
+/// TRACE: task arguments, and an HTTP request's headers (`x-api-key`,
+/// `authorization`, cookies) included.
+pub const RAW_EVENT_LOG_TARGET: &str = "lambda_runtime::layers::api_response";
+
+/// Log as lambda_runtime's default subscriber does (the level from
+/// `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG`, else INFO; JSON when
+/// `AWS_LAMBDA_LOG_FORMAT=JSON`), except that lambda_runtime's TRACE line
+/// with each raw event ([`RAW_EVENT_LOG_TARGET`]) is never written, whatever
+/// the level: secrets in events do not reach the logs. Its errors still are.
+/// With a subscriber of your own, add the directive
+/// `lambda_runtime::layers::api_response=debug` to the same effect.
+///
+/// ```no_run
+/// #[tokio::main]
+/// async fn main() -> Result<(), task_runtime::lambda_runtime::Error> {
+///     task_runtime::init_tracing();
+///     task_runtime::run_tasks().await
+/// }
+/// ```
+pub fn init_tracing() {
+    use lambda_runtime::tracing::subscriber::filter::{EnvFilter, LevelFilter};
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG"));
+    let level = level.ok().and_then(|l| l.parse::<LevelFilter>().ok()).unwrap_or(LevelFilter::INFO);
+    let quiet_raw_events = format!("{RAW_EVENT_LOG_TARGET}=debug").parse().expect("a valid directive");
+    let filter = EnvFilter::builder().with_default_directive(level.into()).from_env_lossy().add_directive(quiet_raw_events);
+    let fmt = lambda_runtime::tracing::subscriber::fmt().with_target(false).without_time().with_env_filter(filter);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    // Another subscriber set first (a test, the user's own) stays: not an error.
+    let _ = if json { fmt.json().try_init() } else { fmt.try_init() };
+}
+
 /// Serve tasks and, for every other event, `handler` (any
 /// `tower::Service<LambdaEvent<E>>`, e.g. `lambda_runtime::service_fn`).
 ///

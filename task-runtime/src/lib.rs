@@ -73,7 +73,7 @@ pub use context::{TaskContext, current};
 pub use dispatch::{SendOptions, send};
 pub use error::{BoxError, CancelError, ConfigError, DispatchError, Error, RegistryError, StoreError, TaskError, TaskResult, WaitError, error_type};
 pub use handle::TaskHandle;
-pub use lambda::{MANIFEST_VAR, invocation, reply_to_result, run, run_tasks};
+pub use lambda::{MANIFEST_VAR, RAW_EVENT_LOG_TARGET, init_tracing, invocation, reply_to_result, run, run_tasks};
 #[cfg(feature = "http")]
 pub use http::{API_KEYS_VAR, ApiKeys, lambda_http, run_http};
 pub use envelope::aws_event::decode_s3_key;

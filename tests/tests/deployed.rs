@@ -110,3 +110,60 @@ fn a_consistent_deployment_passes_and_an_unknown_function_cannot_be_checked() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("there is no function `nobody`"), "{unknown:?}");
     std::thread::sleep(Duration::from_millis(1));
 }
+
+/// A table made without TTL (as by hand, not `tasks create-table`).
+fn table_without_ttl() -> String {
+    let table = common::table_name("no-ttl");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+        common::dynamodb()
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(KeySchemaElement::builder().attribute_name("id").key_type(KeyType::Hash).build().expect("key"))
+            .attribute_definitions(AttributeDefinition::builder().attribute_name("id").attribute_type(ScalarAttributeType::S).build().expect("attribute"))
+            .send()
+            .await
+            .expect("a table without TTL");
+    });
+    table
+}
+
+#[test]
+fn check_names_each_rule_a_deployment_breaks() {
+    let table = table_without_ttl();
+    let worker = task_local::built("examples/worker").display().to_string();
+    let tl = TaskLocal::start([
+        // No schedules are deployed (task-local lists none with --no-schedules).
+        "--no-schedules".to_owned(),
+        "--function".into(), format!("worker={worker}"),
+        "--function".into(), format!("other={worker}"),
+        "--function".into(), format!("lost={worker}"),
+        "--timeout".into(), "worker=2s".into(),
+        "--on-failure".into(), "function:worker".into(),
+        "--env".into(), format!("TASK_RESPONSE_TABLE={table}"),
+        // A margin that leaves the body no time at all.
+        "--env".into(), "worker:TASK_TIMEOUT_MARGIN_MS=5000".into(),
+        // worker signs what it sends to `other`, which has no key.
+        "--env".into(), "worker:TASK_SIGNING_KEY=k".into(),
+        "--env".into(), "worker:TASK_FUNCTION=other".into(),
+        "--env".into(), "lost:TASK_RESPONSE_TABLE=no-such-table".into(),
+    ]);
+    let check = tasks(&tl, &["check", "worker", "--worker", &worker, "--json"]);
+    assert_eq!(check.status.code(), Some(2), "{check:?}");
+    let v: Value = serde_json::from_slice(&check.stdout).expect("JSON");
+    let mut found: Vec<&str> = v["findings"].as_array().into_iter().flatten().filter_map(|f| f["check"].as_str()).collect();
+    found.dedup();
+    assert_eq!(found, ["table_ttl", "timeout", "schedules", "signing"], "{v}");
+    assert_eq!(v["consistent"], false);
+    let text = String::from_utf8_lossy(&tasks(&tl, &["check", "worker", "--worker", &worker]).stdout).into_owned();
+    for says in ["has no TTL on `ttl`", "is not larger than TASK_TIMEOUT_MARGIN_MS (5000 ms)", "schedule of `worker::hourly_report`", "`worker` signs its messages (TASK_SIGNING_KEY) and `other` does not"] {
+        assert!(text.contains(says), "{says:?} not in:\n{text}");
+    }
+    let lost = tasks(&tl, &["check", "lost", "--json"]);
+    let v: Value = serde_json::from_slice(&lost.stdout).expect("JSON");
+    let found: Vec<&str> = v["findings"].as_array().into_iter().flatten().filter_map(|f| f["check"].as_str()).collect();
+    assert!(found.contains(&"table"), "{v}");
+    assert_eq!(lost.status.code(), Some(2));
+}

@@ -83,8 +83,7 @@ async fn one_id_sent_twice_at_once_is_invoked_once() {
     let (a, b) = (a.expect("send"), b.expect("send"));
     assert_eq!(u8::from(a.is_existing()) + u8::from(b.is_existing()), 1, "one send found the other's call");
     assert_eq!(a.wait_timeout(Duration::from_secs(30)).await.expect("completes"), json!(5));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let stats = s.tl.stats().await;
+    let stats = s.tl.quiet(Duration::from_secs(30)).await;
     assert_eq!(stats["functions"]["dedup"]["invocations"], 1, "one invoke: {}", stats["functions"]["dedup"]);
     assert_eq!(runs(s, &id), 1, "one body ran");
 }
@@ -117,7 +116,9 @@ async fn a_cancelled_call_never_runs_and_its_schedule_is_deleted() {
     let gone = common::task_local::http_get(&format!("{}/schedules/{}", s.tl.endpoint, schedule_name(h.id()))).await;
     assert!(gone.contains("does not exist"), "{gone}");
     assert!(matches!(h.wait().await, Err(WaitError::Cancelled { .. })));
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Past its due time, and nothing left in task-local's queue: it never ran.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    s.tl.quiet(Duration::from_secs(30)).await;
     assert_eq!(runs(s, h.id()), 0, "never ran");
     assert_eq!(get_async_response(h.id()).await.expect("read").map(|r| r.status), Some(Status::Cancelled));
     match h.cancel().await {

@@ -51,6 +51,8 @@ async fn emulator() -> &'static Emulator {
         let tl = tokio::task::spawn_blocking(move || {
             TaskLocal::start([
                 "--function", &worker, "--function", &api, "--function", &direct, "--function", &warm, "--concurrency", "warm=3", "--function", &keyed, "--env", "keyed:TASK_API_KEYS=key-old, key-new",
+                // Every level, so that a key in a debug or trace line would show.
+                "--env", "keyed:RUST_LOG=trace",
                 "--timeout", &timeout, "--concurrency", &concurrency, "--concurrency", "direct=3",
                 "--retry-delays", "50ms,100ms", "--max-retry-attempts", "2", "--no-schedules",
                 "--env", &table_env, "--env", &ddb_env, "--env", "RUST_LOG=warn",
@@ -493,6 +495,9 @@ fn with_api_keys_a_request_needs_one_of_them_and_rotation_accepts_both() {
         }
         // A key never reaches the log.
         let lines = emulator().await.tl.lines();
-        assert!(!lines.iter().any(|l| l.contains("key-guess") || l.contains("key-old") || l.contains("key-new")), "a key was logged");
+        let leaked: Vec<&String> = lines.iter().filter(|l| l.contains("key-guess") || l.contains("key-old") || l.contains("key-new")).collect();
+        assert!(leaked.is_empty(), "a key was logged: {leaked:#?}");
+        // And the trace level was on, so the test could see one.
+        assert!(lines.iter().any(|l| l.starts_with("[keyed #") && l.contains("TRACE")), "no TRACE line from `keyed`");
     });
 }

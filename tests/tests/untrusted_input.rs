@@ -12,7 +12,7 @@ use task_runtime::envelope::{Envelope, Incoming, MARKER};
 use task_runtime::registry::Registry;
 use task_runtime::store::ResponseStore;
 use task_runtime::store::memory::MemoryStore;
-use task_runtime::task;
+use task_runtime::{Reply, task};
 use task_runtime::worker::{Invocation, Worker, WorkerSettings};
 
 #[task(name = "prop.echo")]
@@ -114,7 +114,14 @@ proptest! {
         let w = worker(signing);
         let reply = runtime().block_on(w.handle_event(&event, &inv()));
         if event.get(MARKER).is_some() {
-            prop_assert!(reply.is_some(), "a task message always gets the worker's reply: {event}");
+            // The worker's own reply, never the handler's, and it names the call when it can.
+            let id = event.get("id").and_then(Value::as_str).filter(|id| !id.is_empty() && id.len() <= 1024);
+            match (&reply, id) {
+                (None, _) => prop_assert!(false, "a task message went to the handler: {event}"),
+                (Some(Reply::Success(v)), Some(id)) => prop_assert!(v["id"] == id || v.to_string().contains(id), "{v} does not name {id}"),
+                (Some(Reply::Error { message, .. }), Some(id)) => prop_assert!(message.contains(id), "{message} does not name {id}"),
+                (Some(_), None) => {}
+            }
         }
     }
 
@@ -125,6 +132,10 @@ proptest! {
         any_event().prop_map(|v| { let mut b = v.to_string().into_bytes(); b.truncate(b.len() / 2); b }),
     ]) {
         let w = worker(false);
-        let _reply = runtime().block_on(w.handle_payload(&bytes, &inv()));
+        let reply = runtime().block_on(w.handle_payload(&bytes, &inv()));
+        if serde_json::from_slice::<Value>(&bytes).is_err() {
+            // Not JSON: refused as a bad envelope, not run, not retried.
+            prop_assert!(matches!(&reply, Reply::Success(v) if v["status"] == "failed" && v["error"]["kind"] == "bad_envelope"), "{reply:?}");
+        }
     }
 }

@@ -226,9 +226,9 @@ mod tests {
     #[tokio::test]
     async fn discard_pending_removes_only_a_pending_item() {
         let s = MemoryStore::default();
-        s.put_pending(PendingItem { id: "p".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.ok();
-        s.put_pending(PendingItem { id: "r".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.ok();
-        s.begin(begin("r", "r1", 10, 1000)).await.ok();
+        assert_eq!(s.put_pending(PendingItem { id: "p".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.ok(), Some(true));
+        assert_eq!(s.put_pending(PendingItem { id: "r".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.ok(), Some(true));
+        assert_eq!(s.begin(begin("r", "r1", 10, 1000)).await.ok(), Some(Begun::Started { attempts: 1 }));
         for id in ["p", "r", "never"] {
             assert_eq!(s.discard_pending(id).await.ok(), Some(()), "{id}");
         }
@@ -240,8 +240,8 @@ mod tests {
     async fn a_running_item_is_stale_only_on_its_last_attempt_with_its_lease_lapsed() {
         let s = MemoryStore::default();
         let claim = |id: &str, max| BeginRequest { max_attempts: max, ..begin(id, "r1", 10, 1000) };
-        s.begin(claim("last", 1)).await.ok();
-        s.begin(claim("more", 3)).await.ok();
+        assert_eq!(s.begin(claim("last", 1)).await.ok(), Some(Begun::Started { attempts: 1 }));
+        assert_eq!(s.begin(claim("more", 3)).await.ok(), Some(Begun::Started { attempts: 1 }));
         let item = |id: &str| s.with(|items| items.get(id).cloned());
         let (last, more) = (item("last"), item("more"));
         assert_eq!(last.as_ref().map(|i| i.stale(1000 + STALE_GRACE_MS)), Some(false), "within the grace");
@@ -249,7 +249,7 @@ mod tests {
         let before_give_up = crate::store::give_up_ms(10, None);
         assert_eq!(more.as_ref().map(|i| i.stale(before_give_up)), Some(false), "a retry is still to come");
         assert_eq!(more.map(|i| i.stale(before_give_up + STALE_GRACE_MS + 1)), Some(true), "Lambda can no longer retry it");
-        s.renew("last", "r1", 50_000).await.ok();
+        assert_eq!(s.renew("last", "r1", 50_000).await.ok(), Some(Finished::Written));
         assert_eq!(item("last").map(|i| i.stale(1001 + STALE_GRACE_MS)), Some(false), "renewed by its heartbeat");
     }
 
@@ -288,7 +288,8 @@ mod tests {
     #[tokio::test]
     async fn expired_items_read_as_absent() {
         let s = MemoryStore::default();
-        s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: None, digest: None }).await.ok();
+        assert_eq!(s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: None, digest: None }).await.ok(), Some(true));
+        assert!(s.with(|items| items.contains_key("old")), "stored, then hidden by its ttl");
         assert_eq!(s.get("old").await.ok(), Some(None));
         assert_eq!(s.get("never").await.ok(), Some(None));
     }

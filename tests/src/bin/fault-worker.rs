@@ -103,6 +103,6 @@ async fn bus(event: EventBridgeEvent) -> TaskResult<String> {
 
 #[tokio::main]
 async fn main() -> Result<(), task_runtime::lambda_runtime::Error> {
-    task_runtime::lambda_runtime::tracing::init_default_subscriber();
+    task_runtime::init_tracing(); // as lambda_runtime's subscriber, without its raw-event TRACE line
     task_runtime::run_tasks().await
 }

@@ -15,7 +15,7 @@ fn build_binaries() {
         let status = Command::new(cargo)
             .args(["build", "--quiet", "-p", "task-local", "-p", "examples", "-p", "tests", "-p", "task-cli"])
             .args(["--bin", "task-local", "--bin", "fault-worker", "--bin", "tasks"])
-            .args(["--example", "worker", "--example", "http", "--example", "quickstart"])
+            .args(["--example", "worker", "--example", "http", "--example", "quickstart", "--example", "client"])
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build of task-local and the examples failed");
@@ -108,6 +108,21 @@ impl TaskLocal {
     /// `GET /stats`.
     pub async fn stats(&self) -> serde_json::Value {
         serde_json::from_str(&http_get(&format!("{}/stats", self.endpoint)).await).expect("stats JSON")
+    }
+
+    /// Wait (at most `limit`) until the emulator is quiet: no event queued,
+    /// waiting for a retry or running (`in_flight` in `/stats`). Counting
+    /// invocations after this sees a late duplicate; after a sleep it may not.
+    pub async fn quiet(&self, limit: Duration) -> serde_json::Value {
+        let start = std::time::Instant::now();
+        loop {
+            let stats = self.stats().await;
+            if stats["in_flight"] == 0 {
+                return stats;
+            }
+            assert!(start.elapsed() < limit, "task-local still busy after {limit:?}: {stats}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Send SIGTERM and wait (at most `limit`) for the exit status.
