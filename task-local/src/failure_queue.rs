@@ -8,18 +8,17 @@
 //! visibility timeout and the rest are deleted; a function error fails the
 //! whole batch. A message received `max_receive_count` times goes to the
 //! dead-letter queue. The mapping waits up to a batching window for a batch
-//! to fill (`MaximumBatchingWindowInSeconds`). See
+//! to fill (`MaximumBatchingWindowInSeconds`); its poller is
+//! `queue::poll_failure_queue`. See
 //! <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
 //! and the event's shape in
 //! <https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html>.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use serde_json::{Value, json};
 
-use crate::emulator::Emulator;
 use crate::instance::Outcome;
 use crate::stats::now_ms;
 
@@ -28,8 +27,8 @@ const BATCH_SIZE: usize = 10;
 
 /// One message in the queue.
 #[derive(Debug, Clone)]
-struct Message {
-    id: String,
+pub(crate) struct Message {
+    pub(crate) id: String,
     body: String,
     sent_ms: u64,
     receive_count: u32,
@@ -73,7 +72,7 @@ impl FailureQueue {
     /// The visible messages, at most a batch: each received once more (and
     /// hidden for the visibility timeout); those past `max_receive_count`
     /// are moved to the dead-letter queue instead.
-    fn receive(&self) -> Vec<Message> {
+    pub(crate) fn receive(&self) -> Vec<Message> {
         let now = now_ms();
         let mut messages = self.messages.lock().unwrap_or_else(|p| p.into_inner());
         let mut dead = Vec::new();
@@ -108,12 +107,12 @@ impl FailureQueue {
     }
 
     /// `DeleteMessage` of each of `ids`.
-    fn delete(&self, ids: &[String]) {
+    pub(crate) fn delete(&self, ids: &[String]) {
         self.messages.lock().unwrap_or_else(|p| p.into_inner()).retain(|m| !ids.contains(&m.id));
     }
 
     /// The SQS event of a batch.
-    fn event(batch: &[Message], region: &str) -> Value {
+    pub(crate) fn event(batch: &[Message], region: &str) -> Value {
         let records: Vec<Value> = batch
             .iter()
             .map(|m| {
@@ -140,7 +139,7 @@ impl FailureQueue {
 
 /// The message ids of `batch` that the reply asks to keep: all of them on a
 /// function error or an unreadable reply, else its `batchItemFailures`.
-fn failed_ids(batch: &[Message], outcome: &Outcome) -> Vec<String> {
+pub(crate) fn failed_ids(batch: &[Message], outcome: &Outcome) -> Vec<String> {
     let all = || batch.iter().map(|m| m.id.clone()).collect();
     let Outcome::Success(body) = outcome else { return all() };
     let Ok(reply) = serde_json::from_slice::<Value>(body) else { return all() };
@@ -158,36 +157,10 @@ fn failed_ids(batch: &[Message], outcome: &Outcome) -> Vec<String> {
     }
 }
 
-/// The event source mapping: poll the queue until the emulator drains.
-pub(crate) async fn poll(emu: Arc<Emulator>, queue: Arc<FailureQueue>) {
-    let Some((func, invoked_arn)) = emu.resolve(&queue.function) else { return };
-    while !emu.draining() {
-        let batch = queue.receive();
-        if batch.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
-        }
-        let _guard = emu.track();
-        say!("task-local: failure-queue batch of {} for {}", batch.len(), func.cfg.name);
-        let Ok(slot) = func.slots.clone().acquire_owned().await else { return };
-        let event = FailureQueue::event(&batch, &emu.region);
-        let rid = uuid::Uuid::new_v4().to_string();
-        let outcome = func.invoke(&emu.stats, &rid, &invoked_arn, Bytes::from(event.to_string()), 1, &slot).await;
-        drop(slot);
-        let failed = failed_ids(&batch, &outcome);
-        let done: Vec<String> = batch.iter().map(|m| m.id.clone()).filter(|id| !failed.contains(id)).collect();
-        emu.stats.update(&func.cfg.name, |s| {
-            s.sqs_batches += 1;
-            s.sqs_deleted += done.len() as u64;
-            s.sqs_returned += failed.len() as u64;
-        });
-        queue.delete(&done);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Bytes;
 
     fn message(id: &str) -> Message {
         Message { id: id.into(), body: "{}".into(), sent_ms: 0, receive_count: 1, visible_at_ms: 0 }

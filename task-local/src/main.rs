@@ -108,7 +108,7 @@ async fn main() -> ExitCode {
     };
     let emu = Arc::new(Emulator::new(functions, logs, on_failure, faults, &args.region));
     if let Some(OnFailure::Sqs(queue)) = &emu.on_failure {
-        tokio::spawn(failure_queue::poll(emu.clone(), queue.clone()));
+        tokio::spawn(queue::poll_failure_queue(emu.clone(), queue.clone()));
     }
     if !args.no_schedules {
         tokio::spawn(scheduler::run_declared(emu.clone(), args.schedule_speedup));

@@ -7,11 +7,12 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 
 use crate::emulator::{Emulator, OnFailure};
+use crate::failure_queue::FailureQueue;
 use crate::function::Function;
 use crate::stats::now_ms;
 use crate::instance::Outcome;
@@ -65,6 +66,34 @@ pub(crate) fn enqueue(emu: Arc<Emulator>, func: Arc<Function>, invoked_arn: Stri
         drop_event(&emu, &func, &rid, &payload, max_attempts, "RetriesExhausted", last_error);
     });
     request_id
+}
+
+/// The failure queue's event source mapping ([`crate::failure_queue`]):
+/// poll it until the emulator drains, invoking its function with batches.
+pub(crate) async fn poll_failure_queue(emu: Arc<Emulator>, queue: Arc<FailureQueue>) {
+    let Some((func, invoked_arn)) = emu.resolve(&queue.function) else { return };
+    while !emu.draining() {
+        let batch = queue.receive();
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let _guard = emu.track();
+        say!("task-local: failure-queue batch of {} for {}", batch.len(), func.cfg.name);
+        let Ok(slot) = func.slots.clone().acquire_owned().await else { return };
+        let event = FailureQueue::event(&batch, &emu.region);
+        let rid = uuid::Uuid::new_v4().to_string();
+        let outcome = func.invoke(&emu.stats, &rid, &invoked_arn, Bytes::from(event.to_string()), 1, &slot).await;
+        drop(slot);
+        let failed = crate::failure_queue::failed_ids(&batch, &outcome);
+        let done: Vec<String> = batch.iter().map(|m| m.id.clone()).filter(|id| !failed.contains(id)).collect();
+        emu.stats.update(&func.cfg.name, |s| {
+            s.sqs_batches += 1;
+            s.sqs_deleted += done.len() as u64;
+            s.sqs_returned += failed.len() as u64;
+        });
+        queue.delete(&done);
+    }
 }
 
 /// True with probability `fraction` (0 never, 1 always).

@@ -22,14 +22,9 @@ fn the_client_example_sends_three_calls_and_follows_each_to_its_end() {
         "--env".into(),
         format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
     ]);
-    let out = Command::new(task_local::built("examples/client"))
+    let out = common::loopback_aws(&mut Command::new(task_local::built("examples/client")), &tl.endpoint)
         .env("TASK_FUNCTION", "worker")
         .env("TASK_RESPONSE_TABLE", &table)
-        .env("AWS_ENDPOINT_URL_LAMBDA", &tl.endpoint)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", common::dynamodb_endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
         .output()
         .expect("run the client");
     let stdout = String::from_utf8_lossy(&out.stdout);

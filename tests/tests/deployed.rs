@@ -33,15 +33,10 @@ fn tasks(tl: &TaskLocal, args: &[&str]) -> Output {
 
 /// `tasks` with EventBridge Scheduler at `scheduler`.
 fn tasks_with_scheduler(tl: &TaskLocal, args: &[&str], scheduler: &str) -> Output {
-    std::process::Command::new(task_local::built("tasks"))
+    common::loopback_aws(&mut std::process::Command::new(task_local::built("tasks")), &tl.endpoint)
         .args(args)
-        .env("AWS_ENDPOINT_URL_LAMBDA", &tl.endpoint)
         .env("AWS_ENDPOINT_URL_SCHEDULER", scheduler)
         .env("AWS_ENDPOINT_URL_CLOUDWATCH", &tl.endpoint)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", common::dynamodb_endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
         .output()
         .expect("run tasks")
 }

@@ -33,7 +33,7 @@ const TASK_RUNTIME: &[&[&str]] = &[
 ];
 
 /// task-local, from the bottom up.
-const TASK_LOCAL: &[&[&str]] = &[&["cli", "stats", "logs", "cron"], &["instance"], &["function"], &["emulator"], &["queue"], &["scheduler"], &["api", "sample"], &["main"]];
+const TASK_LOCAL: &[&[&str]] = &[&["cli", "stats", "logs", "cron"], &["instance"], &["function", "failure_queue"], &["emulator"], &["queue"], &["scheduler"], &["api", "sample"], &["main"]];
 
 /// The top-level module a source file belongs to (`store/dynamodb.rs` is `store`).
 fn module_of(src: &Path, file: &Path) -> String {

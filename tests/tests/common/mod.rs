@@ -140,3 +140,33 @@ pub fn aws_error(status: u16, code: &str, message: &str) -> (u16, Vec<(&'static 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
+
+/// Point `cmd`'s AWS clients at loopback: Lambda at `lambda` (task-local),
+/// DynamoDB at DynamoDB Local, us-east-1, and any credentials.
+pub fn loopback_aws<'a>(cmd: &'a mut std::process::Command, lambda: &str) -> &'a mut std::process::Command {
+    cmd.env("AWS_ENDPOINT_URL_LAMBDA", lambda)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+}
+
+/// The ids of the items of `table` that start with `prefix` (a scan: tests only).
+pub async fn ids_with_prefix(table: &str, prefix: &str) -> Vec<(String, aws_sdk_dynamodb::types::AttributeValue)> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let scan = dynamodb()
+        .scan()
+        .table_name(table)
+        .filter_expression("begins_with(id, :prefix)")
+        .expression_attribute_values(":prefix", AttributeValue::S(prefix.into()))
+        .send()
+        .await
+        .expect("scan");
+    let mut found: Vec<(String, AttributeValue)> = scan
+        .items()
+        .iter()
+        .filter_map(|i| Some((i.get("id")?.as_s().ok()?.clone(), i.get("attempts").cloned().unwrap_or(AttributeValue::Null(true)))))
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
