@@ -423,3 +423,17 @@ async fn a_scheduled_item_is_taken_back_and_an_error_message_is_bounded() {
     assert!(e.message.len() <= task_runtime::MAX_FAILURE_MESSAGE_BYTES && e.message.ends_with("(cut from 600000 bytes)"), "{}", e.message.len());
     assert_eq!(s.failed_message("big").await.expect("read").map(|m| m.len()), Some(message.len()));
 }
+
+#[tokio::test]
+async fn a_task_message_over_64_kib_is_not_kept_and_the_listing_says_so() {
+    let s = store().await;
+    s.put_pending(pending("huge-args")).await.expect("put");
+    s.begin(begin("huge-args", "r", live())).await.expect("begin");
+    let message = "m".repeat(task_runtime::store::MAX_KEPT_MESSAGE_BYTES + 1);
+    let failed = FinalState::Failed(Failure::new(FailureKind::Failed, "no"));
+    assert_eq!(s.finish("huge-args", "r", failed, common::now_ms(), Some(&message)).await.expect("finish"), Finished::Written);
+    assert_eq!(s.failed_message("huge-args").await.expect("read"), None, "over the cap: not kept");
+    let listed = s.failed_since(common::now_ms() - 60_000, 100).await.expect("list");
+    let call = listed.iter().find(|c| c.id == "huge-args").expect("listed all the same");
+    assert!(!call.message_kept, "the listing says it cannot be sent again");
+}

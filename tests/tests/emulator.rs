@@ -501,3 +501,32 @@ fn with_api_keys_a_request_needs_one_of_them_and_rotation_accepts_both() {
         assert!(lines.iter().any(|l| l.starts_with("[keyed #") && l.contains("TRACE")), "no TRACE line from `keyed`");
     });
 }
+
+/// AWS's sample event `name` (tests/fixtures/aws), as a JSON value.
+fn aws_sample(name: &str) -> Value {
+    let path = format!("{}/fixtures/aws/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("a fixture")).expect("JSON")
+}
+
+#[test]
+fn rest_api_and_alb_events_reach_the_app_and_are_answered_in_their_own_shape() {
+    block_on(async {
+        // API Gateway REST API (payload 1.0), AWS's sample pointed at the app's route.
+        let mut rest = aws_sample("example-apigw-request.json");
+        rest["httpMethod"] = json!("POST");
+        rest["path"] = json!("/pies");
+        rest["resource"] = json!("/pies");
+        rest["queryStringParameters"] = json!({"flavor": "plum", "slices": "6"});
+        rest["multiValueQueryStringParameters"] = json!({"flavor": ["plum"], "slices": ["6"]});
+        rest["body"] = Value::Null;
+        let answer = call_api(rest).await;
+        assert_eq!(answer["statusCode"], 202, "{answer}");
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap_or("")).expect("JSON body");
+        let (r, _) = finish(body["id"].as_str().expect("an id"), Duration::from_secs(30)).await;
+        assert_eq!(r.response, Some(json!({"flavor": "plum", "slices": 6})));
+        // An Application Load Balancer (AWS's sample, GET /): no such route, answered 404 as an ALB expects.
+        let answer = call_api(aws_sample("example-alb-lambda-target-request-headers-only.json")).await;
+        assert_eq!(answer["statusCode"], 404, "{answer}");
+        assert!(answer.get("statusDescription").is_some(), "an ALB answer carries statusDescription: {answer}");
+    });
+}

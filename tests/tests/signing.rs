@@ -106,3 +106,41 @@ async fn signed_messages_under_a_key_rotation_and_a_crashed_scheduled_run() {
     let r = store.get("schedule:fault.tick:2026-11-30T10:00:00Z").await.expect("read").expect("ended by its record");
     assert_eq!((r.status, r.error.map(|e| e.kind)), (Status::Failed, Some(FailureKind::Crashed)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_signing_on_a_schedule_s_own_message_runs_unsigned_and_an_altered_one_does_not() {
+    let table = common::table_name("signing-runs");
+    DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
+    let tl = tokio::task::spawn_blocking(move || {
+        TaskLocal::start([
+            "--no-schedules".to_owned(),
+            "--function".into(),
+            format!("fault={}", task_local::built("fault-worker").display()),
+            "--env".into(),
+            format!("TASK_RESPONSE_TABLE={table}"),
+            "--env".into(),
+            format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
+            "--env".into(),
+            "TASK_SIGNING_KEY=any-key".into(),
+        ])
+    })
+    .await
+    .expect("start");
+    let manifest: Value = {
+        let out = std::process::Command::new(task_local::built("fault-worker")).env("TASK_RUNTIME_MANIFEST", "1").output().expect("manifest");
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let input = manifest["schedules"][0]["input"].as_str().expect("fault.tick's message").replace("<aws.scheduler.scheduled-time>", "2026-11-30T11:00:00Z");
+    // As the template holds it: unsigned, and it runs.
+    let out = tl.client().invoke().function_name("fault").payload(Blob::new(input.clone())).send().await.expect("invoke");
+    let body: Value = serde_json::from_slice(out.payload().map(|b| b.as_ref()).unwrap_or_default()).expect("JSON");
+    assert_eq!((out.function_error(), body["status"].as_str()), (None, Some("complete")), "{body}");
+    // The same message under another task name: not a schedule of this binary, refused.
+    let mut altered: Value = serde_json::from_str(&input).expect("JSON");
+    altered["task"] = json!("fault.ok");
+    altered["schedule"] = json!("fault.ok");
+    altered["id"] = json!("schedule:fault.ok:2026-11-30T11:00:00Z");
+    altered["args"] = json!({"n": 1});
+    let out = tl.client().invoke().function_name("fault").payload(Blob::new(altered.to_string())).send().await.expect("invoke");
+    assert_eq!(out.function_error(), Some("Unhandled"), "refused: TaskRefused");
+}

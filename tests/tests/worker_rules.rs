@@ -449,3 +449,96 @@ async fn a_genuine_message_this_worker_cannot_verify_ends_its_call_refused_and_a
     assert_eq!((r.status, r.error.map(|e| e.kind)), (Status::Failed, Some(FailureKind::Refused)));
     assert_eq!(runs("rotation"), 0, "nothing ran");
 }
+
+/// The in-memory store, counting the heartbeat's renewals.
+#[derive(Debug, Default)]
+struct CountingRenewals {
+    inner: MemoryStore,
+    renewals: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl ResponseStore for CountingRenewals {
+    async fn put_pending(&self, item: task_runtime::store::PendingItem) -> Result<bool, task_runtime::StoreError> {
+        self.inner.put_pending(item).await
+    }
+    async fn discard_pending(&self, id: &str) -> Result<(), task_runtime::StoreError> {
+        self.inner.discard_pending(id).await
+    }
+    async fn refuse_pending(&self, id: &str, digest: &str, failure: task_runtime::Failure, now_ms: u64) -> Result<bool, task_runtime::StoreError> {
+        self.inner.refuse_pending(id, digest, failure, now_ms).await
+    }
+    async fn cancel(&self, id: &str, now_ms: u64) -> Result<task_runtime::store::Cancel, task_runtime::StoreError> {
+        self.inner.cancel(id, now_ms).await
+    }
+    async fn note_latest_run(&self, schedule: &str, run_id: &str, now_ms: u64, ttl: u64) -> Result<(), task_runtime::StoreError> {
+        self.inner.note_latest_run(schedule, run_id, now_ms, ttl).await
+    }
+    async fn begin(&self, req: task_runtime::store::BeginRequest) -> Result<task_runtime::store::Begun, task_runtime::StoreError> {
+        self.inner.begin(req).await
+    }
+    async fn renew(&self, id: &str, request_id: &str, lease_until_ms: u64) -> Result<task_runtime::store::Finished, task_runtime::StoreError> {
+        self.renewals.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.renew(id, request_id, lease_until_ms).await
+    }
+    async fn finish(
+        &self,
+        id: &str,
+        request_id: &str,
+        state: task_runtime::store::FinalState,
+        now_ms: u64,
+        message: Option<&str>,
+    ) -> Result<task_runtime::store::Finished, task_runtime::StoreError> {
+        self.inner.finish(id, request_id, state, now_ms, message).await
+    }
+    async fn fail_unfinished(&self, item: task_runtime::store::PendingItem, failure: task_runtime::Failure, message: Option<&str>) -> Result<bool, task_runtime::StoreError> {
+        self.inner.fail_unfinished(item, failure, message).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<task_runtime::AsyncResponse>, task_runtime::StoreError> {
+        self.inner.get(id).await
+    }
+}
+
+#[tokio::test]
+async fn a_short_body_costs_no_heartbeat_write_and_a_long_one_renews_its_lease() {
+    let store = Arc::new(CountingRenewals::default());
+    let registry = Registry::global().expect("registry");
+    let settings = WorkerSettings { lease: Duration::from_millis(600), ..settings(None) };
+    let w = Worker::new(registry, Some(store.clone() as Arc<dyn ResponseStore>), settings);
+    let renewals = || store.renewals.load(std::sync::atomic::Ordering::SeqCst);
+    // Shorter than a third of the lease: no write.
+    w.handle_envelope(envelope(counted::NAME, json!({"key": "short-body", "pause_ms": 0})), &inv("r-short")).await;
+    assert_eq!(renewals(), 0, "a short body renewed its lease");
+    // Five lease-thirds long: renewed about every 200 ms.
+    w.handle_envelope(envelope(counted::NAME, json!({"key": "long-body", "pause_ms": 1_000})), &inv("r-long")).await;
+    assert!((2..=6).contains(&renewals()), "{} renewals for a 1 s body on a 600 ms lease", renewals());
+}
+
+#[tokio::test]
+async fn a_delivery_waiting_for_its_own_request_s_lease_near_its_deadline_answers_task_busy() {
+    let (w, store) = worker_with_lease(Duration::from_secs(30), None);
+    let env = envelope(counted::NAME, json!({"key": "busy", "pause_ms": 0}));
+    // The same event's first delivery holds a live lease (it is still running, or died just now).
+    let claim = task_runtime::store::BeginRequest {
+        id: env.id.clone(),
+        task: env.task.clone(),
+        request_id: "req-same".into(),
+        lease_until_ms: now_ms() + 30_000,
+        max_attempts: 3,
+        now_ms: now_ms(),
+        ttl: now_ms() / 1000 + 3600,
+    };
+    store.begin(claim).await.expect("claim");
+    // This delivery's deadline comes before the lease lapses: it gives up at once and Lambda retries.
+    let near = Invocation { request_id: "req-same".into(), deadline_ms: now_ms() + 2_000, attempt: None };
+    let started = std::time::Instant::now();
+    match w.handle_envelope(env.clone(), &near).await {
+        Reply::Error { error_type: t, message } => {
+            assert_eq!(t, error_type::BUSY);
+            assert!(message.contains(&env.id), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "it did not wait out its deadline");
+    assert_eq!(runs("busy"), 0, "not run beside the first delivery");
+}

@@ -297,7 +297,7 @@ pub(crate) fn payload_digest(bytes: &[u8]) -> String {
 /// ```
 /// use task_runtime::envelope::canonical;
 /// let v: serde_json::Value = serde_json::from_str(r#"{"b": [1, {"d": 1, "c": "é"}], "a": null}"#).unwrap();
-/// assert_eq!(canonical(&v), br#"{"a":null,"b":[1,{"c":"é","d":1}]}"#);
+/// assert_eq!(String::from_utf8(canonical(&v)).unwrap(), r#"{"a":null,"b":[1,{"c":"é","d":1}]}"#);
 /// ```
 pub fn canonical(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
