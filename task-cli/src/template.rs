@@ -96,6 +96,13 @@ pub(crate) fn render(manifest: &Value, binary: &str, timeout_s: u32, memory_mb: 
     let _ = writeln!(w, "    Properties:\n      FunctionName: !Sub \"${{AWS::StackName}}-{binary}\"\n      CodeUri: .\n      Handler: bootstrap\n      Runtime: provided.al2023\n      Architectures:\n        - arm64");
     let _ = writeln!(w, "      Timeout: {timeout_s}\n      MemorySize: {memory_mb}");
     let _ = writeln!(w, "      Environment:\n        Variables:\n          TASK_RESPONSE_TABLE: !Ref Responses\n          TASK_MAX_ATTEMPTS: \"3\"\n          TASK_SCHEDULER_ROLE_ARN: !GetAtt SchedulerInvokes.Arn");
+    if api_key {
+        // A REST API puts its stage in each request's path (`/live/pies`), and
+        // lambda_http keeps it there unless told otherwise: the app's routes
+        // (`/pies`) would never match. Found by feeding AWS's sample REST event
+        // to examples/http (tests/emulator.rs).
+        let _ = writeln!(w, "          AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH: \"true\"");
+    }
     let _ = writeln!(w, "      EventInvokeConfig:\n        MaximumRetryAttempts: 2\n        MaximumEventAgeInSeconds: 21600\n        DestinationConfig:\n          OnFailure:\n            Type: SQS\n            Destination: !GetAtt Failed.Arn");
     let _ = writeln!(w, "      Events:");
     let _ = writeln!(w, "        FailureRecords:\n          Type: SQS\n          Properties:\n            Queue: !GetAtt Failed.Arn\n            BatchSize: 10\n            FunctionResponseTypes:\n              - ReportBatchItemFailures");

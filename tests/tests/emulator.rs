@@ -53,6 +53,8 @@ async fn emulator() -> &'static Emulator {
                 "--function", &worker, "--function", &api, "--function", &direct, "--function", &warm, "--concurrency", "warm=3", "--function", &keyed, "--env", "keyed:TASK_API_KEYS=key-old, key-new",
                 // Every level, so that a key in a debug or trace line would show.
                 "--env", "keyed:RUST_LOG=trace",
+                // As the generated REST API template sets it (see deploy/http-template.yaml).
+                "--env", "api:AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true",
                 "--timeout", &timeout, "--concurrency", &concurrency, "--concurrency", "direct=3",
                 "--retry-delays", "50ms,100ms", "--max-retry-attempts", "2", "--no-schedules",
                 "--env", &table_env, "--env", &ddb_env, "--env", "RUST_LOG=warn",
@@ -511,7 +513,9 @@ fn aws_sample(name: &str) -> Value {
 #[test]
 fn rest_api_and_alb_events_reach_the_app_and_are_answered_in_their_own_shape() {
     block_on(async {
-        // API Gateway REST API (payload 1.0), AWS's sample pointed at the app's route.
+        // API Gateway REST API (payload 1.0), AWS's sample (stage `testStage`)
+        // pointed at the app's route; without the template's
+        // AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH, the app would see `/testStage/pies`.
         let mut rest = aws_sample("example-apigw-request.json");
         rest["httpMethod"] = json!("POST");
         rest["path"] = json!("/pies");

@@ -58,7 +58,7 @@ fn the_committed_http_template_requires_an_api_key() {
         String::from_utf8_lossy(&out.stdout) == committed,
         "deploy/http-template.yaml is out of date; regenerate it with\n  cargo build --example http -p examples && cargo run -p task-cli -- template --api-key --worker target/debug/examples/http > deploy/http-template.yaml"
     );
-    for expected in ["Type: AWS::Serverless::Api", "ApiKeyRequired: true", "CreateUsagePlan: PER_API", "Type: Api", "Method: ANY"] {
+    for expected in ["Type: AWS::Serverless::Api", "ApiKeyRequired: true", "CreateUsagePlan: PER_API", "Type: Api", "Method: ANY", "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH: \"true\""] {
         assert!(committed.contains(expected), "the template lacks {expected:?}");
     }
 }
