@@ -50,6 +50,17 @@ async fn create_table_is_on_demand_with_ttl_and_idempotent() {
     let ttl = ttl.time_to_live_description().expect("ttl description");
     assert_eq!(ttl.attribute_name(), Some("ttl"));
     assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+    // The failed index: a day spread over shards, and what a listing shows,
+    // not the kept message (a burst of failures must not throttle the table).
+    let index = t.global_secondary_indexes().iter().find(|i| i.index_name() == Some(task_runtime::store::dynamodb::FAILED_INDEX)).expect("the failed index");
+    let keys: Vec<_> = index.key_schema().iter().map(|k| k.attribute_name()).collect();
+    assert_eq!(keys, ["failed_shard", "updated_at_ms"]);
+    let projection = index.projection().expect("projection");
+    assert_eq!(projection.projection_type(), Some(&aws_sdk_dynamodb::types::ProjectionType::Include));
+    assert!(!projection.non_key_attributes().iter().any(|a| a == "message"), "{projection:?}");
+    // Shards are spread: 64 ids of one day fall on at least 8 of the 16.
+    let shards: std::collections::BTreeSet<String> = (0..64).map(|i| task_runtime::store::dynamodb::failure_shard(&format!("call-{i}"), 1_800_000_000_000)).collect();
+    assert!(shards.len() >= 8, "{shards:?}");
 }
 
 #[tokio::test]
