@@ -188,3 +188,58 @@ fn errors_say_what_is_missing_and_how_to_fix_it() {
     let help = tasks(&["send", "--help"]).output().expect("run");
     assert!(String::from_utf8_lossy(&help.stdout).contains("Example:"), "{help:?}");
 }
+
+#[test]
+fn send_with_an_id_a_delay_or_no_capture_and_the_status_of_each() {
+    let s = setup();
+    // A delay goes through EventBridge Scheduler (task-local's), which needs the function's ARN and a role.
+    let id = format!("cli-later-{}", uuid::Uuid::new_v4().simple());
+    let later = |extra: &[&str]| {
+        let mut args = vec!["send", "fault.ok", r#"{"n": 5}"#, "--id", &id, "--delay", "1h"];
+        args.extend_from_slice(extra);
+        tasks(&args)
+            .env("TASK_FUNCTION", "arn:aws:lambda:us-east-1:000000000000:function:fault")
+            .env("TASK_SCHEDULER_ROLE_ARN", "arn:aws:iam::000000000000:role/scheduler")
+            .env("AWS_ENDPOINT_URL_SCHEDULER", &s.tl.endpoint)
+            .output()
+            .expect("run")
+    };
+    let first = later(&[]);
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    assert_eq!(String::from_utf8_lossy(&first.stdout).trim(), id);
+    let (code, out, _) = run(&["status", &id]);
+    assert_eq!(code, 3, "scheduled is not finished: {out}");
+    assert!(out.contains("status    scheduled"), "{out}");
+    // The same id again: the call that exists, nothing sent.
+    let again = later(&[]);
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"), "{again:?}");
+
+    // Without capture nothing is stored: its id is unknown to `status`.
+    let (code, out, err) = run(&["send", "fault.ok", r#"{"n": 6}"#, "--no-capture"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, _) = run(&["status", out.trim()]);
+    assert_eq!(code, 4, "nothing was stored for an uncaptured call");
+}
+
+#[test]
+fn create_table_makes_a_table_with_its_index_and_status_finds_a_schedule_s_latest_run() {
+    let s = setup();
+    let table = common::table_name("cli-made");
+    let out = tasks(&["create-table"]).env("TASK_RESPONSE_TABLE", &table).output().expect("run");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let described = rt.block_on(common::dynamodb().describe_table().table_name(&table).send()).expect("the table exists");
+    let indexes: Vec<_> = described.table().map(|t| t.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect()).unwrap_or_default();
+    assert_eq!(indexes, [task_runtime::store::dynamodb::FAILED_INDEX]);
+
+    // A run of fault.tick's schedule, delivered as Scheduler would: `latest:fault.tick` names it.
+    let manifest: Value = serde_json::from_slice(&std::process::Command::new(task_local::built("fault-worker")).env("TASK_RUNTIME_MANIFEST", "1").output().expect("manifest").stdout).expect("JSON");
+    let input = manifest["schedules"][0]["input"].as_str().expect("a schedule").replace("<aws.scheduler.scheduled-time>", "2026-11-30T12:00:00Z");
+    let lambda = s.tl.client();
+    rt.block_on(lambda.invoke().function_name("fault").payload(aws_sdk_lambda::primitives::Blob::new(input)).send()).expect("invoke");
+    let (code, out, err) = run(&["status", "latest:fault.tick", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v[0]["response"], "schedule:fault.tick:2026-11-30T12:00:00Z", "{v}");
+}

@@ -58,8 +58,10 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 /// The first segment of every `crate::…` path in the code, `crate::{a, b::c}` included.
 fn crate_paths(code: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for line in code.lines().map(str::trim_start).filter(|l| !l.starts_with("//")) {
-        let mut rest = line;
+    // One line of code, comments out: a `use crate::{` group may span lines.
+    let code = code.lines().map(str::trim_start).filter(|l| !l.starts_with("//")).collect::<Vec<_>>().join(" ");
+    {
+        let mut rest = code.as_str();
         while let Some(at) = rest.find("crate::") {
             let before = rest[..at].chars().last();
             rest = &rest[at + "crate::".len()..];
@@ -115,7 +117,7 @@ fn violations(crate_dir: &str, layers: &[&[&str]]) -> Vec<String> {
             out.push(format!("{crate_dir}: module `{module}` ({}) is in no layer: add it to the list in tests/layers.rs and ARCHITECTURE.md", file.display()));
             continue;
         };
-        let code = std::fs::read_to_string(&file).unwrap_or_default();
+        let code = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e}: a file the check cannot read is not a file it checked", file.display()));
         for target in crate_paths(&code) {
             if target == module {
                 continue;
@@ -153,4 +155,7 @@ fn task_local_imports_point_down() {
 fn the_check_sees_grouped_imports_and_root_paths_and_skips_comments() {
     let code = "use crate::{error::X, store::{A, B}};\n// crate::worker in a comment\nlet f = crate::Failure::new();\n$crate::ignored";
     assert_eq!(crate_paths(code), ["error", "store", "Failure"]);
+    // rustfmt splits a long group over lines.
+    let split = "use crate::{\n    envelope::Envelope,\n    // crate::commented in the group\n    store::{\n        PendingItem,\n    },\n};";
+    assert_eq!(crate_paths(split), ["envelope", "store"]);
 }
