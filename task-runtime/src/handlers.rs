@@ -60,6 +60,13 @@ pub struct HandlerDef {
 #[linkme::distributed_slice]
 pub static HANDLERS: [HandlerDef];
 
+/// Whether the handlers linked in are one per kind of event: checked when
+/// a worker starts, so that two handlers of one kind fail the start, naming
+/// both, rather than the first such event.
+pub(crate) fn check() -> Result<(), RegistryError> {
+    handler(EventKind::S3).map(|_| ())
+}
+
 /// The handler of each kind of event; two for one kind are an error naming both.
 pub(crate) fn handler(kind: EventKind) -> Result<Option<&'static HandlerDef>, RegistryError> {
     static BY_KIND: OnceLock<Result<HashMap<EventKind, &'static HandlerDef>, RegistryError>> = OnceLock::new();

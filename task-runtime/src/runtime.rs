@@ -110,10 +110,12 @@ impl Config {
 
 impl Worker {
     /// The worker of this process: every `#[task]` linked in, the configured
-    /// store and settings. Fails when two tasks share a name.
+    /// store and settings. Fails when two tasks share a name, or two
+    /// `#[on_event]` handlers take one kind of event.
     pub fn from_runtime() -> Result<Self, Error> {
         let rt = runtime()?;
         let registry = Registry::global()?;
+        crate::handlers::check()?;
         Ok(Self::new(registry, rt.store(), worker_settings(&rt.config)))
     }
 }
