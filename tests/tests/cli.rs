@@ -243,3 +243,45 @@ fn create_table_makes_a_table_with_its_index_and_status_finds_a_schedule_s_lates
     let v: Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(v[0]["response"], "schedule:fault.tick:2026-11-30T12:00:00Z", "{v}");
 }
+
+#[test]
+fn tail_follow_prints_the_lines_of_a_call_made_after_it_started() {
+    let s = setup();
+    let mut follow = std::process::Command::new(task_local::built("tasks"));
+    follow
+        .args(["tail", "--function", "fault", "--follow", "--since", "1s"])
+        .env("TASK_FUNCTION", "fault")
+        .env("TASK_RESPONSE_TABLE", &s.table)
+        .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", &s.tl.endpoint);
+    let mut child = common::loopback_aws(&mut follow, &s.tl.endpoint)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tasks tail --follow");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // A call made once tail is already following.
+    std::thread::sleep(Duration::from_millis(500));
+    let id = sent("fault.flaky", r#"{"succeed_on": 3}"#);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    let found = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if line.contains(&id) => break true,
+            Ok(line) => seen.push(line),
+            Err(_) if std::time::Instant::now() > deadline => break false,
+            Err(_) => {}
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "no line of {id} within 30 s; saw {seen:?}");
+}
