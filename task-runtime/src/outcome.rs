@@ -112,6 +112,15 @@ mod tests {
     }
 
     #[test]
+    fn a_response_of_exactly_the_store_s_limit_is_kept_and_one_byte_more_is_too_large() {
+        // A JSON string's text is its characters and two quotes.
+        let at_limit = serde_json::Value::String("x".repeat(MAX_RESPONSE_BYTES - 2));
+        assert!(matches!(decide(RunResult::Value(at_limit), Some(1), 3).state, FinalState::Complete(ref t) if t.len() == MAX_RESPONSE_BYTES));
+        let over = serde_json::Value::String("x".repeat(MAX_RESPONSE_BYTES - 1));
+        assert!(matches!(decide(RunResult::Value(over), Some(1), 3).state, FinalState::Failed(ref f) if f.kind == FailureKind::TooLarge));
+    }
+
+    #[test]
     fn the_retry_table() {
         let v = decide(RunResult::Value(serde_json::json!({"ok": 1})), Some(1), 3);
         assert_eq!(status(&v), (Status::Complete, None));
