@@ -117,3 +117,4 @@ pub fn manifest() -> Value {
         .collect();
     json!({MARKER: VERSION, "tasks": tasks, "schedules": schedules, "event_handlers": handlers, "keep_warm": keep_warm})
 }
+
