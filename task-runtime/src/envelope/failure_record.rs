@@ -217,6 +217,12 @@ mod tests {
         assert_eq!(kind("RetriesExhausted", Some("TaskTimeout")), Some(FailureKind::Timeout));
         assert_eq!(kind("RetriesExhausted", None), Some(FailureKind::Crashed));
         assert_eq!(kind("SomethingNew", Some("X")), Some(FailureKind::Crashed));
+        // The message says why Lambda gave up, in words.
+        let why = |c| FailureRecord::from_value(&record(c, Some("TaskRetry"))).map(|r| r.failure().message).unwrap_or_default();
+        assert!(why("RetriesExhausted").contains("no retries were left"), "{}", why("RetriesExhausted"));
+        assert!(why("EventAgeExceeded").contains("past the function's maximum event age"), "{}", why("EventAgeExceeded"));
+        assert!(why("SomethingNew").contains("a reason this version does not know"), "{}", why("SomethingNew"));
+        assert!(why("RetriesExhausted").contains("after 3 attempt(s)") && why("RetriesExhausted").contains("TaskRetry: m"));
     }
 
     #[test]
