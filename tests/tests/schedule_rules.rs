@@ -15,7 +15,7 @@ use task_runtime::store::memory::MemoryStore;
 use task_runtime::worker::{Invocation, Worker, WorkerSettings};
 use task_runtime::{Reply, error_type, task};
 
-#[task(name = "tests.schedules.nightly", retries = 1, schedule = "cron(0 3 * * ? *)", schedule_args = (7))]
+#[task(name = "tests.schedules.nightly", retries = 1, schedule = "cron(0 3 * * ? *)", schedule_args = (7,))]
 async fn nightly(days: u32) -> u32 {
     days
 }

@@ -20,7 +20,8 @@ use task_runtime::store::{PendingItem, ResponseStore};
 use task_runtime::store::dynamodb::DynamoStore;
 use task_runtime::{AsyncResponse, Config, FailureKind, SendOptions, Status, get_async_response, send};
 
-async fn setup() -> (TaskLocal, String) {
+/// task-local serving the tests' worker with signing key `key`, over a new table.
+async fn serve(key: &str) -> (TaskLocal, String) {
     let table = common::table_name("signing");
     DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
     let args = vec![
@@ -35,11 +36,16 @@ async fn setup() -> (TaskLocal, String) {
         // refuse yet and answers TaskRefused: Lambda's retry (soon, here) ends it.
         "--retry-delays".into(),
         "200ms,200ms".into(),
-        // The worker still has the old key.
         "--env".into(),
-        "TASK_SIGNING_KEY=old-key".into(),
+        format!("TASK_SIGNING_KEY={key}"),
     ];
     let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start");
+    (tl, table)
+}
+
+async fn setup() -> (TaskLocal, String) {
+    // The worker still has the old key.
+    let (tl, table) = serve("old-key").await;
     let mut config = Config::lambda("fault", None)
         .with_store(Arc::new(DynamoStore::with_client(common::dynamodb(), table.clone())))
         .with_invoker(LambdaInvoker::with_client(tl.client()));
@@ -109,23 +115,7 @@ async fn signed_messages_under_a_key_rotation_and_a_crashed_scheduled_run() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_signing_on_a_schedule_s_own_message_runs_unsigned_and_an_altered_one_does_not() {
-    let table = common::table_name("signing-runs");
-    DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
-    let tl = tokio::task::spawn_blocking(move || {
-        TaskLocal::start([
-            "--no-schedules".to_owned(),
-            "--function".into(),
-            format!("fault={}", task_local::built("fault-worker").display()),
-            "--env".into(),
-            format!("TASK_RESPONSE_TABLE={table}"),
-            "--env".into(),
-            format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
-            "--env".into(),
-            "TASK_SIGNING_KEY=any-key".into(),
-        ])
-    })
-    .await
-    .expect("start");
+    let (tl, _) = serve("any-key").await;
     let manifest: Value = {
         let out = std::process::Command::new(task_local::built("fault-worker")).env("TASK_RUNTIME_MANIFEST", "1").output().expect("manifest");
         serde_json::from_slice(&out.stdout).expect("JSON")
