@@ -109,6 +109,18 @@ impl FailureRecord {
     }
 
     /// Whether the record's request was a task message.
+    ///
+    /// ```
+    /// use task_runtime::envelope::failure_record::FailureRecord;
+    /// let record = |payload: serde_json::Value| serde_json::json!({
+    ///     "requestContext": {"requestId": "r", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+    ///     "requestPayload": payload,
+    /// });
+    /// let upload = FailureRecord::any(&record(serde_json::json!({"Records": []}))).unwrap();
+    /// assert!(!upload.is_task());
+    /// let task = FailureRecord::any(&record(serde_json::json!({"task_runtime": 1, "task": "t", "id": "1", "args": {}}))).unwrap();
+    /// assert!(task.is_task());
+    /// ```
     pub fn is_task(&self) -> bool {
         self.request_payload.as_ref().and_then(Value::as_object).is_some_and(|p| p.contains_key(MARKER))
     }

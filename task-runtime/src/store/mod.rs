@@ -377,6 +377,15 @@ pub(crate) fn give_up_within(sent_ms: u64, run_at_ms: Option<u64>, life_ms: u64)
 
 /// The `ttl` (epoch seconds) of an item that can last change at
 /// `last_change_ms`: readable `response_ttl` after that.
+///
+/// ```
+/// use std::time::Duration;
+/// use task_runtime::store::{give_up_ms, ttl_after};
+/// // A call sent now and due in a year stays readable a day past the day after it was due.
+/// let (now, in_a_year) = (1_763_900_000_000, 1_763_900_000_000 + 366 * 86_400_000);
+/// let ttl = ttl_after(give_up_ms(now, Some(in_a_year)), Duration::from_secs(86_400));
+/// assert!(ttl * 1000 > in_a_year + 86_400_000);
+/// ```
 pub fn ttl_after(last_change_ms: u64, response_ttl: std::time::Duration) -> u64 {
     (last_change_ms / 1000).saturating_add(response_ttl.as_secs())
 }
