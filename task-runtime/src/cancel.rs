@@ -40,6 +40,14 @@ pub async fn cancel(id: &str) -> Result<(), CancelError> {
             Ok(())
         }
         Cancel::NotCancellable { status } => Err(CancelError::NotCancellable { id: id.to_owned(), status }),
-        Cancel::NotFound => Err(CancelError::NotFound { id: id.to_owned() }),
+        Cancel::NotFound => {
+            // An item made before ttls counted from a delay's due time may
+            // have expired while its schedule waits: take the schedule down
+            // all the same (nothing to delete is fine).
+            if let Err(e) = rt.backend.unschedule(id).await {
+                tracing::debug!(%id, "no call, and no schedule deleted: {e}");
+            }
+            Err(CancelError::NotFound { id: id.to_owned() })
+        }
     }
 }

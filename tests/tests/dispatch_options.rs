@@ -188,3 +188,33 @@ async fn an_id_the_runtime_keeps_for_schedules_is_refused() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelling_a_call_whose_item_is_gone_still_takes_its_schedule_down() {
+    let s = setup().await;
+    // A schedule left by a call whose item expired (as items made before
+    // ttls counted from the due time could): no item, a live schedule.
+    let id = format!("orphan-{}", uuid::Uuid::new_v4().simple());
+    let scheduler = aws_sdk_scheduler::Client::new(&common::sdk_config(&s.tl.endpoint));
+    let target = aws_sdk_scheduler::types::Target::builder()
+        .arn(ARN)
+        .role_arn("arn:aws:iam::000000000000:role/scheduler-invokes-fault")
+        .input(r#"{"task_runtime":1,"task":"fault.ok","id":"x","args":{"n":1}}"#)
+        .build()
+        .expect("target");
+    scheduler
+        .create_schedule()
+        .name(schedule_name(&id))
+        .schedule_expression("at(2099-01-01T00:00:00)")
+        .flexible_time_window(aws_sdk_scheduler::types::FlexibleTimeWindow::builder().mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off).build().expect("window"))
+        .target(target)
+        .send()
+        .await
+        .expect("create the orphan schedule");
+    match task_runtime::cancel(&id).await {
+        Err(task_runtime::CancelError::NotFound { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let gone = common::task_local::http_get(&format!("{}/schedules/{}", s.tl.endpoint, schedule_name(&id))).await;
+    assert!(gone.contains("does not exist"), "the schedule was left in place: {gone}");
+}
