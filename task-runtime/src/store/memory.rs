@@ -286,6 +286,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn renew_extends_only_a_running_call_its_request_owns() {
+        let s = MemoryStore::default();
+        assert_eq!(s.begin(begin("h", "r1", 10, 1000)).await.ok(), Some(Begun::Started { attempts: 1 }));
+        assert_eq!(s.renew("h", "r2", 5000).await.ok(), Some(Finished::NotOwner), "another request");
+        assert_eq!(s.renew("h", "r1", 5000).await.ok(), Some(Finished::Written));
+        assert_eq!(s.with(|items| items.get("h").and_then(|i| i.lease_until_ms)), Some(5000));
+        assert_eq!(s.finish("h", "r1", FinalState::Complete("1".into()), 20, None).await.ok(), Some(Finished::Written));
+        assert_eq!(s.renew("h", "r1", 9000).await.ok(), Some(Finished::NotOwner), "a finished call, even by its last owner");
+        assert_eq!(s.renew("never", "r1", 9000).await.ok(), Some(Finished::NotOwner));
+    }
+
+    #[tokio::test]
+    async fn cancel_finds_no_expired_call_and_the_latest_run_is_noted() {
+        let s = MemoryStore::default();
+        let old = PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: Some(5_000), digest: None };
+        assert_eq!(s.put_pending(old).await.ok(), Some(true));
+        assert_eq!(s.cancel("old", 2_000).await.ok(), Some(Cancel::NotFound), "past its ttl: gone for readers, and for cancel");
+        let live = PendingItem { id: "live".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: Some(5_000), digest: None };
+        assert_eq!(s.put_pending(live).await.ok(), Some(true));
+        assert_eq!(s.cancel("live", 2_000).await.ok(), Some(Cancel::Cancelled { was: Status::Scheduled }));
+        assert_eq!(s.note_latest_run("reports", "schedule:reports:x", 10, FAR).await.ok(), Some(()));
+        let noted = s.get(&crate::store::latest_run_id("reports")).await.ok().flatten();
+        assert_eq!(noted.map(|r| (r.status, r.response)), Some((Status::Complete, Some(serde_json::json!("schedule:reports:x")))));
+    }
+
+    #[tokio::test]
     async fn expired_items_read_as_absent() {
         let s = MemoryStore::default();
         assert_eq!(s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: None, digest: None }).await.ok(), Some(true));
