@@ -312,6 +312,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_failed_call_keeps_its_message_up_to_64_kib() {
+        let s = MemoryStore::default();
+        let at_cap = "m".repeat(crate::store::MAX_KEPT_MESSAGE_BYTES);
+        let over = "m".repeat(crate::store::MAX_KEPT_MESSAGE_BYTES + 1);
+        let kept = |id: &str| s.with(|items| items.get(id).and_then(|i| i.message.as_ref().map(String::len)));
+        let fail = || FinalState::Failed(Failure::new(FailureKind::Failed, "no"));
+        for (id, message) in [("at-cap", &at_cap), ("over", &over)] {
+            assert_eq!(s.begin(begin(id, "r", 10, 1000)).await.ok(), Some(Begun::Started { attempts: 1 }));
+            assert_eq!(s.finish(id, "r", fail(), 20, Some(message)).await.ok(), Some(Finished::Written));
+        }
+        assert_eq!((kept("at-cap"), kept("over")), (Some(at_cap.len()), None));
+        let record = |id: &str| PendingItem { id: id.into(), task: "t".into(), now_ms: 30, ttl: FAR, run_at_ms: None, digest: None };
+        let crashed = || Failure::new(FailureKind::Crashed, "gone");
+        assert_eq!(s.fail_unfinished(record("rec-at-cap"), crashed(), Some(&at_cap)).await.ok(), Some(true));
+        assert_eq!(s.fail_unfinished(record("rec-over"), crashed(), Some(&over)).await.ok(), Some(true));
+        assert_eq!((kept("rec-at-cap"), kept("rec-over")), (Some(at_cap.len()), None));
+    }
+
+    #[tokio::test]
     async fn expired_items_read_as_absent() {
         let s = MemoryStore::default();
         assert_eq!(s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: None, digest: None }).await.ok(), Some(true));
