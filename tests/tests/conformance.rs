@@ -4,9 +4,9 @@
 //! Developer Guide is read as Lambda writes it, and no SQS batch that holds
 //! a task's record fails because of what else it holds.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use task_runtime::aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
@@ -16,10 +16,8 @@ use task_runtime::aws_lambda_events::event::sns::SnsEvent;
 use task_runtime::aws_lambda_events::event::sqs::SqsEvent;
 use task_runtime::envelope::Envelope;
 use task_runtime::envelope::aws_event::EventKind;
-use task_runtime::registry::Registry;
 use task_runtime::store::ResponseStore;
-use task_runtime::store::memory::MemoryStore;
-use task_runtime::worker::{Invocation, Worker, WorkerSettings};
+use task_runtime::worker::Worker;
 use task_runtime::{FailureKind, Reply, Status, on_event, task};
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/aws");
@@ -72,21 +70,12 @@ async fn stream(event: DynamoDbEvent) -> usize {
 #[task(name = "conformance.noop")]
 async fn noop() {}
 
-fn worker() -> (Worker, Arc<MemoryStore>) {
-    let settings = WorkerSettings {
-        max_attempts: 3,
-        response_ttl: Duration::from_secs(60),
-        timeout_margin: Duration::from_millis(10),
-        lease: Duration::from_secs(10),
-        signing_key: None,
-    };
-    let store = Arc::new(MemoryStore::default());
-    (Worker::new(Registry::global().expect("registry"), Some(store.clone() as Arc<dyn ResponseStore>), settings), store)
+fn worker() -> (Worker, std::sync::Arc<task_runtime::store::memory::MemoryStore>) {
+    common::memory_worker(None)
 }
 
-fn inv() -> Invocation {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    Invocation { request_id: "conformance".into(), deadline_ms: now + 30_000, attempt: None }
+fn inv() -> task_runtime::worker::Invocation {
+    common::invocation()
 }
 
 async fn answer(w: &Worker, event: &Value) -> Value {

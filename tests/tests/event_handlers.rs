@@ -3,18 +3,14 @@
 //! typed handlers; an event no handler takes is left to the function's own
 //! handler; errors are told to Lambda as the task rules say.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
 use serde_json::{Value, json};
 use task_runtime::aws_lambda_events::event::dynamodb::Event as DynamoDbEvent;
 use task_runtime::aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use task_runtime::aws_lambda_events::event::sns::SnsEvent;
 use task_runtime::aws_lambda_events::event::sqs::SqsEvent;
-use task_runtime::registry::Registry;
-use task_runtime::store::ResponseStore;
-use task_runtime::store::memory::MemoryStore;
-use task_runtime::worker::{Invocation, Worker, WorkerSettings};
+use task_runtime::worker::{Invocation, Worker};
 use task_runtime::{Reply, TaskError, TaskResult, on_event};
 
 #[on_event]
@@ -45,15 +41,7 @@ async fn changes(event: DynamoDbEvent) -> usize {
 }
 
 fn worker() -> Worker {
-    let settings = WorkerSettings {
-        max_attempts: 3,
-        response_ttl: Duration::from_secs(60),
-        timeout_margin: Duration::from_millis(10),
-        lease: Duration::from_secs(10),
-        signing_key: None,
-    };
-    let store: Arc<dyn ResponseStore> = Arc::new(MemoryStore::default());
-    Worker::new(Registry::global().expect("registry"), Some(store), settings)
+    common::memory_worker(None).0
 }
 
 fn inv() -> Invocation {

@@ -3,37 +3,16 @@
 //! unsigned, since no key may be written into a template; any other
 //! unsigned message, even one close to it, is refused.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
 use serde_json::{Value, json};
 use task_runtime::envelope::Envelope;
-use task_runtime::registry::Registry;
 use task_runtime::schedules::{SCHEDULED_TIME, SCHEDULES, manifest, message};
-use task_runtime::store::ResponseStore;
-use task_runtime::store::memory::MemoryStore;
-use task_runtime::worker::{Invocation, Worker, WorkerSettings};
 use task_runtime::{Reply, error_type, task};
 
 #[task(name = "tests.schedules.nightly", retries = 1, schedule = "cron(0 3 * * ? *)", schedule_args = (7,))]
 async fn nightly(days: u32) -> u32 {
     days
-}
-
-fn worker() -> Worker {
-    let settings = WorkerSettings {
-        max_attempts: 3,
-        response_ttl: Duration::from_secs(60),
-        timeout_margin: Duration::from_millis(10),
-        lease: Duration::from_secs(10),
-        signing_key: Some(Arc::from(b"a key no template holds".as_slice())),
-    };
-    Worker::new(Registry::global().expect("registry"), Some(Arc::new(MemoryStore::default()) as Arc<dyn ResponseStore>), settings)
-}
-
-fn inv() -> Invocation {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    Invocation { request_id: uuid::Uuid::new_v4().to_string(), deadline_ms: now + 30_000, attempt: None }
 }
 
 /// The message of the run due at `due`, as Scheduler delivers it.
@@ -43,7 +22,8 @@ fn run_due(due: &str) -> Envelope {
 }
 
 async fn answer(env: &Envelope) -> Reply {
-    worker().handle_event(&serde_json::to_value(env).expect("JSON"), &inv()).await.expect("the worker's")
+    let (w, _) = common::memory_worker(Some(b"a key no template holds"));
+    w.handle_event(&serde_json::to_value(env).expect("JSON"), &common::invocation()).await.expect("the worker's")
 }
 
 #[test]

@@ -170,3 +170,24 @@ pub async fn ids_with_prefix(table: &str, prefix: &str) -> Vec<(String, aws_sdk_
     found.sort_by(|a, b| a.0.cmp(&b.0));
     found
 }
+
+/// A worker over this binary's tasks and `#[on_event]` handlers, with an
+/// in-memory store and short test settings (signing on with `signing_key`).
+pub fn memory_worker(signing_key: Option<&[u8]>) -> (task_runtime::worker::Worker, std::sync::Arc<task_runtime::store::memory::MemoryStore>) {
+    use task_runtime::worker::{Worker, WorkerSettings};
+    let settings = WorkerSettings {
+        max_attempts: 3,
+        response_ttl: std::time::Duration::from_secs(60),
+        timeout_margin: std::time::Duration::from_millis(10),
+        lease: std::time::Duration::from_secs(10),
+        signing_key: signing_key.map(std::sync::Arc::from),
+    };
+    let store = std::sync::Arc::new(task_runtime::store::memory::MemoryStore::default());
+    let registry = task_runtime::registry::Registry::global().expect("no duplicate names in this binary");
+    (Worker::new(registry, Some(store.clone() as std::sync::Arc<dyn task_runtime::store::ResponseStore>), settings), store)
+}
+
+/// One delivery: a fresh request id, a deadline 30 s away.
+pub fn invocation() -> task_runtime::worker::Invocation {
+    task_runtime::worker::Invocation { request_id: uuid::Uuid::new_v4().to_string(), deadline_ms: now_ms() + 30_000, attempt: None }
+}
