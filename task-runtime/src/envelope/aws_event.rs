@@ -99,3 +99,31 @@ pub fn decode_s3_key(encoded: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_decode_as_s3_encodes_them() {
+        assert_eq!(decode_s3_key("a%2Bb+c"), "a+b c");
+        assert_eq!(decode_s3_key("r%C3%A9sum%C3%A9.pdf"), "résumé.pdf");
+        assert_eq!(decode_s3_key("%7e%7E"), "~~", "either case of hex");
+        assert_eq!(decode_s3_key("100%"), "100%");
+        assert_eq!(decode_s3_key("%zz%4"), "%zz%4", "a % without two hex digits is kept");
+        assert_eq!(decode_s3_key("%FF"), "\u{FFFD}", "not UTF-8: replaced, not refused");
+    }
+
+    #[test]
+    fn kinds_are_named_and_an_event_bridge_event_needs_both_its_fields() {
+        let names: Vec<String> =
+            [EventKind::S3, EventKind::Sqs, EventKind::Sns, EventKind::EventBridge, EventKind::DynamoDbStream].iter().map(ToString::to_string).collect();
+        assert_eq!(names, ["s3", "sqs", "sns", "eventbridge", "dynamodb"]);
+        assert_eq!(EventKind::of(&json!({"source": "my.app", "detail-type": "x", "detail": {}})), Some(EventKind::EventBridge));
+        assert_eq!(EventKind::of(&json!({"source": "my.app"})), None, "no detail-type");
+        assert_eq!(EventKind::of(&json!({"detail-type": "x"})), None, "no source");
+        assert_eq!(EventKind::of(&json!({"Records": [{"EventSource": "aws:sns"}]})), Some(EventKind::Sns), "SNS spells it EventSource");
+        assert_eq!(EventKind::of(&json!({"Records": [{"eventSource": "aws:kinesis"}]})), None);
+    }
+}
