@@ -42,6 +42,13 @@ fn logical(name: &str) -> String {
         .collect()
 }
 
+/// The function and its versions and aliases (`NAME:QUALIFIER`) as a YAML
+/// list indented `indent` spaces: not other functions whose names start alike.
+fn function_arns(binary: &str, indent: usize) -> String {
+    let arn = format!("arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{binary}");
+    format!("{:indent$}- !Sub \"{arn}\"\n{:indent$}- !Sub \"{arn}:*\"", "", "")
+}
+
 /// The template for `manifest`, whose code is cargo-lambda's binary `binary`.
 pub(crate) fn render(manifest: &Value, binary: &str, timeout_s: u32, memory_mb: u32, api_key: bool) -> String {
     let mut t = String::new();
@@ -84,7 +91,7 @@ pub(crate) fn render(manifest: &Value, binary: &str, timeout_s: u32, memory_mb: 
     let _ = writeln!(w, "            Condition:\n              StringEquals:\n                aws:SourceAccount: !Ref AWS::AccountId");
     let _ = writeln!(w, "      Policies:\n        - PolicyName: invoke-worker\n          PolicyDocument:\n            Version: \"2012-10-17\"\n            Statement:\n              - Effect: Allow\n                Action: lambda:InvokeFunction");
     // The function, and its versions and aliases (`NAME:QUALIFIER`), not other functions whose names start alike.
-    let _ = writeln!(w, "                Resource:\n                  - !Sub \"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{binary}\"\n                  - !Sub \"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{binary}:*\"");
+    let _ = writeln!(w, "                Resource:\n{}", function_arns(binary, 18));
     if api_key {
         // API Gateway checks the key (and counts it against its usage plan) before Lambda is invoked.
         let _ = writeln!(w, "  Api:\n    Type: AWS::Serverless::Api\n    Properties:\n      StageName: live");
@@ -135,7 +142,7 @@ pub(crate) fn render(manifest: &Value, binary: &str, timeout_s: u32, memory_mb: 
     let _ = writeln!(w, "            - Effect: Allow\n              Action:\n                - dynamodb:PutItem\n                - dynamodb:UpdateItem\n                - dynamodb:DeleteItem\n                - dynamodb:GetItem\n                - dynamodb:Query");
     let _ = writeln!(w, "              Resource:\n                - !GetAtt Responses.Arn\n                - !Sub \"${{Responses.Arn}}/index/*\"");
     let _ = writeln!(w, "            - Effect: Allow\n              Action: lambda:InvokeFunction");
-    let _ = writeln!(w, "              Resource:\n                - !Sub \"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{binary}\"\n                - !Sub \"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:${{AWS::StackName}}-{binary}:*\"");
+    let _ = writeln!(w, "              Resource:\n{}", function_arns(binary, 16));
     let _ = writeln!(w, "            - Effect: Allow\n              Action:\n                - scheduler:CreateSchedule\n                - scheduler:DeleteSchedule");
     let _ = writeln!(w, "              Resource: !Sub \"arn:${{AWS::Partition}}:scheduler:${{AWS::Region}}:${{AWS::AccountId}}:schedule/default/task-*\"");
     let _ = writeln!(w, "            - Effect: Allow\n              Action: iam:PassRole\n              Resource: !GetAtt SchedulerInvokes.Arn");
