@@ -184,6 +184,17 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
                 #rt::send::<#value_ty>(&Self::SPEC, __task_options, __task_args).await
             }
 
+            /// This call, not sent yet: send it alone, or as one of a group
+            /// (`task_runtime::group`).
+            pub fn call(#(#names: #types),*) -> ::task_runtime::Call<#value_ty> {
+                let __task_args = (|| {
+                    let mut __task_args = #rt::serde_json::Map::new();
+                    #( #rt::put_arg(&mut __task_args, Self::NAME, #name_strs, &#names)?; )*
+                    ::core::result::Result::Ok(__task_args)
+                })();
+                ::task_runtime::Call::typed(&Self::SPEC, __task_args)
+            }
+
             /// Dispatch to run after `delay` (reads `scheduled` until then).
             pub async fn after(
                 __task_delay: ::std::time::Duration,

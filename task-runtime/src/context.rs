@@ -28,6 +28,10 @@ pub struct TaskContext {
     /// The function ARN the invocation was invoked as, with its version or
     /// alias when it had one (on Lambda and task-local; `None` on the local backend).
     pub invoked_function_arn: Option<String>,
+    /// When this call is a group's callback: the group's id, whose
+    /// children's outcomes [`GroupHandle::from_id`](crate::GroupHandle::from_id)
+    /// reads.
+    pub callback_of: Option<String>,
 }
 
 tokio::task_local! {

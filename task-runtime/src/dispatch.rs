@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use crate::envelope::Envelope;
+use crate::envelope::{Envelope, GroupRef};
 use crate::error::DispatchError;
 use crate::handle::{Dispatched, TaskHandle};
 use crate::store::PendingItem;
@@ -24,6 +24,10 @@ pub(crate) struct Target<'a> {
     pub(crate) id: Option<&'a str>,
     /// When the call is due, epoch ms (a delay).
     pub(crate) run_at_ms: Option<u64>,
+    /// The group the call is a child of.
+    pub(crate) group: Option<&'a GroupRef>,
+    /// The group whose callback the call is.
+    pub(crate) callback_of: Option<&'a str>,
 }
 
 impl<'a> Target<'a> {
@@ -36,6 +40,8 @@ impl<'a> Target<'a> {
             retries: options.retries.or(retries),
             id: options.id.as_deref(),
             run_at_ms: options.run_at.map(|at| at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)),
+            group: None,
+            callback_of: None,
         }
     }
 }
@@ -46,14 +52,15 @@ const MAX_DELAY_MS: u64 = 366 * 86_400_000;
 /// The longest caller-chosen id (DynamoDB allows 2048 bytes in a key).
 const MAX_ID_BYTES: usize = 512;
 
-pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<Dispatched, DispatchError> {
-    let rt = crate::runtime::runtime()?;
-    let store = rt.store().filter(|_| t.capture);
+/// Encode one call: its message (signed when signing is on) and the
+/// message's bytes, its id and delay checked.
+pub(crate) fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<String, Value>) -> Result<(Envelope, Vec<u8>), DispatchError> {
+    let captured = t.capture && rt.store().is_some();
     let retries = t.retries.unwrap_or(2).min((rt.config.max_attempts - 1) as u8);
-    let mut env = Envelope::new(t.name, args, store.is_some(), retries);
+    let mut env = Envelope::new(t.name, args, captured, retries);
     if let Some(id) = t.id {
         check_id(t.name, id)?;
-        if store.is_none() {
+        if !captured {
             return Err(DispatchError::IdNeedsStore { task: t.name.to_owned() });
         }
         env.id = id.to_owned();
@@ -65,12 +72,22 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
         let problem = format!("a delay of {} days is over the longest, 366 days", (at - now) / 86_400_000);
         return Err(DispatchError::BadDelay { task: t.name.to_owned(), problem });
     }
+    env.group = t.group.cloned();
+    env.callback_of = t.callback_of.map(str::to_owned);
     if let Some(key) = &rt.config.signing_key {
         env.sign(key);
     }
     let payload = env
         .to_payload()
         .map_err(|(size, limit)| DispatchError::PayloadTooLarge { task: t.name.to_owned(), size, limit })?;
+    Ok((env, payload))
+}
+
+pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<Dispatched, DispatchError> {
+    let rt = crate::runtime::runtime()?;
+    let store = rt.store().filter(|_| t.capture);
+    let (env, payload) = encode(rt, &t, args)?;
+    let now = now_ms();
     let function = t.function.or(rt.config.function.as_deref());
     let followed = match (function, rt.config.follow_qualifier) {
         (Some(f), true) => crate::context::invoked_function_arn().and_then(|arn| with_callers_qualifier(f, &arn)),
@@ -157,16 +174,16 @@ fn with_callers_qualifier(target: &str, invoked_arn: &str) -> Option<String> {
 
 /// A caller-chosen id: not empty, at most 512 bytes, no control characters,
 /// not one of the runtime's own (`latest:…`, `schedule:…`).
-fn check_id(task: &str, id: &str) -> Result<(), DispatchError> {
+pub(crate) fn check_id(task: &str, id: &str) -> Result<(), DispatchError> {
     let problem = if id.is_empty() {
         "is empty"
     } else if id.len() > MAX_ID_BYTES {
         "is longer than 512 bytes"
     } else if id.chars().any(char::is_control) {
         "holds a control character"
-    } else if id.starts_with("latest:") || id.starts_with("schedule:") {
-        // The runtime's own ids: the latest run of a schedule, and its runs.
-        "starts with `latest:` or `schedule:`, which the runtime keeps for schedules"
+    } else if id.starts_with("latest:") || id.starts_with("schedule:") || id.starts_with("group:") {
+        // The runtime's own ids: the latest run of a schedule, its runs, and groups' records.
+        "starts with `latest:`, `schedule:` or `group:`, which the runtime keeps for schedules and groups"
     } else {
         return Ok(());
     };
@@ -290,7 +307,7 @@ mod tests {
     #[test]
     fn ids_are_checked() {
         assert!(check_id("t", "order-7").is_ok());
-        for bad in ["", "a\nb", &"x".repeat(513), "latest:reports", "schedule:reports:2026-11-30T00:00:00Z"] {
+        for bad in ["", "a\nb", &"x".repeat(513), "latest:reports", "schedule:reports:2026-11-30T00:00:00Z", "group:g"] {
             assert!(matches!(check_id("t", bad), Err(DispatchError::BadId { .. })), "{bad:?}");
         }
     }

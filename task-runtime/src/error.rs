@@ -271,6 +271,27 @@ pub enum DispatchError {
         /// What the service said.
         message: String,
     },
+    /// A group that cannot be sent as it is; nothing was sent.
+    #[error("group `{group}`: {problem}; nothing was sent")]
+    BadGroup {
+        /// The group's id.
+        group: String,
+        /// What is wrong, naming the call at fault.
+        problem: String,
+    },
+    /// A child of a group could not be sent. The children before it may
+    /// have been: send the group again under the same id
+    /// ([`SendOptions::id`](crate::SendOptions::id)) to send the rest
+    /// (the ones sent already are not sent twice).
+    #[error("group `{group}`: child {index} could not be sent: {source}")]
+    GroupChild {
+        /// The group's id.
+        group: String,
+        /// The child's place in the group, from 0.
+        index: u32,
+        /// Why.
+        source: Box<DispatchError>,
+    },
     /// Configuration is missing or wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -456,6 +477,18 @@ pub enum WaitError {
         task: String,
         /// Attempts started.
         attempts: u32,
+    },
+    /// `GroupHandle::wait_timeout` ran out before every child ended.
+    #[error("group `{id}`: {ended} of {total} children had ended after {waited:?}")]
+    GroupTimeout {
+        /// The group's id.
+        id: String,
+        /// How long we waited.
+        waited: Duration,
+        /// Children ended by then.
+        ended: u32,
+        /// Children in the group.
+        total: u32,
     },
     /// The call was cancelled before it ran.
     #[error("task `{task}` (id {id}) was cancelled before it ran")]

@@ -51,6 +51,8 @@ mod config;
 mod context;
 mod dispatch;
 mod error;
+pub mod fan_in;
+mod group;
 mod handle;
 mod handlers;
 pub mod schedules;
@@ -72,6 +74,7 @@ pub use config::{BackendKind, Config};
 pub use context::{TaskContext, current};
 pub use dispatch::{SendOptions, send};
 pub use error::{BoxError, CancelError, ConfigError, DispatchError, Error, RegistryError, StoreError, TaskError, TaskResult, WaitError, error_type};
+pub use group::{Call, Chord, ChordHandle, Group, GroupHandle, GroupStatus, call, group, group_status};
 pub use handle::TaskHandle;
 pub use lambda::{MANIFEST_VAR, RAW_EVENT_LOG_TARGET, init_tracing, invocation, reply_to_result, run, run_tasks};
 #[cfg(feature = "http")]

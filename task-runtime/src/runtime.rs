@@ -11,6 +11,8 @@ use crate::backend::lambda::LambdaInvoker;
 use crate::backend::scheduler::Scheduler;
 use crate::backend::local::LocalBackend;
 use crate::config::{BackendKind, Config};
+use crate::envelope::Envelope;
+use crate::fan_in::Forwarder;
 use crate::error::{ConfigError, Error};
 use crate::registry::Registry;
 use crate::store::ResponseStore;
@@ -32,7 +34,7 @@ impl Runtime {
         let (store, backend): (Option<Arc<dyn ResponseStore>>, Backend) = match config.backend {
             BackendKind::Local => {
                 let store = config.store.clone().unwrap_or_else(|| Arc::new(MemoryStore::default()));
-                let local = LocalBackend::new(store.clone(), worker_settings(&config), config.local_retry_delay);
+                let local = LocalBackend::new(store.clone(), worker_settings(&config), config.local_retry_delay, Arc::new(BackendForwarder));
                 (Some(store), Backend::Local(Box::new(local)))
             }
             BackendKind::Lambda => {
@@ -66,6 +68,25 @@ impl Runtime {
     pub(crate) fn store(&self) -> Option<Arc<dyn ResponseStore>> {
         self.store.clone()
     }
+}
+
+/// Sends what a worker sends itself (a group's callback) through the
+/// process's backend, to the configured function unless told another.
+#[derive(Debug)]
+struct BackendForwarder;
+
+#[async_trait::async_trait]
+impl Forwarder for BackendForwarder {
+    async fn forward(&self, message: &Envelope, payload: Vec<u8>, function: Option<&str>) -> Result<(), String> {
+        let rt = runtime().map_err(|e| e.to_string())?;
+        let function = function.or(rt.config.function.as_deref());
+        rt.backend.send(message, function, payload, None).await.map_err(|e| e.to_string())
+    }
+}
+
+/// What a caller uses to send a callback (a cancel that ends a group's last child).
+pub(crate) fn forwarder() -> Arc<dyn Forwarder> {
+    Arc::new(BackendForwarder)
 }
 
 /// The runtime, built from the environment on first use.
@@ -116,7 +137,7 @@ impl Worker {
         let rt = runtime()?;
         let registry = Registry::global()?;
         crate::handlers::check()?;
-        Ok(Self::new(registry, rt.store(), worker_settings(&rt.config)))
+        Ok(Self::new(registry, rt.store(), worker_settings(&rt.config)).with_forwarder(Arc::new(BackendForwarder)))
     }
 }
 

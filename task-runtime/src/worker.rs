@@ -13,7 +13,8 @@ use tracing::Instrument;
 use crate::context::{BlockingBodies, counting_blocking};
 use crate::envelope::failure_record::FailureRecord;
 use crate::envelope::aws_event::EventKind;
-use crate::envelope::{Envelope, EnvelopeError, Incoming, WarmUp};
+use crate::envelope::{Envelope, EnvelopeError, GroupRef, Incoming, WarmUp};
+use crate::fan_in::{self, Forwarder};
 use crate::error::error_type;
 use crate::outcome::{self, Decision, Reply, RunResult};
 use crate::registry::{Registry, TaskDef};
@@ -137,12 +138,35 @@ pub struct Worker {
     registry: &'static Registry,
     store: Option<Arc<dyn ResponseStore>>,
     settings: WorkerSettings,
+    forwarder: Option<Arc<dyn Forwarder>>,
 }
 
 impl Worker {
     /// A worker over `registry`, writing to `store` when captured.
     pub fn new(registry: &'static Registry, store: Option<Arc<dyn ResponseStore>>, settings: WorkerSettings) -> Self {
-        Self { registry, store, settings }
+        Self { registry, store, settings, forwarder: None }
+    }
+
+    /// Send what the worker sends itself (a group's callback) through
+    /// `forwarder`. [`Worker::from_runtime`] sets the process's backend.
+    pub fn with_forwarder(mut self, forwarder: Arc<dyn Forwarder>) -> Self {
+        self.forwarder = Some(forwarder);
+        self
+    }
+
+    /// Carry a child's end to its group (see [`fan_in`]); `Some` is the
+    /// error to answer when that failed, so that Lambda delivers the
+    /// child again and the count (or the callback) is retried.
+    async fn carry_to_group(&self, store: &dyn ResponseStore, child: Option<&GroupRef>, status: Status) -> Option<Reply> {
+        let child = child.filter(|_| status.is_finished())?;
+        match fan_in::child_ended(store, self.forwarder.as_ref(), child, status, self.settings.response_ttl).await {
+            Ok(()) => None,
+            Err(e) => {
+                let message = format!("the call ended {status}, but its group `{}` could not count it: {e}", child.id);
+                tracing::error!("{message}");
+                Some(Reply::Error { error_type: error_type::STORE, message })
+            }
+        }
     }
 
     /// Handle an event: `None` when it is not a task message (hand it to the
@@ -279,7 +303,7 @@ impl Worker {
             );
             return Ok(RecordOutcome::NotOurs);
         };
-        let (id, task, capture) = match Incoming::classify(payload) {
+        let (id, task, capture, group) = match Incoming::classify(payload) {
             Incoming::Task(env) => {
                 if let Some(key) = &self.settings.signing_key
                     && let Err(why) = env.verify(key)
@@ -290,10 +314,10 @@ impl Worker {
                     let reply = self.refuse_unverified(&env, why).instrument(span).await;
                     return Ok(RecordOutcome::Ended(matches!(reply, Reply::Success(_))));
                 }
-                (env.id, env.task, env.capture)
+                (env.id, env.task, env.capture, env.group)
             }
             Incoming::Bad(EnvelopeError { id: Some(id), task, .. }) if self.settings.signing_key.is_none() => {
-                (id, task.unwrap_or_default(), true)
+                (id, task.unwrap_or_default(), true, None)
             }
             Incoming::Bad(_) => {
                 tracing::error!(request_id = %record.request_id, "ignoring a failure record whose task message cannot be read or verified");
@@ -322,7 +346,18 @@ impl Worker {
             Ok(false) => tracing::info!(condition = %record.condition, "failure record for a call that had already ended: left as it is"),
             Err(e) => tracing::error!("could not end the call from its failure record: {e}"),
         });
-        ended.map(RecordOutcome::Ended)
+        let ended = ended?;
+        if let Some(child) = &group {
+            // Ended here, or before by a path that may have died before it counted: count it now.
+            let status = match ended {
+                true => Some(Status::Failed),
+                false => store.get(&child.child_id()).await?.map(|r| r.status),
+            };
+            if let Some(Reply::Error { message, .. }) = self.carry_to_group(store.as_ref(), Some(child), status.unwrap_or(Status::Running)).instrument(span).await {
+                return Err(crate::error::StoreError::Backend { operation: "count_ended", table: "the response store".into(), message });
+            }
+        }
+        Ok(RecordOutcome::Ended(ended))
     }
 
     /// Handle raw payload bytes (the local queue's path).
@@ -348,7 +383,7 @@ impl Worker {
             Some(id) if self.settings.signing_key.is_none() => {
                 drop(_enter);
                 let work = Work::Refuse(Failure::new(err.kind, err.message));
-                self.record(id, &task, inv, work, None).instrument(span).await
+                self.record(id, &task, inv, work, None, None).instrument(span).await
             }
             _ => summary_error(err.id.as_deref(), err.task.as_deref(), err.kind, &err.message),
         }
@@ -391,11 +426,11 @@ impl Worker {
                     let cap = 1 + u32::from(def.spec.retries.unwrap_or(2).min(env.retries));
                     let timeout = Duration::from_millis(inv.deadline_ms.saturating_sub(now_ms()))
                         .saturating_sub(self.settings.timeout_margin);
-                    Work::Run { def, args: env.args, max_attempts: self.settings.max_attempts.min(cap), timeout }
+                    Work::Run { def, args: env.args, max_attempts: self.settings.max_attempts.min(cap), timeout, callback_of: env.callback_of }
                 }
             };
             if env.capture {
-                self.record(&env.id, &env.task, inv, work, event).await
+                self.record(&env.id, &env.task, inv, work, event, env.group.as_ref()).await
             } else {
                 self.run_uncaptured(&env.id, &env.task, inv, work).await
             }
@@ -417,7 +452,12 @@ impl Worker {
         if let Some(store) = self.store.as_ref().filter(|_| env.capture) {
             let failure = Failure::new(FailureKind::Refused, message.clone());
             match store.refuse_pending(&env.id, &env.digest(), failure, now_ms()).await {
-                Ok(true) => return summary_error(Some(&env.id), Some(&env.task), FailureKind::Refused, &message),
+                Ok(true) => {
+                    if let Some(error) = self.carry_to_group(store.as_ref(), env.group.as_ref(), Status::Failed).await {
+                        return error;
+                    }
+                    return summary_error(Some(&env.id), Some(&env.task), FailureKind::Refused, &message);
+                }
                 Ok(false) => {}
                 Err(e) => tracing::error!("could not record the refusal: {e}"),
             }
@@ -435,17 +475,21 @@ impl Worker {
     }
 
     /// begin → run the work (or record its refusal), renewing the lease → finish.
-    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work, event: Option<&Value>) -> Reply {
+    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work, event: Option<&Value>, group: Option<&GroupRef>) -> Reply {
         let Some(store) = &self.store else {
             return self.run_uncaptured(id, task, inv, work).await;
         };
-        let attempt = match self.begin(store.as_ref(), id, task, inv, work.max_attempts()).await {
+        let attempt = match self.begin(store.as_ref(), id, task, inv, work.max_attempts(), group.is_some()).await {
             Ok(Begun::Started { attempts }) => attempts,
-            Ok(Begun::Finished { status: Status::Cancelled, attempts }) => {
-                tracing::info!("the call was cancelled: not run");
-                return summary(id, task, Status::Cancelled, attempts, Some("cancelled"));
-            }
             Ok(Begun::Finished { status, attempts }) => {
+                // Count it in its group, in case the path that ended it died before it did.
+                if let Some(error) = self.carry_to_group(store.as_ref(), group, status).await {
+                    return error;
+                }
+                if status == Status::Cancelled {
+                    tracing::info!("the call was cancelled: not run");
+                    return summary(id, task, Status::Cancelled, attempts, Some("cancelled"));
+                }
                 tracing::info!(%status, attempts, "duplicate delivery of a finished task: not run again");
                 return summary(id, task, status, attempts, Some("duplicate"));
             }
@@ -473,7 +517,12 @@ impl Worker {
             _ => None,
         };
         match store.finish(id, &inv.request_id, decision.state.clone(), now_ms(), message.as_deref()).await {
-            Ok(Finished::Written) => {}
+            Ok(Finished::Written) => {
+                if let Some(error) = self.carry_to_group(store.as_ref(), group, decision.state.status()).await {
+                    wait_for_overrun_bodies(&bodies).await;
+                    return error;
+                }
+            }
             Ok(Finished::NotOwner) => {
                 tracing::warn!("this request no longer owns the item (its lease lapsed and another took over): outcome not written");
             }
@@ -494,7 +543,10 @@ impl Worker {
     /// wait for the lease to lapse (a live owner keeps renewing it) or the
     /// call to move on, then claim again; near the deadline, give up (the
     /// caller answers `TaskBusy`, so that Lambda retries later).
-    async fn begin(&self, store: &dyn ResponseStore, id: &str, task: &str, inv: &Invocation, max_attempts: u32) -> Result<Begun, crate::error::StoreError> {
+    async fn begin(&self, store: &dyn ResponseStore, id: &str, task: &str, inv: &Invocation, max_attempts: u32, in_group: bool) -> Result<Begun, crate::error::StoreError> {
+        // A group's child stays readable until its group's callback, sent
+        // at the latest when Lambda gives up on this event, can have run.
+        let life = if in_group { crate::store::MAX_EVENT_LIFE_MS } else { 0 };
         loop {
             let now = now_ms();
             let req = BeginRequest {
@@ -505,7 +557,7 @@ impl Worker {
                 max_attempts,
                 now_ms: now,
                 // Lambda may retry until the event's life ends: readable until then, and a response TTL after.
-                ttl: crate::store::ttl_after(crate::store::give_up_ms(now, None), self.settings.response_ttl),
+                ttl: crate::store::ttl_after(crate::store::give_up_ms(now, None).saturating_add(life), self.settings.response_ttl),
             };
             match store.begin(req).await? {
                 Begun::Busy { request_id, lease_until_ms } if request_id == inv.request_id => {
@@ -595,7 +647,7 @@ enum RecordOutcome {
 /// What a message asks of the worker once it owns the item.
 enum Work {
     /// Run the body of `def`.
-    Run { def: &'static TaskDef, args: Map<String, Value>, max_attempts: u32, timeout: Duration },
+    Run { def: &'static TaskDef, args: Map<String, Value>, max_attempts: u32, timeout: Duration, callback_of: Option<String> },
     /// Do not run: record this permanent failure.
     Refuse(Failure),
 }
@@ -612,13 +664,14 @@ impl Work {
     async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>, bodies: &Arc<BlockingBodies>) -> Decision {
         match self {
             Work::Refuse(failure) => outcome::permanent(failure),
-            Work::Run { def, args, max_attempts, timeout } => {
+            Work::Run { def, args, max_attempts, timeout, callback_of } => {
                 let ctx = crate::context::TaskContext {
                     task: def.spec.name.to_owned(),
                     id: id.to_owned(),
                     attempt,
                     request_id: inv.request_id.clone(),
                     invoked_function_arn: crate::context::invoked_function_arn().map(|a| a.to_string()),
+                    callback_of,
                 };
                 let result = match (def.call)(args) {
                     Err(e) => RunResult::BadArgs(e),

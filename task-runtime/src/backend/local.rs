@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::{DispatchError, RegistryError};
+use crate::fan_in::Forwarder;
 use crate::outcome::Reply;
 use crate::registry::Registry;
 use crate::store::ResponseStore;
@@ -26,17 +27,20 @@ pub(crate) struct LocalBackend {
     retry_delay: Duration,
     worker: OnceLock<Result<Worker, RegistryError>>,
     in_flight: watch::Sender<usize>,
+    /// How the worker sends a group's callback: back to this queue.
+    forwarder: Arc<dyn Forwarder>,
 }
 
 impl LocalBackend {
-    pub(crate) fn new(store: Arc<dyn ResponseStore>, settings: WorkerSettings, retry_delay: Duration) -> Self {
-        Self { store, settings, retry_delay, worker: OnceLock::new(), in_flight: watch::Sender::new(0) }
+    pub(crate) fn new(store: Arc<dyn ResponseStore>, settings: WorkerSettings, retry_delay: Duration, forwarder: Arc<dyn Forwarder>) -> Self {
+        Self { store, settings, retry_delay, worker: OnceLock::new(), in_flight: watch::Sender::new(0), forwarder }
     }
 
     fn worker(&self) -> Result<Worker, RegistryError> {
         self.worker
             .get_or_init(|| {
-                Registry::global().map(|r| Worker::new(r, Some(self.store.clone()), self.settings.clone()))
+                Registry::global()
+                    .map(|r| Worker::new(r, Some(self.store.clone()), self.settings.clone()).with_forwarder(self.forwarder.clone()))
             })
             .clone()
     }

@@ -77,6 +77,73 @@ pub struct Envelope {
     /// The schedule this call is a run of (its task's name), when a schedule sent it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// The group this call is a child of: whoever sees it end counts it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupRef>,
+    /// The group whose callback this call is (its children's outcomes are
+    /// read with [`GroupHandle::from_id`](crate::GroupHandle::from_id)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_of: Option<String>,
+}
+
+/// A child's place in its group, carried in the child's message, so that
+/// every path that sees the child end (its worker, a duplicate delivery,
+/// Lambda's failure record) can count it without a read.
+///
+/// ```
+/// use task_runtime::envelope::GroupRef;
+/// let child = GroupRef { id: "g".into(), index: 7, total: 10, shards: 3 };
+/// assert_eq!((child.shard(), child.shard_size(1), child.shard_size(2)), (1, 3, 3));
+/// assert_eq!(child.shard_size(0), 4); // children 0, 3, 6, 9
+/// assert_eq!(child.child_id(), "g.7");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRef {
+    /// The group's id.
+    pub id: String,
+    /// This child's place, from 0, in call order.
+    pub index: u32,
+    /// How many children the group has.
+    pub total: u32,
+    /// Over how many counter items its ends are counted (child `i` in shard `i % shards`).
+    pub shards: u32,
+}
+
+impl GroupRef {
+    /// The shard this child is counted in.
+    pub fn shard(&self) -> u32 {
+        self.index % self.shards.max(1)
+    }
+
+    /// How many children shard `shard` counts.
+    pub fn shard_size(&self, shard: u32) -> u32 {
+        let shards = self.shards.max(1);
+        self.total / shards + u32::from(shard < self.total % shards)
+    }
+
+    /// The shards that count at least one child.
+    pub fn used_shards(&self) -> u32 {
+        self.shards.max(1).min(self.total.max(1))
+    }
+
+    /// This child's call id.
+    pub fn child_id(&self) -> String {
+        child_id(&self.id, self.index)
+    }
+}
+
+/// The call id of child `index` of group `group`.
+pub fn child_id(group: &str, index: u32) -> String {
+    format!("{group}.{index}")
+}
+
+/// The call id of the callback of group `group`.
+///
+/// ```
+/// assert_eq!(task_runtime::envelope::callback_id("g"), "g.then");
+/// ```
+pub fn callback_id(group: &str) -> String {
+    format!("{group}.then")
 }
 
 fn default_capture() -> bool {
@@ -226,6 +293,8 @@ impl Envelope {
             sent_at_ms: crate::time::now_ms(),
             sig: None,
             schedule: None,
+            group: None,
+            callback_of: None,
         }
     }
 

@@ -22,9 +22,13 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 
+use super::group::{Counted, GroupItem, GroupState};
 use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore};
+use crate::envelope::GroupRef;
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, FailureKind, Status};
+
+mod groups;
 
 type Attrs = HashMap<String, AttributeValue>;
 
@@ -727,5 +731,21 @@ impl ResponseStore for DynamoStore {
             return Ok(None);
         }
         item.to_response(now).map(Some)
+    }
+
+    async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<AsyncResponse>>, StoreError> {
+        self.get_items(ids).await
+    }
+
+    async fn put_group(&self, group: GroupItem) -> Result<bool, StoreError> {
+        self.put_group_item(group).await
+    }
+
+    async fn count_ended(&self, child: &GroupRef, status: Status, _now_ms: u64, ttl: u64) -> Result<Counted, StoreError> {
+        self.count_child(child, status, ttl).await
+    }
+
+    async fn group(&self, id: &str) -> Result<Option<GroupState>, StoreError> {
+        self.read_group(id).await
     }
 }

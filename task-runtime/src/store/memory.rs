@@ -1,12 +1,14 @@
 //! The in-memory store of the local backend: DynamoDB's conditional rules
 //! over a map, so local runs behave like the real thing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use super::group::{Counted, GroupItem, GroupState};
 use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore};
+use crate::envelope::GroupRef;
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, Status};
 
@@ -27,6 +29,15 @@ use crate::response::{AsyncResponse, Failure, Status};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     items: Mutex<HashMap<String, Item>>,
+    groups: Mutex<HashMap<String, MemoryGroup>>,
+}
+
+/// A group: its record and the children counted, by outcome.
+#[derive(Debug)]
+struct MemoryGroup {
+    item: GroupItem,
+    ended: HashSet<u32>,
+    counts: [u32; 3],
 }
 
 impl MemoryStore {
@@ -34,6 +45,11 @@ impl MemoryStore {
         // A poisoned lock only means another thread panicked mid-update of a
         // plain map; the map itself is still usable.
         let mut guard = self.items.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    fn with_groups<R>(&self, f: impl FnOnce(&mut HashMap<String, MemoryGroup>) -> R) -> R {
+        let mut guard = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
 }
@@ -171,6 +187,43 @@ impl ResponseStore for MemoryStore {
             Some(item) => item.to_response(now).map(Some),
             None => Ok(None),
         })
+    }
+
+    async fn put_group(&self, group: GroupItem) -> Result<bool, StoreError> {
+        Ok(self.with_groups(|groups| {
+            if groups.get(&group.id).is_some_and(|g| g.item.ttl.saturating_mul(1000) > group.now_ms) {
+                return false;
+            }
+            groups.insert(group.id.clone(), MemoryGroup { item: group, ended: HashSet::new(), counts: [0; 3] });
+            true
+        }))
+    }
+
+    async fn count_ended(&self, child: &GroupRef, status: Status, _now_ms: u64, ttl: u64) -> Result<Counted, StoreError> {
+        let counter = match status {
+            Status::Complete => 0,
+            Status::Failed => 1,
+            Status::Cancelled => 2,
+            other => return Err(super::group::not_an_end(child, other)),
+        };
+        self.with_groups(|groups| {
+            let group = groups.get_mut(&child.id).ok_or_else(|| super::group::no_group(child))?;
+            group.item.ttl = group.item.ttl.max(ttl);
+            let newly = child.index < group.item.total && group.ended.insert(child.index);
+            if newly {
+                group.counts[counter] += 1;
+            }
+            Ok(Counted { newly, all_ended: group.ended.len() as u32 >= group.item.total })
+        })
+    }
+
+    async fn group(&self, id: &str) -> Result<Option<GroupState>, StoreError> {
+        let now = crate::time::now_ms();
+        Ok(self.with_groups(|groups| {
+            let g = groups.get(id).filter(|g| g.item.ttl.saturating_mul(1000) > now)?;
+            let [complete, failed, cancelled] = g.counts;
+            Some(GroupState { item: g.item.clone(), ended: g.ended.len() as u32, complete, failed, cancelled })
+        }))
     }
 }
 

@@ -23,12 +23,16 @@
 //! [`memory::MemoryStore`] and [`dynamodb::DynamoStore`] keep the same rules.
 
 pub mod dynamodb;
+pub mod group;
 pub mod memory;
 
 use async_trait::async_trait;
 
+use crate::envelope::GroupRef;
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, Status};
+
+use self::group::{Counted, GroupItem, GroupState};
 
 /// The largest response (JSON text) a store accepts, in bytes. DynamoDB
 /// items are at most 400 KB; this leaves room for the other attributes.
@@ -303,6 +307,32 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     async fn fail_unfinished(&self, item: PendingItem, failure: Failure, message: Option<&str>) -> Result<bool, StoreError>;
     /// Read, consistently; `None` when unknown or past its ttl.
     async fn get(&self, id: &str) -> Result<Option<AsyncResponse>, StoreError>;
+    /// Read many, consistently, in the order asked (a group's children).
+    async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<AsyncResponse>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.get(id).await?);
+        }
+        Ok(out)
+    }
+    /// Record a group before its children are sent; `false` when a group
+    /// of this id exists (nothing is written). See [`group`].
+    async fn put_group(&self, group: GroupItem) -> Result<bool, StoreError> {
+        let _ = group;
+        Err(group::unsupported("put_group"))
+    }
+    /// Count `child`'s end, once, as `status` (`complete`, `failed` or
+    /// `cancelled`); a second count of one child changes nothing. `ttl`
+    /// (epoch seconds) keeps the group's items at least that long.
+    async fn count_ended(&self, child: &GroupRef, status: Status, now_ms: u64, ttl: u64) -> Result<Counted, StoreError> {
+        let _ = (child, status, now_ms, ttl);
+        Err(group::unsupported("count_ended"))
+    }
+    /// Read a group and its counts; `None` when unknown or past its ttl.
+    async fn group(&self, id: &str) -> Result<Option<GroupState>, StoreError> {
+        let _ = id;
+        Err(group::unsupported("group"))
+    }
 }
 
 /// The largest task message kept with a failed call, in bytes: enough for

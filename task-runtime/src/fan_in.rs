@@ -1,0 +1,155 @@
+//! Fan-in: what happens when a child of a group ends, and how the group's
+//! callback is sent exactly once.
+//!
+//! Every path that sees a child end calls [`child_ended`]: the worker that
+//! wrote its outcome, a later delivery that finds it finished, Lambda's
+//! failure record, a cancel. Counting is idempotent
+//! ([`ResponseStore::count_ended`]), so a path may count a child that
+//! another already counted. When a count finds every child ended, it sends
+//! the callback under its derived id ([`callback_id`]): the pending write
+//! only creates, and a worker never runs a call twice, so however many
+//! paths send it, its body runs once. When the process dies between the
+//! count and the send, the invocation fails, Lambda delivers the child
+//! again (or its failure record), and that path finds the child counted,
+//! every child ended, and the callback still `pending` or absent: it sends.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::envelope::{Envelope, GroupRef, callback_id, child_id};
+use crate::error::StoreError;
+use crate::response::{Failure, FailureKind, Status};
+use crate::store::{PendingItem, ResponseStore, ttl_after, give_up_ms};
+use crate::time::now_ms;
+
+/// Sends a task message that is built already (a group's callback) through
+/// the process's backend: Lambda, or the local queue.
+#[async_trait]
+pub trait Forwarder: Send + Sync + std::fmt::Debug {
+    /// Send `payload` (the bytes of `message`) to `function`, or to the
+    /// configured function when `None`.
+    async fn forward(&self, message: &Envelope, payload: Vec<u8>, function: Option<&str>) -> Result<(), String>;
+}
+
+/// Why a child's end could not be carried to its group.
+#[derive(Debug, thiserror::Error)]
+pub enum FanInError {
+    /// The store refused a write or a read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The callback could not be sent.
+    #[error("group `{group}`: the callback {id} could not be sent: {message}")]
+    Send {
+        /// The group.
+        group: String,
+        /// The callback's id.
+        id: String,
+        /// What the backend said.
+        message: String,
+    },
+}
+
+/// How long the group's items are kept from now: until a callback sent
+/// now can no longer change, and a response TTL after.
+fn group_ttl(now: u64, response_ttl: std::time::Duration) -> u64 {
+    ttl_after(give_up_ms(now, None), response_ttl)
+}
+
+/// Count `child`'s end as `status`; when every child has ended, send the
+/// group's callback (or end it `failed`, when it runs only on success).
+pub(crate) async fn child_ended(
+    store: &dyn ResponseStore,
+    forwarder: Option<&Arc<dyn Forwarder>>,
+    child: &GroupRef,
+    status: Status,
+    response_ttl: std::time::Duration,
+) -> Result<(), FanInError> {
+    let now = now_ms();
+    let counted = store.count_ended(child, status, now, group_ttl(now, response_ttl)).await?;
+    tracing::debug!(group = %child.id, index = child.index, newly = counted.newly, all_ended = counted.all_ended, "child counted");
+    if counted.all_ended {
+        send_callback(store, forwarder, &child.id, response_ttl).await?;
+    }
+    Ok(())
+}
+
+/// Send group `group`'s callback, once every child has ended: create its
+/// `pending` item (only if absent) and send it while it is `pending`.
+async fn send_callback(
+    store: &dyn ResponseStore,
+    forwarder: Option<&Arc<dyn Forwarder>>,
+    group: &str,
+    response_ttl: std::time::Duration,
+) -> Result<(), FanInError> {
+    let Some(state) = store.group(group).await? else {
+        return Err(StoreError::Corrupt { id: crate::store::group::group_key(group), attribute: "id", problem: "is missing: its callback cannot be sent".into() }.into());
+    };
+    let Some(callback) = state.item.callback.clone() else { return Ok(()) };
+    let id = callback_id(group);
+    let send_error = |message: String| FanInError::Send { group: group.to_owned(), id: id.clone(), message };
+    let env: Envelope = serde_json::from_str(&callback.message).map_err(|e| send_error(format!("its stored message does not decode: {e}")))?;
+    let now = now_ms();
+    let item = PendingItem {
+        id: id.clone(),
+        task: env.task.clone(),
+        now_ms: now,
+        ttl: ttl_after(give_up_ms(now, None), response_ttl),
+        run_at_ms: None,
+        digest: env.sig.as_ref().map(|_| env.digest()),
+    };
+    if callback.only_if_all_complete && state.complete < state.item.total {
+        let failure = Failure::new(FailureKind::Failed, not_all_complete(store, group, &state).await?);
+        if store.fail_unfinished(item, failure, None).await? {
+            tracing::warn!(group, callback = %id, "not every child completed: the callback ends failed, not run");
+        }
+        return Ok(());
+    }
+    let created = store.put_pending(item).await?;
+    if !created {
+        // Sent before, by this path or another; send again only if it has
+        // not begun (the sender died before its send reached the backend).
+        match store.get(&id).await? {
+            Some(r) if r.status == Status::Pending => tracing::info!(callback = %id, "the callback is pending: sending it again (a worker runs it once)"),
+            _ => return Ok(()),
+        }
+    }
+    let forwarder = forwarder.ok_or_else(|| send_error("this worker has no backend to send it with (build it with Worker::from_runtime)".into()))?;
+    forwarder.forward(&env, callback.message.clone().into_bytes(), callback.function.as_deref()).await.map_err(send_error)?;
+    tracing::info!(group, callback = %id, "every child ended: callback sent");
+    Ok(())
+}
+
+/// The message of a callback that does not run: which children did not complete.
+async fn not_all_complete(store: &dyn ResponseStore, group: &str, state: &crate::store::group::GroupState) -> Result<String, StoreError> {
+    const NAMED: usize = 10;
+    let ids: Vec<String> = (0..state.item.total).map(|i| child_id(group, i)).collect();
+    let mut named = Vec::new();
+    for chunk in ids.chunks(100) {
+        for (id, r) in chunk.iter().zip(store.get_many(chunk).await?) {
+            let line = match r {
+                Some(r) if r.status == Status::Complete => continue,
+                Some(r) => match r.error {
+                    Some(f) => format!("{id} {} ({}: {})", r.status, f.kind, f.message.chars().take(200).collect::<String>()),
+                    None => format!("{id} {}", r.status),
+                },
+                None => format!("{id} expired"),
+            };
+            named.push(line);
+        }
+        if named.len() >= NAMED {
+            break;
+        }
+    }
+    named.truncate(NAMED);
+    let not_complete = state.item.total.saturating_sub(state.complete);
+    let more = (not_complete as usize).saturating_sub(named.len());
+    let mut text = format!(
+        "the callback runs only when every child completes, and {not_complete} of {} did not ({} failed, {} cancelled): {}",
+        state.item.total, state.failed, state.cancelled, named.join("; ")
+    );
+    if more > 0 {
+        text.push_str(&format!("; and {more} more"));
+    }
+    Ok(text)
+}

@@ -1,0 +1,597 @@
+//! Calls not sent yet ([`Call`]), and groups of them: [`group`] sends many
+//! calls under one id and waits for all of them ([`GroupHandle`]);
+//! [`Group::then`] adds a callback that runs once every child has ended
+//! (a chord). How a child's end is counted, and why the callback runs
+//! once, is in [`crate::fan_in`] and [`crate::store::group`].
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::dispatch::{SendOptions, Target, check_id, dispatch, encode};
+use crate::envelope::{GroupRef, callback_id, child_id};
+use crate::error::{CancelError, DispatchError, StoreError, WaitError};
+use crate::handle::TaskHandle;
+use crate::registry::TaskSpec;
+use crate::response::{Failure, FailureKind, Status};
+use crate::store::group::{Callback, GroupItem, GroupState, MAX_GROUP_CHILDREN, shards_for};
+use crate::store::{Cancel, MAX_EVENT_LIFE_MS, MAX_KEPT_MESSAGE_BYTES, PendingItem, ResponseStore, give_up_ms, ttl_after};
+use crate::time::now_ms;
+
+/// How many children a group sends at once.
+const SEND_CONCURRENCY: usize = 64;
+
+/// A call that is not sent yet: a task, its arguments and its options.
+/// Every `#[task]` has a `call` companion that builds one; [`call`] builds
+/// one by name. Send it alone ([`Call::send`]), or in a [`group`].
+///
+/// ```
+/// use task_runtime::{task, Call};
+///
+/// #[task]
+/// async fn word_count(text: String) -> usize { text.split_whitespace().count() }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let c: Call<usize> = word_count::call("one two".into());
+/// assert_eq!(c.task(), word_count::NAME);
+/// assert_eq!(c.send().await?.wait().await?, 2);
+/// # Ok(()) }
+/// ```
+#[must_use = "a Call does nothing until it is sent, alone or in a group"]
+pub struct Call<T> {
+    task: String,
+    function: Option<String>,
+    capture: bool,
+    retries: Option<u8>,
+    args: Result<Map<String, Value>, DispatchError>,
+    options: SendOptions,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for Call<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call").field("task", &self.task).field("args", &self.args).finish_non_exhaustive()
+    }
+}
+
+/// A call of task `task` by name, with JSON args keyed by parameter name,
+/// without its Rust types (see [`crate::send`]).
+///
+/// ```
+/// let c = task_runtime::call("worker::word_count", serde_json::json!({"text": "a b"}));
+/// assert_eq!(c.task(), "worker::word_count");
+/// ```
+pub fn call(task: &str, args: Value) -> Call<Value> {
+    let args = match args {
+        Value::Object(map) => Ok(map),
+        other => Err(DispatchError::ArgsNotObject { task: task.to_owned(), found: json_type(&other) }),
+    };
+    Call { task: task.to_owned(), function: None, capture: true, retries: None, args, options: SendOptions::default(), _value: PhantomData }
+}
+
+pub(crate) fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl<T> Call<T> {
+    /// A typed call of the task `spec` (what `#[task]`'s `call` builds).
+    #[doc(hidden)]
+    pub fn typed(spec: &'static TaskSpec, args: Result<Map<String, Value>, DispatchError>) -> Self {
+        Call {
+            task: spec.name.to_owned(),
+            function: spec.function.map(str::to_owned),
+            capture: spec.capture_response,
+            retries: spec.retries,
+            args,
+            options: SendOptions::default(),
+            _value: PhantomData,
+        }
+    }
+
+    /// The task's name.
+    pub fn task(&self) -> &str {
+        &self.task
+    }
+
+    /// This call's own options (alone: all of them; in a group: the
+    /// function and the retries, since the group gives ids and delays).
+    pub fn options(mut self, options: SendOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    fn target<'a>(&'a self, options: &'a SendOptions) -> Target<'a> {
+        Target::new(&self.task, self.function.as_deref(), self.capture, self.retries, options)
+    }
+
+    /// Send it alone, like calling the task.
+    pub async fn send(self) -> Result<TaskHandle<T>, DispatchError> {
+        let args = self.args?;
+        let (task, function, capture, retries, options) = (self.task, self.function, self.capture, self.retries, self.options);
+        let sent = dispatch(Target::new(&task, function.as_deref(), capture, retries, &options), args).await?;
+        Ok(TaskHandle::from_dispatched(sent, task))
+    }
+}
+
+/// Calls to send as one group: see [`group`].
+#[must_use = "a Group does nothing until it is sent"]
+#[derive(Debug)]
+pub struct Group<T> {
+    calls: Vec<Call<T>>,
+    options: SendOptions,
+}
+
+/// A group of calls sent as one: one id, every child sent at once (64 at a
+/// time), and one handle that waits for all of them, each outcome in call
+/// order. A failed child is an `Err` in its place, never a hang.
+///
+/// ```
+/// use task_runtime::{group, task, Failure, TaskError, TaskResult};
+///
+/// #[task]
+/// async fn square(n: u64) -> TaskResult<u64> {
+///     if n == 3 { return Err(TaskError::fail("three is not allowed")) }
+///     Ok(n * n)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # task_runtime::Config::local().with_local_retry_delay(std::time::Duration::ZERO).install()?;
+/// let g = group((1..=4).map(square::call).collect()).send().await?;
+/// let all: Vec<Result<u64, Failure>> = g.wait().await?;
+/// assert_eq!(all[1].as_ref().ok(), Some(&4));
+/// assert!(all[2].as_ref().is_err_and(|f| f.message.contains("three")));
+///
+/// let status = task_runtime::group_status(g.id()).await?.expect("recorded");
+/// assert_eq!((status.total, status.complete, status.failed), (4, 3, 1));
+/// # Ok(()) }
+/// ```
+pub fn group<T>(calls: Vec<Call<T>>) -> Group<T> {
+    Group { calls, options: SendOptions::default() }
+}
+
+impl<T> Group<T> {
+    /// The group's options: an id of the caller's (sending a group whose id
+    /// exists sends only the children that were not sent), a delay for
+    /// every child.
+    pub fn options(mut self, options: SendOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Send `callback` once every child has ended (a chord). It runs once,
+    /// whatever crashes or duplicate deliveries happen on the way; inside
+    /// it, [`TaskContext::callback_of`](crate::TaskContext::callback_of)
+    /// names the group, and [`GroupHandle::from_id`] reads every outcome.
+    pub fn then<U>(self, callback: Call<U>) -> Chord<T, U> {
+        Chord { group: self, callback, only_if_all_complete: false }
+    }
+
+    /// Send every child; see [`group`].
+    pub async fn send(self) -> Result<GroupHandle<T>, DispatchError> {
+        let (id, existing) = send_group(self.calls, self.options, None).await?;
+        Ok(GroupHandle { id, existing, _value: PhantomData })
+    }
+}
+
+/// A group with a callback: see [`Group::then`].
+#[must_use = "a Chord does nothing until it is sent"]
+#[derive(Debug)]
+pub struct Chord<T, U> {
+    group: Group<T>,
+    callback: Call<U>,
+    only_if_all_complete: bool,
+}
+
+impl<T, U> Chord<T, U> {
+    /// Run the callback only when every child completed. Otherwise it does
+    /// not run, and its call ends `failed`, naming the children that did not
+    /// complete. (By default it runs with every outcome, failures included.)
+    pub fn only_if_all_complete(mut self) -> Self {
+        self.only_if_all_complete = true;
+        self
+    }
+
+    /// Send every child; the callback follows when all have ended. The
+    /// handle resolves to the callback's own result.
+    ///
+    /// ```
+    /// use task_runtime::{group, task, GroupHandle, TaskResult};
+    ///
+    /// #[task]
+    /// async fn count(text: String) -> usize { text.split_whitespace().count() }
+    ///
+    /// #[task]
+    /// async fn total() -> TaskResult<usize> {
+    ///     let group = task_runtime::current().and_then(|c| c.callback_of).expect("run as a callback");
+    ///     let counts = GroupHandle::<usize>::from_id(group).wait().await?;
+    ///     Ok(counts.into_iter().flatten().sum())
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let texts = ["a b", "c d e", "f"];
+    /// let chord = group(texts.iter().map(|t| count::call(t.to_string())).collect()).then(total::call()).send().await?;
+    /// assert_eq!(chord.wait().await?, 6);
+    /// # Ok(()) }
+    /// ```
+    pub async fn send(self) -> Result<ChordHandle<T, U>, DispatchError> {
+        let Call { task, function, capture, retries, args, options, .. } = self.callback;
+        let pending = PendingCallback { task, function, capture, retries, args: args?, options, only_if_all_complete: self.only_if_all_complete };
+        let (id, existing) = send_group(self.group.calls, self.group.options, Some(pending)).await?;
+        let callback = TaskHandle::from_id(callback_id(&id), String::new());
+        Ok(ChordHandle { group: GroupHandle { id, existing, _value: PhantomData }, callback })
+    }
+}
+
+/// A chord's callback, checked and ready to encode once the group's id is known.
+struct PendingCallback {
+    task: String,
+    function: Option<String>,
+    capture: bool,
+    retries: Option<u8>,
+    args: Map<String, Value>,
+    options: SendOptions,
+    only_if_all_complete: bool,
+}
+
+/// Record the group, then send its children. Returns the group's id and
+/// whether it existed already.
+async fn send_group<T>(calls: Vec<Call<T>>, options: SendOptions, callback: Option<PendingCallback>) -> Result<(String, bool), DispatchError> {
+    let rt = crate::runtime::runtime()?;
+    let id = options.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let bad = |problem: String| DispatchError::BadGroup { group: id.clone(), problem };
+    check_id("group", &id).map_err(|e| bad(e.to_string()))?;
+    let store = rt.store().ok_or_else(|| bad("a group needs the response store (set TASK_RESPONSE_TABLE): its children are counted there".into()))?;
+    let total = u32::try_from(calls.len()).ok().filter(|n| (1..=MAX_GROUP_CHILDREN).contains(n));
+    let total = total.ok_or_else(|| bad(format!("a group has 1 to {MAX_GROUP_CHILDREN} calls, and this one has {}", calls.len())))?;
+    if let Some((index, c)) = calls.iter().enumerate().find(|(_, c)| !c.capture || c.options.capture_response == Some(false)) {
+        return Err(bad(format!("call {index} (task `{}`) does not capture its outcome (capture_response = false), so its end could not be counted", c.task)));
+    }
+    let now = now_ms();
+    let run_at_ms = options.run_at.map(|at| at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64));
+    let callback = match callback {
+        None => None,
+        Some(cb) => {
+            if !cb.capture || cb.options.capture_response == Some(false) {
+                return Err(bad(format!("the callback (task `{}`) does not capture its outcome (capture_response = false)", cb.task)));
+            }
+            let cb_id = callback_id(&id);
+            let mut target = Target::new(&cb.task, cb.function.as_deref(), true, cb.retries, &cb.options);
+            target.id = Some(&cb_id);
+            target.run_at_ms = None;
+            target.callback_of = Some(&id);
+            let (_, payload) = encode(rt, &target, cb.args)?;
+            if payload.len() > MAX_KEPT_MESSAGE_BYTES {
+                return Err(bad(format!("the callback's message is {} bytes, over the {MAX_KEPT_MESSAGE_BYTES} a group keeps", payload.len())));
+            }
+            let function = target.function.map(str::to_owned);
+            Some(Callback { message: String::from_utf8(payload).expect("serde_json writes UTF-8"), function, only_if_all_complete: cb.only_if_all_complete })
+        }
+    };
+    // Until the last child can end, its callback can run, and a response TTL after.
+    let ttl = ttl_after(give_up_ms(now, run_at_ms).saturating_add(MAX_EVENT_LIFE_MS), rt.config.response_ttl);
+    let item = GroupItem { id: id.clone(), total, shards: shards_for(total), callback, now_ms: now, ttl };
+    let created = store.put_group(item).await.map_err(|source| DispatchError::Store { task: "group".into(), id: id.clone(), source })?;
+    if !created {
+        tracing::info!(group = %id, "a group with this id exists already: sending only the children not sent");
+    }
+    let shards = shards_for(total);
+    let id_ref = &id;
+    let options_ref = &options;
+    futures::stream::iter(calls.into_iter().enumerate())
+        .map(|(index, mut c)| async move {
+            let index = index as u32;
+            let args = std::mem::replace(&mut c.args, Ok(Map::new()));
+            let child = GroupRef { id: id_ref.clone(), index, total, shards };
+            let child_id = child.child_id();
+            let own = SendOptions { id: None, run_at: options_ref.run_at, ..c.options.clone() };
+            let mut target = c.target(&own);
+            target.id = Some(&child_id);
+            target.group = Some(&child);
+            let sent = match args {
+                Ok(args) => dispatch(target, args).await,
+                Err(e) => Err(e),
+            };
+            sent.map(drop).map_err(|e| DispatchError::GroupChild { group: id_ref.clone(), index, source: Box::new(e) })
+        })
+        .buffer_unordered(SEND_CONCURRENCY)
+        .try_collect::<()>()
+        .await?;
+    Ok((id, !created))
+}
+
+/// A group's progress: how many of its children have ended, and how.
+///
+/// ```
+/// # use task_runtime::GroupStatus;
+/// fn line(s: &GroupStatus) -> String {
+///     format!("{} of {} ended ({} failed)", s.ended, s.total, s.failed)
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupStatus {
+    /// The group's id.
+    pub id: String,
+    /// Children.
+    pub total: u32,
+    /// Children that have ended, whatever their outcome.
+    pub ended: u32,
+    /// Of those, `complete`.
+    pub complete: u32,
+    /// `failed`.
+    pub failed: u32,
+    /// `cancelled`.
+    pub cancelled: u32,
+    /// The callback's id, when the group has one.
+    pub callback: Option<String>,
+    /// The callback's status, once it is sent (or cancelled).
+    pub callback_status: Option<Status>,
+}
+
+impl GroupStatus {
+    /// Whether every child has ended.
+    pub fn all_ended(&self) -> bool {
+        self.ended >= self.total
+    }
+
+    fn from_state(id: &str, s: GroupState, callback_status: Option<Status>) -> Self {
+        GroupStatus {
+            id: id.to_owned(),
+            total: s.item.total,
+            ended: s.ended,
+            complete: s.complete,
+            failed: s.failed,
+            cancelled: s.cancelled,
+            callback: s.item.callback.as_ref().map(|_| callback_id(id)),
+            callback_status,
+        }
+    }
+}
+
+/// The store of the process's runtime.
+fn store() -> Result<Arc<dyn ResponseStore>, StoreError> {
+    crate::runtime::runtime()?.store().ok_or(StoreError::NotConfigured)
+}
+
+/// A group's progress; `None` when unknown or expired.
+pub async fn group_status(id: &str) -> Result<Option<GroupStatus>, StoreError> {
+    let store = store()?;
+    let Some(state) = store.group(id).await? else { return Ok(None) };
+    let callback_status = match &state.item.callback {
+        Some(_) => store.get(&callback_id(id)).await?.map(|r| r.status),
+        None => None,
+    };
+    Ok(Some(GroupStatus::from_state(id, state, callback_status)))
+}
+
+/// A sent group whose children's values are `T`s.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use task_runtime::GroupHandle;
+/// let g: GroupHandle<u64> = GroupHandle::from_id("nightly-2026-11-30");
+/// let outcomes = g.wait_timeout(std::time::Duration::from_secs(60)).await?;
+/// println!("{} ok", outcomes.iter().filter(|o| o.is_ok()).count());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct GroupHandle<T> {
+    id: String,
+    existing: bool,
+    _value: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for GroupHandle<T> {
+    fn clone(&self) -> Self {
+        GroupHandle { id: self.id.clone(), existing: self.existing, _value: PhantomData }
+    }
+}
+
+impl<T> GroupHandle<T> {
+    /// A handle for a known group id.
+    pub fn from_id(id: impl Into<String>) -> Self {
+        GroupHandle { id: id.into(), existing: false, _value: PhantomData }
+    }
+
+    /// The group's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `true` when a group of this id existed before this send: only the
+    /// children it lacked were sent.
+    pub fn is_existing(&self) -> bool {
+        self.existing
+    }
+
+    /// The ids of the children, in call order.
+    pub fn child_ids(&self, total: u32) -> Vec<String> {
+        (0..total).map(|i| child_id(&self.id, i)).collect()
+    }
+
+    /// The group's progress; `None` when unknown or expired.
+    pub async fn status(&self) -> Result<Option<GroupStatus>, StoreError> {
+        group_status(&self.id).await
+    }
+
+    /// Cancel every child that has not begun, and the callback (it will not
+    /// run, even when the children end). Returns how many children were
+    /// cancelled. Children already running or ended are left as they are.
+    pub async fn cancel(&self) -> Result<u32, CancelError> {
+        let rt = crate::runtime::runtime().map_err(StoreError::from)?;
+        let store = rt.store().ok_or(StoreError::NotConfigured)?;
+        let Some(state) = store.group(&self.id).await? else { return Err(CancelError::NotFound { id: self.id.clone() }) };
+        let now = now_ms();
+        if let Some(cb) = &state.item.callback {
+            // First the callback, so that the last child's cancel does not send it.
+            let env: crate::envelope::Envelope = serde_json::from_str(&cb.message)
+                .map_err(|e| StoreError::Corrupt { id: crate::store::group::group_key(&self.id), attribute: "callback", problem: format!("does not decode: {e}") })?;
+            let item = PendingItem { id: callback_id(&self.id), task: env.task, now_ms: now, ttl: state.item.ttl, run_at_ms: None, digest: None };
+            store.put_pending(item).await?;
+            store.cancel(&callback_id(&self.id), now).await?;
+        }
+        let forwarder = crate::runtime::forwarder();
+        let ids = self.child_ids(state.item.total);
+        let cancelled = futures::stream::iter(ids.iter().enumerate())
+            .map(|(index, id)| {
+                let (store, forwarder, rt) = (store.clone(), forwarder.clone(), rt);
+                let child = GroupRef { id: self.id.clone(), index: index as u32, total: state.item.total, shards: state.item.shards };
+                async move {
+                    match store.cancel(id, now_ms()).await? {
+                        Cancel::Cancelled { was } => {
+                            if was == Status::Scheduled
+                                && let Err(e) = rt.backend.unschedule(id).await
+                            {
+                                tracing::warn!(%id, "cancelled, but its schedule could not be deleted: {e}");
+                            }
+                            crate::fan_in::child_ended(store.as_ref(), Some(&forwarder), &child, Status::Cancelled, rt.config.response_ttl)
+                                .await
+                                .map_err(|e| StoreError::Backend { operation: "count_ended", table: "the response store".into(), message: e.to_string() })?;
+                            Ok::<u32, StoreError>(1)
+                        }
+                        Cancel::NotCancellable { .. } | Cancel::NotFound => Ok(0),
+                    }
+                }
+            })
+            .buffer_unordered(SEND_CONCURRENCY)
+            .try_fold(0u32, |sum, n| async move { Ok(sum + n) })
+            .await?;
+        Ok(cancelled)
+    }
+}
+
+/// The first poll interval of a wait; it grows by half each poll up to 1 s.
+const FIRST_POLL: Duration = Duration::from_millis(10);
+const MAX_POLL: Duration = Duration::from_secs(1);
+
+impl<T: DeserializeOwned> GroupHandle<T> {
+    /// Poll (10 ms growing to 1 s) until every child has ended; then each
+    /// child's outcome, in call order: its value, or its failure (a
+    /// cancelled child is kind `cancelled`).
+    pub async fn wait(&self) -> Result<Vec<Result<T, Failure>>, WaitError> {
+        self.wait_until(None).await
+    }
+
+    /// Like [`wait`](Self::wait), giving up after `limit`.
+    pub async fn wait_timeout(&self, limit: Duration) -> Result<Vec<Result<T, Failure>>, WaitError> {
+        self.wait_until(Some(limit)).await
+    }
+
+    async fn wait_until(&self, limit: Option<Duration>) -> Result<Vec<Result<T, Failure>>, WaitError> {
+        let state = self.ended(limit).await?;
+        let store = store()?;
+        let ids = self.child_ids(state.item.total);
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            for (id, r) in chunk.iter().zip(store.get_many(chunk).await?) {
+                out.push(child_outcome(id, r)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One ended child's outcome.
+fn child_outcome<T: DeserializeOwned>(id: &str, r: Option<crate::AsyncResponse>) -> Result<Result<T, Failure>, WaitError> {
+    let Some(r) = r else { return Err(WaitError::NotFound { id: id.to_owned() }) };
+    Ok(match r.status {
+        Status::Complete => Ok(serde_json::from_value(r.response.unwrap_or(Value::Null))
+            .map_err(|source| WaitError::Decode { id: id.to_owned(), task: r.task.clone(), source })?),
+        Status::Cancelled => Err(Failure::new(FailureKind::Other("cancelled".into()), "cancelled before it ran")),
+        _ => Err(r.error.unwrap_or_else(|| Failure::new(FailureKind::Failed, format!("{} with no error recorded", r.status)))),
+    })
+}
+
+/// A sent chord: its group, and its callback's result.
+#[derive(Debug)]
+pub struct ChordHandle<T, U> {
+    group: GroupHandle<T>,
+    callback: TaskHandle<U>,
+}
+
+impl<T, U> ChordHandle<T, U> {
+    /// The group.
+    pub fn group(&self) -> &GroupHandle<T> {
+        &self.group
+    }
+
+    /// The callback's id.
+    pub fn callback_id(&self) -> &str {
+        self.callback.id()
+    }
+
+    /// Cancel the children that have not begun, and the callback.
+    pub async fn cancel(&self) -> Result<u32, CancelError> {
+        self.group.cancel().await
+    }
+}
+
+impl<T, U: DeserializeOwned> ChordHandle<T, U> {
+    /// Wait until the callback has run, and return its value.
+    pub async fn wait(&self) -> Result<U, WaitError> {
+        self.wait_until(None).await
+    }
+
+    /// Like [`wait`](Self::wait), giving up after `limit`.
+    pub async fn wait_timeout(&self, limit: Duration) -> Result<U, WaitError> {
+        self.wait_until(Some(limit)).await
+    }
+
+    async fn wait_until(&self, limit: Option<Duration>) -> Result<U, WaitError> {
+        let started = Instant::now();
+        let left = |limit: Option<Duration>| limit.map(|l| l.saturating_sub(started.elapsed()));
+        // The callback has no item until every child has ended.
+        self.group.ended(left(limit)).await?;
+        let store = store()?;
+        let mut interval = FIRST_POLL;
+        while store.get(self.callback.id()).await?.is_none() {
+            if let Some(l) = left(limit) && l.is_zero() {
+                return Err(WaitError::Timeout { id: self.callback.id().to_owned(), task: "the callback".into(), waited: started.elapsed(), last: Status::Pending });
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 3 / 2).min(MAX_POLL);
+        }
+        match left(limit) {
+            Some(l) => self.callback.wait_timeout(l).await,
+            None => self.callback.wait().await,
+        }
+    }
+}
+
+impl<T> GroupHandle<T> {
+    /// Poll until every child has ended; the group as it is then.
+    async fn ended(&self, limit: Option<Duration>) -> Result<GroupState, WaitError> {
+        let store = store()?;
+        let started = Instant::now();
+        let mut interval = FIRST_POLL;
+        loop {
+            let Some(state) = store.group(&self.id).await? else { return Err(WaitError::NotFound { id: self.id.clone() }) };
+            if state.all_ended() {
+                return Ok(state);
+            }
+            if let Some(limit) = limit {
+                let waited = started.elapsed();
+                if waited >= limit {
+                    return Err(WaitError::GroupTimeout { id: self.id.clone(), waited, ended: state.ended, total: state.item.total });
+                }
+                interval = interval.min(limit - waited);
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 3 / 2).min(MAX_POLL);
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Groups and chords on the embedded local backend: the API as the README
+//! writes it, through `#[task]`'s `call`, the real worker and the memory
+//! store.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use serde_json::json;
+use task_runtime::{
+    Config, DispatchError, Failure, FailureKind, GroupHandle, SendOptions, Status, TaskError, TaskResult, WaitError, call,
+    group, group_status, task,
+};
+
+fn setup() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        Config::local().with_local_retry_delay(Duration::from_millis(5)).install().expect("the first install succeeds");
+    });
+}
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+#[task(name = "groups.square")]
+async fn square(n: u64) -> TaskResult<u64> {
+    match n {
+        13 => Err(TaskError::fail(format!("{n} is unlucky"))),
+        _ => Ok(n * n),
+    }
+}
+
+/// How many times the callback body ran, by group.
+static SUMS: Mutex<BTreeMap<String, u32>> = Mutex::new(BTreeMap::new());
+
+fn sums(group: &str) -> u32 {
+    SUMS.lock().expect("not poisoned").get(group).copied().unwrap_or(0)
+}
+
+/// A chord's callback: reads every child's outcome through the group.
+#[task(name = "groups.sum")]
+async fn sum(offset: u64) -> TaskResult<u64> {
+    let group = task_runtime::current().and_then(|c| c.callback_of).ok_or_else(|| TaskError::fail("not run as a callback"))?;
+    *SUMS.lock().expect("not poisoned").entry(group.clone()).or_default() += 1;
+    let outcomes = GroupHandle::<u64>::from_id(group).wait().await.map_err(|e| TaskError::fail(e.to_string()))?;
+    Ok(offset + outcomes.into_iter().flatten().sum::<u64>())
+}
+
+#[tokio::test]
+async fn a_group_waits_for_every_child_and_gives_each_outcome_in_call_order() {
+    setup();
+    let g = group((0..20).map(square::call).collect()).send().await.expect("sent");
+    let all: Vec<Result<u64, Failure>> = g.wait_timeout(LIMIT).await.expect("every child ends");
+    assert_eq!(all.len(), 20);
+    for (n, outcome) in all.iter().enumerate() {
+        match n {
+            13 => assert!(outcome.as_ref().is_err_and(|f| f.kind == FailureKind::Failed && f.message.contains("13 is unlucky")), "{outcome:?}"),
+            _ => assert_eq!(outcome.as_ref().ok(), Some(&((n * n) as u64)), "child {n}"),
+        }
+    }
+    let status = group_status(g.id()).await.expect("reads").expect("recorded");
+    assert_eq!((status.total, status.ended, status.complete, status.failed, status.cancelled), (20, 20, 19, 1, 0));
+    assert!(status.all_ended() && status.callback.is_none());
+    // Each child is an ordinary call with its own id.
+    let child = task_runtime::get_async_response(&format!("{}.13", g.id())).await.expect("reads").expect("stored");
+    assert_eq!(child.status, Status::Failed);
+}
+
+#[tokio::test]
+async fn a_chord_runs_its_callback_once_with_every_outcome() {
+    setup();
+    let chord = group((1..=10).map(square::call).collect()).then(sum::call(1000)).send().await.expect("sent");
+    assert_eq!(chord.wait_timeout(LIMIT).await.expect("the callback ran"), 1000 + (1..=10).map(|n| n * n).sum::<u64>());
+    task_runtime::wait_for_local_tasks().await;
+    assert_eq!(sums(chord.group().id()), 1, "the callback body ran once");
+    let status = chord.group().status().await.expect("reads").expect("recorded");
+    assert_eq!(status.callback_status, Some(Status::Complete));
+    assert_eq!(status.callback.as_deref(), Some(chord.callback_id()));
+}
+
+#[tokio::test]
+async fn a_chord_that_needs_every_child_complete_ends_failed_naming_the_failed_child() {
+    setup();
+    let chord = group((10..=14).map(square::call).collect()).then(sum::call(0)).only_if_all_complete().send().await.expect("sent");
+    let err = chord.wait_timeout(LIMIT).await.expect_err("the callback does not run");
+    let WaitError::Failed { failure, .. } = err else { panic!("{err:?}") };
+    assert!(failure.message.contains(&format!("{}.3 failed", chord.group().id())), "{}", failure.message);
+    assert!(failure.message.contains("13 is unlucky") && failure.message.contains("1 of 5 did not"), "{}", failure.message);
+    task_runtime::wait_for_local_tasks().await;
+    assert_eq!(sums(chord.group().id()), 0, "the callback body never ran");
+}
+
+#[tokio::test]
+async fn calls_by_name_make_a_group_too() {
+    setup();
+    let calls = (2..5).map(|n| call("groups.square", json!({"n": n}))).collect();
+    let all = group(calls).send().await.expect("sent").wait_timeout(LIMIT).await.expect("ended");
+    let values: Vec<_> = all.into_iter().map(|o| o.ok()).collect();
+    assert_eq!(values, vec![Some(json!(4)), Some(json!(9)), Some(json!(16))]);
+}
+
+#[task(name = "groups.fire_and_forget", capture_response = false)]
+async fn fire_and_forget(n: u64) -> u64 {
+    n
+}
+
+#[tokio::test]
+async fn a_group_refuses_calls_it_cannot_count_and_sends_nothing() {
+    setup();
+    let mixed = group(vec![square::call(1), fire_and_forget::call(2)]);
+    let e = mixed.send().await.expect_err("call 1 is not captured");
+    assert!(matches!(&e, DispatchError::BadGroup { problem, .. } if problem.contains("call 1 (task `groups.fire_and_forget`)")), "{e}");
+    let e = group(Vec::<task_runtime::Call<u64>>::new()).send().await.expect_err("empty");
+    assert!(e.to_string().contains("1 to 100000 calls"), "{e}");
+    let e = group(vec![call("groups.square", json!([1]))]).send().await.expect_err("args not an object");
+    assert!(matches!(&e, DispatchError::GroupChild { index: 0, .. }) && e.to_string().contains("an array"), "{e}");
+}
+
+#[tokio::test]
+async fn sending_a_group_again_under_its_id_sends_only_what_it_lacks() {
+    setup();
+    let id = format!("again-{}", uuid::Uuid::new_v4());
+    let first = group((0..3).map(square::call).collect()).options(SendOptions::default().id(&id)).send().await.expect("sent");
+    assert!(!first.is_existing());
+    first.wait_timeout(LIMIT).await.expect("ended");
+    let again = group((0..3).map(square::call).collect()).options(SendOptions::default().id(&id)).send().await.expect("sent");
+    assert!(again.is_existing());
+    let status = again.status().await.expect("reads").expect("recorded");
+    assert_eq!((status.ended, status.complete), (3, 3), "no child ran or was counted twice");
+    for i in 0..3 {
+        let r = task_runtime::get_async_response(&format!("{id}.{i}")).await.expect("reads").expect("stored");
+        assert_eq!(r.attempts, 1, "child {i}");
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_delayed_chord_ends_every_child_and_its_callback_never_runs() {
+    setup();
+    let chord = group((1..=4).map(square::call).collect())
+        .options(SendOptions::default().delay(Duration::from_secs(3600)))
+        .then(sum::call(0))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(chord.cancel().await.expect("cancelled"), 4);
+    let status = chord.group().status().await.expect("reads").expect("recorded");
+    assert_eq!((status.ended, status.cancelled, status.callback_status), (4, 4, Some(Status::Cancelled)));
+    let all = chord.group().wait_timeout(LIMIT).await.expect("every child ended");
+    assert!(all.iter().all(|o| o.as_ref().is_err_and(|f| f.kind.as_str() == "cancelled")), "{all:?}");
+    assert!(matches!(chord.wait_timeout(LIMIT).await, Err(WaitError::Cancelled { .. })));
+    assert_eq!(sums(chord.group().id()), 0);
+}
