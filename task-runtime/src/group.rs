@@ -277,7 +277,8 @@ async fn send_group<T>(calls: Vec<Call<T>>, options: SendOptions, callback: Opti
             if payload.len() > MAX_KEPT_MESSAGE_BYTES {
                 return Err(bad(format!("the callback's message is {} bytes, over the {MAX_KEPT_MESSAGE_BYTES} a group keeps", payload.len())));
             }
-            let function = target.function.map(str::to_owned);
+            // Where the caller would send it: the worker that sends it may serve another function.
+            let function = target.function.or(rt.config.function.as_deref()).map(str::to_owned);
             Some(Callback { message: String::from_utf8(payload).expect("serde_json writes UTF-8"), function, only_if_all_complete: cb.only_if_all_complete })
         }
     };

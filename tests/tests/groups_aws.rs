@@ -1,0 +1,133 @@
+//! Groups end to end under task-local and DynamoDB Local, through the real
+//! lambda backend: the caller records the group and sends each child to
+//! the worker binary; the worker that counts the last child sends the
+//! callback through Lambda's Invoke API. Lambda delivers some events twice
+//! (`--duplicate-deliveries`), and still every body runs once.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::task_local::{self, TaskLocal};
+use serde_json::{Value, json};
+use task_runtime::backend::lambda::LambdaInvoker;
+use task_runtime::backend::scheduler::Scheduler;
+use task_runtime::store::dynamodb::DynamoStore;
+use task_runtime::{Config, SendOptions, Status, WaitError, call, group};
+
+struct Setup {
+    tl: TaskLocal,
+    marks: std::path::PathBuf,
+}
+
+const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:fault";
+const LIMIT: Duration = Duration::from_secs(60);
+
+async fn setup() -> &'static Setup {
+    static SETUP: tokio::sync::OnceCell<Setup> = tokio::sync::OnceCell::const_new();
+    SETUP
+        .get_or_init(|| async {
+            let table = common::table_name("groups");
+            DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
+            let marks = std::env::temp_dir().join(format!("group-marks-{}.txt", uuid::Uuid::new_v4().simple()));
+            let worker = task_local::built("fault-worker").display().to_string();
+            let args = vec![
+                "--no-schedules".to_owned(),
+                "--function".to_owned(),
+                format!("fault={worker}"),
+                "--duplicate-deliveries".into(),
+                "0.3".into(),
+                "--retry-delays".into(),
+                "200ms,200ms".into(),
+                "--env".into(),
+                format!("TASK_RESPONSE_TABLE={table}"),
+                "--env".into(),
+                format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
+                "--env".into(),
+                format!("FAULT_MARKS={}", marks.display()),
+            ];
+            let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start");
+            let sdk = common::sdk_config(&tl.endpoint);
+            let mut config = Config::lambda(ARN, None)
+                .with_store(Arc::new(DynamoStore::with_client(common::dynamodb(), table)))
+                .with_invoker(LambdaInvoker::with_client(aws_sdk_lambda::Client::new(&sdk)))
+                .with_scheduler(Scheduler::with_client(aws_sdk_scheduler::Client::new(&sdk)));
+            config.scheduler_role_arn = Some("arn:aws:iam::000000000000:role/scheduler-invokes-fault".into());
+            config.install().expect("install once");
+            Setup { tl, marks }
+        })
+        .await
+}
+
+/// Every test runs on this one runtime: the SDK clients the runtime keeps
+/// (built in the first test) pool connections that must outlive any test.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("runtime")).block_on(f)
+}
+
+/// How many bodies ran to their end for call `id`.
+fn runs(s: &Setup, id: &str) -> usize {
+    std::fs::read_to_string(&s.marks).unwrap_or_default().lines().filter(|l| *l == id).count()
+}
+
+#[test]
+fn a_chord_under_duplicate_deliveries_runs_every_body_and_its_callback_once() {
+    block_on(async {
+        let s = setup().await;
+        let mut calls: Vec<_> = (0..40u64).map(|n| call("fault.ok", json!({"n": n}))).collect();
+        calls.push(call("fault.until", json!({"path": "/nonexistent/never"})));
+        let chord = group(calls).then(call("fault.tally", json!({}))).send().await.expect("sent");
+        let total = chord.wait_timeout(LIMIT).await.expect("the callback ran");
+        assert_eq!(total, json!((0..40u64).sum::<u64>()));
+        let g = chord.group().id().to_owned();
+        let status = chord.group().status().await.expect("read").expect("recorded");
+        assert_eq!((status.total, status.ended, status.complete, status.failed), (41, 41, 40, 1));
+        assert_eq!(status.callback_status, Some(Status::Complete));
+        let stats = s.tl.quiet(LIMIT).await;
+        let fault = &stats["functions"]["fault"];
+        assert!(fault["duplicate_deliveries"].as_u64().is_some_and(|n| n > 0), "some events came twice: {fault}");
+        assert_eq!(runs(s, chord.callback_id()), 1, "the callback body ran once");
+        for i in 0..40 {
+            assert_eq!(runs(s, &format!("{g}.{i}")), 1, "child {i}");
+        }
+    })
+}
+
+#[test]
+fn a_chord_that_needs_every_child_complete_fails_naming_the_child() {
+    block_on(async {
+        let s = setup().await;
+        let calls = vec![call("fault.ok", json!({"n": 1})), call("fault.until", json!({"path": "/nonexistent/never"}))];
+        let chord = group(calls).then(call("fault.tally", json!({}))).only_if_all_complete().send().await.expect("sent");
+        let Err(WaitError::Failed { failure, .. }) = chord.wait_timeout(LIMIT).await else { panic!("the callback must not run") };
+        assert!(failure.message.contains(&format!("{}.1 failed", chord.group().id())) && failure.message.contains("is not there yet"), "{}", failure.message);
+        s.tl.quiet(LIMIT).await;
+        assert_eq!(runs(s, chord.callback_id()), 0);
+    })
+}
+
+#[test]
+fn a_delayed_group_cancelled_takes_its_schedules_down_and_its_callback_never_runs() {
+    block_on(async {
+        let s = setup().await;
+        let chord = group((0..3u64).map(|n| call("fault.ok", json!({"n": n}))).collect::<Vec<_>>())
+            .options(SendOptions::default().delay(Duration::from_secs(3600)))
+            .then(call("fault.tally", json!({})))
+            .send()
+            .await
+            .expect("sent");
+        let schedules: Value = serde_json::from_str(&task_local::http_get(&format!("{}/schedules", s.tl.endpoint)).await).expect("json");
+        let named = |v: &Value| {
+            let names = v["Schedules"].as_array().into_iter().flatten().filter_map(|s| s["Name"].as_str());
+            names.filter(|name| name.contains(chord.group().id())).count()
+        };
+        assert_eq!(named(&schedules), 3, "one schedule a child: {schedules}");
+        assert_eq!(chord.cancel().await.expect("cancelled"), 3);
+        let schedules: Value = serde_json::from_str(&task_local::http_get(&format!("{}/schedules", s.tl.endpoint)).await).expect("json");
+        assert_eq!(named(&schedules), 0, "{schedules}");
+        assert!(matches!(chord.wait_timeout(LIMIT).await, Err(WaitError::Cancelled { .. })));
+        assert_eq!(runs(s, chord.callback_id()), 0);
+    })
+}
