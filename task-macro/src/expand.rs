@@ -187,12 +187,9 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
             /// This call, not sent yet: send it alone, or as one of a group
             /// (`task_runtime::group`).
             pub fn call(#(#names: #types),*) -> ::task_runtime::Call<#value_ty> {
-                let __task_args = (|| {
-                    let mut __task_args = #rt::serde_json::Map::new();
-                    #( #rt::put_arg(&mut __task_args, Self::NAME, #name_strs, &#names)?; )*
-                    ::core::result::Result::Ok(__task_args)
-                })();
-                ::task_runtime::Call::typed(&Self::SPEC, __task_args)
+                let mut __task_args = #rt::CallArgs::new(Self::NAME);
+                #( __task_args.put(#name_strs, &#names); )*
+                ::task_runtime::Call::typed(&Self::SPEC, __task_args.finish())
             }
 
             /// Dispatch to run after `delay` (reads `scheduled` until then).

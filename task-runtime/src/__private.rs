@@ -29,6 +29,35 @@ pub fn put_arg<T: Serialize + ?Sized>(args: &mut Map<String, Value>, task: &str,
     Ok(())
 }
 
+/// The arguments of a call not sent yet (`#[task]`'s `call`): each one
+/// serialized in turn; the first that fails is the call's error at send.
+#[derive(Debug)]
+pub struct CallArgs {
+    task: &'static str,
+    args: Result<Map<String, Value>, DispatchError>,
+}
+
+impl CallArgs {
+    /// No arguments yet, for task `task`.
+    pub fn new(task: &'static str) -> Self {
+        Self { task, args: Ok(Map::new()) }
+    }
+
+    /// Add one argument (unless an earlier one failed).
+    pub fn put<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) {
+        if let Ok(args) = &mut self.args
+            && let Err(e) = put_arg(args, self.task, name, value)
+        {
+            self.args = Err(e);
+        }
+    }
+
+    /// The arguments, or the first argument's error.
+    pub fn finish(self) -> Result<Map<String, Value>, DispatchError> {
+        self.args
+    }
+}
+
 /// Take and decode one argument. A missing one decodes from `null`, so an
 /// `Option` parameter may be left out.
 pub fn take_arg<T: DeserializeOwned>(args: &mut Map<String, Value>, task: &str, name: &str) -> Result<T, ArgsError> {

@@ -32,7 +32,7 @@ async fn every_child_is_counted_once_and_the_group_ends_with_its_last_child() {
     assert!(s.put_group(group_item("g", total, None)).await.expect("put"));
     assert!(!s.put_group(group_item("g", total, None)).await.expect("a second put is refused, not an error"));
     let child = |index| GroupRef { id: "g".into(), index, total, shards: 3 };
-    let status = |index: u32| if index % 7 == 0 { Status::Failed } else { Status::Complete };
+    let status = |index: u32| if index.is_multiple_of(7) { Status::Failed } else { Status::Complete };
     // Every child but the last, each counted twice at once (a duplicate delivery beside the first).
     let counts: Vec<_> = futures::stream::iter((0..total - 1).flat_map(|i| [i, i]))
         .map(|i| {
@@ -54,7 +54,7 @@ async fn every_child_is_counted_once_and_the_group_ends_with_its_last_child() {
     let again = s.count_ended(&child(total - 1), Status::Cancelled, common::now_ms(), FAR_TTL).await.expect("counted");
     assert!(!again.newly && again.all_ended, "a later count finds the group ended: {again:?}");
     let after = s.group("g").await.expect("read").expect("recorded");
-    let failed = (0..total - 1).filter(|i| i % 7 == 0).count() as u32;
+    let failed = (0..total - 1).filter(|i| i.is_multiple_of(7)).count() as u32;
     assert_eq!((after.ended, after.failed, after.cancelled, after.complete), (total, failed, 1, total - 1 - failed));
     // The counters are spread: no shard item counts more than its share.
     let client = common::dynamodb();

@@ -232,7 +232,7 @@ impl DynamoStore {
             for shard in futures::future::join_all(shards).await {
                 found.extend(shard?);
             }
-            found.sort_by(|a, b| b.0.cmp(&a.0));
+            found.sort_by_key(|a| std::cmp::Reverse(a.0));
             for (_, call) in found {
                 // The index is eventually consistent: a call retried since may show.
                 if call.response.status == Status::Failed {
