@@ -7,6 +7,7 @@
 mod cli;
 mod deployed;
 mod failed;
+mod group;
 mod progress;
 mod render;
 mod send;

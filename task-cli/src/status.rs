@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use task_runtime::{AsyncResponse, get_async_response};
 
 use crate::cli::{StatusArgs, WaitArgs};
+use crate::group;
 use crate::progress::Progress;
 use crate::render::{exit_of, json_of, text_of};
 use crate::setup::{install, store_problem};
@@ -20,12 +21,35 @@ async fn read(id: &str) -> Result<Option<AsyncResponse>, Problem> {
 
 pub(crate) async fn status(a: StatusArgs) -> Result<Exit, Problem> {
     install(None)?;
-    let mut found = Vec::new();
+    let (mut calls, mut groups) = (Vec::new(), Vec::new());
     for id in &a.ids {
-        found.push((id.clone(), read(id).await?));
+        match read(id).await? {
+            None if let Some(g) = group::read(id).await? => groups.push(g),
+            r => calls.push((id.clone(), r)),
+        }
     }
-    print(&found, a.json);
-    Ok(found.iter().map(|(_, r)| exit_of(r.as_ref())).max().unwrap_or(Exit::Complete))
+    print_all(&calls, &groups, a.json);
+    Ok(exit_all(&calls, &groups))
+}
+
+/// The exit code of calls and groups together: the worst of them.
+fn exit_all(calls: &[(String, Option<AsyncResponse>)], groups: &[task_runtime::GroupStatus]) -> Exit {
+    let calls = calls.iter().map(|(_, r)| exit_of(r.as_ref()));
+    calls.chain(groups.iter().map(group::exit_of)).max().unwrap_or(Exit::Complete)
+}
+
+/// Print calls, then groups.
+fn print_all(calls: &[(String, Option<AsyncResponse>)], groups: &[task_runtime::GroupStatus], json: bool) {
+    if groups.is_empty() {
+        return print(calls, json);
+    }
+    if json {
+        let all: Vec<_> = calls.iter().map(|(id, r)| json_of(id, r.as_ref())).chain(groups.iter().map(group::json_of)).collect();
+        println!("{}", serde_json::Value::Array(all));
+    } else {
+        let blocks: Vec<_> = calls.iter().map(|(id, r)| text_of(id, r.as_ref())).chain(groups.iter().map(group::text_of)).collect();
+        print!("{}", blocks.join("\n"));
+    }
 }
 
 /// Print calls: a JSON array, or text blocks.
@@ -41,12 +65,22 @@ pub(crate) fn print(calls: &[(String, Option<AsyncResponse>)], json: bool) {
 
 pub(crate) async fn wait(a: WaitArgs) -> Result<Exit, Problem> {
     install(None)?;
-    let calls = follow(&a.ids, a.timeout.unwrap_or(DEFAULT_WAIT)).await?;
-    print(&calls, a.json);
-    if !a.json {
+    let limit = a.timeout.unwrap_or(DEFAULT_WAIT);
+    let started = Instant::now();
+    // An id that names no call but a group is followed as a group, with one bar.
+    let (mut ids, mut groups) = (Vec::new(), Vec::new());
+    for id in &a.ids {
+        match read(id).await? {
+            None if let Some(g) = group::read(id).await? => groups.push(group::follow(g, limit.saturating_sub(started.elapsed())).await?),
+            _ => ids.push(id.clone()),
+        }
+    }
+    let calls = if ids.is_empty() { Vec::new() } else { follow(&ids, limit.saturating_sub(started.elapsed())).await? };
+    print_all(&calls, &groups, a.json);
+    if !a.json && !calls.is_empty() {
         println!("\n{}", summary(&calls));
     }
-    Ok(calls.iter().map(|(_, r)| exit_of(r.as_ref())).max().unwrap_or(Exit::Complete))
+    Ok(exit_all(&calls, &groups))
 }
 
 /// Poll `ids` (backing off from 200 ms to 2 s) until each has ended or is

@@ -15,6 +15,8 @@ use task_runtime::store::dynamodb::DynamoStore;
 struct Setup {
     tl: TaskLocal,
     table: String,
+    /// The runtime this process sends groups on (its SDK clients' pools live on it).
+    rt: tokio::runtime::Runtime,
 }
 
 fn setup() -> &'static Setup {
@@ -40,7 +42,15 @@ fn setup() -> &'static Setup {
             "--env".into(),
             "RUST_BACKTRACE=0".into(),
         ]);
-        Setup { tl, table }
+        // This process sends groups (the CLI cannot), through the same task-local.
+        let sdk = common::sdk_config(&tl.endpoint);
+        let store = DynamoStore::with_client(common::dynamodb(), table.clone());
+        task_runtime::Config::lambda("fault", None)
+            .with_store(std::sync::Arc::new(store))
+            .with_invoker(task_runtime::backend::lambda::LambdaInvoker::with_client(aws_sdk_lambda::Client::new(&sdk)))
+            .install()
+            .expect("install once");
+        Setup { tl, table, rt }
     })
 }
 
@@ -119,6 +129,35 @@ fn wait_follows_several_calls_and_sums_them_up() {
     let (code, out, _) = run(&["wait", &ok, &bad, "--timeout", "30s"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("1 complete, 1 failed"), "{out}");
+}
+
+#[test]
+fn status_and_wait_show_a_group_s_children_ended_and_its_callback() {
+    let s = setup();
+    let calls = |path: &str| vec![
+        task_runtime::call("fault.ok", serde_json::json!({"n": 1})),
+        task_runtime::call("fault.ok", serde_json::json!({"n": 2})),
+        task_runtime::call("fault.until", serde_json::json!({"path": path})),
+    ];
+    let tally = || task_runtime::call("fault.tally", serde_json::json!({}));
+    let chord = s.rt.block_on(task_runtime::group(calls("/")).then(tally()).send()).expect("sent");
+    let g = chord.group().id().to_owned();
+    let (code, out, err) = run(&["wait", &g, "--timeout", "30s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("group     3 of 3 ended (3 complete, 0 failed, 0 cancelled)"), "{out}");
+    assert!(out.contains(&format!("callback  {g}.then complete")), "{out}");
+    let (code, out, _) = run(&["status", &g, "--json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!((v[0]["kind"].as_str(), v[0]["ended"].as_u64(), v[0]["callback_status"].as_str()), (Some("group"), Some(3), Some("complete")));
+    // A failed child: the group fails (exit 1), and each child is a call of its own.
+    let failing = s.rt.block_on(task_runtime::group(calls("/nonexistent/never")).send()).expect("sent");
+    let (code, out, err) = run(&["wait", failing.id(), "--timeout", "30s"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("3 of 3 ended (2 complete, 1 failed, 0 cancelled)") && !out.contains("callback"), "{out}");
+    let (code, out, _) = run(&["status", &format!("{}.2", failing.id())]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("task      fault.until") && out.contains("is not there yet"), "{out}");
 }
 
 #[test]

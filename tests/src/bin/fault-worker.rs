@@ -85,13 +85,14 @@ async fn until(path: String) -> TaskResult<String> {
     }
 }
 
-/// A group's callback: the sum of its children's values (failed ones count 0).
+/// A group's callback: the sum of its children's numeric values (failed
+/// children, and values that are not numbers, count 0).
 #[task(name = "fault.tally")]
 async fn tally() -> TaskResult<u64> {
     let group = task_runtime::current().and_then(|c| c.callback_of).ok_or_else(|| TaskError::fail("not run as a group's callback"))?;
-    let outcomes = task_runtime::GroupHandle::<u64>::from_id(group).wait().await.map_err(|e| TaskError::retry(e.to_string()))?;
+    let outcomes = task_runtime::GroupHandle::<serde_json::Value>::from_id(group).wait().await.map_err(|e| TaskError::retry(e.to_string()))?;
     mark();
-    Ok(outcomes.into_iter().flatten().sum())
+    Ok(outcomes.into_iter().flatten().filter_map(|v| v.as_u64()).sum())
 }
 
 /// Every minute (`cron`): what task-local's cron schedules are tested with.
