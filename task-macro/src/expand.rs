@@ -145,6 +145,23 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
             }
         }
     };
+    // A task with parameters can be a later step of a chain: its first takes the value of the step before.
+    let step = match (names.first(), types.first()) {
+        (Some(_), Some(first_ty)) => {
+            let (rest_names, rest_types, rest_strs) = (&names[1..], &types[1..], &name_strs[1..]);
+            let first_str = &name_strs[0];
+            quote! {
+                /// This task as a step of a chain (`call.then(..)`): its first
+                /// argument is the value of the step before; these are the others.
+                pub fn step(#(#rest_names: #rest_types),*) -> ::task_runtime::Step<#first_ty, #value_ty> {
+                    let mut __task_args = #rt::CallArgs::new(Self::NAME);
+                    #( __task_args.put(#rest_strs, &#rest_names); )*
+                    ::task_runtime::Step::typed(&Self::SPEC, #first_str, __task_args.finish())
+                }
+            }
+        }
+        _ => quote!(),
+    };
     let companion_doc = format!(
         "The task [`{ident}()`]: its options ([`SPEC`](Self::SPEC)) and its body, run in place with [`run_inline`](Self::run_inline)."
     );
@@ -191,6 +208,8 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
                 #( __task_args.put(#name_strs, &#names); )*
                 ::task_runtime::Call::typed(&Self::SPEC, __task_args.finish())
             }
+
+            #step
 
             /// Dispatch to run after `delay` (reads `scheduled` until then).
             pub async fn after(

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
-use crate::envelope::{Envelope, GroupRef};
+use crate::envelope::{Envelope, GroupRef, NextStep};
 use crate::error::DispatchError;
 use crate::handle::{Dispatched, TaskHandle};
 use crate::store::PendingItem;
@@ -28,6 +28,8 @@ pub(crate) struct Target<'a> {
     pub(crate) group: Option<&'a GroupRef>,
     /// The group whose callback the call is.
     pub(crate) callback_of: Option<&'a str>,
+    /// The steps of a chain that follow the call.
+    pub(crate) then: &'a [NextStep],
 }
 
 impl<'a> Target<'a> {
@@ -42,6 +44,7 @@ impl<'a> Target<'a> {
             run_at_ms: options.run_at.map(|at| at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)),
             group: None,
             callback_of: None,
+            then: &[],
         }
     }
 }
@@ -74,6 +77,7 @@ pub(crate) fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<Str
     }
     env.group = t.group.cloned();
     env.callback_of = t.callback_of.map(str::to_owned);
+    env.then = t.then.to_vec();
     if let Some(key) = &rt.config.signing_key {
         env.sign(key);
     }

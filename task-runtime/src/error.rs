@@ -279,6 +279,14 @@ pub enum DispatchError {
         /// What is wrong, naming the call at fault.
         problem: String,
     },
+    /// A chain that cannot be sent as it is; nothing was sent.
+    #[error("chain starting with task `{task}`: {problem}; nothing was sent")]
+    BadChain {
+        /// The first call's task.
+        task: String,
+        /// What is wrong.
+        problem: String,
+    },
     /// A child of a group could not be sent. The children before it may
     /// have been: send the group again under the same id
     /// ([`SendOptions::id`](crate::SendOptions::id)) to send the rest
@@ -477,6 +485,16 @@ pub enum WaitError {
         task: String,
         /// Attempts started.
         attempts: u32,
+    },
+    /// A step of a chain did not complete, so the chain stopped there.
+    #[error("chain {chain} stopped at step {step}: {source}")]
+    ChainStep {
+        /// The chain's id (its first call's).
+        chain: String,
+        /// The step, from 0 (the first call).
+        step: u32,
+        /// How that step ended.
+        source: Box<WaitError>,
     },
     /// `GroupHandle::wait_timeout` ran out before every child ended.
     #[error("group `{id}`: {ended} of {total} children had ended after {waited:?}")]

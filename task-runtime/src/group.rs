@@ -2,7 +2,7 @@
 //! calls under one id and waits for all of them ([`GroupHandle`]);
 //! [`Group::then`] adds a callback that runs once every child has ended
 //! (a chord). How a child's end is counted, and why the callback runs
-//! once, is in [`crate::fan_in`] and [`crate::store::group`].
+//! once, is in [`crate::follow_up`] and [`crate::store::group`].
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -110,6 +110,18 @@ impl<T> Call<T> {
     pub fn options(mut self, options: SendOptions) -> Self {
         self.options = options;
         self
+    }
+
+    /// The same call, its value's type forgotten (a chain's first call).
+    pub(crate) fn erase(self) -> Call<Value> {
+        let Call { task, function, capture, retries, args, options, .. } = self;
+        Call { task, function, capture, retries, args, options, _value: PhantomData }
+    }
+
+    /// Its task, function, capture, retries, arguments and options.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn into_parts(self) -> (String, Option<String>, bool, Option<u8>, Result<Map<String, Value>, DispatchError>, SendOptions) {
+        (self.task, self.function, self.capture, self.retries, self.args, self.options)
     }
 
     fn target<'a>(&'a self, options: &'a SendOptions) -> Target<'a> {
@@ -459,7 +471,7 @@ impl<T> GroupHandle<T> {
                             {
                                 tracing::warn!(%id, "cancelled, but its schedule could not be deleted: {e}");
                             }
-                            crate::fan_in::child_ended(store.as_ref(), Some(&forwarder), &child, Status::Cancelled, rt.config.response_ttl)
+                            crate::follow_up::child_ended(store.as_ref(), Some(&forwarder), &child, Status::Cancelled, rt.config.response_ttl)
                                 .await
                                 .map_err(|e| StoreError::Backend { operation: "count_ended", table: "the response store".into(), message: e.to_string() })?;
                             Ok::<u32, StoreError>(1)

@@ -12,7 +12,7 @@ use crate::backend::scheduler::Scheduler;
 use crate::backend::local::LocalBackend;
 use crate::config::{BackendKind, Config};
 use crate::envelope::Envelope;
-use crate::fan_in::Forwarder;
+use crate::follow_up::Forwarder;
 use crate::error::{ConfigError, Error};
 use crate::registry::Registry;
 use crate::store::ResponseStore;

@@ -14,7 +14,7 @@ use crate::context::{BlockingBodies, counting_blocking};
 use crate::envelope::failure_record::FailureRecord;
 use crate::envelope::aws_event::EventKind;
 use crate::envelope::{Envelope, EnvelopeError, GroupRef, Incoming, WarmUp};
-use crate::fan_in::{self, Forwarder};
+use crate::follow_up::{self, Forwarder};
 use crate::error::error_type;
 use crate::outcome::{self, Decision, Reply, RunResult};
 use crate::registry::{Registry, TaskDef};
@@ -154,19 +154,35 @@ impl Worker {
         self
     }
 
-    /// Carry a child's end to its group (see [`fan_in`]); `Some` is the
-    /// error to answer when that failed, so that Lambda delivers the
-    /// child again and the count (or the callback) is retried.
-    async fn carry_to_group(&self, store: &dyn ResponseStore, child: Option<&GroupRef>, status: Status) -> Option<Reply> {
-        let child = child.filter(|_| status.is_finished())?;
-        match fan_in::child_ended(store, self.forwarder.as_ref(), child, status, self.settings.response_ttl).await {
-            Ok(()) => None,
-            Err(e) => {
-                let message = format!("the call ended {status}, but its group `{}` could not count it: {e}", child.id);
+    /// What a call's end sets off (see [`follow_up`]): its count in its
+    /// group, and its chain's next step when it completed with `value`.
+    /// `Some` is the error to answer when that failed, so that Lambda
+    /// delivers the call again and what failed is tried again.
+    async fn follow_up(&self, store: &dyn ResponseStore, after: &After, status: Status, value: Option<&str>) -> Option<Reply> {
+        if let Some(child) = after.group.as_ref().filter(|_| status.is_finished())
+            && let Err(e) = follow_up::child_ended(store, self.forwarder.as_ref(), child, status, self.settings.response_ttl).await
+        {
+            let message = format!("the call ended {status}, but its group `{}` could not count it: {e}", child.id);
+            tracing::error!("{message}");
+            return Some(Reply::Error { error_type: error_type::STORE, message });
+        }
+        if let (Some(call), Status::Complete) = (&after.chain, status) {
+            let value = match value {
+                Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+                // A later delivery of a completed step: its value is in the store.
+                None => match store.get(&call.id).await {
+                    Ok(r) => r.and_then(|r| r.response).unwrap_or(Value::Null),
+                    Err(e) => return Some(Reply::Error { error_type: error_type::STORE, message: e.to_string() }),
+                },
+            };
+            let key = self.settings.signing_key.as_deref();
+            if let Err(e) = follow_up::next_step(store, self.forwarder.as_ref(), call, value, key, self.settings.response_ttl).await {
+                let message = format!("the call completed, but its chain's next step could not be sent: {e}");
                 tracing::error!("{message}");
-                Some(Reply::Error { error_type: error_type::STORE, message })
+                return Some(Reply::Error { error_type: error_type::STORE, message });
             }
         }
+        None
     }
 
     /// Handle an event: `None` when it is not a task message (hand it to the
@@ -353,7 +369,8 @@ impl Worker {
                 true => Some(Status::Failed),
                 false => store.get(&child.child_id()).await?.map(|r| r.status),
             };
-            if let Some(Reply::Error { message, .. }) = self.carry_to_group(store.as_ref(), Some(child), status.unwrap_or(Status::Running)).instrument(span).await {
+            let after = After { group: Some(child.clone()), chain: None };
+            if let Some(Reply::Error { message, .. }) = self.follow_up(store.as_ref(), &after, status.unwrap_or(Status::Running), None).instrument(span).await {
                 return Err(crate::error::StoreError::Backend { operation: "count_ended", table: "the response store".into(), message });
             }
         }
@@ -383,7 +400,7 @@ impl Worker {
             Some(id) if self.settings.signing_key.is_none() => {
                 drop(_enter);
                 let work = Work::Refuse(Failure::new(err.kind, err.message));
-                self.record(id, &task, inv, work, None, None).instrument(span).await
+                self.record(id, &task, inv, work, None, &After::default()).instrument(span).await
             }
             _ => summary_error(err.id.as_deref(), err.task.as_deref(), err.kind, &err.message),
         }
@@ -412,6 +429,7 @@ impl Worker {
                     tracing::warn!("could not note this run as the schedule's latest: {e}");
                 }
             }
+            let after = After::of(&env);
             let work = match self.registry.get(&env.task) {
                 None => {
                     let msg = format!(
@@ -430,7 +448,7 @@ impl Worker {
                 }
             };
             if env.capture {
-                self.record(&env.id, &env.task, inv, work, event, env.group.as_ref()).await
+                self.record(&env.id, &env.task, inv, work, event, &after).await
             } else {
                 self.run_uncaptured(&env.id, &env.task, inv, work).await
             }
@@ -453,7 +471,7 @@ impl Worker {
             let failure = Failure::new(FailureKind::Refused, message.clone());
             match store.refuse_pending(&env.id, &env.digest(), failure, now_ms()).await {
                 Ok(true) => {
-                    if let Some(error) = self.carry_to_group(store.as_ref(), env.group.as_ref(), Status::Failed).await {
+                    if let Some(error) = self.follow_up(store.as_ref(), &After::of(env), Status::Failed, None).await {
                         return error;
                     }
                     return summary_error(Some(&env.id), Some(&env.task), FailureKind::Refused, &message);
@@ -475,15 +493,15 @@ impl Worker {
     }
 
     /// begin → run the work (or record its refusal), renewing the lease → finish.
-    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work, event: Option<&Value>, group: Option<&GroupRef>) -> Reply {
+    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work, event: Option<&Value>, after: &After) -> Reply {
         let Some(store) = &self.store else {
             return self.run_uncaptured(id, task, inv, work).await;
         };
-        let attempt = match self.begin(store.as_ref(), id, task, inv, work.max_attempts(), group.is_some()).await {
+        let attempt = match self.begin(store.as_ref(), id, task, inv, work.max_attempts(), after.group.is_some()).await {
             Ok(Begun::Started { attempts }) => attempts,
             Ok(Begun::Finished { status, attempts }) => {
                 // Count it in its group, in case the path that ended it died before it did.
-                if let Some(error) = self.carry_to_group(store.as_ref(), group, status).await {
+                if let Some(error) = self.follow_up(store.as_ref(), after, status, None).await {
                     return error;
                 }
                 if status == Status::Cancelled {
@@ -518,7 +536,11 @@ impl Worker {
         };
         match store.finish(id, &inv.request_id, decision.state.clone(), now_ms(), message.as_deref()).await {
             Ok(Finished::Written) => {
-                if let Some(error) = self.carry_to_group(store.as_ref(), group, decision.state.status()).await {
+                let value = match &decision.state {
+                    FinalState::Complete(text) => Some(text.as_str()),
+                    _ => None,
+                };
+                if let Some(error) = self.follow_up(store.as_ref(), after, decision.state.status(), value).await {
                     wait_for_overrun_bodies(&bodies).await;
                     return error;
                 }
@@ -634,6 +656,21 @@ impl Heartbeat<'_> {
 /// about.
 fn task_span(task: &str, id: &str, inv: &Invocation) -> tracing::Span {
     tracing::error_span!("task", task = %task, id = %id, attempt = tracing::field::Empty, request_id = %inv.request_id)
+}
+
+/// What follows a call's end: its group, and its chain's remaining steps.
+#[derive(Debug, Default)]
+struct After {
+    group: Option<GroupRef>,
+    /// The call's message without its arguments, when steps follow it.
+    chain: Option<Envelope>,
+}
+
+impl After {
+    fn of(env: &Envelope) -> Self {
+        let chain = (!env.then.is_empty()).then(|| Envelope { args: Map::new(), ..env.clone() });
+        After { group: env.group.clone(), chain }
+    }
 }
 
 /// What one failure record came to.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use task_runtime::envelope::{Envelope, GroupRef, callback_id};
-use task_runtime::fan_in::Forwarder;
+use task_runtime::follow_up::Forwarder;
 use task_runtime::store::group::{Callback, GroupItem};
 use task_runtime::store::memory::MemoryStore;
 use task_runtime::store::{BeginRequest, FinalState, ResponseStore};
@@ -167,4 +167,28 @@ async fn a_callback_that_cannot_be_sent_fails_the_delivery_so_that_lambda_tries_
     let reply = w.handle_event(&event(&only), &common::invocation()).await;
     assert!(matches!(reply, Some(Reply::Success(_))), "{reply:?}");
     assert_eq!(sent.sent(), vec![callback_id("down")]);
+}
+
+#[tokio::test]
+async fn a_completed_step_whose_worker_died_before_sending_the_next_is_followed_by_its_next_delivery() {
+    let (w, store, sent) = setup("unused-group", 1).await;
+    let mut first = Envelope::new(double::NAME, json!({"n": 4}).as_object().cloned().expect("object"), true, 2);
+    first.then = vec![task_runtime::envelope::NextStep { task: double::NAME.into(), args: Default::default(), param: "n".into(), function: None, retries: 2 }];
+    ended_uncounted(&store, &first).await; // complete, value 0, and nothing sent
+    assert!(sent.sent().is_empty());
+    let reply = w.handle_event(&event(&first), &common::invocation()).await;
+    assert!(matches!(reply, Some(Reply::Success(_))), "{reply:?}");
+    let next = task_runtime::envelope::step_id(&first.id, 1);
+    assert_eq!(sent.sent(), vec![next.clone()]);
+    assert_eq!(store.get(&next).await.expect("read").map(|r| (r.status, r.task)), Some((Status::Pending, double::NAME.to_owned())));
+    // A step that failed sends nothing.
+    let mut failing = first.clone();
+    failing.id = "failing-step".into();
+    let now = common::now_ms();
+    let claim = BeginRequest { id: failing.id.clone(), task: failing.task.clone(), request_id: "req-f".into(), lease_until_ms: now + 60_000, max_attempts: 1, now_ms: now, ttl: FAR_TTL };
+    store.begin(claim).await.expect("begin");
+    let failed = FinalState::Failed(task_runtime::Failure::new(task_runtime::FailureKind::Failed, "no"));
+    store.finish(&failing.id, "req-f", failed, now, None).await.expect("finish");
+    w.handle_event(&event(&failing), &common::invocation()).await;
+    assert_eq!(sent.sent().len(), 1);
 }

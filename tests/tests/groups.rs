@@ -1,4 +1,4 @@
-//! Groups and chords on the embedded local backend: the API as the README
+//! Groups, chords and chains on the embedded local backend: the API as the README
 //! writes it, through `#[task]`'s `call`, the real worker and the memory
 //! store.
 
@@ -148,4 +148,47 @@ async fn cancelling_a_delayed_chord_ends_every_child_and_its_callback_never_runs
     assert!(all.iter().all(|o| o.as_ref().is_err_and(|f| f.kind.as_str() == "cancelled")), "{all:?}");
     assert!(matches!(chord.wait_timeout(LIMIT).await, Err(WaitError::Cancelled { .. })));
     assert_eq!(sums(chord.group().id()), 0);
+}
+
+#[task(name = "groups.add")]
+async fn add(n: u64, plus: u64) -> TaskResult<u64> {
+    if plus == 13 {
+        return Err(TaskError::fail("13 is unlucky"));
+    }
+    Ok(n + plus)
+}
+
+#[tokio::test]
+async fn a_chain_passes_each_value_on_and_resolves_to_the_last() {
+    setup();
+    let chain = square::call(3).then(add::step(1)).then(add::step(100)).send().await.expect("sent");
+    assert_eq!(chain.wait_timeout(LIMIT).await.expect("every step completed"), 110);
+    // Each step is an ordinary call with its own id.
+    let ids = chain.call_ids();
+    assert_eq!(ids, vec![chain.id().to_owned(), format!("{}.step1", chain.id()), format!("{}.step2", chain.id())]);
+    let second = task_runtime::get_async_response(&ids[1]).await.expect("reads").expect("stored");
+    assert_eq!((second.task.as_str(), second.response), ("groups.add", Some(json!(10))));
+}
+
+#[tokio::test]
+async fn a_failed_step_stops_the_chain_and_the_handle_names_it() {
+    setup();
+    let chain = square::call(2).then(add::step(13)).then(add::step(1)).send().await.expect("sent");
+    let err = chain.wait_timeout(LIMIT).await.expect_err("step 1 fails");
+    let WaitError::ChainStep { step, source, .. } = &err else { panic!("{err:?}") };
+    assert_eq!(*step, 1, "{err}");
+    assert!(matches!(&**source, WaitError::Failed { failure, .. } if failure.message.contains("13 is unlucky")), "{err}");
+    task_runtime::wait_for_local_tasks().await;
+    assert_eq!(task_runtime::get_async_response(&chain.call_ids()[2]).await.expect("reads"), None, "the step after is never sent");
+}
+
+#[tokio::test]
+async fn chains_by_name_and_chains_that_cannot_be_sent() {
+    setup();
+    let chain = call("groups.square", json!({"n": 4})).then(task_runtime::step("groups.add", "n", json!({"plus": 4}))).send().await.expect("sent");
+    assert_eq!(chain.wait_timeout(LIMIT).await.expect("completed"), json!(20));
+    let e = fire_and_forget::call(1).then(add::step(1)).send().await.expect_err("not captured");
+    assert!(matches!(&e, DispatchError::BadChain { task, .. } if task == "groups.fire_and_forget"), "{e}");
+    let e = call("groups.square", json!({"n": 1})).then(task_runtime::step("groups.add", "n", json!(1))).send().await.expect_err("args");
+    assert!(matches!(&e, DispatchError::ArgsNotObject { task, found: "a number" } if task == "groups.add"), "{e}");
 }

@@ -131,3 +131,28 @@ fn a_delayed_group_cancelled_takes_its_schedules_down_and_its_callback_never_run
         assert_eq!(runs(s, chord.callback_id()), 0);
     })
 }
+
+#[test]
+fn a_chain_under_duplicate_deliveries_runs_each_step_once_and_stops_at_a_failed_one() {
+    block_on(async {
+        let s = setup().await;
+        let same = || task_runtime::step("fault.ok", "n", json!({}));
+        let chain = call("fault.ok", json!({"n": 5})).then(same()).then(same()).then(same()).send().await.expect("sent");
+        assert_eq!(chain.wait_timeout(LIMIT).await.expect("completed"), json!(5));
+        let stopped = call("fault.ok", json!({"n": 1}))
+            // `1` is no path: step 1 fails (bad_args) and the chain stops there.
+            .then(task_runtime::step("fault.until", "path", json!({})))
+            .then(same())
+            .send()
+            .await
+            .expect("sent");
+        let err = stopped.wait_timeout(LIMIT).await.expect_err("step 1 fails");
+        assert!(matches!(&err, WaitError::ChainStep { step: 1, .. }), "{err}");
+        s.tl.quiet(LIMIT).await;
+        for id in chain.call_ids() {
+            assert_eq!(runs(s, &id), 1, "{id}");
+        }
+        let ids = stopped.call_ids();
+        assert_eq!((runs(s, &ids[0]), runs(s, &ids[2])), (1, 0), "the step after the failed one never ran");
+    })
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::error::{DispatchError, RegistryError};
-use crate::fan_in::Forwarder;
+use crate::follow_up::Forwarder;
 use crate::outcome::Reply;
 use crate::registry::Registry;
 use crate::store::ResponseStore;

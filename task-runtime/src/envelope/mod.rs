@@ -84,6 +84,52 @@ pub struct Envelope {
     /// read with [`GroupHandle::from_id`](crate::GroupHandle::from_id)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_of: Option<String>,
+    /// The steps of a chain that follow this call, in order: when it
+    /// completes, the first is sent with its value as an argument.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<NextStep>,
+    /// This call's place in a chain, when it is a later step of one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainRef>,
+}
+
+/// A step of a chain, carried by the call before it: a call whose argument
+/// `param` is the value of the step before.
+///
+/// ```
+/// use task_runtime::envelope::{NextStep, step_id};
+/// let step = NextStep { task: "reports.total".into(), args: Default::default(), param: "counts".into(), function: None, retries: 2 };
+/// assert_eq!((step.param.as_str(), step_id("c", 2)), ("counts", "c.step2".to_owned()));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NextStep {
+    /// The task.
+    pub task: String,
+    /// Its other arguments.
+    pub args: Map<String, Value>,
+    /// The parameter that takes the value of the step before.
+    pub param: String,
+    /// The function to send it to; `None`: the worker's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// The most retries (0-2).
+    #[serde(default = "default_retries")]
+    pub retries: u8,
+}
+
+/// A later step's place in its chain: the chain's id (its first call's)
+/// and the step's number (the first call is step 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainRef {
+    /// The chain's id: the id of its first call.
+    pub id: String,
+    /// This step's number, from 1.
+    pub step: u32,
+}
+
+/// The call id of step `step` (from 1) of chain `chain`.
+pub fn step_id(chain: &str, step: u32) -> String {
+    format!("{chain}.step{step}")
 }
 
 /// A child's place in its group, carried in the child's message, so that
@@ -295,7 +341,35 @@ impl Envelope {
             schedule: None,
             group: None,
             callback_of: None,
+            then: Vec::new(),
+            chain: None,
         }
+    }
+
+    /// The message of the step after this call, which completed with
+    /// `value`: `None` when no step follows.
+    ///
+    /// ```
+    /// use task_runtime::envelope::{Envelope, NextStep};
+    /// let mut first = Envelope::new("count", Default::default(), true, 2);
+    /// first.then = vec![NextStep { task: "double".into(), args: Default::default(), param: "n".into(), function: None, retries: 1 }];
+    /// let next = first.next_step(serde_json::json!(21)).expect("a step follows");
+    /// assert_eq!((next.id, next.args["n"].clone(), next.then.len()), (format!("{}.step1", first.id), serde_json::json!(21), 0));
+    /// assert!(next.next_step(serde_json::json!(42)).is_none());
+    /// ```
+    pub fn next_step(&self, value: Value) -> Option<Envelope> {
+        let (step, rest) = self.then.split_first()?;
+        let (chain, number) = match &self.chain {
+            Some(c) => (c.id.clone(), c.step + 1),
+            None => (self.id.clone(), 1),
+        };
+        let mut args = step.args.clone();
+        args.insert(step.param.clone(), value);
+        let mut next = Envelope::new(step.task.clone(), args, self.capture, step.retries);
+        next.id = step_id(&chain, number);
+        next.then = rest.to_vec();
+        next.chain = Some(ChainRef { id: chain, step: number });
+        Some(next)
     }
 
     /// The bytes of the message, checked against [`MAX_ASYNC_PAYLOAD_BYTES`].

@@ -1,5 +1,5 @@
-//! Fan-in: what happens when a child of a group ends, and how the group's
-//! callback is sent exactly once.
+//! What a call's end sets off: its count in its group (fan-in) and the
+//! group's callback, sent exactly once; and the next step of its chain.
 //!
 //! Every path that sees a child end calls [`child_ended`]: the worker that
 //! wrote its outcome, a later delivery that finds it finished, Lambda's
@@ -12,6 +12,11 @@
 //! count and the send, the invocation fails, Lambda delivers the child
 //! again (or its failure record), and that path finds the child counted,
 //! every child ended, and the callback still `pending` or absent: it sends.
+//!
+//! A chain's next step goes the same way ([`next_step`]): its id is derived
+//! from the chain's, created only if absent and sent while `pending`, by
+//! the worker that completed the step before, or by any later delivery of
+//! that step.
 
 use std::sync::Arc;
 
@@ -34,16 +39,16 @@ pub trait Forwarder: Send + Sync + std::fmt::Debug {
 
 /// Why a child's end could not be carried to its group.
 #[derive(Debug, thiserror::Error)]
-pub enum FanInError {
+pub enum FollowUpError {
     /// The store refused a write or a read.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The callback could not be sent.
-    #[error("group `{group}`: the callback {id} could not be sent: {message}")]
+    /// The callback (or a chain's next step) could not be sent.
+    #[error("`{group}`: {id} could not be sent: {message}")]
     Send {
-        /// The group.
+        /// The group (or chain).
         group: String,
-        /// The callback's id.
+        /// The callback's (or step's) id.
         id: String,
         /// What the backend said.
         message: String,
@@ -64,7 +69,7 @@ pub(crate) async fn child_ended(
     child: &GroupRef,
     status: Status,
     response_ttl: std::time::Duration,
-) -> Result<(), FanInError> {
+) -> Result<(), FollowUpError> {
     let now = now_ms();
     let counted = store.count_ended(child, status, now, group_ttl(now, response_ttl)).await?;
     tracing::debug!(group = %child.id, index = child.index, newly = counted.newly, all_ended = counted.all_ended, "child counted");
@@ -81,13 +86,13 @@ async fn send_callback(
     forwarder: Option<&Arc<dyn Forwarder>>,
     group: &str,
     response_ttl: std::time::Duration,
-) -> Result<(), FanInError> {
+) -> Result<(), FollowUpError> {
     let Some(state) = store.group(group).await? else {
         return Err(StoreError::Corrupt { id: crate::store::group::group_key(group), attribute: "id", problem: "is missing: its callback cannot be sent".into() }.into());
     };
     let Some(callback) = state.item.callback.clone() else { return Ok(()) };
     let id = callback_id(group);
-    let send_error = |message: String| FanInError::Send { group: group.to_owned(), id: id.clone(), message };
+    let send_error = |message: String| FollowUpError::Send { group: group.to_owned(), id: id.clone(), message };
     let env: Envelope = serde_json::from_str(&callback.message).map_err(|e| send_error(format!("its stored message does not decode: {e}")))?;
     let now = now_ms();
     let item = PendingItem {
@@ -105,19 +110,88 @@ async fn send_callback(
         }
         return Ok(());
     }
-    let created = store.put_pending(item).await?;
-    if !created {
-        // Sent before, by this path or another; send again only if it has
-        // not begun (the sender died before its send reached the backend).
-        match store.get(&id).await? {
-            Some(r) if r.status == Status::Pending => tracing::info!(callback = %id, "the callback is pending: sending it again (a worker runs it once)"),
-            _ => return Ok(()),
+    if send_once(store, forwarder, item, &env, callback.message.clone().into_bytes(), callback.function.as_deref()).await.map_err(|e| match e {
+        SendOnce::Store(e) => FollowUpError::Store(e),
+        SendOnce::Send(message) => send_error(message),
+    })? {
+        tracing::info!(group, callback = %id, "every child ended: callback sent");
+    }
+    Ok(())
+}
+
+enum SendOnce {
+    Store(StoreError),
+    Send(String),
+}
+
+/// Create `item` (only if absent) and send `message` while it is
+/// `pending`: `true` when it was sent now. A call found begun or ended is
+/// not sent again; one found `pending` is (the sender before may have died
+/// between its write and its send), and its worker runs it once.
+async fn send_once(
+    store: &dyn ResponseStore,
+    forwarder: Option<&Arc<dyn Forwarder>>,
+    item: PendingItem,
+    message: &Envelope,
+    payload: Vec<u8>,
+    function: Option<&str>,
+) -> Result<bool, SendOnce> {
+    let id = item.id.clone();
+    if !store.put_pending(item).await.map_err(SendOnce::Store)? {
+        match store.get(&id).await.map_err(SendOnce::Store)? {
+            Some(r) if r.status == Status::Pending => tracing::info!(%id, "sent before and still pending: sending it again (a worker runs it once)"),
+            _ => return Ok(false),
         }
     }
-    let forwarder = forwarder.ok_or_else(|| send_error("this worker has no backend to send it with (build it with Worker::from_runtime)".into()))?;
-    forwarder.forward(&env, callback.message.clone().into_bytes(), callback.function.as_deref()).await.map_err(send_error)?;
-    tracing::info!(group, callback = %id, "every child ended: callback sent");
-    Ok(())
+    let forwarder = forwarder.ok_or_else(|| SendOnce::Send("this worker has no backend to send it with (build it with Worker::from_runtime)".into()))?;
+    forwarder.forward(message, payload, function).await.map_err(SendOnce::Send)?;
+    Ok(true)
+}
+
+/// Send the step of `call`'s chain that follows it, with `value` (what
+/// `call` completed with) as its argument; nothing when no step follows. A
+/// message over Lambda's limit ends the step `failed`, kind `too_large`.
+pub(crate) async fn next_step(
+    store: &dyn ResponseStore,
+    forwarder: Option<&Arc<dyn Forwarder>>,
+    call: &Envelope,
+    value: serde_json::Value,
+    signing_key: Option<&[u8]>,
+    response_ttl: std::time::Duration,
+) -> Result<(), FollowUpError> {
+    let Some(mut next) = call.next_step(value) else { return Ok(()) };
+    if let Some(key) = signing_key {
+        next.sign(key);
+    }
+    let now = now_ms();
+    let item = PendingItem {
+        id: next.id.clone(),
+        task: next.task.clone(),
+        now_ms: now,
+        ttl: ttl_after(give_up_ms(now, None), response_ttl),
+        run_at_ms: None,
+        digest: signing_key.map(|_| next.digest()),
+    };
+    let payload = match next.to_payload() {
+        Ok(p) => p,
+        Err((size, limit)) => {
+            let failure = Failure::new(FailureKind::TooLarge, format!("the value of the step before makes this step's message {size} bytes, over Lambda's {limit}"));
+            store.fail_unfinished(item, failure, None).await?;
+            return Ok(());
+        }
+    };
+    let function = call.then.first().and_then(|s| s.function.clone());
+    let send_error = |message: String| FollowUpError::Send { group: next.chain.as_ref().map(|c| c.id.clone()).unwrap_or_default(), id: next.id.clone(), message };
+    match send_once(store, forwarder, item, &next, payload, function.as_deref()).await {
+        Ok(sent) => {
+            if sent {
+                tracing::info!(step = %next.id, "chain: next step sent");
+            }
+            Ok(())
+        }
+        Err(SendOnce::Store(e)) => Err(e.into()),
+        Err(SendOnce::Send(m)) => Err(send_error(m)),
+    }
 }
 
 /// The message of a callback that does not run: which children did not complete.
