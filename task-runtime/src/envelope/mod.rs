@@ -484,6 +484,53 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_message_without_capture_or_retries_reads_as_captured_with_two_retries() {
+        let bare = json!({"task_runtime": 1, "task": "t", "id": "1", "args": {}});
+        let Incoming::Task(env) = Incoming::classify(&bare) else { panic!("a task message") };
+        assert_eq!((env.capture, env.retries), (true, 2));
+    }
+
+    #[test]
+    fn version_zero_is_refused_and_version_one_is_read() {
+        let message = |v: u64| json!({"task_runtime": v, "task": "t", "id": "1", "args": {}});
+        let Incoming::Bad(err) = Incoming::classify(&message(0)) else { panic!("version 0 is no version") };
+        assert_eq!(err.kind, FailureKind::BadEnvelope);
+        assert!(err.message.contains("positive integer version"), "{}", err.message);
+        assert!(matches!(Incoming::classify(&message(1)), Incoming::Task(_)));
+    }
+
+    #[test]
+    fn ids_and_task_names_up_to_the_limit_are_read_and_longer_ones_refused() {
+        let message = |id: &str, task: &str| json!({"task_runtime": 1, "task": task, "id": id, "args": {}});
+        let (at, over) = ("i".repeat(MAX_NAME_BYTES), "i".repeat(MAX_NAME_BYTES + 1));
+        assert!(matches!(Incoming::classify(&message(&at, &at)), Incoming::Task(_)));
+        for (id, task) in [(&over, &at), (&at, &over)] {
+            let Incoming::Bad(err) = Incoming::classify(&message(id, task)) else { panic!("over the limit") };
+            assert!(err.message.contains("longer than 1024 bytes"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn a_payload_of_exactly_the_limit_is_sent() {
+        let mut env = Envelope::new("t", Map::new(), true, 2);
+        let base = env.to_payload().map(|p| p.len()).unwrap_or(usize::MAX);
+        // A string argument grows the payload by its length plus `"x":""` (and a comma).
+        env.args.insert("x".into(), json!(""));
+        let with_empty = env.to_payload().map(|p| p.len()).unwrap_or(usize::MAX);
+        env.args.insert("x".into(), json!("y".repeat(MAX_ASYNC_PAYLOAD_BYTES - with_empty)));
+        assert_eq!(env.to_payload().map(|p| p.len()), Ok(MAX_ASYNC_PAYLOAD_BYTES));
+        env.args.insert("x".into(), json!("y".repeat(MAX_ASYNC_PAYLOAD_BYTES - with_empty + 1)));
+        assert_eq!(env.to_payload().map(|p| p.len()), Err((MAX_ASYNC_PAYLOAD_BYTES + 1, MAX_ASYNC_PAYLOAD_BYTES)));
+        assert!(base < with_empty);
+    }
+
+    #[test]
+    fn canonical_form_separates_every_element_and_member() {
+        let v = json!({"b": [1, 2, 3], "a": {"y": true, "x": null}});
+        assert_eq!(String::from_utf8(canonical(&v)).ok().as_deref(), Some(r#"{"a":{"x":null,"y":true},"b":[1,2,3]}"#));
+    }
+
+    #[test]
     fn round_trips_and_matches_the_documented_shape() {
         let env = Envelope::new("q::make_pie", json!({"flavor": "apple"}).as_object().cloned().unwrap_or_default(), true, 2);
         let v = serde_json::to_value(&env).unwrap_or_default();
