@@ -14,7 +14,7 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::primitives::Blob;
@@ -66,22 +66,6 @@ fn outcome(r: &AsyncResponse) -> Result<(), String> {
     }
 }
 
-/// The processes whose parent is `parent`: the emulator's instances.
-fn children(parent: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // pid (comm) state ppid ...: the comm may hold spaces, so read after its ')'.
-            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok()) == Some(parent)
-        })
-        .collect()
-}
-
-fn random_below(n: usize) -> usize {
-    ((uuid::Uuid::new_v4().as_u128() >> 80) as usize) % n.max(1)
-}
-
 #[test]
 fn every_call_ends_terminal_under_kills_timeouts_panics_and_duplicates() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -121,31 +105,7 @@ async fn run() {
     let started = Instant::now();
 
     // The killer: one random instance every `kill_every`, until every id is terminal.
-    let killing = Arc::new(AtomicBool::new(true));
-    let kills = Arc::new(AtomicU64::new(0));
-    let killer = {
-        let (killing, kills, parent) = (killing.clone(), kills.clone(), tl.pid());
-        tokio::spawn(async move {
-            let mut next = Instant::now() + kill_every;
-            while killing.load(Ordering::SeqCst) {
-                // Short naps, so that the killer stops as soon as every id is terminal.
-                tokio::time::sleep(Duration::from_millis(20).min(kill_every)).await;
-                if Instant::now() < next || !killing.load(Ordering::SeqCst) {
-                    continue;
-                }
-                next += kill_every;
-                let pids = children(parent);
-                if pids.is_empty() {
-                    continue;
-                }
-                let pid = pids[random_below(pids.len())];
-                let killed = tokio::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().await;
-                if killed.is_ok_and(|s| s.success()) {
-                    kills.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        })
-    };
+    let killer = common::faults::Killer::start(tl.pid(), kill_every);
 
     // Send: the pending write, then the invoke; every 20th message twice (a new request id).
     let duplicates = Arc::new(AtomicU64::new(0));
@@ -215,8 +175,7 @@ async fn run() {
         }
     }
     let drain = drain_started.elapsed();
-    killing.store(false, Ordering::SeqCst);
-    killer.await.expect("the killer task ended without a panic");
+    let kills = killer.stop().await;
     let stats = tl.stats().await;
     drop(tl);
 
@@ -248,7 +207,7 @@ async fn run() {
     println!("  sent                     {} in {:.1}s", ids.len(), sent_in.as_secs_f64());
     println!("  duplicate invokes        {} (same message, new request id)", duplicates.load(Ordering::SeqCst));
     println!("  duplicate deliveries     {} (same event, same request id)", f["duplicate_deliveries"]);
-    println!("  kills (SIGKILL)          {}", kills.load(Ordering::SeqCst));
+    println!("  kills (SIGKILL)          {kills}");
     println!("  invocations              {} (crash {}, timeout {}, dropped to the failure record {})", f["invocations"], f["crash"], f["timeout"], f["dropped"]);
     println!("  complete                 {complete}");
     println!("  failed by kind           {failed:?}");
@@ -261,7 +220,6 @@ async fn run() {
     assert!(open.is_empty(), "{} ids not terminal after {drain:?}: {non_terminal:?}, e.g. {:?}", open.len(), open.iter().take(3).collect::<Vec<_>>());
 
     // The faults happened: a run without them proves nothing.
-    let kills = kills.load(Ordering::SeqCst);
     assert!(kills > 0, "no instance was killed");
     assert!(duplicates.load(Ordering::SeqCst) > 0, "no message was invoked twice");
     assert!(f["duplicate_deliveries"].as_u64() > Some(0), "no event was delivered twice: {f}");

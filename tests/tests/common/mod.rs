@@ -2,6 +2,7 @@
 //! that `scripts/test` starts, and SDK clients pointed at loopback.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod faults;
 pub mod task_local;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
