@@ -484,6 +484,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_group_s_children_are_spread_over_its_shards_in_turn() {
+        let child = |index| GroupRef { id: "g".into(), index, total: 7, shards: 3 };
+        let shards: Vec<u32> = (0..7).map(|i| child(i).shard()).collect();
+        assert_eq!(shards, [0, 1, 2, 0, 1, 2, 0]);
+        assert_eq!((child(0).shard_size(0), child(0).shard_size(1), child(0).shard_size(2)), (3, 2, 2));
+        assert_eq!((child(0).used_shards(), GroupRef { id: "g".into(), index: 0, total: 2, shards: 3 }.used_shards()), (3, 2));
+        assert_eq!(child(5).child_id(), "g.5");
+    }
+
+    #[test]
     fn a_message_without_capture_or_retries_reads_as_captured_with_two_retries() {
         let bare = json!({"task_runtime": 1, "task": "t", "id": "1", "args": {}});
         let Incoming::Task(env) = Incoming::classify(&bare) else { panic!("a task message") };
