@@ -519,7 +519,7 @@ impl<T: DeserializeOwned> GroupHandle<T> {
 }
 
 /// One ended child's outcome.
-fn child_outcome<T: DeserializeOwned>(id: &str, r: Option<crate::AsyncResponse>) -> Result<Result<T, Failure>, WaitError> {
+fn child_outcome<T: DeserializeOwned>(id: &str, r: Option<crate::response::AsyncResponse>) -> Result<Result<T, Failure>, WaitError> {
     let Some(r) = r else { return Err(WaitError::NotFound { id: id.to_owned() }) };
     Ok(match r.status {
         Status::Complete => Ok(serde_json::from_value(r.response.unwrap_or(Value::Null))
