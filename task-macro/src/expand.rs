@@ -162,6 +162,32 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
         }
         _ => quote!(),
     };
+    // One call per item, as a group made one call at a time.
+    let map = if names.is_empty() {
+        quote!()
+    } else {
+        let (item_ty, pat) = if names.len() == 1 {
+            let (t, n) = (&types[0], &names[0]);
+            (quote!(#t), quote!(#n))
+        } else {
+            (quote!((#(#types),*)), quote!((#(#names),*)))
+        };
+        quote! {
+            /// One call per item (its arguments; a tuple when the task has
+            /// several), sent as one group and made one by one as they are
+            /// sent: add `.max_concurrency(n)`, `.then(callback)`, `.send()`.
+            pub fn map<__TaskItems>(items: __TaskItems) -> ::task_runtime::Group<#value_ty>
+            where
+                __TaskItems: ::core::iter::IntoIterator<Item = #item_ty>,
+                __TaskItems::IntoIter: ::core::marker::Send + 'static,
+            {
+                ::task_runtime::Group::from_calls(::core::iter::Iterator::map(
+                    ::core::iter::IntoIterator::into_iter(items),
+                    |#pat| Self::call(#(#names),*),
+                ))
+            }
+        }
+    };
     let companion_doc = format!(
         "The task [`{ident}()`]: its options ([`SPEC`](Self::SPEC)) and its body, run in place with [`run_inline`](Self::run_inline)."
     );
@@ -210,6 +236,8 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
             }
 
             #step
+
+            #map
 
             /// Dispatch to run after `delay` (reads `scheduled` until then).
             pub async fn after(

@@ -279,6 +279,18 @@ pub enum DispatchError {
         /// What is wrong, naming the call at fault.
         problem: String,
     },
+    /// The store refused one of a group's writes (its record, or a child
+    /// that waits for its turn); no child was sent by that write. Send the
+    /// group again under the same id to finish what it started.
+    #[error("group `{group}`: the store refused a write ({what}): {source}")]
+    GroupStore {
+        /// The group's id.
+        group: String,
+        /// Which write.
+        what: String,
+        /// The store's error.
+        source: StoreError,
+    },
     /// A chain that cannot be sent as it is; nothing was sent.
     #[error("chain starting with task `{task}`: {problem}; nothing was sent")]
     BadChain {

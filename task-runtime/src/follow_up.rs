@@ -25,7 +25,8 @@ use async_trait::async_trait;
 use crate::envelope::{Envelope, GroupRef, callback_id, child_id};
 use crate::error::StoreError;
 use crate::response::{Failure, FailureKind, Status};
-use crate::store::{PendingItem, ResponseStore, ttl_after, give_up_ms};
+use crate::store::group::Release;
+use crate::store::{MAX_EVENT_LIFE_MS, PendingItem, ResponseStore, give_up_ms, ttl_after};
 use crate::time::now_ms;
 
 /// Sends a task message that is built already (a group's callback) through
@@ -75,6 +76,49 @@ pub(crate) async fn child_ended(
     tracing::debug!(group = %child.id, index = child.index, newly = counted.newly, all_ended = counted.all_ended, "child counted");
     if counted.all_ended {
         send_callback(store, forwarder, &child.id, response_ttl).await?;
+    } else if child.window.is_some() {
+        next_in_turn(store, forwarder, child, response_ttl).await?;
+    }
+    Ok(())
+}
+
+/// In a group that runs at most `window` children at once, child `i`'s end
+/// is child `i + window`'s turn: release it from waiting and send it (again,
+/// while it is `pending`: its sender may have died). A child cancelled while
+/// it waited is counted, and the turn passes on to the one after it.
+async fn next_in_turn(
+    store: &dyn ResponseStore,
+    forwarder: Option<&Arc<dyn Forwarder>>,
+    child: &GroupRef,
+    response_ttl: std::time::Duration,
+) -> Result<(), FollowUpError> {
+    let mut at = child.clone();
+    while let Some(next) = at.next_in_turn() {
+        let id = child_id(&child.id, next);
+        let now = now_ms();
+        let waiting = match store.release(&id, now, ttl_after(give_up_ms(now, None).saturating_add(MAX_EVENT_LIFE_MS), response_ttl)).await? {
+            Release::Released(w) | Release::Pending(w) => w,
+            Release::Gone(Status::Cancelled) => {
+                at = GroupRef { index: next, ..at };
+                // Boxed: a turn passed on through cancelled children counts each of them.
+                let counted = store.count_ended(&at, Status::Cancelled, now, group_ttl(now, response_ttl)).await?;
+                if counted.all_ended {
+                    return Box::pin(send_callback(store, forwarder, &child.id, response_ttl)).await;
+                }
+                if !counted.newly {
+                    // Whoever counted it passed its turn on.
+                    return Ok(());
+                }
+                continue;
+            }
+            Release::Gone(_) | Release::NotFound => return Ok(()),
+        };
+        let send_error = |message: String| FollowUpError::Send { group: child.id.clone(), id: id.clone(), message };
+        let env: Envelope = serde_json::from_str(&waiting.message).map_err(|e| send_error(format!("its kept message does not decode: {e}")))?;
+        let forwarder = forwarder.ok_or_else(|| send_error("this worker has no backend to send it with (build it with Worker::from_runtime)".into()))?;
+        forwarder.forward(&env, waiting.message.into_bytes(), waiting.function.as_deref()).await.map_err(send_error)?;
+        tracing::debug!(group = %child.id, next, "the next child's turn: sent");
+        return Ok(());
     }
     Ok(())
 }

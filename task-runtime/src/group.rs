@@ -18,7 +18,7 @@ use crate::error::{CancelError, DispatchError, StoreError, WaitError};
 use crate::handle::TaskHandle;
 use crate::registry::TaskSpec;
 use crate::response::{Failure, FailureKind, Status};
-use crate::store::group::{Callback, GroupItem, GroupState, MAX_GROUP_CHILDREN, shards_for};
+use crate::store::group::{Callback, GroupItem, GroupState, MAX_GROUP_CHILDREN, Waiting, shards_for};
 use crate::store::{Cancel, MAX_EVENT_LIFE_MS, MAX_KEPT_MESSAGE_BYTES, PendingItem, ResponseStore, give_up_ms, ttl_after};
 use crate::time::now_ms;
 
@@ -139,10 +139,18 @@ impl<T> Call<T> {
 
 /// Calls to send as one group: see [`group`].
 #[must_use = "a Group does nothing until it is sent"]
-#[derive(Debug)]
 pub struct Group<T> {
-    calls: Vec<Call<T>>,
+    /// The calls, made one by one as they are sent (`map` never holds them all).
+    calls: Box<dyn Iterator<Item = Call<T>> + Send>,
+    len: usize,
     options: SendOptions,
+    window: Option<u32>,
+}
+
+impl<T> std::fmt::Debug for Group<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group").field("len", &self.len).field("options", &self.options).field("window", &self.window).finish_non_exhaustive()
+    }
 }
 
 /// A group of calls sent as one: one id, every child sent at once (64 at a
@@ -170,11 +178,57 @@ pub struct Group<T> {
 /// assert_eq!((status.total, status.complete, status.failed), (4, 3, 1));
 /// # Ok(()) }
 /// ```
-pub fn group<T>(calls: Vec<Call<T>>) -> Group<T> {
-    Group { calls, options: SendOptions::default() }
+pub fn group<T: 'static>(calls: Vec<Call<T>>) -> Group<T> {
+    Group::from_calls(calls)
+}
+
+impl<T: 'static> Group<T> {
+    /// A group of the calls `calls` makes, one by one as they are sent, so
+    /// that a large input is never held as calls all at once (what
+    /// `#[task]`'s `map` builds).
+    ///
+    /// ```
+    /// use task_runtime::{task, Group};
+    ///
+    /// #[task]
+    /// async fn thumbnail(key: String) -> String { format!("thumbs/{key}") }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let keys: Vec<String> = (0..50).map(|i| format!("photo-{i}.jpg")).collect();
+    /// // At most 4 bodies at once, whatever Lambda's concurrency.
+    /// let g = thumbnail::map(keys).max_concurrency(4).send().await?;
+    /// assert_eq!(g.wait().await?.len(), 50);
+    /// # Ok(()) }
+    /// ```
+    /// An iterator that does not know its length exactly (its `size_hint`)
+    /// is collected first.
+    pub fn from_calls<I>(calls: I) -> Self
+    where
+        I: IntoIterator<Item = Call<T>>,
+        I::IntoIter: Send + 'static,
+    {
+        let calls = calls.into_iter();
+        match calls.size_hint() {
+            (low, Some(high)) if low == high => Group { len: low, calls: Box::new(calls), options: SendOptions::default(), window: None },
+            _ => {
+                let all: Vec<Call<T>> = calls.collect();
+                Group { len: all.len(), calls: Box::new(all.into_iter()), options: SendOptions::default(), window: None }
+            }
+        }
+    }
 }
 
 impl<T> Group<T> {
+    /// Run at most `n` children at once, across every instance: the first
+    /// `n` are sent, the others wait in the store, and each child's end
+    /// sends the next (child `i`'s end is child `i + n`'s turn). Enforced by
+    /// the runtime, whatever Lambda's concurrency.
+    pub fn max_concurrency(mut self, n: u32) -> Self {
+        self.window = Some(n);
+        self
+    }
+
     /// The group's options: an id of the caller's (sending a group whose id
     /// exists sends only the children that were not sent), a delay for
     /// every child.
@@ -193,7 +247,7 @@ impl<T> Group<T> {
 
     /// Send every child; see [`group`].
     pub async fn send(self) -> Result<GroupHandle<T>, DispatchError> {
-        let (id, existing) = send_group(self.calls, self.options, None).await?;
+        let (id, existing) = send_group(self, None).await?;
         Ok(GroupHandle { id, existing, _value: PhantomData })
     }
 }
@@ -242,7 +296,7 @@ impl<T, U> Chord<T, U> {
     pub async fn send(self) -> Result<ChordHandle<T, U>, DispatchError> {
         let Call { task, function, capture, retries, args, options, .. } = self.callback;
         let pending = PendingCallback { task, function, capture, retries, args: args?, options, only_if_all_complete: self.only_if_all_complete };
-        let (id, existing) = send_group(self.group.calls, self.group.options, Some(pending)).await?;
+        let (id, existing) = send_group(self.group, Some(pending)).await?;
         let callback = TaskHandle::from_id(callback_id(&id), String::new());
         Ok(ChordHandle { group: GroupHandle { id, existing, _value: PhantomData }, callback })
     }
@@ -261,16 +315,23 @@ struct PendingCallback {
 
 /// Record the group, then send its children. Returns the group's id and
 /// whether it existed already.
-async fn send_group<T>(calls: Vec<Call<T>>, options: SendOptions, callback: Option<PendingCallback>) -> Result<(String, bool), DispatchError> {
+async fn send_group<T>(group: Group<T>, callback: Option<PendingCallback>) -> Result<(String, bool), DispatchError> {
+    let Group { calls, len, options, window } = group;
     let rt = crate::runtime::runtime()?;
     let id = options.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let bad = |problem: String| DispatchError::BadGroup { group: id.clone(), problem };
     check_id("group", &id).map_err(|e| bad(e.to_string()))?;
     let store = rt.store().ok_or_else(|| bad("a group needs the response store (set TASK_RESPONSE_TABLE): its children are counted there".into()))?;
-    let total = u32::try_from(calls.len()).ok().filter(|n| (1..=MAX_GROUP_CHILDREN).contains(n));
-    let total = total.ok_or_else(|| bad(format!("a group has 1 to {MAX_GROUP_CHILDREN} calls, and this one has {}", calls.len())))?;
-    if let Some((index, c)) = calls.iter().enumerate().find(|(_, c)| !c.capture || c.options.capture_response == Some(false)) {
-        return Err(bad(format!("call {index} (task `{}`) does not capture its outcome (capture_response = false), so its end could not be counted", c.task)));
+    let total = u32::try_from(len).ok().filter(|n| (1..=MAX_GROUP_CHILDREN).contains(n));
+    let total = total.ok_or_else(|| bad(format!("a group has 1 to {MAX_GROUP_CHILDREN} calls, and this one has {len}")))?;
+    if window == Some(0) {
+        return Err(bad("max_concurrency is 0: no child could ever run".into()));
+    }
+    // Checked before anything is written (a Vec of calls is looked at whole;
+    // `map`'s calls are all of one task, so its first one speaks for all).
+    let mut calls = calls.peekable();
+    if let Some(c) = calls.peek().filter(|c| !c.capture || c.options.capture_response == Some(false)) {
+        return Err(bad(format!("call 0 (task `{}`) does not capture its outcome (capture_response = false), so its end could not be counted", c.task)));
     }
     let now = now_ms();
     let run_at_ms = options.run_at.map(|at| at.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64));
@@ -296,8 +357,8 @@ async fn send_group<T>(calls: Vec<Call<T>>, options: SendOptions, callback: Opti
     };
     // Until the last child can end, its callback can run, and a response TTL after.
     let ttl = ttl_after(give_up_ms(now, run_at_ms).saturating_add(MAX_EVENT_LIFE_MS), rt.config.response_ttl);
-    let item = GroupItem { id: id.clone(), total, shards: shards_for(total), callback, now_ms: now, ttl };
-    let created = store.put_group(item).await.map_err(|source| DispatchError::Store { task: "group".into(), id: id.clone(), source })?;
+    let item = GroupItem { id: id.clone(), total, shards: shards_for(total), callback, window, now_ms: now, ttl };
+    let created = store.put_group(item).await.map_err(|source| DispatchError::GroupStore { group: id.clone(), what: "its record".into(), source })?;
     if !created {
         tracing::info!(group = %id, "a group with this id exists already: sending only the children not sent");
     }
@@ -308,22 +369,56 @@ async fn send_group<T>(calls: Vec<Call<T>>, options: SendOptions, callback: Opti
         .map(|(index, mut c)| async move {
             let index = index as u32;
             let args = std::mem::replace(&mut c.args, Ok(Map::new()));
-            let child = GroupRef { id: id_ref.clone(), index, total, shards };
+            let child = GroupRef { id: id_ref.clone(), index, total, shards, window };
             let child_id = child.child_id();
-            let own = SendOptions { id: None, run_at: options_ref.run_at, ..c.options.clone() };
+            let waits = window.is_some_and(|w| index >= w);
+            let own = SendOptions { id: None, run_at: if waits { None } else { options_ref.run_at }, ..c.options.clone() };
             let mut target = c.target(&own);
             target.id = Some(&child_id);
             target.group = Some(&child);
             let sent = match args {
-                Ok(args) => dispatch(target, args).await,
+                _ if !c.capture || c.options.capture_response == Some(false) => Err(DispatchError::BadGroup {
+                    group: id_ref.clone(),
+                    problem: format!("call {index} (task `{}`) does not capture its outcome (capture_response = false)", c.task),
+                }),
+                Ok(args) if waits => wait_turn(rt, &target, args).await,
+                Ok(args) => dispatch(target, args).await.map(drop),
                 Err(e) => Err(e),
             };
-            sent.map(drop).map_err(|e| DispatchError::GroupChild { group: id_ref.clone(), index, source: Box::new(e) })
+            sent.map_err(|e| DispatchError::GroupChild { group: id_ref.clone(), index, source: Box::new(e) })
         })
         .buffer_unordered(SEND_CONCURRENCY)
         .try_collect::<()>()
         .await?;
     Ok((id, !created))
+}
+
+/// Record a child that waits for its turn (its group runs a limited number
+/// at once): its message, built and signed now, is sent when a child
+/// before it ends. A child recorded before is left as it is.
+async fn wait_turn(rt: &crate::runtime::Runtime, target: &Target<'_>, args: Map<String, Value>) -> Result<(), DispatchError> {
+    let (env, payload) = encode(rt, target, args)?;
+    let store = rt.store().ok_or_else(|| DispatchError::IdNeedsStore { task: env.task.clone() })?;
+    let now = now_ms();
+    let item = PendingItem {
+        id: env.id.clone(),
+        task: env.task.clone(),
+        now_ms: now,
+        // Waiting has no end it can be given: a year, then a response TTL (its release sets its own).
+        ttl: ttl_after(now.saturating_add(366 * 86_400_000), rt.config.response_ttl),
+        run_at_ms: None,
+        digest: rt.config.signing_key.as_ref().map(|_| env.digest()),
+    };
+    let message = String::from_utf8(payload).expect("serde_json writes UTF-8");
+    if message.len() > MAX_KEPT_MESSAGE_BYTES {
+        return Err(DispatchError::PayloadTooLarge { task: env.task.clone(), size: message.len(), limit: MAX_KEPT_MESSAGE_BYTES });
+    }
+    let function = target.function.or(rt.config.function.as_deref()).map(str::to_owned);
+    store
+        .put_waiting(item, Waiting { message, function })
+        .await
+        .map(drop)
+        .map_err(|source| DispatchError::GroupStore { group: target.group.map(|g| g.id.clone()).unwrap_or_default(), what: format!("child {} waiting for its turn", env.id), source })
 }
 
 /// A group's progress: how many of its children have ended, and how.
@@ -459,14 +554,19 @@ impl<T> GroupHandle<T> {
         }
         let forwarder = crate::runtime::forwarder();
         let ids = self.child_ids(state.item.total);
-        let cancelled = futures::stream::iter(ids.iter().enumerate())
+        // The last first: a cancelled child's turn passes to the one after
+        // it, which is then cancelled already, so no waiting child is sent.
+        let cancelled = futures::stream::iter(ids.iter().enumerate().rev())
             .map(|(index, id)| {
                 let (store, forwarder, rt) = (store.clone(), forwarder.clone(), rt);
-                let child = GroupRef { id: self.id.clone(), index: index as u32, total: state.item.total, shards: state.item.shards };
+                let child = GroupRef { id: self.id.clone(), index: index as u32, total: state.item.total, shards: state.item.shards, window: state.item.window };
+                // Only the children sent at once can have a schedule; the others waited in the store.
+                let sent_at_once = state.item.window.is_none_or(|w| (index as u32) < w);
                 async move {
                     match store.cancel(id, now_ms()).await? {
                         Cancel::Cancelled { was } => {
                             if was == Status::Scheduled
+                                && sent_at_once
                                 && let Err(e) = rt.backend.unschedule(id).await
                             {
                                 tracing::warn!(%id, "cancelled, but its schedule could not be deleted: {e}");

@@ -21,7 +21,7 @@ async fn store() -> DynamoStore {
 }
 
 fn group_item(id: &str, total: u32, callback: Option<Callback>) -> GroupItem {
-    GroupItem { id: id.into(), total, shards: shards_for(total), callback, now_ms: common::now_ms(), ttl: FAR_TTL }
+    GroupItem { id: id.into(), total, shards: shards_for(total), callback, window: None, now_ms: common::now_ms(), ttl: FAR_TTL }
 }
 
 #[tokio::test]
@@ -31,7 +31,7 @@ async fn every_child_is_counted_once_and_the_group_ends_with_its_last_child() {
     assert_eq!(shards_for(total), 3);
     assert!(s.put_group(group_item("g", total, None)).await.expect("put"));
     assert!(!s.put_group(group_item("g", total, None)).await.expect("a second put is refused, not an error"));
-    let child = |index| GroupRef { id: "g".into(), index, total, shards: 3 };
+    let child = |index| GroupRef { id: "g".into(), index, total, shards: 3, window: None };
     let status = |index: u32| if index.is_multiple_of(7) { Status::Failed } else { Status::Complete };
     // Every child but the last, each counted twice at once (a duplicate delivery beside the first).
     let counts: Vec<_> = futures::stream::iter((0..total - 1).flat_map(|i| [i, i]))
@@ -74,7 +74,7 @@ async fn a_group_keeps_its_callback_and_a_count_without_a_group_is_an_error_nami
     let read = s.group("with-callback").await.expect("read").expect("recorded");
     assert_eq!((read.item.total, read.item.callback, read.ended), (2, Some(callback), 0));
     assert_eq!(s.group("never").await.expect("read"), None);
-    let orphan = GroupRef { id: "never".into(), index: 0, total: 1, shards: 1 };
+    let orphan = GroupRef { id: "never".into(), index: 0, total: 1, shards: 1, window: None };
     let err = s.count_ended(&orphan, Status::Complete, common::now_ms(), FAR_TTL).await.expect_err("no such group");
     assert!(matches!(&err, StoreError::Corrupt { id, .. } if id == "group:never"), "{err}");
     let err = s.count_ended(&orphan, Status::Running, common::now_ms(), FAR_TTL).await.expect_err("running is no end");

@@ -112,7 +112,7 @@ async fn run() {
             async move {
                 let (task, args) = child(i);
                 let mut env = Envelope::new(task, args.as_object().cloned().unwrap_or_default(), true, 2);
-                let place = GroupRef { id: g, index: i as u32, total: n as u32, shards: shards_for(n as u32) };
+                let place = GroupRef { id: g, index: i as u32, total: n as u32, shards: shards_for(n as u32), window: None };
                 env.id = place.child_id();
                 env.group = Some(place);
                 let out = lambda.invoke().function_name("fault").invocation_type(InvocationType::Event).payload(Blob::new(env.to_payload().expect("small"))).send().await;

@@ -62,6 +62,7 @@ async fn setup(id: &str, total: u32) -> (Worker, Arc<MemoryStore>, Arc<Recorder>
         total,
         shards: 1,
         callback: Some(Callback { message, function: None, only_if_all_complete: false }),
+        window: None,
         now_ms: common::now_ms(),
         ttl: FAR_TTL,
     };
@@ -71,7 +72,7 @@ async fn setup(id: &str, total: u32) -> (Worker, Arc<MemoryStore>, Arc<Recorder>
 
 fn child(group: &str, index: u32, total: u32) -> Envelope {
     let mut env = Envelope::new(double::NAME, json!({"n": index}).as_object().cloned().expect("object"), true, 2);
-    let place = GroupRef { id: group.into(), index, total, shards: 1 };
+    let place = GroupRef { id: group.into(), index, total, shards: 1, window: None };
     env.id = place.child_id();
     env.group = Some(place);
     env

@@ -192,3 +192,45 @@ async fn chains_by_name_and_chains_that_cannot_be_sent() {
     let e = call("groups.square", json!({"n": 1})).then(task_runtime::step("groups.add", "n", json!(1))).send().await.expect_err("args");
     assert!(matches!(&e, DispatchError::ArgsNotObject { task, found: "a number" } if task == "groups.add"), "{e}");
 }
+
+/// Bodies of `groups.held` running now, and the most at once.
+static HELD: (std::sync::atomic::AtomicU32, std::sync::atomic::AtomicU32) = (std::sync::atomic::AtomicU32::new(0), std::sync::atomic::AtomicU32::new(0));
+
+#[task(name = "groups.held")]
+async fn held(n: u64) -> u64 {
+    use std::sync::atomic::Ordering::SeqCst;
+    let now = HELD.0.fetch_add(1, SeqCst) + 1;
+    HELD.1.fetch_max(now, SeqCst);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    HELD.0.fetch_sub(1, SeqCst);
+    n
+}
+
+#[tokio::test]
+async fn a_map_runs_at_most_its_max_concurrency_at_once_and_every_item() {
+    setup();
+    let chord = held::map(0..30u64).max_concurrency(3).then(sum::call(0)).send().await.expect("sent");
+    let status = chord.group().status().await.expect("reads").expect("recorded");
+    assert!(status.ended < 30, "not all at once: {status:?}");
+    assert_eq!(chord.wait_timeout(LIMIT).await.expect("the callback ran"), (0..30).sum::<u64>());
+    assert_eq!(HELD.1.load(std::sync::atomic::Ordering::SeqCst), 3, "at most 3 bodies at once, and 3 reached");
+    let outcomes = chord.group().wait().await.expect("ended");
+    assert_eq!(outcomes.into_iter().map(|o| o.ok()).collect::<Vec<_>>(), (0..30).map(Some).collect::<Vec<_>>());
+    let e = held::map(vec![1]).max_concurrency(0).send().await.expect_err("zero");
+    assert!(e.to_string().contains("max_concurrency is 0"), "{e}");
+}
+
+#[tokio::test]
+async fn cancelling_a_map_cancels_the_children_waiting_for_their_turn() {
+    setup();
+    let g = square::map(0..20u64)
+        .max_concurrency(2)
+        .options(SendOptions::default().delay(Duration::from_secs(3600)))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(g.cancel().await.expect("cancelled"), 20);
+    let status = g.status().await.expect("reads").expect("recorded");
+    assert_eq!((status.ended, status.cancelled), (20, 20));
+    task_runtime::wait_for_local_tasks().await;
+}

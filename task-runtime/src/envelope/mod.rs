@@ -138,7 +138,7 @@ pub fn step_id(chain: &str, step: u32) -> String {
 ///
 /// ```
 /// use task_runtime::envelope::GroupRef;
-/// let child = GroupRef { id: "g".into(), index: 7, total: 10, shards: 3 };
+/// let child = GroupRef { id: "g".into(), index: 7, total: 10, shards: 3, window: None };
 /// assert_eq!((child.shard(), child.shard_size(1), child.shard_size(2)), (1, 3, 3));
 /// assert_eq!(child.shard_size(0), 4); // children 0, 3, 6, 9
 /// assert_eq!(child.child_id(), "g.7");
@@ -153,6 +153,10 @@ pub struct GroupRef {
     pub total: u32,
     /// Over how many counter items its ends are counted (child `i` in shard `i % shards`).
     pub shards: u32,
+    /// At most this many children run at once: child `i`'s end lets child
+    /// `i + window` go (see [`crate::Group::max_concurrency`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<u32>,
 }
 
 impl GroupRef {
@@ -175,6 +179,19 @@ impl GroupRef {
     /// This child's call id.
     pub fn child_id(&self) -> String {
         child_id(&self.id, self.index)
+    }
+
+    /// The child whose turn this child's end gives, when the group runs a
+    /// limited number at once and one is left.
+    ///
+    /// ```
+    /// use task_runtime::envelope::GroupRef;
+    /// let child = |index| GroupRef { id: "g".into(), index, total: 10, shards: 1, window: Some(3) };
+    /// assert_eq!((child(0).next_in_turn(), child(6).next_in_turn(), child(7).next_in_turn()), (Some(3), Some(9), None));
+    /// ```
+    pub fn next_in_turn(&self) -> Option<u32> {
+        let next = self.index.checked_add(self.window?)?;
+        (next < self.total).then_some(next)
     }
 }
 
@@ -485,11 +502,11 @@ mod tests {
 
     #[test]
     fn a_group_s_children_are_spread_over_its_shards_in_turn() {
-        let child = |index| GroupRef { id: "g".into(), index, total: 7, shards: 3 };
+        let child = |index| GroupRef { id: "g".into(), index, total: 7, shards: 3, window: None };
         let shards: Vec<u32> = (0..7).map(|i| child(i).shard()).collect();
         assert_eq!(shards, [0, 1, 2, 0, 1, 2, 0]);
         assert_eq!((child(0).shard_size(0), child(0).shard_size(1), child(0).shard_size(2)), (3, 2, 2));
-        assert_eq!((child(0).used_shards(), GroupRef { id: "g".into(), index: 0, total: 2, shards: 3 }.used_shards()), (3, 2));
+        assert_eq!((child(0).used_shards(), GroupRef { id: "g".into(), index: 0, total: 2, shards: 3, window: None }.used_shards()), (3, 2));
         assert_eq!(child(5).child_id(), "g.5");
     }
 

@@ -22,7 +22,7 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 
-use super::group::{Counted, GroupItem, GroupState};
+use super::group::{Counted, GroupItem, GroupState, Release, Waiting};
 use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore};
 use crate::envelope::GroupRef;
 use crate::error::StoreError;
@@ -665,9 +665,12 @@ impl ResponseStore for DynamoStore {
             .expression_attribute_values(":now", n(now_ms));
         update = match &state {
             FinalState::Complete(text) => update
-                .update_expression("SET #status = :status, #updated = :now, #response = :response REMOVE #error")
+                // A child that waited for its turn kept its message until now.
+                .update_expression("SET #status = :status, #updated = :now, #response = :response REMOVE #error, #message, #message_bytes")
                 .expression_attribute_names("#response", "response")
                 .expression_attribute_names("#error", "error")
+                .expression_attribute_names("#message", "message")
+                .expression_attribute_names("#message_bytes", "message_bytes")
                 .expression_attribute_values(":response", s(text.clone())),
             FinalState::Retrying(f) => update
                 .update_expression("SET #status = :status, #updated = :now, #error = :error")
@@ -747,5 +750,13 @@ impl ResponseStore for DynamoStore {
 
     async fn group(&self, id: &str) -> Result<Option<GroupState>, StoreError> {
         self.read_group(id).await
+    }
+
+    async fn put_waiting(&self, item: PendingItem, waiting: Waiting) -> Result<bool, StoreError> {
+        self.put_waiting_item(item, waiting).await
+    }
+
+    async fn release(&self, id: &str, now_ms: u64, ttl: u64) -> Result<Release, StoreError> {
+        self.release_item(id, now_ms, ttl).await
     }
 }

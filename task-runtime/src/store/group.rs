@@ -76,6 +76,8 @@ pub struct GroupItem {
     pub shards: u32,
     /// What to send when every child has ended.
     pub callback: Option<Callback>,
+    /// At most this many children run at once (the others wait their turn).
+    pub window: Option<u32>,
     /// Now, epoch ms.
     pub now_ms: u64,
     /// Expiry, epoch seconds.
@@ -102,6 +104,29 @@ impl GroupState {
     pub fn all_ended(&self) -> bool {
         self.ended >= self.item.total
     }
+}
+
+/// What [`ResponseStore::release`](super::ResponseStore::release) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// It was waiting; now it is `pending`: send it.
+    Released(Waiting),
+    /// Released before and still `pending` (its sender may have died before
+    /// sending): send it again; a worker runs it once.
+    Pending(Waiting),
+    /// Begun, ended or cancelled: nothing to send.
+    Gone(Status),
+    /// No such call.
+    NotFound,
+}
+
+/// A child that waits for its turn: what to send, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// Its task message (JSON text, signed by the caller when signing is on).
+    pub message: String,
+    /// The function to send it to; `None`: the default.
+    pub function: Option<String>,
 }
 
 /// What counting one child's end found.

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::group::{Counted, GroupItem, GroupState};
+use super::group::{Counted, GroupItem, GroupState, Release, Waiting};
 use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore};
 use crate::envelope::GroupRef;
 use crate::error::StoreError;
@@ -30,6 +30,8 @@ use crate::response::{AsyncResponse, Failure, Status};
 pub struct MemoryStore {
     items: Mutex<HashMap<String, Item>>,
     groups: Mutex<HashMap<String, MemoryGroup>>,
+    /// Where each waiting child goes (its `function`), by id.
+    waiting_functions: Mutex<HashMap<String, Option<String>>>,
 }
 
 /// A group: its record and the children counted, by outcome.
@@ -46,6 +48,12 @@ impl MemoryStore {
         // plain map; the map itself is still usable.
         let mut guard = self.items.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
+    }
+
+    /// A waiting child's message and function.
+    fn waiting(&self, id: &str, item: &Item) -> Waiting {
+        let function = self.waiting_functions.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned().flatten();
+        Waiting { message: item.message.clone().unwrap_or_default(), function }
     }
 
     fn with_groups<R>(&self, f: impl FnOnce(&mut HashMap<String, MemoryGroup>) -> R) -> R {
@@ -166,6 +174,7 @@ impl ResponseStore for MemoryStore {
                 FinalState::Complete(text) => {
                     item.response = Some(text);
                     item.error = None;
+                    item.message = None;
                 }
                 FinalState::Retrying(f) => item.error = Some(f.bounded()),
                 FinalState::Failed(f) => {
@@ -215,6 +224,38 @@ impl ResponseStore for MemoryStore {
             }
             Ok(Counted { newly, all_ended: group.ended.len() as u32 >= group.item.total })
         })
+    }
+
+    async fn put_waiting(&self, p: PendingItem, waiting: Waiting) -> Result<bool, StoreError> {
+        let created = self.with(|items| {
+            if items.get(&p.id).is_some_and(|i| !i.expired(p.now_ms)) {
+                return false;
+            }
+            let mut item = Item::pending(p.id.clone(), p.task, p.now_ms, p.ttl, p.digest, None);
+            item.status = Status::Scheduled;
+            item.message = Some(waiting.message);
+            items.insert(p.id.clone(), item);
+            true
+        });
+        if created {
+            self.waiting_functions.lock().unwrap_or_else(|p| p.into_inner()).insert(p.id, waiting.function);
+        }
+        Ok(created)
+    }
+
+    async fn release(&self, id: &str, now_ms: u64, ttl: u64) -> Result<Release, StoreError> {
+        Ok(self.with(|items| match items.get_mut(id) {
+            Some(item) if item.expired(now_ms) => Release::NotFound,
+            Some(item) if item.status == Status::Scheduled && item.run_at_ms.is_none() && item.message.is_some() => {
+                item.status = Status::Pending;
+                item.updated_at_ms = now_ms;
+                item.ttl = ttl;
+                Release::Released(self.waiting(id, item))
+            }
+            Some(item) if item.status == Status::Pending && item.message.is_some() => Release::Pending(self.waiting(id, item)),
+            Some(item) => Release::Gone(item.status),
+            None => Release::NotFound,
+        }))
     }
 
     async fn group(&self, id: &str) -> Result<Option<GroupState>, StoreError> {

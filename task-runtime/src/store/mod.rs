@@ -32,7 +32,7 @@ use crate::envelope::GroupRef;
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, Status};
 
-use self::group::{Counted, GroupItem, GroupState};
+use self::group::{Counted, GroupItem, GroupState, Release, Waiting};
 
 /// The largest response (JSON text) a store accepts, in bytes. DynamoDB
 /// items are at most 400 KB; this leaves room for the other attributes.
@@ -333,6 +333,19 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
         let _ = id;
         Err(group::unsupported("group"))
     }
+    /// Record a child that waits for its turn (its group runs a limited
+    /// number at once): `scheduled` with no due time, its task message kept
+    /// to be sent when [`release`](Self::release)d. `false` when it exists.
+    async fn put_waiting(&self, item: PendingItem, waiting: Waiting) -> Result<bool, StoreError> {
+        let _ = (item, waiting);
+        Err(group::unsupported("put_waiting"))
+    }
+    /// Give a waiting child its turn: `scheduled` (with its message) becomes
+    /// `pending`, and its message is returned to be sent.
+    async fn release(&self, id: &str, now_ms: u64, ttl: u64) -> Result<Release, StoreError> {
+        let _ = (id, now_ms, ttl);
+        Err(group::unsupported("release"))
+    }
 }
 
 /// The largest task message kept with a failed call, in bytes: enough for
@@ -492,6 +505,8 @@ impl Item {
         let given_up = give_up_ms(self.created_at_ms, self.run_at_ms).saturating_add(STALE_GRACE_MS) < now_ms;
         match self.status {
             Status::Running => lease_lapsed && (last_attempt || given_up),
+            // A child waiting for its turn in its group has no due time: it is not given up.
+            Status::Scheduled if self.run_at_ms.is_none() => false,
             Status::Pending | Status::Scheduled | Status::Retrying => given_up,
             Status::Complete | Status::Failed | Status::Cancelled => false,
         }

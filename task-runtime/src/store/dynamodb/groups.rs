@@ -11,7 +11,8 @@ use super::{Attrs, DynamoStore, item_from_attrs, n, s};
 use crate::envelope::GroupRef;
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Status};
-use crate::store::group::{Callback, Counted, GroupItem, GroupState, group_key, no_group, not_an_end, outcome_counter, shard_key};
+use crate::store::PendingItem;
+use crate::store::group::{Callback, Counted, GroupItem, GroupState, Release, Waiting, group_key, no_group, not_an_end, outcome_counter, shard_key};
 
 /// `BatchGetItem` takes at most 100 keys
 /// (<https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html>).
@@ -27,6 +28,9 @@ impl DynamoStore {
             ("created_at_ms".to_owned(), n(g.now_ms)),
             ("ttl".to_owned(), n(g.ttl)),
         ]);
+        if let Some(window) = g.window {
+            item.insert("window".to_owned(), n(window));
+        }
         if let Some(cb) = g.callback {
             item.insert("callback".to_owned(), s(cb.message));
             if let Some(f) = cb.function {
@@ -123,8 +127,9 @@ impl DynamoStore {
             function: attrs.get("callback_function").and_then(|v| v.as_s().ok()).cloned(),
             only_if_all_complete: attrs.get("only_if_all_complete").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         });
-        let item = GroupItem { id: id.to_owned(), total, shards, callback, now_ms: get_n("created_at_ms").unwrap_or(0), ttl };
-        let used = GroupRef { id: id.to_owned(), index: 0, total, shards }.used_shards();
+        let window = get_n("window").map(|w| w as u32);
+        let item = GroupItem { id: id.to_owned(), total, shards, callback, window, now_ms: get_n("created_at_ms").unwrap_or(0), ttl };
+        let used = GroupRef { id: id.to_owned(), index: 0, total, shards, window: None }.used_shards();
         let keys: Vec<String> = (0..used).map(|shard| shard_key(id, shard)).collect();
         let found = self.batch_get("group", &keys).await?;
         let mut state = GroupState { item, ended: 0, complete: 0, failed: 0, cancelled: 0 };
@@ -135,6 +140,73 @@ impl DynamoStore {
             state.cancelled += number(Some(shard), "cancelled");
         }
         Ok(Some(state))
+    }
+
+    /// A child waiting for its turn: `scheduled`, no due time, its message kept.
+    pub(super) async fn put_waiting_item(&self, p: PendingItem, waiting: Waiting) -> Result<bool, StoreError> {
+        let message = waiting.message.as_str();
+        let mut item: Attrs = HashMap::from([
+            ("id".to_owned(), s(p.id)),
+            ("task".to_owned(), s(p.task)),
+            ("status".to_owned(), s(Status::Scheduled.as_str())),
+            ("attempts".to_owned(), n(0)),
+            ("created_at_ms".to_owned(), n(p.now_ms)),
+            ("updated_at_ms".to_owned(), n(p.now_ms)),
+            ("ttl".to_owned(), n(p.ttl)),
+            ("message".to_owned(), s(message)),
+            ("message_bytes".to_owned(), n(message.len())),
+        ]);
+        if let Some(digest) = p.digest {
+            item.insert("digest".to_owned(), s(digest));
+        }
+        if let Some(function) = waiting.function {
+            item.insert("function".to_owned(), s(function));
+        }
+        let put = self.client().await.put_item().table_name(&self.table).set_item(Some(item)).condition_expression("attribute_not_exists(id)").send().await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(self.err("put_waiting", &e)),
+        }
+    }
+
+    /// `scheduled` with a kept message and no due time becomes `pending`.
+    pub(super) async fn release_item(&self, id: &str, now_ms: u64, ttl: u64) -> Result<Release, StoreError> {
+        let update = self
+            .update(id)
+            .await
+            .update_expression("SET #status = :pending, #updated = :now, #ttl = :ttl")
+            .condition_expression("#status = :scheduled AND attribute_exists(#message) AND attribute_not_exists(#run_at)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#updated", "updated_at_ms")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#message", "message")
+            .expression_attribute_names("#run_at", "run_at_ms")
+            .expression_attribute_values(":pending", s(Status::Pending.as_str()))
+            .expression_attribute_values(":scheduled", s(Status::Scheduled.as_str()))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":ttl", n(ttl))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let text = |attrs: Option<&Attrs>, name: &str| attrs.and_then(|a| a.get(name)).and_then(|v| v.as_s().ok()).cloned();
+        let waiting = |attrs: Option<&Attrs>| text(attrs, "message").map(|message| Waiting { message, function: text(attrs, "function") });
+        match update {
+            Ok(out) => Ok(Release::Released(waiting(out.attributes()).unwrap_or(Waiting { message: String::new(), function: None }))),
+            Err(e) => {
+                let Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(ccf)) = e.as_service_error() else {
+                    return Err(self.err("release", &e));
+                };
+                let Some(old) = ccf.item() else { return Ok(Release::NotFound) };
+                let item = item_from_attrs(old)?;
+                Ok(match (item.status, waiting(Some(old))) {
+                    _ if item.expired(now_ms) => Release::NotFound,
+                    (Status::Pending, Some(m)) => Release::Pending(m),
+                    (status, _) => Release::Gone(status),
+                })
+            }
+        }
     }
 
     pub(super) async fn get_items(&self, ids: &[String]) -> Result<Vec<Option<AsyncResponse>>, StoreError> {
