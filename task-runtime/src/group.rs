@@ -145,6 +145,8 @@ pub struct Group<T> {
     len: usize,
     options: SendOptions,
     window: Option<u32>,
+    /// A call of a `Vec` that could not be counted, found before anything is sent.
+    refused: Option<String>,
 }
 
 impl<T> std::fmt::Debug for Group<T> {
@@ -179,7 +181,10 @@ impl<T> std::fmt::Debug for Group<T> {
 /// # Ok(()) }
 /// ```
 pub fn group<T: 'static>(calls: Vec<Call<T>>) -> Group<T> {
-    Group::from_calls(calls)
+    let refused = calls.iter().enumerate().find(|(_, c)| !c.capture || c.options.capture_response == Some(false)).map(|(index, c)| {
+        format!("call {index} (task `{}`) does not capture its outcome (capture_response = false), so its end could not be counted", c.task)
+    });
+    Group { refused, ..Group::from_calls(calls) }
 }
 
 impl<T: 'static> Group<T> {
@@ -210,10 +215,10 @@ impl<T: 'static> Group<T> {
     {
         let calls = calls.into_iter();
         match calls.size_hint() {
-            (low, Some(high)) if low == high => Group { len: low, calls: Box::new(calls), options: SendOptions::default(), window: None },
+            (low, Some(high)) if low == high => Group { len: low, calls: Box::new(calls), options: SendOptions::default(), window: None, refused: None },
             _ => {
                 let all: Vec<Call<T>> = calls.collect();
-                Group { len: all.len(), calls: Box::new(all.into_iter()), options: SendOptions::default(), window: None }
+                Group { len: all.len(), calls: Box::new(all.into_iter()), options: SendOptions::default(), window: None, refused: None }
             }
         }
     }
@@ -316,7 +321,7 @@ struct PendingCallback {
 /// Record the group, then send its children. Returns the group's id and
 /// whether it existed already.
 async fn send_group<T>(group: Group<T>, callback: Option<PendingCallback>) -> Result<(String, bool), DispatchError> {
-    let Group { calls, len, options, window } = group;
+    let Group { calls, len, options, window, refused } = group;
     let rt = crate::runtime::runtime()?;
     let id = options.id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let bad = |problem: String| DispatchError::BadGroup { group: id.clone(), problem };
@@ -324,6 +329,9 @@ async fn send_group<T>(group: Group<T>, callback: Option<PendingCallback>) -> Re
     let store = rt.store().ok_or_else(|| bad("a group needs the response store (set TASK_RESPONSE_TABLE): its children are counted there".into()))?;
     let total = u32::try_from(len).ok().filter(|n| (1..=MAX_GROUP_CHILDREN).contains(n));
     let total = total.ok_or_else(|| bad(format!("a group has 1 to {MAX_GROUP_CHILDREN} calls, and this one has {len}")))?;
+    if let Some(problem) = refused {
+        return Err(bad(problem));
+    }
     if window == Some(0) {
         return Err(bad("max_concurrency is 0: no child could ever run".into()));
     }

@@ -19,6 +19,7 @@ use task_runtime::{Config, SendOptions, Status, WaitError, call, group};
 struct Setup {
     tl: TaskLocal,
     marks: std::path::PathBuf,
+    spans: std::path::PathBuf,
 }
 
 const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:fault";
@@ -31,6 +32,7 @@ async fn setup() -> &'static Setup {
             let table = common::table_name("groups");
             DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
             let marks = std::env::temp_dir().join(format!("group-marks-{}.txt", uuid::Uuid::new_v4().simple()));
+            let spans = std::env::temp_dir().join(format!("group-spans-{}.txt", uuid::Uuid::new_v4().simple()));
             let worker = task_local::built("fault-worker").display().to_string();
             let args = vec![
                 "--no-schedules".to_owned(),
@@ -46,6 +48,8 @@ async fn setup() -> &'static Setup {
                 format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
                 "--env".into(),
                 format!("FAULT_MARKS={}", marks.display()),
+                "--env".into(),
+                format!("FAULT_SPANS={}", spans.display()),
             ];
             let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start");
             let sdk = common::sdk_config(&tl.endpoint);
@@ -55,7 +59,7 @@ async fn setup() -> &'static Setup {
                 .with_scheduler(Scheduler::with_client(aws_sdk_scheduler::Client::new(&sdk)));
             config.scheduler_role_arn = Some("arn:aws:iam::000000000000:role/scheduler-invokes-fault".into());
             config.install().expect("install once");
-            Setup { tl, marks }
+            Setup { tl, marks, spans }
         })
         .await
 }
@@ -154,5 +158,47 @@ fn a_chain_under_duplicate_deliveries_runs_each_step_once_and_stops_at_a_failed_
         }
         let ids = stopped.call_ids();
         assert_eq!((runs(s, &ids[0]), runs(s, &ids[2])), (1, 0), "the step after the failed one never ran");
+    })
+}
+
+/// The most bodies of the calls `ids` that ran at once, from their spans.
+fn most_at_once(s: &Setup, ids: &[String]) -> usize {
+    let text = std::fs::read_to_string(&s.spans).unwrap_or_default();
+    let mut edges: Vec<(u128, i32)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split(' ');
+            let (id, what, at) = (parts.next()?, parts.next()?, parts.next()?.parse::<u128>().ok()?);
+            ids.iter().any(|i| i == id).then_some((at, if what == "start" { 1 } else { -1 }))
+        })
+        .collect();
+    edges.sort_by_key(|&(at, delta)| (at, delta)); // an end before a start at the same instant
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, delta) in edges {
+        now += delta;
+        most = most.max(now);
+    }
+    most as usize
+}
+
+#[test]
+fn a_map_with_max_concurrency_runs_at_most_that_many_at_once_across_instances() {
+    block_on(async {
+        let s = setup().await;
+        let calls = (0..12).map(|_| call("fault.span", json!({"ms": 150})));
+        let chord = task_runtime::Group::from_calls(calls.collect::<Vec<_>>())
+            .max_concurrency(2)
+            .then(call("fault.tally", json!({})))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(chord.wait_timeout(LIMIT).await.expect("the callback ran"), json!(12 * 150));
+        let ids: Vec<String> = (0..12).map(|i| format!("{}.{i}", chord.group().id())).collect();
+        s.tl.quiet(LIMIT).await;
+        assert_eq!(most_at_once(s, &ids), 2, "at most 2 bodies at once, and 2 reached");
+        for id in &ids {
+            let r = task_runtime::get_async_response(id).await.expect("read").expect("stored");
+            assert_eq!(r.status, Status::Complete, "{id}");
+        }
     })
 }

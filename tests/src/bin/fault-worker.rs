@@ -85,6 +85,22 @@ async fn until(path: String) -> TaskResult<String> {
     }
 }
 
+/// Holds `ms`, writing `start` and `end` lines with the time (epoch µs) to
+/// `FAULT_SPANS`: how many bodies ran at once can be read back.
+#[task(name = "fault.span")]
+async fn span(ms: u64) -> u64 {
+    let line = |what: &str| {
+        let (Ok(path), Some(ctx)) = (std::env::var("FAULT_SPANS"), task_runtime::current()) else { return };
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap_or_else(|e| panic!("FAULT_SPANS {path}: {e}"));
+        f.write_all(format!("{} {what} {at}\n", ctx.id).as_bytes()).unwrap_or_else(|e| panic!("FAULT_SPANS {path}: {e}"));
+    };
+    line("start");
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    line("end");
+    ms
+}
+
 /// A group's callback: the sum of its children's numeric values (failed
 /// children, and values that are not numbers, count 0).
 #[task(name = "fault.tally")]
