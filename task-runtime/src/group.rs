@@ -373,7 +373,7 @@ async fn send_group<T>(group: Group<T>, callback: Option<PendingCallback>) -> Re
     let shards = shards_for(total);
     let id_ref = &id;
     let options_ref = &options;
-    futures::stream::iter(calls.into_iter().enumerate())
+    futures::stream::iter(calls.enumerate())
         .map(|(index, mut c)| async move {
             let index = index as u32;
             let args = std::mem::replace(&mut c.args, Ok(Map::new()));

@@ -11,7 +11,6 @@
 //! `cargo bench -p tests --bench groups` (N = 10,000; `GROUP_BENCH_N` to change it).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::sync::Arc;

@@ -95,3 +95,24 @@ async fn many_items_read_back_in_the_order_asked_past_one_batch() {
         assert_eq!(r.is_some(), i % 2 == 0, "item {i}");
     }
 }
+
+#[tokio::test]
+async fn a_waiting_child_is_released_once_and_then_read_as_pending_until_it_begins() {
+    use task_runtime::store::group::{Release, Waiting};
+    let s = store().await;
+    let item = PendingItem { id: "w.3".into(), task: "t".into(), now_ms: common::now_ms(), ttl: FAR_TTL, run_at_ms: None, digest: None };
+    let waiting = Waiting { message: r#"{"task_runtime":1,"task":"t","id":"w.3","args":{}}"#.into(), function: Some("worker".into()) };
+    assert!(s.put_waiting(item.clone(), waiting.clone()).await.expect("put"));
+    assert!(!s.put_waiting(item, waiting.clone()).await.expect("a second put is refused"));
+    let r = s.get("w.3").await.expect("read").expect("stored");
+    assert_eq!((r.status, r.run_at, r.stale), (Status::Scheduled, None, false), "waiting, with no due time, never stale");
+    assert_eq!(s.release("w.3", common::now_ms(), FAR_TTL).await.expect("release"), Release::Released(waiting.clone()));
+    assert_eq!(s.release("w.3", common::now_ms(), FAR_TTL).await.expect("release"), Release::Pending(waiting), "released before, not begun: send again");
+    assert_eq!(s.cancel("w.3", common::now_ms()).await.expect("cancel"), task_runtime::store::Cancel::Cancelled { was: Status::Pending });
+    assert_eq!(s.release("w.3", common::now_ms(), FAR_TTL).await.expect("release"), Release::Gone(Status::Cancelled));
+    assert_eq!(s.release("never", common::now_ms(), FAR_TTL).await.expect("release"), Release::NotFound);
+    // A delayed call is not a waiting child: it is never released.
+    let delayed = PendingItem { id: "delayed".into(), task: "t".into(), now_ms: common::now_ms(), ttl: FAR_TTL, run_at_ms: Some(common::now_ms() + 60_000), digest: None };
+    assert!(s.put_pending(delayed).await.expect("put"));
+    assert_eq!(s.release("delayed", common::now_ms(), FAR_TTL).await.expect("release"), Release::Gone(Status::Scheduled));
+}
