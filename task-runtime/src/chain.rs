@@ -62,7 +62,7 @@ impl<In, Out> std::fmt::Debug for Step<In, Out> {
 pub fn step(task: &str, param: &str, args: Value) -> Step<Value, Value> {
     let next = match args {
         Value::Object(args) => Ok(NextStep { task: task.to_owned(), args, param: param.to_owned(), function: None, retries: 2 }),
-        other => Err(DispatchError::ArgsNotObject { task: task.to_owned(), found: crate::group::json_type(&other) }),
+        other => Err(DispatchError::ArgsNotObject { task: task.to_owned(), found: crate::dispatch::json_type(&other) }),
     };
     Step { next, _types: PhantomData }
 }

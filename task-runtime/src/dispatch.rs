@@ -194,6 +194,18 @@ pub(crate) fn check_id(task: &str, id: &str) -> Result<(), DispatchError> {
     Err(DispatchError::BadId { task: task.to_owned(), id: id.to_owned(), problem })
 }
 
+/// What kind of JSON value `v` is, for an error that names it.
+pub(crate) fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// Options for [`send`].
 ///
 /// ```
@@ -275,17 +287,7 @@ impl SendOptions {
 pub async fn send(task: &str, args: Value, options: SendOptions) -> Result<TaskHandle<Value>, DispatchError> {
     let args = match args {
         Value::Object(map) => map,
-        other => {
-            let found = match other {
-                Value::Null => "null",
-                Value::Bool(_) => "a boolean",
-                Value::Number(_) => "a number",
-                Value::String(_) => "a string",
-                Value::Array(_) => "an array",
-                Value::Object(_) => "an object",
-            };
-            return Err(DispatchError::ArgsNotObject { task: task.to_owned(), found });
-        }
+        other => return Err(DispatchError::ArgsNotObject { task: task.to_owned(), found: json_type(&other) }),
     };
     let sent = dispatch(Target::new(task, None, true, None, &options), args).await?;
     Ok(TaskHandle::from_dispatched(sent, task.to_owned()))

@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use crate::dispatch::{SendOptions, Target, check_id, dispatch, encode};
+use crate::dispatch::{SendOptions, Target, check_id, dispatch, encode, json_type};
 use crate::envelope::{GroupRef, callback_id, child_id};
 use crate::error::{CancelError, DispatchError, StoreError, WaitError};
 use crate::handle::TaskHandle;
@@ -72,17 +72,6 @@ pub fn call(task: &str, args: Value) -> Call<Value> {
         other => Err(DispatchError::ArgsNotObject { task: task.to_owned(), found: json_type(&other) }),
     };
     Call { task: task.to_owned(), function: None, capture: true, retries: None, args, options: SendOptions::default(), _value: PhantomData }
-}
-
-pub(crate) fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 impl<T> Call<T> {

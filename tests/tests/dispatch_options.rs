@@ -6,15 +6,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::task_local::{self, TaskLocal};
 use serde_json::{Value, json};
-use task_runtime::backend::lambda::LambdaInvoker;
-use task_runtime::backend::scheduler::{Scheduler, schedule_name};
+use task_runtime::backend::scheduler::schedule_name;
 use task_runtime::store::dynamodb::DynamoStore;
-use task_runtime::{Config, SendOptions, Status, WaitError, get_async_response, send};
+use task_runtime::{SendOptions, Status, WaitError, get_async_response, send};
 
 struct Setup {
     tl: TaskLocal,
@@ -57,13 +55,7 @@ async fn setup() -> &'static Setup {
                 "plain:TASK_FOLLOW_QUALIFIER=false".into(),
             ];
             let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start");
-            let sdk = common::sdk_config(&tl.endpoint);
-            let mut config = Config::lambda(ARN, None)
-                .with_store(Arc::new(DynamoStore::with_client(common::dynamodb(), table)))
-                .with_invoker(LambdaInvoker::with_client(aws_sdk_lambda::Client::new(&sdk)))
-                .with_scheduler(Scheduler::with_client(aws_sdk_scheduler::Client::new(&sdk)));
-            config.scheduler_role_arn = Some("arn:aws:iam::000000000000:role/scheduler-invokes-fault".into());
-            config.install().expect("install once");
+            common::lambda_config(&tl.endpoint, ARN, &table).install().expect("install once");
             Setup { tl, marks }
         })
         .await

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use common::task_local::{self, TaskLocal};
+use common::task_local::TaskLocal;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use task_runtime::envelope::Envelope;
@@ -80,26 +80,7 @@ async fn run() {
     let store = Arc::new(DynamoStore::with_client(common::dynamodb(), table.clone()));
     store.create_table().await.expect("table");
     let marks = std::env::temp_dir().join(format!("fault-marks-{}.txt", uuid::Uuid::new_v4().simple()));
-    let worker = format!("fault={}", task_local::built("fault-worker").display());
-    let envs = [
-        format!("TASK_RESPONSE_TABLE={table}"),
-        format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
-        format!("FAULT_MARKS={}", marks.display()),
-        "TASK_LEASE_MS=1500".to_owned(),
-        "TASK_TIMEOUT_MARGIN_MS=300".to_owned(),
-        "RUST_LOG=off".to_owned(),
-        "RUST_BACKTRACE=0".to_owned(), // the panics are expected: no backtraces
-    ];
-    let mut args: Vec<String> = [
-        "--function", &worker, "--timeout", "1s", "--concurrency", "12", "--max-retry-attempts", "2",
-        "--retry-delays", "100ms,200ms", "--on-failure", "function:fault", "--duplicate-deliveries", "0.05", "--no-schedules",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for e in &envs {
-        args.extend(["--env".to_owned(), e.clone()]);
-    }
+    let args = common::faults::task_local_args(&table, &marks);
     let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start task-local");
     let lambda = tl.client();
     let started = Instant::now();
@@ -180,12 +161,7 @@ async fn run() {
     drop(tl);
 
     // Bodies that ran to their end, per id.
-    let mut completions: HashMap<String, u32> = HashMap::new();
-    let marked = std::fs::read_to_string(&marks).unwrap_or_else(|e| panic!("the marks file {}: {e}", marks.display()));
-    for line in marked.lines() {
-        *completions.entry(line.to_owned()).or_default() += 1;
-    }
-    std::fs::remove_file(&marks).unwrap_or_else(|e| panic!("removing {}: {e}", marks.display()));
+    let completions = common::faults::take_marks(&marks);
     let twice: Vec<&String> = completions.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).collect();
 
     let complete = finals.values().filter(|r| r.status == Status::Complete).count();

@@ -293,17 +293,17 @@ impl DynamoStore {
 
     /// Read item `id`, consistently.
     async fn read(&self, operation: &'static str, id: &str) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client()
-            .await
-            .get_item()
-            .table_name(&self.table)
-            .key("id", s(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.err(operation, &e))?;
-        out.item().map(item_from_attrs).transpose()
+        self.read_attrs(operation, id).await?.as_ref().map(item_from_attrs).transpose()
+    }
+
+    /// Create `item` only if no item has its id: `false` when one has.
+    async fn put_new(&self, operation: &'static str, item: Attrs) -> Result<bool, StoreError> {
+        let put = self.client().await.put_item().table_name(&self.table).set_item(Some(item)).condition_expression("attribute_not_exists(id)").send().await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(self.err(operation, &e)),
+        }
     }
 
     /// An update of item `id`.
@@ -464,20 +464,7 @@ impl ResponseStore for DynamoStore {
         if let Some(at) = p.run_at_ms {
             item.insert("run_at_ms".to_owned(), n(at));
         }
-        let put = self
-            .client()
-            .await
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(self.err("put_pending", &e)),
-        }
+        self.put_new("put_pending", item).await
     }
 
     async fn discard_pending(&self, id: &str) -> Result<(), StoreError> {

@@ -21,6 +21,46 @@ fn random_below(n: usize) -> usize {
     ((uuid::Uuid::new_v4().as_u128() >> 80) as usize) % n.max(1)
 }
 
+/// How many bodies ran to their end, by call id: the lines of the marks
+/// file the tests' worker appends to (`FAULT_MARKS`), which is then removed.
+/// A file that cannot be read fails the run: a lost mark never reads as 0.
+pub fn take_marks(path: &std::path::Path) -> std::collections::HashMap<String, u32> {
+    let mut bodies = std::collections::HashMap::new();
+    let marked = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("the marks file {}: {e}", path.display()));
+    for line in marked.lines() {
+        *bodies.entry(line.to_owned()).or_default() += 1;
+    }
+    std::fs::remove_file(path).unwrap_or_else(|e| panic!("removing {}: {e}", path.display()));
+    bodies
+}
+
+/// task-local's arguments for a fault run: the tests' worker as `fault`,
+/// its timeout, retries and failure records, duplicate deliveries, and its
+/// processes' settings: the response table, the marks file, a short lease.
+pub fn task_local_args(table: &str, marks: &std::path::Path) -> Vec<String> {
+    let envs = [
+        format!("TASK_RESPONSE_TABLE={table}"),
+        format!("AWS_ENDPOINT_URL_DYNAMODB={}", super::dynamodb_endpoint()),
+        format!("FAULT_MARKS={}", marks.display()),
+        "TASK_LEASE_MS=1500".to_owned(),
+        "TASK_TIMEOUT_MARGIN_MS=300".to_owned(),
+        "RUST_LOG=off".to_owned(),
+        "RUST_BACKTRACE=0".to_owned(), // the panics are expected: no backtraces
+    ];
+    let worker = format!("fault={}", super::task_local::built("fault-worker").display());
+    let mut args: Vec<String> = [
+        "--function", &worker, "--timeout", "1s", "--concurrency", "12", "--max-retry-attempts", "2",
+        "--retry-delays", "100ms,200ms", "--on-failure", "function:fault", "--duplicate-deliveries", "0.05", "--no-schedules",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for e in envs {
+        args.extend(["--env".to_owned(), e]);
+    }
+    args
+}
+
 /// Kills one random child of `parent` every `every` until [`Killer::stop`].
 pub struct Killer {
     killing: Arc<AtomicBool>,

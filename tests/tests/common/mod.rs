@@ -36,6 +36,19 @@ pub fn dynamodb() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config(&dynamodb_endpoint()))
 }
 
+/// The lambda backend's configuration for a caller under task-local at
+/// `endpoint`: function `function`, the response table `table` in DynamoDB
+/// Local, Scheduler's API at task-local too (with a role to name).
+pub fn lambda_config(endpoint: &str, function: &str, table: &str) -> task_runtime::Config {
+    let sdk = sdk_config(endpoint);
+    let mut config = task_runtime::Config::lambda(function, None)
+        .with_store(std::sync::Arc::new(task_runtime::store::dynamodb::DynamoStore::with_client(dynamodb(), table)))
+        .with_invoker(task_runtime::backend::lambda::LambdaInvoker::with_client(aws_sdk_lambda::Client::new(&sdk)))
+        .with_scheduler(task_runtime::backend::scheduler::Scheduler::with_client(aws_sdk_scheduler::Client::new(&sdk)));
+    config.scheduler_role_arn = Some("arn:aws:iam::000000000000:role/scheduler-invokes-fault".into());
+    config
+}
+
 /// A table name no other test uses.
 pub fn table_name(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())

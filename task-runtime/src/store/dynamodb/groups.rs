@@ -38,20 +38,7 @@ impl DynamoStore {
             }
             item.insert("only_if_all_complete".to_owned(), AttributeValue::Bool(cb.only_if_all_complete));
         }
-        let put = self
-            .client()
-            .await
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(self.err("put_group", &e)),
-        }
+        self.put_new("put_group", item).await
     }
 
     /// Add `child` to its shard's `ended` set, once; when that completes the
@@ -162,12 +149,7 @@ impl DynamoStore {
         if let Some(function) = waiting.function {
             item.insert("function".to_owned(), s(function));
         }
-        let put = self.client().await.put_item().table_name(&self.table).set_item(Some(item)).condition_expression("attribute_not_exists(id)").send().await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(self.err("put_waiting", &e)),
-        }
+        self.put_new("put_waiting", item).await
     }
 
     /// `scheduled` with a kept message and no due time becomes `pending`.
@@ -259,7 +241,7 @@ impl DynamoStore {
     }
 
     /// Read item `key`'s attributes, consistently.
-    async fn read_attrs(&self, operation: &'static str, key: &str) -> Result<Option<Attrs>, StoreError> {
+    pub(super) async fn read_attrs(&self, operation: &'static str, key: &str) -> Result<Option<Attrs>, StoreError> {
         let out = self
             .client()
             .await
