@@ -371,7 +371,7 @@ impl Envelope {
     /// let mut first = Envelope::new("count", Default::default(), true, 2);
     /// first.then = vec![NextStep { task: "double".into(), args: Default::default(), param: "n".into(), function: None, retries: 1 }];
     /// let next = first.next_step(serde_json::json!(21)).expect("a step follows");
-    /// assert_eq!((next.id, next.args["n"].clone(), next.then.len()), (format!("{}.step1", first.id), serde_json::json!(21), 0));
+    /// assert_eq!((next.id.as_str(), next.args["n"].clone(), next.then.len()), (format!("{}.step1", first.id).as_str(), serde_json::json!(21), 0));
     /// assert!(next.next_step(serde_json::json!(42)).is_none());
     /// ```
     pub fn next_step(&self, value: Value) -> Option<Envelope> {
