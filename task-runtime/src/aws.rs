@@ -35,7 +35,13 @@ impl<C> LazyClient<C> {
 
     /// The client, built with `make` the first time.
     pub(crate) async fn get(&self, make: fn(&SdkConfig) -> C) -> &C {
-        self.client.get_or_init(|| async { make(&config_or_env(self.sdk.as_ref()).await) }).await
+        self.client
+            .get_or_init(|| async {
+                // Once per client and process: what "clients are built lazily" is checked by.
+                tracing::debug!(client = std::any::type_name::<C>(), "building an AWS SDK client");
+                make(&config_or_env(self.sdk.as_ref()).await)
+            })
+            .await
     }
 }
 

@@ -448,3 +448,43 @@ async fn a_task_message_over_64_kib_is_not_kept_and_the_listing_says_so() {
     let call = listed.iter().find(|c| c.id == "huge-args").expect("listed all the same");
     assert!(!call.message_kept, "the listing says it cannot be sent again");
 }
+
+/// Records the name of every DynamoDB operation a client sends.
+#[derive(Debug, Clone, Default)]
+struct Operations(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for Operations {
+    fn name(&self) -> &'static str {
+        "record operations"
+    }
+    /// DynamoDB names the operation in each request's `X-Amz-Target` (`DynamoDB_20120810.Query`).
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let target = context.request().headers().get("x-amz-target").unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(operation);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn listing_failed_calls_is_16_queries_a_day_and_never_a_scan() {
+    let s = store().await;
+    // One failed call today, so that the listing has something to find.
+    s.begin(begin("listed", "req-1", live())).await.expect("begin");
+    let failed = FinalState::Failed(Failure::new(FailureKind::Failed, "no"));
+    assert_eq!(s.finish("listed", "req-1", failed, common::now_ms(), None).await.expect("finish"), Finished::Written);
+    let ops = Operations::default();
+    let conf = aws_sdk_dynamodb::config::Builder::from(&common::sdk_config(&common::dynamodb_endpoint())).interceptor(ops.clone()).build();
+    let counted = DynamoStore::with_client(aws_sdk_dynamodb::Client::from_conf(conf), s.table());
+    // --since two days back: three days (the day before yesterday, yesterday, today).
+    let listed = counted.failed_since(common::now_ms() - 2 * 86_400_000, 100).await.expect("list");
+    assert!(listed.iter().any(|c| c.id == "listed"), "{listed:?}");
+    let sent = ops.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let queries = sent.iter().filter(|o| *o == "Query").count();
+    assert_eq!((queries, sent.len()), (3 * task_runtime::store::dynamodb::FAILED_SHARDS as usize, queries), "only queries, 16 a day: {sent:?}");
+}
