@@ -584,6 +584,9 @@ impl<T> GroupHandle<T> {
     }
 }
 
+/// How many reads of a group's outcomes run at once.
+const READS_AT_ONCE: usize = 8;
+
 /// The first poll interval of a wait; it grows by half each poll up to 1 s.
 const FIRST_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_secs(1);
@@ -605,13 +608,17 @@ impl<T: DeserializeOwned> GroupHandle<T> {
         let state = self.ended(limit).await?;
         let store = store()?;
         let ids = self.child_ids(state.item.total);
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(100) {
-            for (id, r) in chunk.iter().zip(store.get_many(chunk).await?) {
-                out.push(child_outcome(id, r)?);
-            }
-        }
-        Ok(out)
+        // 100 ids a read (BatchGetItem's most), 8 reads at once, in order.
+        let reads: Vec<Vec<Option<crate::response::AsyncResponse>>> =
+            futures::stream::iter(ids.chunks(100).map(<[String]>::to_vec))
+                .map(|chunk| {
+                    let store = store.clone();
+                    async move { store.get_many(&chunk).await }
+                })
+                .buffered(READS_AT_ONCE)
+                .try_collect()
+                .await?;
+        ids.iter().zip(reads.into_iter().flatten()).map(|(id, r)| child_outcome(id, r)).collect()
     }
 }
 

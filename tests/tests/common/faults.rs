@@ -47,9 +47,11 @@ pub fn task_local_args(table: &str, marks: &std::path::Path) -> Vec<String> {
         "RUST_LOG=off".to_owned(),
         "RUST_BACKTRACE=0".to_owned(), // the panics are expected: no backtraces
     ];
-    let worker = format!("fault={}", super::task_local::built("fault-worker").display());
+    let worker = super::task_local::built("fault-worker").display().to_string();
+    let (fault, tally) = (format!("fault={worker}"), format!("tally={worker}"));
+    // `tally`: the same worker with a longer timeout, for callbacks that read a whole group.
     let mut args: Vec<String> = [
-        "--function", &worker, "--timeout", "1s", "--concurrency", "12", "--max-retry-attempts", "2",
+        "--function", &fault, "--function", &tally, "--timeout", "1s", "--timeout", "tally=60s", "--concurrency", "12", "--max-retry-attempts", "2",
         "--retry-delays", "100ms,200ms", "--on-failure", "function:fault", "--duplicate-deliveries", "0.05", "--no-schedules",
     ]
     .iter()
