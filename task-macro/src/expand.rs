@@ -71,6 +71,10 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
         Some(r) => quote!(::core::option::Option::Some(#r)),
         None => quote!(::core::option::Option::None),
     };
+    let timeout_ms = match opts.timeout.as_ref().and_then(|t| options::timeout_ms(&t.value()).ok()) {
+        Some(ms) => quote!(::core::option::Option::Some(#ms)),
+        None => quote!(::core::option::Option::None),
+    };
 
     let mut names = Vec::new();
     let mut types = Vec::new();
@@ -212,6 +216,7 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
                 function: #function,
                 capture_response: #capture,
                 retries: #retries,
+                timeout_ms: #timeout_ms,
             };
             /// The name the task is registered under.
             pub const NAME: &'static str = Self::SPEC.name;

@@ -1,12 +1,12 @@
 //! `#[task(name = "...", function = "...", capture_response = bool, retries = N,
-//! schedule = "rate(1 hour)", schedule_args = (..))]`.
+//! timeout = "30s", schedule = "rate(1 hour)", schedule_args = (..))]`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitBool, LitInt, LitStr, Meta, Token};
 
-const KNOWN: &str = "`name`, `function`, `capture_response`, `retries`, `schedule`, `schedule_args`";
+const KNOWN: &str = "`name`, `function`, `capture_response`, `retries`, `timeout`, `schedule`, `schedule_args`";
 
 /// The parsed options, each with the literal it came from.
 #[derive(Default)]
@@ -15,6 +15,8 @@ pub(crate) struct Options {
     pub(crate) function: Option<LitStr>,
     pub(crate) capture_response: Option<LitBool>,
     pub(crate) retries: Option<LitInt>,
+    /// The task's own time limit, e.g. `"30s"`.
+    pub(crate) timeout: Option<LitStr>,
     pub(crate) schedule: Option<LitStr>,
     /// The arguments of each scheduled run: any expression, typed by the compiler.
     pub(crate) schedule_args: Option<Expr>,
@@ -54,6 +56,7 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options 
             "function" => set!(function, Str, "a string literal: a function name or ARN"),
             "capture_response" => set!(capture_response, Bool, "`true` or `false`"),
             "retries" => set!(retries, Int, "0, 1 or 2"),
+            "timeout" => set!(timeout, Str, "a duration: `\"500ms\"`, `\"30s\"`, `\"10m\"`"),
             "schedule" => set!(schedule, Str, "a string literal: `rate(...)`, `cron(...)` or `at(...)`"),
             "schedule_args" if opts.schedule_args.is_some() => {
                 errors.push(syn::Error::new_spanned(&nv.path, "`schedule_args` set multiple times"));
@@ -82,6 +85,11 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options 
     if let (Some(args), None) = (&opts.schedule_args, &opts.schedule) {
         errors.push(syn::Error::new_spanned(args, "`schedule_args` needs `schedule = \"...\"`"));
     }
+    if let Some(timeout) = &opts.timeout
+        && let Err(why) = timeout_ms(&timeout.value())
+    {
+        errors.push(syn::Error::new_spanned(timeout, why));
+    }
     if let Some(retries) = &opts.retries {
         match retries.base10_parse::<u8>() {
             Ok(n) if n <= 2 => {}
@@ -92,4 +100,40 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options 
         }
     }
     opts
+}
+
+/// The longest `timeout`: Lambda's longest function timeout, 15 minutes.
+const MAX_TIMEOUT_MS: u64 = 900_000;
+
+/// `"500ms"`, `"30s"`, `"10m"` in milliseconds: more than 0, at most 15 minutes.
+pub(crate) fn timeout_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        _ => return Err(format!("`timeout` is a number and a unit (`ms`, `s` or `m`), like \"30s\", not {text:?}")),
+    };
+    let ms = digits.parse::<u64>().ok().and_then(|n| n.checked_mul(scale));
+    match ms {
+        Some(ms) if ms > 0 && ms <= MAX_TIMEOUT_MS => Ok(ms),
+        _ => Err(format!("`timeout` must be more than 0 and at most 15 minutes (Lambda's longest), not {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timeout_ms;
+
+    #[test]
+    fn timeouts_read_in_ms_s_and_m_up_to_fifteen_minutes() {
+        assert_eq!(timeout_ms("500ms"), Ok(500));
+        assert_eq!(timeout_ms("30s"), Ok(30_000));
+        assert_eq!(timeout_ms("15m"), Ok(900_000));
+        for bad in ["", "30", "0s", "16m", "1h", "s", "-1s", "99999999999999999999s"] {
+            assert!(timeout_ms(bad).is_err(), "{bad:?}");
+        }
+    }
 }

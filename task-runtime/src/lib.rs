@@ -107,6 +107,7 @@ pub use response::{AsyncResponse, Failure, FailureKind, MAX_FAILURE_MESSAGE_BYTE
 /// | `function = "..."` | the Lambda function (name or ARN) to invoke | `TASK_FUNCTION` |
 /// | `capture_response = bool` | write the outcome to the response store | `true` |
 /// | `retries = 0..=2` | cap Lambda's retries for this task | the function's own |
+/// | `timeout = "30s"` | this task's own limit (`ms`, `s`, `m`; at most 15 minutes): a body still running then ends as a `timeout`, retried like any | the invocation's deadline |
 ///
 /// Arguments must be plain identifiers of owned `Serialize +
 /// DeserializeOwned` types; references, lifetimes, generics, `self` and

@@ -42,6 +42,10 @@ pub struct TaskSpec {
     pub capture_response: bool,
     /// The most retries this task allows (0-2); `None` leaves it to the function.
     pub retries: Option<u8>,
+    /// This task's own time limit in ms (`#[task(timeout = "30s")]`), below
+    /// the function's: a body still running then ends as a `timeout`,
+    /// retried like any timeout. `None`: the invocation's deadline.
+    pub timeout_ms: Option<u64>,
 }
 
 /// Arguments that do not decode into the task's parameters. The worker
@@ -158,13 +162,13 @@ mod tests {
         Ok(Box::pin(async { Ok(Value::Null) }))
     }
     static A: TaskDef = TaskDef {
-        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None },
+        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None, timeout_ms: None },
         rust_path: "crate_a::one",
         location: "src/a.rs:1",
         call: never,
     };
     static B: TaskDef = TaskDef {
-        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None },
+        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None, timeout_ms: None },
         rust_path: "crate_b::two",
         location: "src/b.rs:9",
         call: never,

@@ -98,7 +98,7 @@ pub(crate) fn is_registered_run(env: &Envelope) -> bool {
 pub fn manifest() -> Value {
     let mut tasks: Vec<Value> = crate::registry::TASKS
         .iter()
-        .map(|d| json!({"name": d.spec.name, "capture_response": d.spec.capture_response, "retries": d.spec.retries}))
+        .map(|d| json!({"name": d.spec.name, "capture_response": d.spec.capture_response, "retries": d.spec.retries, "timeout_ms": d.spec.timeout_ms}))
         .collect();
     tasks.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     let mut schedules: Vec<Value> = SCHEDULES

@@ -442,8 +442,10 @@ impl Worker {
                 }
                 Some(def) => {
                     let cap = 1 + u32::from(def.spec.retries.unwrap_or(2).min(env.retries));
-                    let timeout = Duration::from_millis(inv.deadline_ms.saturating_sub(now_ms()))
+                    let until_deadline = Duration::from_millis(inv.deadline_ms.saturating_sub(now_ms()))
                         .saturating_sub(self.settings.timeout_margin);
+                    // The task's own limit, when it has one below the invocation's.
+                    let timeout = def.spec.timeout_ms.map_or(until_deadline, |ms| until_deadline.min(Duration::from_millis(ms)));
                     Work::Run { def, args: env.args, max_attempts: self.settings.max_attempts.min(cap), timeout, callback_of: env.callback_of }
                 }
             };

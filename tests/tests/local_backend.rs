@@ -427,3 +427,23 @@ async fn a_cancelled_call_never_runs_and_a_finished_one_cannot_be_cancelled() {
     }
     assert!(matches!(task_runtime::cancel("no-such-call").await, Err(task_runtime::CancelError::NotFound { .. })));
 }
+
+#[task(name = "local.overrun", timeout = "50ms", retries = 1)]
+async fn overrun(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+#[tokio::test]
+async fn a_task_s_own_timeout_ends_a_body_that_overruns_it_and_is_retried_like_a_timeout() {
+    setup();
+    let slow = overrun(2_000).await.expect("dispatch");
+    let r = finished(slow.id()).await;
+    assert_eq!((r.status, r.attempts), (Status::Failed, 2), "{r:?}");
+    assert_eq!(r.error.as_ref().map(|f| f.kind.clone()), Some(FailureKind::Timeout), "{r:?}");
+    // Far below the local backend's 15-minute invocation: the task's 50 ms.
+    assert!(r.updated_at - r.created_at < 1_500, "{r:?}");
+    let quick = overrun(1).await.expect("dispatch");
+    assert_eq!(finished(quick.id()).await.status, Status::Complete);
+    assert_eq!(overrun::SPEC.timeout_ms, Some(50));
+}
