@@ -177,3 +177,15 @@ async fn through_the_failure_queue_a_task_record_ends_its_call_and_nothing_block
     let r = s.store.get(&big).await.expect("get").expect("exists");
     assert_eq!((r.status, r.attempts), (Status::Retrying, 1), "left as the worker wrote it");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_s_own_timeout_ends_it_well_before_the_function_s() {
+    let s = setup(&[]).await;
+    let id = send(&s, "fault.bounded", json!({"ms": 2_000})).await;
+    let r = terminal(&s, &id, Duration::from_secs(30)).await;
+    assert_eq!((r.status, r.error.as_ref().map(|e| e.kind.clone())), (Status::Failed, Some(FailureKind::Timeout)), "{r:?}");
+    // Ended at its 200 ms, not at the function's 3 s timeout.
+    assert!(r.updated_at - r.created_at < 1_500, "{r:?}");
+    let quick = send(&s, "fault.bounded", json!({"ms": 1})).await;
+    assert_eq!(terminal(&s, &quick, Duration::from_secs(30)).await.status, Status::Complete);
+}

@@ -101,6 +101,15 @@ async fn span(ms: u64) -> u64 {
     ms
 }
 
+/// Sleeps `ms` under its own 200 ms limit (the function's is longer): a
+/// long sleep ends as `timeout` well before the invocation's deadline.
+#[task(name = "fault.bounded", timeout = "200ms", retries = 0)]
+async fn bounded(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    mark();
+    ms
+}
+
 /// A group's callback: the sum of its children's numeric values (failed
 /// children, and values that are not numbers, count 0).
 #[task(name = "fault.tally")]
