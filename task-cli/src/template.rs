@@ -139,7 +139,9 @@ pub(crate) fn render(manifest: &Value, binary: &str, timeout_s: u32, memory_mb: 
         );
     }
     let _ = writeln!(w, "      Policies:\n        - Version: \"2012-10-17\"\n          Statement:");
-    let _ = writeln!(w, "            - Effect: Allow\n              Action:\n                - dynamodb:PutItem\n                - dynamodb:UpdateItem\n                - dynamodb:DeleteItem\n                - dynamodb:GetItem\n                - dynamodb:Query");
+    // BatchGetItem: a group's counter shards and its children's outcomes, 100
+    // keys a request (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).
+    let _ = writeln!(w, "            - Effect: Allow\n              Action:\n                - dynamodb:PutItem\n                - dynamodb:UpdateItem\n                - dynamodb:DeleteItem\n                - dynamodb:GetItem\n                - dynamodb:BatchGetItem\n                - dynamodb:Query");
     let _ = writeln!(w, "              Resource:\n                - !GetAtt Responses.Arn\n                - !Sub \"${{Responses.Arn}}/index/*\"");
     let _ = writeln!(w, "            - Effect: Allow\n              Action: lambda:InvokeFunction");
     let _ = writeln!(w, "              Resource:\n{}", function_arns(binary, 16));

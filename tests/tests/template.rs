@@ -22,6 +22,11 @@ fn the_committed_template_is_generated_from_the_worker_s_manifest() {
         generated == committed,
         "deploy/template.yaml is out of date; regenerate it with\n  cargo build --example worker -p examples && cargo run -p task-cli -- template --worker target/debug/examples/worker > deploy/template.yaml"
     );
+    // Every DynamoDB operation the store makes is allowed: BatchGetItem reads
+    // a group's shards and outcomes (a missing one would be AccessDenied on AWS only).
+    for operation in ["PutItem", "UpdateItem", "DeleteItem", "GetItem", "BatchGetItem", "Query"] {
+        assert!(committed.contains(&format!("- dynamodb:{operation}\n")), "the function's role does not allow dynamodb:{operation}");
+    }
     for expected in [
         "ScheduleWorkerHourlyReport:",
         "ScheduleExpression: \"rate(1 hour)\"",
