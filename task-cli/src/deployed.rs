@@ -265,6 +265,21 @@ pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
     // Every schedule of the worker's manifest exists and is enabled.
     if let Some(worker) = &a.worker {
         let manifest = std::process::Command::new(worker).env(task_runtime::MANIFEST_VAR, "1").output().ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok());
+        // A task's own timeout is below what the function gives a body.
+        let budget_ms = i64::from(d.timeout_s) * 1000 - margin_ms;
+        for t in manifest.as_ref().and_then(|m| m["tasks"].as_array()).into_iter().flatten() {
+            if let Some(ms) = t["timeout_ms"].as_i64().filter(|ms| *ms >= budget_ms) {
+                find(
+                    "task_timeout",
+                    format!(
+                        "task `{}` has a timeout of {ms} ms, not below what the function gives a body ({} s less TASK_TIMEOUT_MARGIN_MS {margin_ms} ms): \
+                         the invocation's deadline ends it first; lower the task's timeout or raise the function's",
+                        t["name"].as_str().unwrap_or_default(),
+                        d.timeout_s
+                    ),
+                );
+            }
+        }
         match (manifest, schedules_of(&sdk, &d.arn).await) {
             (None, _) => unchecked.push(format!("schedules: {} printed no manifest", worker.display())),
             (_, Err(why)) => unchecked.push(format!("schedules: {why}")),

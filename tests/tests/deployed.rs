@@ -162,3 +162,20 @@ fn check_names_each_rule_a_deployment_breaks() {
     assert!(found.contains(&"table"), "{v}");
     assert_eq!(lost.status.code(), Some(2));
 }
+
+#[test]
+fn check_names_a_task_whose_own_timeout_the_function_cannot_give() {
+    let table = table();
+    let worker = task_local::built("fault-worker").display().to_string();
+    let tl = TaskLocal::start([
+        "--no-schedules".to_owned(),
+        "--function".into(), format!("fault={worker}"),
+        "--timeout".into(), "fault=1s".into(),
+        "--env".into(), format!("TASK_RESPONSE_TABLE={table}"),
+    ]);
+    let check = tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]);
+    let v: Value = serde_json::from_slice(&check.stdout).expect("JSON");
+    let named: Vec<&str> = v["findings"].as_array().into_iter().flatten().filter(|f| f["check"] == "task_timeout").filter_map(|f| f["message"].as_str()).collect();
+    assert_eq!(named.len(), 1, "only fault.patient (2 s); fault.bounded (200 ms) fits: {v}");
+    assert!(named[0].contains("`fault.patient` has a timeout of 2000 ms") && named[0].contains("1 s less TASK_TIMEOUT_MARGIN_MS 500 ms"), "{}", named[0]);
+}

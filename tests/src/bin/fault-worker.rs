@@ -110,6 +110,12 @@ async fn bounded(ms: u64) -> u64 {
     ms
 }
 
+/// A limit above a 1 s function's (less its margin): `tasks check` names it.
+#[task(name = "fault.patient", timeout = "2s")]
+async fn patient() -> u64 {
+    0
+}
+
 /// A group's callback: the sum of its children's numeric values (failed
 /// children, and values that are not numbers, count 0).
 #[task(name = "fault.tally")]
