@@ -511,6 +511,14 @@ mod tests {
     }
 
     #[test]
+    fn a_child_s_end_is_the_turn_of_the_child_a_window_later_while_there_is_one() {
+        let child = |index, window| GroupRef { id: "g".into(), index, total: 10, shards: 1, window };
+        assert_eq!(child(6, Some(3)).next_in_turn(), Some(9));
+        assert_eq!(child(7, Some(3)).next_in_turn(), None, "child 10 does not exist");
+        assert_eq!(child(0, None).next_in_turn(), None, "no window: every child was sent at once");
+    }
+
+    #[test]
     fn a_message_without_capture_or_retries_reads_as_captured_with_two_retries() {
         let bare = json!({"task_runtime": 1, "task": "t", "id": "1", "args": {}});
         let Incoming::Task(env) = Incoming::classify(&bare) else { panic!("a task message") };
