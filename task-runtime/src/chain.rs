@@ -6,7 +6,7 @@
 //! status` shows it; a failed step stops the chain.
 
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -15,7 +15,7 @@ use crate::dispatch::{Target, dispatch};
 use crate::envelope::{NextStep, step_id};
 use crate::error::{DispatchError, WaitError};
 use crate::group::Call;
-use crate::handle::TaskHandle;
+use crate::handle::{Backoff, settled};
 use crate::registry::TaskSpec;
 use crate::response::Status;
 
@@ -152,9 +152,6 @@ impl<T> ChainHandle<T> {
     }
 }
 
-const FIRST_POLL: Duration = Duration::from_millis(10);
-const MAX_POLL: Duration = Duration::from_secs(1);
-
 impl<T: DeserializeOwned> ChainHandle<T> {
     /// Wait for the last step's value. A failed (or cancelled, or stale)
     /// step stops the chain: [`WaitError::ChainStep`] names it and why.
@@ -168,32 +165,28 @@ impl<T: DeserializeOwned> ChainHandle<T> {
     }
 
     async fn wait_until(&self, limit: Option<Duration>) -> Result<T, WaitError> {
-        let started = Instant::now();
+        let mut backoff = Backoff::new(limit);
         let ids = self.call_ids();
         let last = ids.len() - 1;
         for (step, id) in ids.iter().enumerate() {
-            let mut interval = FIRST_POLL;
+            backoff.restart();
             // A later step has no item until the step before completes and its worker sends it.
-            loop {
+            let value: Value = loop {
                 let found = crate::poll::get_async_response(id).await?;
+                let last_seen = found.as_ref().map_or(Status::Pending, |r| r.status);
                 match found {
-                    Some(r) if r.status.is_finished() || r.stale => break,
-                    None if step == 0 => return Err(WaitError::NotFound { id: id.clone() }),
-                    _ => {}
-                }
-                if let Some(limit) = limit {
-                    let waited = started.elapsed();
-                    if waited >= limit {
-                        let last_seen = found.map_or(Status::Pending, |r| r.status);
-                        return Err(WaitError::Timeout { id: id.clone(), task: format!("step {step} of chain {}", self.first), waited, last: last_seen });
+                    Some(r) => {
+                        if let Some(outcome) = settled(id, "", r) {
+                            break outcome.map_err(|source| WaitError::ChainStep { chain: self.first.clone(), step: step as u32, source: Box::new(source) })?;
+                        }
                     }
-                    interval = interval.min(limit - waited);
+                    None if step == 0 => return Err(WaitError::NotFound { id: id.clone() }),
+                    None => {}
                 }
-                tokio::time::sleep(interval).await;
-                interval = (interval * 3 / 2).min(MAX_POLL);
-            }
-            let handle = TaskHandle::<Value>::from_id(id.clone(), String::new());
-            let value = handle.wait_timeout(Duration::ZERO).await.map_err(|source| WaitError::ChainStep { chain: self.first.clone(), step: step as u32, source: Box::new(source) })?;
+                if let Err(waited) = backoff.pause().await {
+                    return Err(WaitError::Timeout { id: id.clone(), task: format!("step {step} of chain {}", self.first), waited, last: last_seen });
+                }
+            };
             if step == last {
                 return serde_json::from_value(value).map_err(|source| WaitError::Decode { id: id.clone(), task: format!("the last step of chain {}", self.first), source });
             }

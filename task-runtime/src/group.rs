@@ -6,7 +6,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use serde::de::DeserializeOwned;
@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use crate::dispatch::{SendOptions, Target, check_id, dispatch, encode, json_type};
 use crate::envelope::{GroupRef, callback_id, child_id};
 use crate::error::{CancelError, DispatchError, StoreError, WaitError};
-use crate::handle::TaskHandle;
+use crate::handle::{Backoff, TaskHandle};
 use crate::registry::TaskSpec;
 use crate::response::{Failure, FailureKind, Status};
 use crate::store::group::{Callback, GroupItem, GroupState, MAX_GROUP_CHILDREN, Waiting, shards_for};
@@ -587,9 +587,6 @@ impl<T> GroupHandle<T> {
 /// How many reads of a group's outcomes run at once.
 const READS_AT_ONCE: usize = 8;
 
-/// The first poll interval of a wait; it grows by half each poll up to 1 s.
-const FIRST_POLL: Duration = Duration::from_millis(10);
-const MAX_POLL: Duration = Duration::from_secs(1);
 
 impl<T: DeserializeOwned> GroupHandle<T> {
     /// Poll (10 ms growing to 1 s) until every child has ended; then each
@@ -669,20 +666,17 @@ impl<T, U: DeserializeOwned> ChordHandle<T, U> {
     }
 
     async fn wait_until(&self, limit: Option<Duration>) -> Result<U, WaitError> {
-        let started = Instant::now();
-        let left = |limit: Option<Duration>| limit.map(|l| l.saturating_sub(started.elapsed()));
+        let mut backoff = Backoff::new(limit);
+        let left = |backoff: &Backoff| limit.map(|l| l.saturating_sub(backoff.waited()));
         // The callback has no item until every child has ended.
-        self.group.ended(left(limit)).await?;
+        self.group.ended(left(&backoff)).await?;
         let store = store()?;
-        let mut interval = FIRST_POLL;
         while store.get(self.callback.id()).await?.is_none() {
-            if let Some(l) = left(limit) && l.is_zero() {
-                return Err(WaitError::Timeout { id: self.callback.id().to_owned(), task: "the callback".into(), waited: started.elapsed(), last: Status::Pending });
+            if let Err(waited) = backoff.pause().await {
+                return Err(WaitError::Timeout { id: self.callback.id().to_owned(), task: "the callback".into(), waited, last: Status::Pending });
             }
-            tokio::time::sleep(interval).await;
-            interval = (interval * 3 / 2).min(MAX_POLL);
         }
-        match left(limit) {
+        match left(&backoff) {
             Some(l) => self.callback.wait_timeout(l).await,
             None => self.callback.wait().await,
         }
@@ -693,22 +687,15 @@ impl<T> GroupHandle<T> {
     /// Poll until every child has ended; the group as it is then.
     async fn ended(&self, limit: Option<Duration>) -> Result<GroupState, WaitError> {
         let store = store()?;
-        let started = Instant::now();
-        let mut interval = FIRST_POLL;
+        let mut backoff = Backoff::new(limit);
         loop {
             let Some(state) = store.group(&self.id).await? else { return Err(WaitError::NotFound { id: self.id.clone() }) };
             if state.all_ended() {
                 return Ok(state);
             }
-            if let Some(limit) = limit {
-                let waited = started.elapsed();
-                if waited >= limit {
-                    return Err(WaitError::GroupTimeout { id: self.id.clone(), waited, ended: state.ended, total: state.item.total });
-                }
-                interval = interval.min(limit - waited);
+            if let Err(waited) = backoff.pause().await {
+                return Err(WaitError::GroupTimeout { id: self.id.clone(), waited, ended: state.ended, total: state.item.total });
             }
-            tokio::time::sleep(interval).await;
-            interval = (interval * 3 / 2).min(MAX_POLL);
         }
     }
 }

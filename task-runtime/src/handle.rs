@@ -73,6 +73,63 @@ pub(crate) struct Dispatched {
 const FIRST_POLL: Duration = Duration::from_millis(10);
 const MAX_POLL: Duration = Duration::from_secs(1);
 
+/// The pauses between polls of every `wait`: 10 ms, growing by half each
+/// poll to 1 s, never past the wait's `limit`.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    started: Instant,
+    interval: Duration,
+    limit: Option<Duration>,
+}
+
+impl Backoff {
+    pub(crate) fn new(limit: Option<Duration>) -> Self {
+        Backoff { started: Instant::now(), interval: FIRST_POLL, limit }
+    }
+
+    /// Start the pauses over from 10 ms (the limit still counts from the start).
+    pub(crate) fn restart(&mut self) {
+        self.interval = FIRST_POLL;
+    }
+
+    /// Time since the wait began.
+    pub(crate) fn waited(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Sleep before the next poll; `Err(waited)` once the limit has passed.
+    pub(crate) async fn pause(&mut self) -> Result<(), Duration> {
+        if let Some(limit) = self.limit {
+            let waited = self.started.elapsed();
+            if waited >= limit {
+                return Err(waited);
+            }
+            self.interval = self.interval.min(limit - waited);
+        }
+        tokio::time::sleep(self.interval).await;
+        self.interval = (self.interval * 3 / 2).min(MAX_POLL);
+        Ok(())
+    }
+}
+
+/// What a read of call `id` (of task `task`) means to a waiter: its value,
+/// how it ended, or `None` while it may still change.
+pub(crate) fn settled<T: DeserializeOwned>(id: &str, task: &str, r: AsyncResponse) -> Option<Result<T, WaitError>> {
+    Some(match r.status {
+        Status::Complete => serde_json::from_value(r.response.unwrap_or(serde_json::Value::Null))
+            .map_err(|source| WaitError::Decode { id: id.to_owned(), task: task.to_owned(), source }),
+        Status::Failed => {
+            let failure = r.error.unwrap_or_else(|| {
+                crate::response::Failure::new(crate::response::FailureKind::Failed, "failed with no error recorded")
+            });
+            Err(WaitError::Failed { id: id.to_owned(), task: r.task, attempts: r.attempts, failure })
+        }
+        Status::Cancelled => Err(WaitError::Cancelled { id: id.to_owned(), task: r.task }),
+        _ if r.stale => Err(WaitError::Stale { id: id.to_owned(), task: r.task, attempts: r.attempts }),
+        _ => return None,
+    })
+}
+
 impl<T> TaskHandle<T> {
     pub(crate) fn from_parts(id: String, task: String, capture: bool) -> Self {
         Self { id, task, capture, existing: false, _value: PhantomData }
@@ -179,44 +236,17 @@ impl<T: DeserializeOwned> TaskHandle<T> {
         if !self.capture {
             return Err(WaitError::NotCaptured { id: self.id.clone(), task: self.task.clone() });
         }
-        let started = Instant::now();
-        let mut interval = FIRST_POLL;
+        let mut backoff = Backoff::new(limit);
         loop {
             let Some(r) = self.response().await? else {
                 return Err(WaitError::NotFound { id: self.id.clone() });
             };
-            match r.status {
-                Status::Complete => {
-                    let value = r.response.unwrap_or(serde_json::Value::Null);
-                    return serde_json::from_value(value).map_err(|source| WaitError::Decode {
-                        id: self.id.clone(),
-                        task: self.task.clone(),
-                        source,
-                    });
-                }
-                Status::Failed => {
-                    let failure = r.error.unwrap_or_else(|| {
-                        crate::response::Failure::new(crate::response::FailureKind::Failed, "failed with no error recorded")
-                    });
-                    return Err(WaitError::Failed { id: self.id.clone(), task: r.task, attempts: r.attempts, failure });
-                }
-                Status::Cancelled => {
-                    return Err(WaitError::Cancelled { id: self.id.clone(), task: r.task });
-                }
-                _ if r.stale => {
-                    return Err(WaitError::Stale { id: self.id.clone(), task: r.task, attempts: r.attempts });
-                }
-                last => {
-                    if let Some(limit) = limit {
-                        let waited = started.elapsed();
-                        if waited >= limit {
-                            return Err(WaitError::Timeout { id: self.id.clone(), task: self.task.clone(), waited, last });
-                        }
-                        interval = interval.min(limit - waited);
-                    }
-                    tokio::time::sleep(interval).await;
-                    interval = (interval * 3 / 2).min(MAX_POLL);
-                }
+            let last = r.status;
+            if let Some(outcome) = settled(&self.id, &self.task, r) {
+                return outcome;
+            }
+            if let Err(waited) = backoff.pause().await {
+                return Err(WaitError::Timeout { id: self.id.clone(), task: self.task.clone(), waited, last });
             }
         }
     }

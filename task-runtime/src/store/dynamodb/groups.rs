@@ -43,6 +43,10 @@ impl DynamoStore {
 
     /// Add `child` to its shard's `ended` set, once; when that completes the
     /// shard, add the shard to the group's `ended_shards`, once.
+    /// `ADD` to a number set creates it when absent, and a condition may
+    /// test `contains(set, value)`:
+    /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html>,
+    /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.OperatorsAndFunctions.html>.
     pub(super) async fn count_child(&self, child: &GroupRef, status: Status, ttl: u64) -> Result<Counted, StoreError> {
         let outcome = outcome_counter(status).ok_or_else(|| not_an_end(child, status))?;
         let (key, shard) = (shard_key(&child.id, child.shard()), child.shard());
