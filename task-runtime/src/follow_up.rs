@@ -1,7 +1,7 @@
 //! What a call's end sets off: its count in its group (fan-in) and the
 //! group's callback, sent exactly once; and the next step of its chain.
 //!
-//! Every path that sees a child end calls [`child_ended`]: the worker that
+//! Every path that sees a child end calls `child_ended`: the worker that
 //! wrote its outcome, a later delivery that finds it finished, Lambda's
 //! failure record, a cancel. Counting is idempotent
 //! ([`ResponseStore::count_ended`]), so a path may count a child that
@@ -13,7 +13,7 @@
 //! again (or its failure record), and that path finds the child counted,
 //! every child ended, and the callback still `pending` or absent: it sends.
 //!
-//! A chain's next step goes the same way ([`next_step`]): its id is derived
+//! A chain's next step goes the same way (`next_step`): its id is derived
 //! from the chain's, created only if absent and sent while `pending`, by
 //! the worker that completed the step before, or by any later delivery of
 //! that step.
