@@ -3,6 +3,28 @@
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, Pat, PathArguments, ReturnType, Type};
 
+/// A `concurrency_key` or `rate_limit_key` must name one of the parameters.
+pub(crate) fn keys<'a>(f: &ItemFn, keys: impl IntoIterator<Item = &'a Option<syn::LitStr>>, errors: &mut Vec<syn::Error>) {
+    let params: Vec<String> = f
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Typed(pt) => match &*pt.pat {
+                Pat::Ident(pi) => Some(pi.ident.to_string().trim_start_matches("r#").to_owned()),
+                _ => None,
+            },
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    for key in keys.into_iter().flatten() {
+        if !params.contains(&key.value()) {
+            let has = if params.is_empty() { "none".to_owned() } else { params.join(", ") };
+            errors.push(syn::Error::new_spanned(key, format!("{:?} is not a parameter of this task (it has: {has})", key.value())));
+        }
+    }
+}
+
 /// Check the signature, collecting every error.
 pub(crate) fn signature(f: &ItemFn, errors: &mut Vec<syn::Error>) {
     let sig = &f.sig;

@@ -23,6 +23,7 @@ pub(crate) fn task(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     check::signature(&f, &mut errors);
+    check::keys(&f, [&opts.concurrency_key, &opts.rate_limit_key], &mut errors);
     if !errors.is_empty() {
         let ce = errors.iter().map(syn::Error::to_compile_error);
         return quote!(#(#ce)* #item);
@@ -46,6 +47,32 @@ pub(crate) fn value_type(output: &ReturnType) -> (Type, bool) {
                         return (t.clone(), true);
                     }
     (ty.clone(), false)
+}
+
+/// `Some(x)` or `None`, as tokens.
+fn option<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// The `RetryPolicy` the options declare.
+fn retry_policy(opts: &options::Options) -> TokenStream {
+    let ms = |lit: &Option<syn::LitStr>| option(lit.as_ref().and_then(|l| options::duration_ms(&l.value()).ok()));
+    let (backoff, max) = (ms(&opts.retry_backoff), ms(&opts.retry_backoff_max));
+    let jitter = opts.retry_jitter.as_ref().is_none_or(|b| b.value);
+    quote!(::task_runtime::policy::RetryPolicy { backoff_ms: #backoff, backoff_max_ms: #max, jitter: #jitter })
+}
+
+/// The `Limits` the options declare.
+fn limits(opts: &options::Options) -> TokenStream {
+    let concurrency = option(opts.concurrency.as_ref().and_then(|n| n.base10_parse::<u32>().ok()));
+    let rate = option(opts.rate_limit.as_ref().and_then(|r| options::rate_limit(&r.value()).ok()).map(|(count, per_ms)| {
+        quote!(::task_runtime::policy::Rate { count: #count, per_ms: #per_ms })
+    }));
+    let (ckey, rkey) = (option(opts.concurrency_key.as_ref()), option(opts.rate_limit_key.as_ref()));
+    quote!(::task_runtime::policy::Limits { concurrency: #concurrency, concurrency_key: #ckey, rate: #rate, rate_key: #rkey })
 }
 
 fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
@@ -75,6 +102,8 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
         Some(ms) => quote!(::core::option::Option::Some(#ms)),
         None => quote!(::core::option::Option::None),
     };
+    let retry = retry_policy(opts);
+    let limits = limits(opts);
 
     let mut names = Vec::new();
     let mut types = Vec::new();
@@ -217,6 +246,8 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
                 capture_response: #capture,
                 retries: #retries,
                 timeout_ms: #timeout_ms,
+                retry: #retry,
+                limits: #limits,
             };
             /// The name the task is registered under.
             pub const NAME: &'static str = Self::SPEC.name;

@@ -1,12 +1,16 @@
 //! `#[task(name = "...", function = "...", capture_response = bool, retries = N,
-//! timeout = "30s", schedule = "rate(1 hour)", schedule_args = (..))]`.
+//! retry_backoff = "1s", retry_backoff_max = "10m", retry_jitter = bool,
+//! concurrency = N, concurrency_key = "arg", rate_limit = "100/m",
+//! rate_limit_key = "arg", timeout = "30s", schedule = "rate(1 hour)",
+//! schedule_args = (..))]`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitBool, LitInt, LitStr, Meta, Token};
 
-const KNOWN: &str = "`name`, `function`, `capture_response`, `retries`, `timeout`, `schedule`, `schedule_args`";
+const KNOWN: &str = "`name`, `function`, `capture_response`, `retries`, `retry_backoff`, `retry_backoff_max`, `retry_jitter`, \
+                     `concurrency`, `concurrency_key`, `rate_limit`, `rate_limit_key`, `timeout`, `schedule`, `schedule_args`";
 
 /// The parsed options, each with the literal it came from.
 #[derive(Default)]
@@ -17,6 +21,17 @@ pub(crate) struct Options {
     pub(crate) retries: Option<LitInt>,
     /// The task's own time limit, e.g. `"30s"`.
     pub(crate) timeout: Option<LitStr>,
+    /// The first retry's gap, e.g. `"1s"`.
+    pub(crate) retry_backoff: Option<LitStr>,
+    /// The longest gap, e.g. `"10m"`.
+    pub(crate) retry_backoff_max: Option<LitStr>,
+    pub(crate) retry_jitter: Option<LitBool>,
+    pub(crate) concurrency: Option<LitInt>,
+    /// The parameter whose value keys the concurrency limit.
+    pub(crate) concurrency_key: Option<LitStr>,
+    /// `"N/s"`, `"N/m"` or `"N/h"`.
+    pub(crate) rate_limit: Option<LitStr>,
+    pub(crate) rate_limit_key: Option<LitStr>,
     pub(crate) schedule: Option<LitStr>,
     /// The arguments of each scheduled run: any expression, typed by the compiler.
     pub(crate) schedule_args: Option<Expr>,
@@ -55,7 +70,14 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options 
             "name" => set!(name, Str, "a string literal"),
             "function" => set!(function, Str, "a string literal: a function name or ARN"),
             "capture_response" => set!(capture_response, Bool, "`true` or `false`"),
-            "retries" => set!(retries, Int, "0, 1 or 2"),
+            "retries" => set!(retries, Int, "a number of retries, 0 to 100"),
+            "retry_backoff" => set!(retry_backoff, Str, "a duration: `\"100ms\"`, `\"1s\"`, `\"10m\"`"),
+            "retry_backoff_max" => set!(retry_backoff_max, Str, "a duration: `\"30s\"`, `\"10m\"`, `\"1h\"`"),
+            "retry_jitter" => set!(retry_jitter, Bool, "`true` or `false`"),
+            "concurrency" => set!(concurrency, Int, "a number of bodies at once, at least 1"),
+            "concurrency_key" => set!(concurrency_key, Str, "the name of an argument, like \"account\""),
+            "rate_limit" => set!(rate_limit, Str, "a rate: `\"10/s\"`, `\"100/m\"`, `\"1000/h\"`"),
+            "rate_limit_key" => set!(rate_limit_key, Str, "the name of an argument, like \"to\""),
             "timeout" => set!(timeout, Str, "a duration: `\"500ms\"`, `\"30s\"`, `\"10m\"`"),
             "schedule" => set!(schedule, Str, "a string literal: `rate(...)`, `cron(...)` or `at(...)`"),
             "schedule_args" if opts.schedule_args.is_some() => {
@@ -92,21 +114,44 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options 
     }
     if let Some(retries) = &opts.retries {
         match retries.base10_parse::<u8>() {
-            Ok(n) if n <= 2 => {}
+            Ok(n) if n <= MAX_RETRIES => {}
             _ => errors.push(syn::Error::new_spanned(
                 retries,
-                "`retries` must be 0, 1 or 2: Lambda retries an asynchronous invocation at most twice",
+                "`retries` must be 0 to 100: Lambda's own two, and the rest sent again by the runtime with backoff",
             )),
         }
+    }
+    for (lit, what) in [(&opts.retry_backoff, "retry_backoff"), (&opts.retry_backoff_max, "retry_backoff_max")] {
+        if let Some(lit) = lit
+            && let Err(why) = duration_ms(&lit.value())
+        {
+            errors.push(syn::Error::new_spanned(lit, format!("`{what}`: {why}")));
+        }
+    }
+    if let Some(n) = &opts.concurrency
+        && !matches!(n.base10_parse::<u32>(), Ok(n) if n >= 1)
+    {
+        errors.push(syn::Error::new_spanned(n, "`concurrency` must be at least 1"));
+    }
+    if let Some(rate) = &opts.rate_limit
+        && let Err(why) = rate_limit(&rate.value())
+    {
+        errors.push(syn::Error::new_spanned(rate, format!("`rate_limit`: {why}")));
+    }
+    if let (Some(key), None) = (&opts.concurrency_key, &opts.concurrency) {
+        errors.push(syn::Error::new_spanned(key, "`concurrency_key` needs `concurrency = N`"));
+    }
+    if let (Some(key), None) = (&opts.rate_limit_key, &opts.rate_limit) {
+        errors.push(syn::Error::new_spanned(key, "`rate_limit_key` needs `rate_limit = \"N/m\"`"));
     }
     opts
 }
 
-/// The longest `timeout`: Lambda's longest function timeout, 15 minutes.
-const MAX_TIMEOUT_MS: u64 = 900_000;
+/// The most `retries`; the same as `task_runtime::policy::MAX_RETRIES`.
+const MAX_RETRIES: u8 = 100;
 
-/// `"500ms"`, `"30s"`, `"10m"` in milliseconds: more than 0, at most 15 minutes.
-pub(crate) fn timeout_ms(text: &str) -> Result<u64, String> {
+/// `"100ms"`, `"30s"`, `"10m"`, `"2h"` in ms, more than 0.
+pub(crate) fn duration_ms(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
@@ -114,12 +159,40 @@ pub(crate) fn timeout_ms(text: &str) -> Result<u64, String> {
         "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
-        _ => return Err(format!("`timeout` is a number and a unit (`ms`, `s` or `m`), like \"30s\", not {text:?}")),
+        "h" => 3_600_000,
+        _ => return Err(format!("a duration is a number and a unit (`ms`, `s`, `m` or `h`), like \"30s\", not {text:?}")),
     };
-    let ms = digits.parse::<u64>().ok().and_then(|n| n.checked_mul(scale));
-    match ms {
-        Some(ms) if ms > 0 && ms <= MAX_TIMEOUT_MS => Ok(ms),
-        _ => Err(format!("`timeout` must be more than 0 and at most 15 minutes (Lambda's longest), not {text:?}")),
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|ms| *ms > 0)
+        .ok_or_else(|| format!("a duration must be more than 0, not {text:?}"))
+}
+
+/// `"N/s|m|h"` (Celery's format) as (N, period in ms).
+pub(crate) fn rate_limit(text: &str) -> Result<(u32, u64), String> {
+    let bad = || format!("a rate limit is `N/s`, `N/m` or `N/h` with N at least 1, like \"100/m\", not {text:?}");
+    let (n, unit) = text.trim().split_once('/').ok_or_else(bad)?;
+    let count: u32 = n.trim().parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+    let per_ms = match unit.trim() {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(bad()),
+    };
+    Ok((count, per_ms))
+}
+
+/// The longest `timeout`: Lambda's longest function timeout, 15 minutes.
+const MAX_TIMEOUT_MS: u64 = 900_000;
+
+/// `"500ms"`, `"30s"`, `"10m"` in milliseconds: more than 0, at most 15 minutes.
+pub(crate) fn timeout_ms(text: &str) -> Result<u64, String> {
+    match duration_ms(text) {
+        Ok(ms) if ms <= MAX_TIMEOUT_MS => Ok(ms),
+        Ok(_) => Err(format!("`timeout` must be at most 15 minutes (Lambda's longest), not {:?}", text.trim())),
+        Err(why) => Err(format!("`timeout`: {why}")),
     }
 }
 
@@ -134,6 +207,20 @@ mod tests {
         assert_eq!(timeout_ms("15m"), Ok(900_000));
         for bad in ["", "30", "0s", "16m", "1h", "s", "-1s", "99999999999999999999s"] {
             assert!(timeout_ms(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn durations_and_rates_read_celery_s_formats() {
+        assert_eq!(super::duration_ms("100ms"), Ok(100));
+        assert_eq!(super::duration_ms("2h"), Ok(7_200_000));
+        for bad in ["", "0s", "1d", "s", "1.5s"] {
+            assert!(super::duration_ms(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(super::rate_limit("10/s"), Ok((10, 1_000)));
+        assert_eq!(super::rate_limit("3/h"), Ok((3, 3_600_000)));
+        for bad in ["", "10", "0/s", "x/s", "10/", "10/d", "-1/s"] {
+            assert!(super::rate_limit(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -34,6 +34,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// ```
 pub struct TaskError {
     retryable: bool,
+    /// The gap before the next attempt, when the body chose it.
+    retry_after: Option<std::time::Duration>,
     source: BoxError,
 }
 
@@ -53,12 +55,33 @@ pub type TaskResult<T> = Result<T, TaskError>;
 impl TaskError {
     /// A failure worth another attempt (Lambda retries it while attempts remain).
     pub fn retry(error: impl Into<BoxError>) -> Self {
-        Self { retryable: true, source: error.into() }
+        Self { retryable: true, retry_after: None, source: error.into() }
+    }
+
+    /// A failure worth another attempt after `delay` exactly (a `429`'s
+    /// `Retry-After`, say): the runtime sends the call again itself, as a
+    /// delayed call under the same id, instead of Lambda at its own delays.
+    /// The attempt counts against the task's `retries` like any other.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use task_runtime::TaskError;
+    /// let e = TaskError::retry_after(Duration::from_secs(30), "partner says: slow down");
+    /// assert!(e.is_retryable());
+    /// assert_eq!(e.retry_delay(), Some(Duration::from_secs(30)));
+    /// ```
+    pub fn retry_after(delay: std::time::Duration, error: impl Into<BoxError>) -> Self {
+        Self { retryable: true, retry_after: Some(delay), source: error.into() }
     }
 
     /// A permanent failure: stored as `failed`, and Lambda is told not to retry.
     pub fn fail(error: impl Into<BoxError>) -> Self {
-        Self { retryable: false, source: error.into() }
+        Self { retryable: false, retry_after: None, source: error.into() }
+    }
+
+    /// The delay [`TaskError::retry_after`] set.
+    pub fn retry_delay(&self) -> Option<std::time::Duration> {
+        self.retry_after
     }
 
     /// Whether this error asks for another attempt.
@@ -363,7 +386,7 @@ pub enum CancelError {
 /// fn call(_: serde_json::Map<String, serde_json::Value>) -> Result<TaskFuture, ArgsError> {
 ///     Ok(Box::pin(async { Ok(serde_json::Value::Null) }))
 /// }
-/// const SPEC: TaskSpec = TaskSpec { name: "send_mail", function: None, capture_response: true, retries: None, timeout_ms: None };
+/// const SPEC: TaskSpec = TaskSpec { name: "send_mail", function: None, capture_response: true, retries: None, timeout_ms: None, retry: task_runtime::policy::RetryPolicy::LAMBDA, limits: task_runtime::policy::Limits::NONE };
 /// static A: TaskDef = TaskDef { spec: SPEC, rust_path: "a::send_mail", location: "src/a.rs:3", call };
 /// static B: TaskDef = TaskDef { spec: SPEC, rust_path: "b::send_mail", location: "src/b.rs:9", call };
 ///

@@ -13,6 +13,9 @@
 //! again (or its failure record), and that path finds the child counted,
 //! every child ended, and the callback still `pending` or absent: it sends.
 //!
+//! A call the runtime retries itself, or a delivery a flow limit puts off,
+//! is sent again with [`send_later`].
+//!
 //! A chain's next step goes the same way (`next_step`): its id is derived
 //! from the chain's, created only if absent and sent while `pending`, by
 //! the worker that completed the step before, or by any later delivery of
@@ -34,8 +37,42 @@ use crate::time::now_ms;
 #[async_trait]
 pub trait Forwarder: Send + Sync + std::fmt::Debug {
     /// Send `payload` (the bytes of `message`) to `function`, or to the
-    /// configured function when `None`.
-    async fn forward(&self, message: &Envelope, payload: Vec<u8>, function: Option<&str>) -> Result<(), String>;
+    /// configured function when `None`; at `run_at_ms` (epoch ms) when
+    /// given (a re-sent retry, a delivery put off by a limit), else now.
+    async fn forward(&self, message: &Envelope, payload: Vec<u8>, function: Option<&str>, run_at_ms: Option<u64>) -> Result<(), String>;
+}
+
+/// The longest gap a worker waits out itself before it sends a message
+/// again, instead of through a delayed send: EventBridge Scheduler invokes
+/// with 60-second precision
+/// (<https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html>),
+/// so a gap this short would be lost in it; waiting it costs a second of
+/// billed time at most.
+pub const WAIT_IN_PLACE_MS: u64 = 1_000;
+
+/// Send `message` again, due at `run_at_ms` (epoch ms), to the function
+/// this code runs in (the backend's default outside Lambda): signed with
+/// `key` when signing is on. A gap of at most [`WAIT_IN_PLACE_MS`] that
+/// ends before `wait_until_ms` (this invocation's deadline, less its
+/// margin) is waited here and the message invoked; a longer one is a
+/// delayed send (EventBridge Scheduler on AWS, a timer locally). `Err` is
+/// what the backend said.
+pub(crate) async fn send_later(forwarder: Option<&Arc<dyn Forwarder>>, mut message: Envelope, run_at_ms: u64, key: Option<&[u8]>, wait_until_ms: u64) -> Result<(), String> {
+    let forwarder = forwarder.ok_or("this worker has no backend to send with")?;
+    message.sig = None;
+    if let Some(key) = key {
+        message.sign(key);
+    }
+    let payload = message.to_payload().map_err(|(size, limit)| format!("the message is {size} bytes, over Lambda's {limit}"))?;
+    let function = crate::context::invoked_function_arn();
+    let now = now_ms();
+    let at = if run_at_ms <= now.saturating_add(WAIT_IN_PLACE_MS) && run_at_ms < wait_until_ms {
+        tokio::time::sleep(std::time::Duration::from_millis(run_at_ms.saturating_sub(now))).await;
+        None
+    } else {
+        Some(run_at_ms)
+    };
+    forwarder.forward(&message, payload, function.as_deref(), at).await
 }
 
 /// Why a child's end could not be carried to its group.
@@ -116,7 +153,7 @@ async fn next_in_turn(
         let send_error = |message: String| FollowUpError::Send { group: child.id.clone(), id: id.clone(), message };
         let env: Envelope = serde_json::from_str(&waiting.message).map_err(|e| send_error(format!("its kept message does not decode: {e}")))?;
         let forwarder = forwarder.ok_or_else(|| send_error("this worker has no backend to send it with (build it with Worker::from_runtime)".into()))?;
-        forwarder.forward(&env, waiting.message.into_bytes(), waiting.function.as_deref()).await.map_err(send_error)?;
+        forwarder.forward(&env, waiting.message.into_bytes(), waiting.function.as_deref(), None).await.map_err(send_error)?;
         tracing::debug!(group = %child.id, next, "the next child's turn: sent");
         return Ok(());
     }
@@ -188,7 +225,7 @@ async fn send_once(
         }
     }
     let forwarder = forwarder.ok_or_else(|| SendOnce::Send("this worker has no backend to send it with (build it with Worker::from_runtime)".into()))?;
-    forwarder.forward(message, payload, function).await.map_err(SendOnce::Send)?;
+    forwarder.forward(message, payload, function, None).await.map_err(SendOnce::Send)?;
     Ok(true)
 }
 

@@ -41,6 +41,7 @@
 
 pub mod backend;
 pub mod envelope;
+pub mod policy;
 pub mod registry;
 pub mod store;
 pub mod worker;

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `Ok(v)` / a value | `complete`, `response = v` | success |
 //! | `TaskError::retry`, `?` on an error, attempts left | `retrying` | error `TaskRetry`: Lambda retries |
+//! | the same, with a retry policy or `TaskError::retry_after` | `retrying`, `run_at_ms` | success: the runtime sends it again at `run_at_ms` |
 //! | the same, last attempt | `failed` | error `TaskFailed` (reaches the DLQ) |
 //! | `TaskError::fail` | `failed` | success: no retry |
 //! | panic | `failed`, kind `panic` | success: no retry |
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::error::{TaskError, error_type};
+use crate::policy::RetryPolicy;
 use crate::response::{Failure, FailureKind};
 use crate::store::{FinalState, MAX_RESPONSE_BYTES};
 
@@ -61,18 +63,27 @@ pub(crate) struct Decision {
     pub(crate) state: FinalState,
     /// `Some(errorType)` when Lambda should be told of an error.
     pub(crate) error_type: Option<&'static str>,
+    /// With `Retrying`: the runtime sends the call again after this long
+    /// (its retry policy, or the body's `retry_after`), not Lambda.
+    pub(crate) resend_in: Option<Duration>,
 }
 
 /// Decide. `attempt` is this attempt's number when known (from the store or
 /// the local queue); `max_attempts` already includes the task's own cap.
-pub(crate) fn decide(result: RunResult, attempt: Option<u32>, max_attempts: u32) -> Decision {
+/// `policy` is the task's retry policy when the runtime sends its retries
+/// itself: a returned error is then re-sent after the policy's backoff (or
+/// the error's own `retry_after`), while timeouts stay Lambda's to retry.
+pub(crate) fn decide(result: RunResult, attempt: Option<u32>, max_attempts: u32, policy: Option<&RetryPolicy>) -> Decision {
     let last = attempt.is_some_and(|a| a >= max_attempts);
-    let retryable = |failure: Failure, retry_type: &'static str| {
+    let retryable = |failure: Failure, retry_type: &'static str, resend_in: Option<Duration>| {
         if last {
             let error_type = if retry_type == error_type::TIMEOUT { retry_type } else { error_type::FAILED };
-            Decision { state: FinalState::Failed(failure), error_type: Some(error_type) }
+            Decision { state: FinalState::Failed(failure), error_type: Some(error_type), resend_in: None }
+        } else if let (Some(after), Some(_)) = (resend_in, attempt) {
+            // Re-sent by the runtime; Lambda is told success so that it does not retry too.
+            Decision { state: FinalState::Retrying(failure), error_type: None, resend_in: Some(after) }
         } else {
-            Decision { state: FinalState::Retrying(failure), error_type: Some(retry_type) }
+            Decision { state: FinalState::Retrying(failure), error_type: Some(retry_type), resend_in: None }
         }
     };
     match result {
@@ -82,10 +93,11 @@ pub(crate) fn decide(result: RunResult, attempt: Option<u32>, max_attempts: u32)
                 let msg = format!("the response is {} bytes, over the store's {MAX_RESPONSE_BYTES}-byte limit", text.len());
                 return permanent(Failure::new(FailureKind::TooLarge, msg));
             }
-            Decision { state: FinalState::Complete(text), error_type: None }
+            Decision { state: FinalState::Complete(text), error_type: None, resend_in: None }
         }
         RunResult::Error(e) if e.is_retryable() => {
-            retryable(Failure::new(FailureKind::Error, e.message()), error_type::RETRY)
+            let gap = e.retry_delay().or_else(|| policy.map(|p| p.delay(attempt.unwrap_or(1), crate::policy::unit_draw())));
+            retryable(Failure::new(FailureKind::Error, e.message()), error_type::RETRY, gap)
         }
         RunResult::Error(e) => permanent(Failure::new(FailureKind::Failed, e.message())),
         RunResult::BadArgs(e) => permanent(Failure::new(FailureKind::BadArgs, e.to_string())),
@@ -93,13 +105,14 @@ pub(crate) fn decide(result: RunResult, attempt: Option<u32>, max_attempts: u32)
         RunResult::Timeout(after) => retryable(
             Failure::new(FailureKind::Timeout, format!("the task was still running at its deadline, after {:.1}s", after.as_secs_f64())),
             error_type::TIMEOUT,
+            None,
         ),
     }
 }
 
 /// A failure no retry can fix: stored `failed`, Lambda told success.
 pub(crate) fn permanent(failure: Failure) -> Decision {
-    Decision { state: FinalState::Failed(failure), error_type: None }
+    Decision { state: FinalState::Failed(failure), error_type: None, resend_in: None }
 }
 
 #[cfg(test)]
@@ -115,31 +128,50 @@ mod tests {
     fn a_response_of_exactly_the_store_s_limit_is_kept_and_one_byte_more_is_too_large() {
         // A JSON string's text is its characters and two quotes.
         let at_limit = serde_json::Value::String("x".repeat(MAX_RESPONSE_BYTES - 2));
-        assert!(matches!(decide(RunResult::Value(at_limit), Some(1), 3).state, FinalState::Complete(ref t) if t.len() == MAX_RESPONSE_BYTES));
+        assert!(matches!(decide(RunResult::Value(at_limit), Some(1), 3, None).state, FinalState::Complete(ref t) if t.len() == MAX_RESPONSE_BYTES));
         let over = serde_json::Value::String("x".repeat(MAX_RESPONSE_BYTES - 1));
-        assert!(matches!(decide(RunResult::Value(over), Some(1), 3).state, FinalState::Failed(ref f) if f.kind == FailureKind::TooLarge));
+        assert!(matches!(decide(RunResult::Value(over), Some(1), 3, None).state, FinalState::Failed(ref f) if f.kind == FailureKind::TooLarge));
     }
 
     #[test]
     fn the_retry_table() {
-        let v = decide(RunResult::Value(serde_json::json!({"ok": 1})), Some(1), 3);
+        let v = decide(RunResult::Value(serde_json::json!({"ok": 1})), Some(1), 3, None);
         assert_eq!(status(&v), (Status::Complete, None));
-        let r = decide(RunResult::Error(TaskError::retry("x")), Some(1), 3);
+        let r = decide(RunResult::Error(TaskError::retry("x")), Some(1), 3, None);
         assert_eq!(status(&r), (Status::Retrying, Some(error_type::RETRY)));
-        let last = decide(RunResult::Error(TaskError::retry("x")), Some(3), 3);
+        let last = decide(RunResult::Error(TaskError::retry("x")), Some(3), 3, None);
         assert_eq!(status(&last), (Status::Failed, Some(error_type::FAILED)));
-        let unknown = decide(RunResult::Error(TaskError::retry("x")), None, 3);
+        let unknown = decide(RunResult::Error(TaskError::retry("x")), None, 3, None);
         assert_eq!(status(&unknown), (Status::Retrying, Some(error_type::RETRY)));
-        let f = decide(RunResult::Error(TaskError::fail("x")), Some(1), 3);
+        let f = decide(RunResult::Error(TaskError::fail("x")), Some(1), 3, None);
         assert_eq!(status(&f), (Status::Failed, None));
-        let p = decide(RunResult::Panic("boom".into()), Some(1), 3);
+        let p = decide(RunResult::Panic("boom".into()), Some(1), 3, None);
         assert_eq!(status(&p), (Status::Failed, None));
-        let t = decide(RunResult::Timeout(Duration::from_secs(3)), Some(1), 3);
+        let t = decide(RunResult::Timeout(Duration::from_secs(3)), Some(1), 3, None);
         assert_eq!(status(&t), (Status::Retrying, Some(error_type::TIMEOUT)));
-        let t3 = decide(RunResult::Timeout(Duration::from_secs(3)), Some(3), 3);
+        let t3 = decide(RunResult::Timeout(Duration::from_secs(3)), Some(3), 3, None);
         assert_eq!(status(&t3), (Status::Failed, Some(error_type::TIMEOUT)));
-        let big = decide(RunResult::Value(Value::String("x".repeat(MAX_RESPONSE_BYTES))), Some(1), 3);
+        let big = decide(RunResult::Value(Value::String("x".repeat(MAX_RESPONSE_BYTES))), Some(1), 3, None);
         assert!(matches!(big.state, FinalState::Failed(ref f) if f.kind == FailureKind::TooLarge), "{big:?}");
         assert_eq!(big.error_type, None);
+    }
+
+    #[test]
+    fn with_a_policy_the_runtime_resends_returned_errors_and_lambda_keeps_timeouts() {
+        let exact = RetryPolicy { backoff_ms: Some(100), backoff_max_ms: None, jitter: false };
+        let second = decide(RunResult::Error(TaskError::retry("x")), Some(2), 9, Some(&exact));
+        assert_eq!((status(&second), second.resend_in), ((Status::Retrying, None), Some(Duration::from_millis(200))));
+        // The body's own delay wins, with or without a policy.
+        let after = decide(RunResult::Error(TaskError::retry_after(Duration::from_secs(30), "429")), Some(1), 3, None);
+        assert_eq!((status(&after), after.resend_in), ((Status::Retrying, None), Some(Duration::from_secs(30))));
+        // The last attempt is the last, whoever would send the next.
+        let last = decide(RunResult::Error(TaskError::retry("x")), Some(9), 9, Some(&exact));
+        assert_eq!((status(&last), last.resend_in), ((Status::Failed, Some(error_type::FAILED)), None));
+        // A timeout is Lambda's to retry.
+        let t = decide(RunResult::Timeout(Duration::from_secs(3)), Some(1), 9, Some(&exact));
+        assert_eq!((status(&t), t.resend_in), ((Status::Retrying, Some(error_type::TIMEOUT)), None));
+        // With no count of attempts (no store) nothing can be re-sent under the same id.
+        let blind = decide(RunResult::Error(TaskError::retry("x")), None, 9, Some(&exact));
+        assert_eq!((status(&blind), blind.resend_in), ((Status::Retrying, Some(error_type::RETRY)), None));
     }
 }

@@ -40,12 +40,18 @@ pub struct TaskSpec {
     pub function: Option<&'static str>,
     /// Whether the outcome is written to the response store.
     pub capture_response: bool,
-    /// The most retries this task allows (0-2); `None` leaves it to the function.
+    /// The most retries this task allows (0-100); `None` leaves it to the
+    /// function. More than the function's own (Lambda's at most 2) are sent
+    /// again by the runtime; see [`RetryPolicy`](crate::policy::RetryPolicy).
     pub retries: Option<u8>,
     /// This task's own time limit in ms (`#[task(timeout = "30s")]`), below
     /// the function's: a body still running then ends as a `timeout`,
     /// retried like any timeout. `None`: the invocation's deadline.
     pub timeout_ms: Option<u64>,
+    /// How returned errors are retried (`retry_backoff`, `retry_backoff_max`, `retry_jitter`).
+    pub retry: crate::policy::RetryPolicy,
+    /// How many bodies may run at once, and how fast they start.
+    pub limits: crate::policy::Limits,
 }
 
 /// Arguments that do not decode into the task's parameters. The worker
@@ -162,13 +168,13 @@ mod tests {
         Ok(Box::pin(async { Ok(Value::Null) }))
     }
     static A: TaskDef = TaskDef {
-        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None, timeout_ms: None },
+        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None, timeout_ms: None, retry: crate::policy::RetryPolicy::LAMBDA, limits: crate::policy::Limits::NONE },
         rust_path: "crate_a::one",
         location: "src/a.rs:1",
         call: never,
     };
     static B: TaskDef = TaskDef {
-        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None, timeout_ms: None },
+        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None, timeout_ms: None, retry: crate::policy::RetryPolicy::LAMBDA, limits: crate::policy::Limits::NONE },
         rust_path: "crate_b::two",
         location: "src/b.rs:9",
         call: never,

@@ -77,10 +77,10 @@ struct BackendForwarder;
 
 #[async_trait::async_trait]
 impl Forwarder for BackendForwarder {
-    async fn forward(&self, message: &Envelope, payload: Vec<u8>, function: Option<&str>) -> Result<(), String> {
+    async fn forward(&self, message: &Envelope, payload: Vec<u8>, function: Option<&str>, run_at_ms: Option<u64>) -> Result<(), String> {
         let rt = runtime().map_err(|e| e.to_string())?;
         let function = function.or(rt.config.function.as_deref());
-        rt.backend.send(message, function, payload, None).await.map_err(|e| e.to_string())
+        rt.backend.send(message, function, payload, run_at_ms).await.map_err(|e| e.to_string())
     }
 }
 

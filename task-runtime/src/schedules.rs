@@ -98,7 +98,24 @@ pub(crate) fn is_registered_run(env: &Envelope) -> bool {
 pub fn manifest() -> Value {
     let mut tasks: Vec<Value> = crate::registry::TASKS
         .iter()
-        .map(|d| json!({"name": d.spec.name, "capture_response": d.spec.capture_response, "retries": d.spec.retries, "timeout_ms": d.spec.timeout_ms}))
+        .map(|d| {
+            let (retry, limits) = (&d.spec.retry, &d.spec.limits);
+            let mut task = json!({"name": d.spec.name, "capture_response": d.spec.capture_response, "retries": d.spec.retries, "timeout_ms": d.spec.timeout_ms});
+            // Only what a task declares, so that a task without options reads as before.
+            let options = [
+                ("retry_backoff_ms", json!(retry.backoff_ms)),
+                ("retry_backoff_max_ms", json!(retry.backoff_max_ms)),
+                ("retry_jitter", if retry.jitter { Value::Null } else { json!(false) }),
+                ("concurrency", json!(limits.concurrency)),
+                ("concurrency_key", json!(limits.concurrency_key)),
+                ("rate_limit", limits.rate.map_or(Value::Null, |r| json!({"count": r.count, "per_ms": r.per_ms}))),
+                ("rate_limit_key", json!(limits.rate_key)),
+            ];
+            for (name, value) in options.into_iter().filter(|(_, v)| !v.is_null()) {
+                task[name] = value;
+            }
+            task
+        })
         .collect();
     tasks.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     let mut schedules: Vec<Value> = SCHEDULES

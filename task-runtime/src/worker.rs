@@ -369,7 +369,7 @@ impl Worker {
                 true => Some(Status::Failed),
                 false => store.get(&child.child_id()).await?.map(|r| r.status),
             };
-            let after = After { group: Some(child.clone()), chain: None };
+            let after = After { group: Some(child.clone()), ..After::default() };
             if let Some(Reply::Error { message, .. }) = self.follow_up(store.as_ref(), &after, status.unwrap_or(Status::Running), None).instrument(span).await {
                 return Err(crate::error::StoreError::Backend { operation: "count_ended", table: "the response store".into(), message });
             }
@@ -442,11 +442,14 @@ impl Worker {
                 }
                 Some(def) => {
                     let cap = 1 + u32::from(def.spec.retries.unwrap_or(2).min(env.retries));
+                    // Past the function's own retries, or with a backoff, the runtime sends every retry of a returned error itself.
+                    let policy = (def.spec.retry.backoff_ms.is_some() || cap > self.settings.max_attempts).then_some(def.spec.retry);
                     let until_deadline = Duration::from_millis(inv.deadline_ms.saturating_sub(now_ms()))
                         .saturating_sub(self.settings.timeout_margin);
                     // The task's own limit, when it has one below the invocation's.
                     let timeout = def.spec.timeout_ms.map_or(until_deadline, |ms| until_deadline.min(Duration::from_millis(ms)));
-                    Work::Run { def, args: env.args, max_attempts: self.settings.max_attempts.min(cap), timeout, callback_of: env.callback_of }
+                    let max_attempts = if policy.is_some() { cap } else { self.settings.max_attempts.min(cap) };
+                    Work::Run { def, args: env.args, max_attempts, timeout, callback_of: env.callback_of, policy }
                 }
             };
             if env.capture {
@@ -499,7 +502,7 @@ impl Worker {
         let Some(store) = &self.store else {
             return self.run_uncaptured(id, task, inv, work).await;
         };
-        let attempt = match self.begin(store.as_ref(), id, task, inv, work.max_attempts(), after.group.is_some()).await {
+        let attempt = match self.begin(store.as_ref(), id, task, inv, work.max_attempts(), after).await {
             Ok(Begun::Started { attempts }) => attempts,
             Ok(Begun::Finished { status, attempts }) => {
                 // Count it in its group, in case the path that ended it died before it did.
@@ -512,6 +515,10 @@ impl Worker {
                 }
                 tracing::info!(%status, attempts, "duplicate delivery of a finished task: not run again");
                 return summary(id, task, status, attempts, Some("duplicate"));
+            }
+            Ok(Begun::Superseded { attempts }) => {
+                tracing::info!(attempts, "the runtime sent this call again after an attempt; this earlier delivery is not run");
+                return summary(id, task, Status::Retrying, attempts, Some("superseded"));
             }
             Ok(Begun::Busy { request_id, lease_until_ms }) if request_id == inv.request_id => {
                 let message = format!("a delivery of this same event held task `{task}` (id {id}) until this invocation's deadline; Lambda's retry will find it finished or free");
@@ -530,13 +537,18 @@ impl Worker {
         tracing::Span::current().record("attempt", attempt);
         let heartbeat = Heartbeat { store: store.clone(), id, request_id: &inv.request_id, lease: self.settings.lease, deadline_ms: inv.deadline_ms };
         let bodies = Arc::new(BlockingBodies::default());
-        let decision = heartbeat.around(work.run(id, inv, Some(attempt), &bodies)).await;
+        let mut decision = heartbeat.around(work.run(id, inv, Some(attempt), &bodies)).await;
         // Kept with a failed call, so that it can be listed and sent again.
         let message = match (&decision.state, event) {
             (FinalState::Failed(_), Some(event)) => Some(event.to_string()),
             _ => None,
         };
-        match store.finish(id, &inv.request_id, decision.state.clone(), now_ms(), message.as_deref()).await {
+        let state = self.resend_state(&mut decision, attempt, event.is_some());
+        match store.finish(id, &inv.request_id, state.clone(), now_ms(), message.as_deref()).await {
+            Ok(Finished::Written) if let FinalState::Resend { run_at_ms, .. } = state => {
+                wait_for_overrun_bodies(&bodies).await;
+                return self.send_again(store.as_ref(), event, attempt, run_at_ms, inv, task, id).await;
+            }
             Ok(Finished::Written) => {
                 let value = match &decision.state {
                     FinalState::Complete(text) => Some(text.as_str()),
@@ -561,16 +573,75 @@ impl Worker {
         reply_for(id, task, attempt, &decision)
     }
 
+    /// The state to write for `decision`: a retry the runtime sends itself
+    /// is [`FinalState::Resend`], due after the decision's gap. Without the
+    /// message as it came (`has_event`), nothing can be sent again, and the
+    /// retry is left to Lambda.
+    fn resend_state(&self, decision: &mut Decision, attempt: u32, has_event: bool) -> FinalState {
+        match (&decision.state, decision.resend_in) {
+            (FinalState::Retrying(failure), Some(gap)) if has_event => {
+                let run_at_ms = now_ms().saturating_add(gap.as_millis() as u64);
+                let ttl = crate::store::ttl_after(crate::store::give_up_ms(now_ms(), Some(run_at_ms)), self.settings.response_ttl);
+                FinalState::Resend { failure: failure.clone(), run_at_ms, after_attempt: attempt, ttl }
+            }
+            (FinalState::Retrying(_), Some(_)) => {
+                decision.resend_in = None;
+                decision.error_type = Some(error_type::RETRY);
+                decision.state.clone()
+            }
+            _ => decision.state.clone(),
+        }
+    }
+
+    /// Send the call again after attempt `after_attempt`, due at
+    /// `run_at_ms`, and tell Lambda success (so that it does not retry as
+    /// well). When the send fails, the item gives up its claim on the next
+    /// delivery ([`ResponseStore::unresend`]) and Lambda is told to retry:
+    /// its own retry of this event is the fallback.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_again(&self, store: &dyn ResponseStore, event: Option<&Value>, after_attempt: u32, run_at_ms: u64, inv: &Invocation, task: &str, id: &str) -> Reply {
+        let message = event.ok_or_else(|| "the message as it came is not at hand".to_owned()).and_then(|e| {
+            serde_json::from_value::<Envelope>(e.clone()).map_err(|e| format!("the message does not decode again: {e}"))
+        });
+        let wait_until = inv.deadline_ms.saturating_sub(self.settings.timeout_margin.as_millis() as u64);
+        let sent = match message {
+            Ok(mut env) => {
+                env.resend = Some(after_attempt);
+                env.deferred = 0;
+                env.rate_turn_ms = None;
+                let key = self.settings.signing_key.as_deref();
+                follow_up::send_later(self.forwarder.as_ref(), env, run_at_ms, key, wait_until).await
+            }
+            Err(why) => Err(why),
+        };
+        match sent {
+            Ok(()) => {
+                tracing::warn!(run_at_ms, "attempt {after_attempt} failed: sent again by the runtime for {run_at_ms}");
+                let mut body = summary_value(id, task, Status::Retrying, after_attempt, Some("resent"));
+                body["run_at_ms"] = json!(run_at_ms);
+                Reply::Success(body)
+            }
+            Err(why) => {
+                tracing::error!("attempt {after_attempt} failed and could not be sent again ({why}): left to Lambda's retry");
+                if let Err(e) = store.unresend(id, after_attempt).await {
+                    tracing::error!("could not clear the re-send from the item: {e}");
+                }
+                let message = format!("task `{task}` (id {id}): attempt {after_attempt} failed and the runtime could not send it again: {why}");
+                Reply::Error { error_type: error_type::RETRY, message }
+            }
+        }
+    }
+
     /// Claim the call. A live lease held under this very request id is a
     /// concurrent delivery of the same event (Lambda may deliver one event
     /// twice) or a retry that came before a crashed attempt's lease lapsed:
     /// wait for the lease to lapse (a live owner keeps renewing it) or the
     /// call to move on, then claim again; near the deadline, give up (the
     /// caller answers `TaskBusy`, so that Lambda retries later).
-    async fn begin(&self, store: &dyn ResponseStore, id: &str, task: &str, inv: &Invocation, max_attempts: u32, in_group: bool) -> Result<Begun, crate::error::StoreError> {
+    async fn begin(&self, store: &dyn ResponseStore, id: &str, task: &str, inv: &Invocation, max_attempts: u32, after: &After) -> Result<Begun, crate::error::StoreError> {
         // A group's child stays readable until its group's callback, sent
         // at the latest when Lambda gives up on this event, can have run.
-        let life = if in_group { crate::store::MAX_EVENT_LIFE_MS } else { 0 };
+        let life = if after.group.is_some() { crate::store::MAX_EVENT_LIFE_MS } else { 0 };
         loop {
             let now = now_ms();
             let req = BeginRequest {
@@ -582,6 +653,7 @@ impl Worker {
                 now_ms: now,
                 // Lambda may retry until the event's life ends: readable until then, and a response TTL after.
                 ttl: crate::store::ttl_after(crate::store::give_up_ms(now, None).saturating_add(life), self.settings.response_ttl),
+                resend: after.resend,
             };
             match store.begin(req).await? {
                 Begun::Busy { request_id, lease_until_ms } if request_id == inv.request_id => {
@@ -666,12 +738,14 @@ struct After {
     group: Option<GroupRef>,
     /// The call's message without its arguments, when steps follow it.
     chain: Option<Envelope>,
+    /// The attempt after which the runtime sent this message again.
+    resend: Option<u32>,
 }
 
 impl After {
     fn of(env: &Envelope) -> Self {
         let chain = (!env.then.is_empty()).then(|| Envelope { args: Map::new(), ..env.clone() });
-        After { group: env.group.clone(), chain }
+        After { group: env.group.clone(), chain, resend: env.resend }
     }
 }
 
@@ -686,7 +760,15 @@ enum RecordOutcome {
 /// What a message asks of the worker once it owns the item.
 enum Work {
     /// Run the body of `def`.
-    Run { def: &'static TaskDef, args: Map<String, Value>, max_attempts: u32, timeout: Duration, callback_of: Option<String> },
+    Run {
+        def: &'static TaskDef,
+        args: Map<String, Value>,
+        max_attempts: u32,
+        timeout: Duration,
+        callback_of: Option<String>,
+        /// The task's retry policy, when the runtime sends its retries itself.
+        policy: Option<crate::policy::RetryPolicy>,
+    },
     /// Do not run: record this permanent failure.
     Refuse(Failure),
 }
@@ -703,7 +785,7 @@ impl Work {
     async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>, bodies: &Arc<BlockingBodies>) -> Decision {
         match self {
             Work::Refuse(failure) => outcome::permanent(failure),
-            Work::Run { def, args, max_attempts, timeout, callback_of } => {
+            Work::Run { def, args, max_attempts, timeout, callback_of, policy } => {
                 let ctx = crate::context::TaskContext {
                     task: def.spec.name.to_owned(),
                     id: id.to_owned(),
@@ -716,7 +798,7 @@ impl Work {
                     Err(e) => RunResult::BadArgs(e),
                     Ok(fut) => crate::context::scope(ctx, counting_blocking(bodies.clone(), run_guarded(fut, timeout))).await,
                 };
-                outcome::decide(result, attempt, max_attempts)
+                outcome::decide(result, attempt, max_attempts, policy.as_ref())
             }
         }
     }
@@ -761,7 +843,7 @@ fn reply_for(id: &str, task: &str, attempt: u32, d: &Decision) -> Reply {
     let which = if attempt == 0 { "an attempt".to_owned() } else { format!("attempt {attempt}") };
     let (failure, status) = match &d.state {
         FinalState::Complete(_) => (None, Status::Complete),
-        FinalState::Retrying(f) => (Some(f), Status::Retrying),
+        FinalState::Retrying(f) | FinalState::Resend { failure: f, .. } => (Some(f), Status::Retrying),
         FinalState::Failed(f) => (Some(f), Status::Failed),
     };
     match (d.error_type, failure) {

@@ -32,7 +32,7 @@ struct Recorder {
 
 #[async_trait::async_trait]
 impl Forwarder for Recorder {
-    async fn forward(&self, message: &Envelope, _payload: Vec<u8>, _function: Option<&str>) -> Result<(), String> {
+    async fn forward(&self, message: &Envelope, _payload: Vec<u8>, _function: Option<&str>, _run_at_ms: Option<u64>) -> Result<(), String> {
         if *self.refuse.lock().expect("lock") {
             return Err("the backend is down".into());
         }

@@ -46,7 +46,7 @@ impl Backend {
                          (set TASK_FUNCTION to arn:aws:lambda:REGION:ACCOUNT:function:{function}, or send from inside Lambda)"
                     ))
                 })?;
-                scheduler.create(&env.id, &arn, role, &payload, at).await.map_err(|message| DispatchError::Schedule {
+                scheduler.create(&env.schedule_key(), &arn, role, &payload, at).await.map_err(|message| DispatchError::Schedule {
                     task: env.task.clone(),
                     id: env.id.clone(),
                     message,

@@ -65,7 +65,8 @@ pub struct Envelope {
     /// Whether the worker writes the outcome to the response store.
     #[serde(default = "default_capture")]
     pub capture: bool,
-    /// The most retries the caller allows (0-2).
+    /// The most retries the caller allows (0-100; past the function's own,
+    /// the runtime sends the call again itself).
     #[serde(default = "default_retries")]
     pub retries: u8,
     /// When the caller sent it, epoch milliseconds.
@@ -91,6 +92,26 @@ pub struct Envelope {
     /// This call's place in a chain, when it is a later step of one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainRef>,
+    /// Set when the runtime sent this message again after that attempt
+    /// failed (a retry policy): only it may begin the next attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resend: Option<u32>,
+    /// How many times a concurrency or rate limit has put this delivery
+    /// off (the next wait grows with it). Not an attempt.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deferred: u32,
+    /// The start this message holds under its task's rate limit, epoch ms:
+    /// taken before it was put off, so it runs then without taking another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_turn_ms: Option<u64>,
+    /// The debounce key this call was sent under: it runs only if it is
+    /// still the latest call sent with the key when it is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A step of a chain, carried by the call before it: a call whose argument
@@ -360,6 +381,10 @@ impl Envelope {
             callback_of: None,
             then: Vec::new(),
             chain: None,
+            resend: None,
+            deferred: 0,
+            rate_turn_ms: None,
+            debounce: None,
         }
     }
 
@@ -387,6 +412,32 @@ impl Envelope {
         next.then = rest.to_vec();
         next.chain = Some(ChainRef { id: chain, step: number });
         Some(next)
+    }
+
+    /// What names this message's one-time schedule when it is sent later:
+    /// its id, and for a message the runtime sends again, which sending it
+    /// is (`ID.retryN` after attempt N, `ID.waitN` when put off N times),
+    /// so that no two sendings of one call share a schedule.
+    ///
+    /// ```
+    /// use task_runtime::envelope::Envelope;
+    /// let mut env = Envelope::new("t", Default::default(), true, 8);
+    /// env.id = "7".into();
+    /// assert_eq!(env.schedule_key(), "7");
+    /// env.resend = Some(3);
+    /// assert_eq!(env.schedule_key(), "7.retry3");
+    /// env.deferred = 2;
+    /// assert_eq!(env.schedule_key(), "7.retry3.wait2");
+    /// ```
+    pub fn schedule_key(&self) -> String {
+        let mut key = self.id.clone();
+        if let Some(n) = self.resend {
+            key.push_str(&format!(".retry{n}"));
+        }
+        if self.deferred > 0 {
+            key.push_str(&format!(".wait{}", self.deferred));
+        }
+        key
     }
 
     /// The bytes of the message, checked against [`MAX_ASYNC_PAYLOAD_BYTES`].

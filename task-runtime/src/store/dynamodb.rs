@@ -438,6 +438,7 @@ pub(crate) fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
         digest: get_s("digest")?,
         message: get_s("message")?,
         run_at_ms: get_n("run_at_ms")?,
+        resend: get_n("resend")?.map(|r| r.min(u64::from(u32::MAX)) as u32),
         response: get_s("response")?,
         error,
         created_at_ms: get_n("created_at_ms")?.unwrap_or(0),
@@ -578,10 +579,15 @@ impl ResponseStore for DynamoStore {
                  #created = if_not_exists(#created, :now), #updated = :now, #ttl = :ttl",
             )
             // Only a lapsed lease is taken over, whoever asks (see Item::begin_verdict).
+            // A call the runtime re-sent is begun only by the re-sent message
+            // (`resend`; Item::begin_verdict too).
             .condition_expression(
-                "attribute_not_exists(#id) OR #status IN (:scheduled, :pending, :retrying) OR (#status = :running AND #lease < :now)",
+                "attribute_not_exists(#id) OR ((#status IN (:scheduled, :pending, :retrying) OR (#status = :running AND #lease < :now)) \
+                 AND (attribute_not_exists(#resend) OR #resend = :resend))",
             )
             .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#resend", "resend")
+            .expression_attribute_values(":resend", n(req.resend.unwrap_or(0)))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#attempts", "attempts")
             .expression_attribute_names("#rid", "request_id")
@@ -663,6 +669,16 @@ impl ResponseStore for DynamoStore {
                 .update_expression("SET #status = :status, #updated = :now, #error = :error")
                 .expression_attribute_names("#error", "error")
                 .expression_attribute_values(":error", failure_attr(f)),
+            FinalState::Resend { failure, run_at_ms, after_attempt, ttl } => update
+                .update_expression("SET #status = :status, #updated = :now, #error = :error, #run_at = :at, #resend = :after, #ttl = :ttl")
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_names("#run_at", "run_at_ms")
+                .expression_attribute_names("#resend", "resend")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":error", failure_attr(failure))
+                .expression_attribute_values(":at", n(*run_at_ms))
+                .expression_attribute_values(":after", n(*after_attempt))
+                .expression_attribute_values(":ttl", n(*ttl)),
             FinalState::Failed(f) => {
                 let update = update.expression_attribute_names("#error", "error").expression_attribute_values(":error", failure_attr(f));
                 let (set, update) = failed_attrs(update, id, now_ms, message);
@@ -670,6 +686,20 @@ impl ResponseStore for DynamoStore {
             }
         };
         self.send_owned("finish", update).await
+    }
+
+    async fn unresend(&self, id: &str, after_attempt: u32) -> Result<bool, StoreError> {
+        let update = self
+            .update(id)
+            .await
+            .update_expression("REMOVE #resend, #run_at")
+            .condition_expression("#status = :retrying AND #resend = :after")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#resend", "resend")
+            .expression_attribute_names("#run_at", "run_at_ms")
+            .expression_attribute_values(":retrying", s(Status::Retrying.as_str()))
+            .expression_attribute_values(":after", n(after_attempt));
+        self.conditional("unresend", update).await
     }
 
     async fn renew(&self, id: &str, request_id: &str, lease_until_ms: u64) -> Result<Finished, StoreError> {

@@ -177,12 +177,29 @@ impl ResponseStore for MemoryStore {
                     item.message = None;
                 }
                 FinalState::Retrying(f) => item.error = Some(f.bounded()),
+                FinalState::Resend { failure, run_at_ms, after_attempt, ttl } => {
+                    item.error = Some(failure.bounded());
+                    item.run_at_ms = Some(run_at_ms);
+                    item.resend = Some(after_attempt);
+                    item.ttl = item.ttl.max(ttl);
+                }
                 FinalState::Failed(f) => {
                     item.error = Some(f.bounded());
                     item.message = message.filter(|m| m.len() <= super::MAX_KEPT_MESSAGE_BYTES).map(str::to_owned);
                 }
             }
             Finished::Written
+        }))
+    }
+
+    async fn unresend(&self, id: &str, after_attempt: u32) -> Result<bool, StoreError> {
+        Ok(self.with(|items| match items.get_mut(id) {
+            Some(item) if item.status == Status::Retrying && item.resend == Some(after_attempt) => {
+                item.resend = None;
+                item.run_at_ms = None;
+                true
+            }
+            _ => false,
         }))
     }
 

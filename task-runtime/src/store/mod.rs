@@ -103,6 +103,11 @@ pub struct BeginRequest {
     /// [`give_up_ms`] from now plus the response TTL, so that neither a
     /// delay nor a retry outlives the item).
     pub ttl: u64,
+    /// The attempt after which the runtime sent this message again (its
+    /// retry policy): an item that awaits such a re-send is begun only by
+    /// it, so that a late duplicate of an earlier delivery runs nothing.
+    /// `None` for every other message.
+    pub resend: Option<u32>,
 }
 
 /// What [`ResponseStore::begin`] found. See [`ResponseStore`] for a whole call.
@@ -126,6 +131,13 @@ pub enum Begun {
         /// `complete`, `failed` or `cancelled`.
         status: Status,
         /// Attempts it took.
+        attempts: u32,
+    },
+    /// The runtime sent this call again after an attempt, and this
+    /// delivery is not that message (a late duplicate of an earlier one):
+    /// not run; the re-sent message runs the next attempt.
+    Superseded {
+        /// Attempts so far.
         attempts: u32,
     },
     /// Another request holds a live lease: not run concurrently.
@@ -153,6 +165,19 @@ pub enum FinalState {
     Retrying(Failure),
     /// `failed`: it will not run again.
     Failed(Failure),
+    /// `retrying`, sent again by the runtime (its retry policy) to run at
+    /// `run_at_ms`: only the message re-sent after attempt `after_attempt`
+    /// may begin it ([`BeginRequest::resend`]).
+    Resend {
+        /// What failed.
+        failure: Failure,
+        /// When the next attempt is due, epoch ms.
+        run_at_ms: u64,
+        /// The attempt that failed.
+        after_attempt: u32,
+        /// The item's new expiry, epoch seconds (past the delay).
+        ttl: u64,
+    },
 }
 
 impl FinalState {
@@ -160,7 +185,7 @@ impl FinalState {
     pub fn status(&self) -> Status {
         match self {
             FinalState::Complete(_) => Status::Complete,
-            FinalState::Retrying(_) => Status::Retrying,
+            FinalState::Retrying(_) | FinalState::Resend { .. } => Status::Retrying,
             FinalState::Failed(_) => Status::Failed,
         }
     }
@@ -340,6 +365,14 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
         let _ = (item, waiting);
         Err(group::unsupported("put_waiting"))
     }
+    /// Undo a [`FinalState::Resend`] whose message could not be sent: a
+    /// `retrying` item awaiting the re-send after `after_attempt` loses its
+    /// due time and its claim on the next delivery, so that Lambda's own
+    /// retry of the event may begin it. `false` when the item had moved on.
+    async fn unresend(&self, id: &str, after_attempt: u32) -> Result<bool, StoreError> {
+        let _ = (id, after_attempt);
+        Err(group::unsupported("unresend"))
+    }
     /// Give a waiting child its turn: `scheduled` (with its message) becomes
     /// `pending`, and its message is returned to be sent.
     async fn release(&self, id: &str, now_ms: u64, ttl: u64) -> Result<Release, StoreError> {
@@ -445,6 +478,9 @@ pub(crate) struct Item {
     pub(crate) max_attempts: Option<u32>,
     pub(crate) digest: Option<String>,
     pub(crate) run_at_ms: Option<u64>,
+    /// The attempt after which the runtime sent the call again, while that
+    /// message is the only one that may begin it.
+    pub(crate) resend: Option<u32>,
     /// The task message of a failed call (JSON), for a retry.
     pub(crate) message: Option<String>,
     pub(crate) response: Option<String>,
@@ -467,6 +503,7 @@ impl Item {
             max_attempts: None,
             digest,
             run_at_ms,
+            resend: None,
             message: None,
             response: None,
             error: None,
@@ -478,6 +515,9 @@ impl Item {
 
     /// Whether `begin` by `req` may take this item, and if not, why.
     pub(crate) fn begin_verdict(&self, req: &BeginRequest) -> Option<Begun> {
+        if !self.status.is_finished() && self.resend.is_some() && self.resend != req.resend {
+            return Some(Begun::Superseded { attempts: self.attempts });
+        }
         match self.status {
             Status::Scheduled | Status::Pending | Status::Retrying => None,
             Status::Complete | Status::Failed | Status::Cancelled => {
