@@ -47,7 +47,12 @@ pub(crate) fn text_of(id: &str, r: Option<&AsyncResponse>) -> String {
     }
     out.push_str(&format!("\nattempts  {}\ncreated   {}\nupdated   {}\n", r.attempts, time(r.created_at), time(r.updated_at)));
     if let Some(at) = r.run_at {
-        out.push_str(&format!("runs at   {}\n", time(at)));
+        let label = match r.status {
+            Status::Scheduled | Status::Pending => "runs at ",
+            Status::Retrying => "next try",
+            _ => "was due ",
+        };
+        out.push_str(&format!("{label}  {}\n", time(at)));
     }
     if let Some(v) = &r.response {
         out.push_str(&format!("response  {v}\n"));

@@ -277,7 +277,9 @@ pub struct AsyncResponse {
     pub created_at: u64,
     /// When the record last changed, epoch milliseconds.
     pub updated_at: u64,
-    /// When a delayed call is due, epoch milliseconds (`None` when sent without a delay).
+    /// When a delayed call is due, epoch milliseconds; for a call its retry
+    /// policy re-sends, when its latest attempt is (`retrying`: the next
+    /// one) or was due. `None` for a call sent without a delay and never re-sent.
     #[serde(default)]
     pub run_at: Option<u64>,
     /// Not ended, and nothing will run it: `running` on the last attempt

@@ -29,6 +29,7 @@ fn begin(id: &str, request_id: &str, lease_until_ms: u64) -> BeginRequest {
         max_attempts: 3,
         now_ms: common::now_ms(),
         ttl: FAR_TTL,
+        resend: None,
     }
 }
 
@@ -487,4 +488,44 @@ async fn listing_failed_calls_is_16_queries_a_day_and_never_a_scan() {
     let sent = ops.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let queries = sent.iter().filter(|o| *o == "Query").count();
     assert_eq!((queries, sent.len()), (3 * task_runtime::store::dynamodb::FAILED_SHARDS as usize, queries), "only queries, 16 a day: {sent:?}");
+}
+
+/// The rules of a call its retry policy re-sends, on any store: after a
+/// `Resend` finish only the re-sent message begins the next attempt (a late
+/// duplicate of the earlier delivery is `Superseded`, and runs nothing),
+/// and `unresend` hands the call back to Lambda's retry of that delivery.
+async fn resend_rules(s: &dyn ResponseStore, id: &str) {
+    s.put_pending(pending(id)).await.expect("put");
+    assert_eq!(s.begin(begin(id, "req-1", live())).await.expect("begin"), Begun::Started { attempts: 1 });
+    let at = common::now_ms() + 60_000;
+    let failure = Failure::new(FailureKind::Error, "partner down");
+    let resend = FinalState::Resend { failure, run_at_ms: at, after_attempt: 1, ttl: FAR_TTL };
+    assert_eq!(s.finish(id, "req-1", resend, common::now_ms(), None).await.expect("finish"), Finished::Written);
+    let r = s.get(id).await.expect("get").expect("exists");
+    assert_eq!((r.status, r.run_at), (Status::Retrying, Some(at)), "{r:?}");
+    // A duplicate of the first delivery (no resend), or of another sending, runs nothing.
+    assert_eq!(s.begin(begin(id, "req-1", live())).await.expect("begin"), Begun::Superseded { attempts: 1 });
+    let other = BeginRequest { resend: Some(7), ..begin(id, "req-x", live()) };
+    assert_eq!(s.begin(other).await.expect("begin"), Begun::Superseded { attempts: 1 });
+    // The re-sent message begins attempt 2; a Lambda retry of it (same resend) may take over a lapsed lease.
+    let resent = BeginRequest { resend: Some(1), ..begin(id, "req-2", common::now_ms() - 1) };
+    assert_eq!(s.begin(resent.clone()).await.expect("begin"), Begun::Started { attempts: 2 });
+    assert_eq!(s.begin(BeginRequest { lease_until_ms: live(), ..resent }).await.expect("begin"), Begun::Started { attempts: 3 });
+    // The third attempt fails too, and the send of its retry fails: unresend lets Lambda's retry in.
+    let failure = Failure::new(FailureKind::Error, "still down");
+    let resend = FinalState::Resend { failure, run_at_ms: at, after_attempt: 3, ttl: FAR_TTL };
+    assert_eq!(s.finish(id, "req-2", resend, common::now_ms(), None).await.expect("finish"), Finished::Written);
+    assert!(!s.unresend(id, 2).await.expect("unresend"), "only the re-send after attempt 3 is undone");
+    assert!(s.unresend(id, 3).await.expect("unresend"));
+    assert_eq!(s.get(id).await.expect("get").expect("exists").run_at, None);
+    let lambda_retry = BeginRequest { resend: Some(1), ..begin(id, "req-2", live()) };
+    assert_eq!(s.begin(lambda_retry).await.expect("begin"), Begun::Started { attempts: 4 });
+    s.finish(id, "req-2", FinalState::Complete("1".into()), common::now_ms(), None).await.expect("finish");
+    assert!(!s.unresend(id, 3).await.expect("unresend"), "a finished call is left as it is");
+}
+
+#[tokio::test]
+async fn a_re_sent_call_is_begun_only_by_the_re_sent_message_on_dynamodb_and_in_memory() {
+    resend_rules(&store().await, "resend-1").await;
+    resend_rules(&task_runtime::store::memory::MemoryStore::default(), "resend-1").await;
 }

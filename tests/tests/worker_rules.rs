@@ -281,6 +281,7 @@ fn claim(env: &Envelope, request_id: &str, lease_ms: u64) -> task_runtime::store
         max_attempts: 3,
         now_ms: now_ms(),
         ttl: now_ms() / 1000 + 3600,
+        resend: None,
     }
 }
 
@@ -527,6 +528,7 @@ async fn a_delivery_waiting_for_its_own_request_s_lease_near_its_deadline_answer
         max_attempts: 3,
         now_ms: now_ms(),
         ttl: now_ms() / 1000 + 3600,
+        resend: None,
     };
     store.begin(claim).await.expect("claim");
     // This delivery's deadline comes before the lease lapses: it gives up at once and Lambda retries.

@@ -294,7 +294,7 @@ mod tests {
     const FAR: u64 = 4_000_000_000; // ttl in 2096, epoch seconds
 
     fn begin(id: &str, rid: &str, now: u64, lease: u64) -> BeginRequest {
-        BeginRequest { id: id.into(), task: "t".into(), request_id: rid.into(), lease_until_ms: lease, max_attempts: 3, now_ms: now, ttl: FAR }
+        BeginRequest { id: id.into(), task: "t".into(), request_id: rid.into(), lease_until_ms: lease, max_attempts: 3, now_ms: now, ttl: FAR, resend: None }
     }
 
     #[tokio::test]

@@ -79,6 +79,7 @@ pub struct PendingItem {
 ///     lease_until_ms: now_ms + 10_000, // renewed by the heartbeat while the body runs
 ///     max_attempts: 3,
 ///     now_ms, ttl: now_ms / 1000 + 86_400,
+///     resend: None, // a message the runtime sent again names the attempt it follows
 /// };
 /// assert!(claim.lease_until_ms > claim.now_ms);
 /// ```
@@ -244,7 +245,7 @@ pub enum Finished {
 /// let ttl = u64::MAX / 1000;
 /// let claim = BeginRequest {
 ///     id: "7".into(), task: "bake".into(), request_id: "req-1".into(),
-///     lease_until_ms: 10_000, max_attempts: 1, now_ms: 0, ttl,
+///     lease_until_ms: 10_000, max_attempts: 1, now_ms: 0, ttl, resend: None,
 /// };
 /// store.begin(claim).await?;
 /// assert_eq!(store.renew("7", "req-1", 20_000).await?, Finished::Written);   // the heartbeat
@@ -273,7 +274,7 @@ pub enum Finished {
 ///
 /// let attempt = |request_id: &str, now_ms| BeginRequest {
 ///     id: "42".into(), task: "bake".into(), request_id: request_id.into(),
-///     lease_until_ms: now_ms + 5, max_attempts: 3, now_ms, ttl,
+///     lease_until_ms: now_ms + 5, max_attempts: 3, now_ms, ttl, resend: None,
 /// };
 /// // Lambda's first delivery claims attempt 1 and fails with a retryable error.
 /// assert_eq!(store.begin(attempt("req-1", 10)).await?, Begun::Started { attempts: 1 });
