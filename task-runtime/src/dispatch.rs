@@ -59,11 +59,13 @@ const MAX_ID_BYTES: usize = 512;
 /// message's bytes, its id and delay checked.
 pub(crate) fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<String, Value>) -> Result<(Envelope, Vec<u8>), DispatchError> {
     let captured = t.capture && rt.store().is_some();
-    // Up to the function's own retries; more only from a task that declares
-    // them (its runtime sends those itself). SendOptions caps at 2.
+    // The caller's cap: up to the function's own retries, or more from a
+    // task that declares them (the runtime sends those itself; SendOptions
+    // caps at 2). No cap (a call by name): the task's own, which the worker knows.
     let retries = match t.retries {
         Some(r) if r > 2 => r,
-        r => r.unwrap_or(2).min((rt.config.max_attempts - 1) as u8),
+        Some(r) => r.min((rt.config.max_attempts - 1) as u8),
+        None => crate::policy::MAX_RETRIES,
     };
     let mut env = Envelope::new(t.name, args, captured, retries);
     if let Some(id) = t.id {

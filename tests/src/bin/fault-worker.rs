@@ -85,20 +85,48 @@ async fn until(path: String) -> TaskResult<String> {
     }
 }
 
-/// Holds `ms`, writing `start` and `end` lines with the time (epoch µs) to
-/// `FAULT_SPANS`: how many bodies ran at once can be read back.
+/// Append `ID WHAT TIME` (epoch µs) to `FAULT_SPANS`: when bodies started,
+/// ended or tried can be read back.
+fn note(what: &str) {
+    let (Ok(path), Some(ctx)) = (std::env::var("FAULT_SPANS"), task_runtime::current()) else { return };
+    let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap_or_else(|e| panic!("FAULT_SPANS {path}: {e}"));
+    f.write_all(format!("{} {what} {at}\n", ctx.id).as_bytes()).unwrap_or_else(|e| panic!("FAULT_SPANS {path}: {e}"));
+}
+
+/// Holds `ms`, noting `start` and `end`: how many bodies ran at once can be read back.
 #[task(name = "fault.span")]
 async fn span(ms: u64) -> u64 {
-    let line = |what: &str| {
-        let (Ok(path), Some(ctx)) = (std::env::var("FAULT_SPANS"), task_runtime::current()) else { return };
-        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap_or_else(|e| panic!("FAULT_SPANS {path}: {e}"));
-        f.write_all(format!("{} {what} {at}\n", ctx.id).as_bytes()).unwrap_or_else(|e| panic!("FAULT_SPANS {path}: {e}"));
-    };
-    line("start");
+    note("start");
     tokio::time::sleep(Duration::from_millis(ms)).await;
-    line("end");
+    note("end");
     ms
+}
+
+/// Past Lambda's retries: a retryable error until attempt `succeed_on`
+/// (of 6), each attempt noted, re-sent by the runtime 200, 400, 800, 1600,
+/// 3200 ms later.
+#[task(name = "fault.persist", retries = 5, retry_backoff = "200ms", retry_jitter = false)]
+async fn persist(succeed_on: u32) -> TaskResult<u32> {
+    note("attempt");
+    let attempt = task_runtime::current().and_then(|c| c.attempt).unwrap_or(1);
+    if attempt < succeed_on {
+        return Err(TaskError::retry(format!("attempt {attempt}: not yet")));
+    }
+    mark();
+    Ok(attempt)
+}
+
+/// The first attempt asks for the next one `ms` later (`retry_after`).
+#[task(name = "fault.later")]
+async fn later(ms: u64) -> TaskResult<u32> {
+    note("attempt");
+    let attempt = task_runtime::current().and_then(|c| c.attempt).unwrap_or(1);
+    if attempt == 1 {
+        return Err(TaskError::retry_after(Duration::from_millis(ms), "come back later"));
+    }
+    mark();
+    Ok(attempt)
 }
 
 /// Sleeps `ms` under its own 200 ms limit (the function's is longer): a
