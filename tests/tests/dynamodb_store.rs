@@ -529,3 +529,36 @@ async fn a_re_sent_call_is_begun_only_by_the_re_sent_message_on_dynamodb_and_in_
     resend_rules(&store().await, "resend-1").await;
     resend_rules(&task_runtime::store::memory::MemoryStore::default(), "resend-1").await;
 }
+
+/// A concurrency limit's slots and a rate limit's turns, on any store.
+async fn flow_rules(s: &dyn ResponseStore, key: &str) {
+    use task_runtime::store::flow::{Slot, Turn};
+    let now = common::now_ms();
+    let (live, lapsed) = (now + 60_000, now - 1);
+    assert_eq!(s.take_slot(key, "a", 2, live, now).await.expect("take"), Slot::Taken);
+    assert_eq!(s.take_slot(key, "b", 2, lapsed + 30_000, now).await.expect("take"), Slot::Taken);
+    assert_eq!(s.take_slot(key, "c", 2, live, now).await.expect("take"), Slot::Full { holders: 2, free_at_ms: lapsed + 30_000 });
+    assert_eq!(s.take_slot(key, "a", 2, live, now).await.expect("take"), Slot::Taken, "a holder takes its own slot again");
+    s.release_slot(key, "a").await.expect("release");
+    s.release_slot(key, "a").await.expect("a second release is no error");
+    assert_eq!(s.take_slot(key, "c", 2, live, now).await.expect("take"), Slot::Taken);
+    // b's lease lapses (its process died): it no longer counts, and the next taking sweeps it out.
+    let later = now + 40_000;
+    assert_eq!(s.take_slot(key, "d", 2, live, later).await.expect("take"), Slot::Taken);
+    assert!(!s.renew_slot(key, "b", live).await.expect("renew"), "a swept-out holder cannot renew");
+    assert!(s.renew_slot(key, "c", live + 1).await.expect("renew"));
+    assert_eq!(s.take_slot(key, "e", 2, live, later).await.expect("take"), Slot::Full { holders: 2, free_at_ms: live });
+    // Turns of a rate limit 100 ms apart.
+    let ttl = FAR_TTL;
+    assert_eq!(s.take_turn(key, 100, 1_000, ttl).await.expect("turn"), Turn::Now);
+    assert_eq!(s.take_turn(key, 100, 1_000, ttl).await.expect("turn"), Turn::At(1_100));
+    assert_eq!(s.take_turn(key, 100, 1_050, ttl).await.expect("turn"), Turn::At(1_200));
+    assert_eq!(s.take_turn(key, 100, 1_500, ttl).await.expect("turn"), Turn::Now, "due again once the reserved turns passed");
+    assert_eq!(s.take_turn(key, 100, 1_500, ttl).await.expect("turn"), Turn::At(1_600));
+}
+
+#[tokio::test]
+async fn concurrency_slots_and_rate_turns_keep_one_rule_on_dynamodb_and_in_memory() {
+    flow_rules(&store().await, "sync#acme").await;
+    flow_rules(&task_runtime::store::memory::MemoryStore::default(), "sync#acme").await;
+}

@@ -28,6 +28,7 @@ use crate::envelope::GroupRef;
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, FailureKind, Status};
 
+mod flow;
 mod groups;
 
 type Attrs = HashMap<String, AttributeValue>;
@@ -686,6 +687,22 @@ impl ResponseStore for DynamoStore {
             }
         };
         self.send_owned("finish", update).await
+    }
+
+    async fn take_slot(&self, key: &str, holder: &str, limit: u32, lease_until_ms: u64, now_ms: u64) -> Result<crate::store::flow::Slot, StoreError> {
+        self.take_slot_item(key, holder, limit, lease_until_ms, now_ms).await
+    }
+
+    async fn renew_slot(&self, key: &str, holder: &str, lease_until_ms: u64) -> Result<bool, StoreError> {
+        self.renew_slot_item(key, holder, lease_until_ms).await
+    }
+
+    async fn release_slot(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        self.release_slot_item(key, holder).await
+    }
+
+    async fn take_turn(&self, key: &str, interval_ms: u64, now_ms: u64, ttl: u64) -> Result<crate::store::flow::Turn, StoreError> {
+        self.take_turn_item(key, interval_ms, now_ms, ttl).await
     }
 
     async fn unresend(&self, id: &str, after_attempt: u32) -> Result<bool, StoreError> {

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use super::flow::{self, Slot, Turn};
 use super::group::{Counted, GroupItem, GroupState, Release, Waiting};
 use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore};
 use crate::envelope::GroupRef;
@@ -32,6 +33,10 @@ pub struct MemoryStore {
     groups: Mutex<HashMap<String, MemoryGroup>>,
     /// Where each waiting child goes (its `function`), by id.
     waiting_functions: Mutex<HashMap<String, Option<String>>>,
+    /// Concurrency limits: holders and their lease ends, by limit key.
+    slots: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// Rate limits: the earliest next start, by limit key.
+    turns: Mutex<HashMap<String, u64>>,
 }
 
 /// A group: its record and the children counted, by outcome.
@@ -190,6 +195,48 @@ impl ResponseStore for MemoryStore {
             }
             Finished::Written
         }))
+    }
+
+    async fn take_slot(&self, key: &str, holder: &str, limit: u32, lease_until_ms: u64, now_ms: u64) -> Result<Slot, StoreError> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        let holders = slots.entry(key.to_owned()).or_default();
+        let (live, free_at_ms) = flow::live_others(holders.iter().map(|(id, lease)| (id.as_str(), *lease)), holder, now_ms);
+        if live >= limit {
+            return Ok(Slot::Full { holders: live, free_at_ms });
+        }
+        holders.retain(|id, lease| *lease >= now_ms || id == holder);
+        holders.insert(holder.to_owned(), lease_until_ms);
+        Ok(Slot::Taken)
+    }
+
+    async fn renew_slot(&self, key: &str, holder: &str, lease_until_ms: u64) -> Result<bool, StoreError> {
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(match slots.get_mut(key).and_then(|h| h.get_mut(holder)) {
+            Some(lease) => {
+                *lease = lease_until_ms;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn release_slot(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        if let Some(holders) = self.slots.lock().unwrap_or_else(|p| p.into_inner()).get_mut(key) {
+            holders.remove(holder);
+        }
+        Ok(())
+    }
+
+    async fn take_turn(&self, key: &str, interval_ms: u64, now_ms: u64, _ttl: u64) -> Result<Turn, StoreError> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        let next = turns.entry(key.to_owned()).or_insert(0);
+        if *next <= now_ms {
+            *next = now_ms.saturating_add(interval_ms);
+            return Ok(Turn::Now);
+        }
+        let at = *next;
+        *next = at.saturating_add(interval_ms);
+        Ok(Turn::At(at))
     }
 
     async fn unresend(&self, id: &str, after_attempt: u32) -> Result<bool, StoreError> {

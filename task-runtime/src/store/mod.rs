@@ -23,6 +23,7 @@
 //! [`memory::MemoryStore`] and [`dynamodb::DynamoStore`] keep the same rules.
 
 pub mod dynamodb;
+pub mod flow;
 pub mod group;
 pub mod memory;
 
@@ -373,6 +374,32 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     async fn unresend(&self, id: &str, after_attempt: u32) -> Result<bool, StoreError> {
         let _ = (id, after_attempt);
         Err(group::unsupported("unresend"))
+    }
+    /// Take a slot of the concurrency limit `key` (at most `limit` holders
+    /// at once) for call `holder`, until `lease_until_ms` unless renewed. A
+    /// holder whose lease lapsed before `now_ms` no longer counts (and is
+    /// swept out). A call that holds one already takes it again. See [`flow`].
+    async fn take_slot(&self, key: &str, holder: &str, limit: u32, lease_until_ms: u64, now_ms: u64) -> Result<flow::Slot, StoreError> {
+        let _ = (key, holder, limit, lease_until_ms, now_ms);
+        Err(flow::unsupported("take_slot"))
+    }
+    /// Extend `holder`'s slot of `key` (the body's heartbeat); `false` when
+    /// it holds none (it lapsed and was swept out).
+    async fn renew_slot(&self, key: &str, holder: &str, lease_until_ms: u64) -> Result<bool, StoreError> {
+        let _ = (key, holder, lease_until_ms);
+        Err(flow::unsupported("renew_slot"))
+    }
+    /// Give `holder`'s slot of `key` back.
+    async fn release_slot(&self, key: &str, holder: &str) -> Result<(), StoreError> {
+        let _ = (key, holder);
+        Err(flow::unsupported("release_slot"))
+    }
+    /// Take the next start of the rate limit `key`, whose starts are
+    /// `interval_ms` apart: now when it is due, else a reserved later one.
+    /// `ttl` (epoch seconds) keeps the item at least that long.
+    async fn take_turn(&self, key: &str, interval_ms: u64, now_ms: u64, ttl: u64) -> Result<flow::Turn, StoreError> {
+        let _ = (key, interval_ms, now_ms, ttl);
+        Err(flow::unsupported("take_turn"))
     }
     /// Give a waiting child its turn: `scheduled` (with its message) becomes
     /// `pending`, and its message is returned to be sent.
