@@ -53,6 +53,7 @@ mod config;
 mod context;
 mod dispatch;
 mod error;
+pub mod flow;
 pub mod follow_up;
 mod group;
 mod handle;

@@ -16,6 +16,7 @@ use crate::envelope::aws_event::EventKind;
 use crate::envelope::{Envelope, EnvelopeError, GroupRef, Incoming, WarmUp};
 use crate::follow_up::{self, Forwarder};
 use crate::error::error_type;
+use crate::flow::Admission;
 use crate::outcome::{self, Decision, Reply, RunResult};
 use crate::registry::{Registry, TaskDef};
 use crate::response::{Failure, FailureKind, Status};
@@ -400,7 +401,7 @@ impl Worker {
             Some(id) if self.settings.signing_key.is_none() => {
                 drop(_enter);
                 let work = Work::Refuse(Failure::new(err.kind, err.message));
-                self.record(id, &task, inv, work, None, &After::default()).instrument(span).await
+                self.record(id, &task, inv, work, None, &After::default(), None).instrument(span).await
             }
             _ => summary_error(err.id.as_deref(), err.task.as_deref(), err.kind, &err.message),
         }
@@ -430,7 +431,24 @@ impl Worker {
                 }
             }
             let after = After::of(&env);
-            let work = match self.registry.get(&env.task) {
+            let def = self.registry.get(&env.task);
+            // Flow limits, before the delivery counts as an attempt.
+            let mut slot = None;
+            if let (Some(def), Some(store), true) = (def, &self.store, env.capture)
+                && !def.spec.limits.is_none()
+            {
+                let now = now_ms();
+                let lease = lease_until(now, self.settings.lease, inv.deadline_ms);
+                match crate::flow::admit(store.as_ref(), &def.spec.limits, &env, lease, now).await {
+                    Ok(Admission::Run { slot: taken }) => slot = taken,
+                    Ok(Admission::Later { at_ms, rate_turn_ms, why }) => return self.put_off(env, at_ms, rate_turn_ms, &why, inv).await,
+                    Err(e) => {
+                        tracing::error!("could not check the task's limits: {e}");
+                        return Reply::Error { error_type: error_type::STORE, message: e.to_string() };
+                    }
+                }
+            }
+            let work = match def {
                 None => {
                     let msg = format!(
                         "no task named `{}` is registered in this worker (it has: {})",
@@ -453,7 +471,15 @@ impl Worker {
                 }
             };
             if env.capture {
-                self.record(&env.id, &env.task, inv, work, event, &after).await
+                let (id, task) = (env.id, env.task);
+                let reply = self.record(&id, &task, inv, work, event, &after, slot.as_deref()).await;
+                if let (Some(key), Some(store)) = (&slot, &self.store)
+                    && let Err(e) = store.release_slot(key, &id).await
+                {
+                    // It lapses within a lease.
+                    tracing::warn!("could not give back the concurrency slot of `{key}`: {e}");
+                }
+                reply
             } else {
                 self.run_uncaptured(&env.id, &env.task, inv, work).await
             }
@@ -498,7 +524,8 @@ impl Worker {
     }
 
     /// begin → run the work (or record its refusal), renewing the lease → finish.
-    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work, event: Option<&Value>, after: &After) -> Reply {
+    #[allow(clippy::too_many_arguments)]
+    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work, event: Option<&Value>, after: &After, slot: Option<&str>) -> Reply {
         let Some(store) = &self.store else {
             return self.run_uncaptured(id, task, inv, work).await;
         };
@@ -535,7 +562,7 @@ impl Worker {
             }
         };
         tracing::Span::current().record("attempt", attempt);
-        let heartbeat = Heartbeat { store: store.clone(), id, request_id: &inv.request_id, lease: self.settings.lease, deadline_ms: inv.deadline_ms };
+        let heartbeat = Heartbeat { store: store.clone(), id, request_id: &inv.request_id, lease: self.settings.lease, deadline_ms: inv.deadline_ms, slot };
         let bodies = Arc::new(BlockingBodies::default());
         let mut decision = heartbeat.around(work.run(id, inv, Some(attempt), &bodies)).await;
         // Kept with a failed call, so that it can be listed and sent again.
@@ -632,6 +659,33 @@ impl Worker {
         }
     }
 
+    /// Put a delivery off (a flow limit): send the message again for
+    /// `at_ms`, counting the putting-off, and tell Lambda success. Not an
+    /// attempt: the call's item is not touched. When the send fails, Lambda
+    /// is told to retry, and its retry asks the limits again.
+    async fn put_off(&self, mut env: Envelope, at_ms: u64, rate_turn_ms: Option<u64>, why: &str, inv: &Invocation) -> Reply {
+        let (id, task) = (env.id.clone(), env.task.clone());
+        env.deferred = env.deferred.saturating_add(1);
+        env.rate_turn_ms = rate_turn_ms;
+        // A reserved start may be waited for in place when it is near; a full
+        // concurrency limit never holds the instance.
+        let wait_until = match rate_turn_ms {
+            Some(turn) if turn == at_ms => inv.deadline_ms.saturating_sub(self.settings.timeout_margin.as_millis() as u64),
+            _ => 0,
+        };
+        let key = self.settings.signing_key.as_deref();
+        match follow_up::send_later(self.forwarder.as_ref(), env, at_ms, key, wait_until).await {
+            Ok(()) => {
+                tracing::info!(at_ms, "put off, not an attempt: {why}");
+                Reply::Success(json!({"id": id, "task": task, "note": "deferred", "run_at_ms": at_ms, "why": why}))
+            }
+            Err(e) => {
+                tracing::error!("put off ({why}), but could not be sent again: {e}");
+                Reply::Error { error_type: error_type::RETRY, message: format!("task `{task}` (id {id}): {why}, and it could not be sent again: {e}") }
+            }
+        }
+    }
+
     /// Claim the call. A live lease held under this very request id is a
     /// concurrent delivery of the same event (Lambda may deliver one event
     /// twice) or a retry that came before a crashed attempt's lease lapsed:
@@ -684,6 +738,8 @@ struct Heartbeat<'a> {
     request_id: &'a str,
     lease: Duration,
     deadline_ms: u64,
+    /// The concurrency limit whose slot the call holds, renewed alongside.
+    slot: Option<&'a str>,
 }
 
 impl Heartbeat<'_> {
@@ -699,12 +755,21 @@ impl Heartbeat<'_> {
         }
         let (store, id, request_id, lease, deadline_ms) =
             (self.store, self.id.to_owned(), self.request_id.to_owned(), self.lease, self.deadline_ms);
+        let slot = self.slot.map(str::to_owned);
         let beating = tokio::spawn(
             async move {
                 let mut tick = tokio::time::interval(beat);
                 loop {
                     tick.tick().await;
-                    match store.renew(&id, &request_id, lease_until(now_ms(), lease, deadline_ms)).await {
+                    let until = lease_until(now_ms(), lease, deadline_ms);
+                    if let Some(key) = &slot {
+                        match store.renew_slot(key, &id, until).await {
+                            Ok(true) => {}
+                            Ok(false) => tracing::warn!("heartbeat: the concurrency slot of `{key}` had lapsed and was given to another call"),
+                            Err(e) => tracing::warn!("heartbeat: could not renew the concurrency slot of `{key}`: {e}"),
+                        }
+                    }
+                    match store.renew(&id, &request_id, until).await {
                         Ok(Finished::Written) => {}
                         Ok(Finished::NotOwner) => {
                             tracing::warn!("heartbeat: this request no longer owns the item; stopped renewing");
