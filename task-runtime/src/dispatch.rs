@@ -30,6 +30,8 @@ pub(crate) struct Target<'a> {
     pub(crate) callback_of: Option<&'a str>,
     /// The steps of a chain that follow the call.
     pub(crate) then: &'a [NextStep],
+    /// A debounce key and window.
+    pub(crate) debounce: Option<&'a (String, Duration)>,
 }
 
 impl<'a> Target<'a> {
@@ -45,6 +47,7 @@ impl<'a> Target<'a> {
             group: None,
             callback_of: None,
             then: &[],
+            debounce: options.debounce.as_ref(),
         }
     }
 }
@@ -82,6 +85,12 @@ pub(crate) fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<Str
         let problem = format!("a delay of {} days is over the longest, 366 days", (at - now) / 86_400_000);
         return Err(DispatchError::BadDelay { task: t.name.to_owned(), problem });
     }
+    if let Some((key, _)) = t.debounce {
+        if !captured {
+            return Err(DispatchError::DebounceNeedsStore { task: t.name.to_owned(), key: key.clone() });
+        }
+        env.debounce = Some(key.clone());
+    }
     env.group = t.group.cloned();
     env.callback_of = t.callback_of.map(str::to_owned);
     env.then = t.then.to_vec();
@@ -107,7 +116,9 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
     let function = followed.as_deref().or(function);
     let span = tracing::debug_span!("dispatch", task = %t.name, id = %env.id);
     let _enter = span.enter();
-    let run_at_ms = t.run_at_ms.filter(|at| *at > now);
+    // A debounced call is due a window after it is sent (or later).
+    let window_end = t.debounce.map(|(_, window)| now.saturating_add(window.as_millis() as u64));
+    let run_at_ms = t.run_at_ms.max(window_end).filter(|at| *at > now);
     let digest = rt.config.signing_key.as_ref().map(|_| env.digest());
     let send = rt.backend.send(&env, function, payload, run_at_ms);
     let Some(store) = store else {
@@ -124,6 +135,11 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
         digest,
     };
     let stored = |source| DispatchError::Store { task: t.name.to_owned(), id: env.id.clone(), source };
+    if let Some(key) = &env.debounce {
+        // Noted before the send, so that when this call is due it finds itself the latest.
+        let ttl = crate::store::ttl_after(crate::store::give_up_ms(now, run_at_ms), rt.config.response_ttl);
+        store.note_latest_run(&crate::store::flow::debounce_item(key), &env.id, now, ttl).await.map_err(stored)?;
+    }
     if t.id.is_some() {
         // A caller-chosen id: record first, send only if this caller created
         // the record, so two sends of one id make one invoke.
@@ -246,6 +262,9 @@ pub struct SendOptions {
     /// goes through EventBridge Scheduler (`TASK_SCHEDULER_ROLE_ARN`); on the
     /// local backend it is a timer. At most 366 days ahead.
     pub run_at: Option<SystemTime>,
+    /// A debounce key and its window: of the calls sent with one key within
+    /// the window, only the latest runs. See [`SendOptions::debounce`].
+    pub debounce: Option<(String, Duration)>,
 }
 
 impl SendOptions {
@@ -272,6 +291,26 @@ impl SendOptions {
     /// Run the call after `delay`.
     pub fn delay(mut self, delay: Duration) -> Self {
         self.run_at = Some(SystemTime::now() + delay);
+        self
+    }
+    /// Debounce: the call is due `window` after it is sent, and runs only
+    /// if no later call was sent with `key` by then; the earlier ones end
+    /// `cancelled` when they come due. Needs the response store.
+    ///
+    /// Each send notes itself the key's latest (one write, the item
+    /// `latest:debounce:KEY`) and is sent delayed (on AWS one EventBridge
+    /// Scheduler schedule, with its 60-second precision); each call reads the
+    /// key when it is due (one read), and a superseded one ends `cancelled`
+    /// (one write) without running.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use task_runtime::SendOptions;
+    /// let options = SendOptions::default().debounce("reindex:shop-7", Duration::from_secs(30));
+    /// assert_eq!(options.debounce.as_ref().map(|(k, _)| k.as_str()), Some("reindex:shop-7"));
+    /// ```
+    pub fn debounce(mut self, key: impl Into<String>, window: Duration) -> Self {
+        self.debounce = Some((key.into(), window));
         self
     }
     /// Run the call at `when` (now, if it is past).

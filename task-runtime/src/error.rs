@@ -275,6 +275,15 @@ pub enum DispatchError {
         /// The task name.
         task: String,
     },
+    /// A debounced call needs the response store: it is where the latest
+    /// call sent under the key is noted, and read when each call is due.
+    #[error("task `{task}`: debounce key `{key}` needs a response store (set TASK_RESPONSE_TABLE) and capture_response on")]
+    DebounceNeedsStore {
+        /// The task name.
+        task: String,
+        /// The debounce key.
+        key: String,
+    },
     /// A delay that Lambda cannot honour.
     #[error("task `{task}`: {problem}")]
     BadDelay {

@@ -430,6 +430,9 @@ impl Worker {
                     tracing::warn!("could not note this run as the schedule's latest: {e}");
                 }
             }
+            if let Some(reply) = self.debounced(&env).await {
+                return reply;
+            }
             let after = After::of(&env);
             let def = self.registry.get(&env.task);
             // Flow limits, before the delivery counts as an attempt.
@@ -656,6 +659,34 @@ impl Worker {
                 let message = format!("task `{task}` (id {id}): attempt {after_attempt} failed and the runtime could not send it again: {why}");
                 Reply::Error { error_type: error_type::RETRY, message }
             }
+        }
+    }
+
+    /// A debounced call that a later call of its key superseded: ended
+    /// `cancelled` without running (`Some`, the answer). `None`: it is the
+    /// latest, or it began before it was superseded; it runs as any call.
+    async fn debounced(&self, env: &Envelope) -> Option<Reply> {
+        let (Some(key), Some(store), true) = (&env.debounce, &self.store, env.capture) else { return None };
+        let latest = crate::store::latest_run_id(&crate::store::flow::debounce_item(key));
+        let store_error = |e: crate::error::StoreError| Some(Reply::Error { error_type: error_type::STORE, message: e.to_string() });
+        let noted = match store.get(&latest).await {
+            Ok(noted) => noted,
+            Err(e) => return store_error(e),
+        };
+        let latest_id = noted.as_ref().and_then(|r| r.response.as_ref()).and_then(Value::as_str);
+        if latest_id.is_none_or(|latest| latest == env.id) {
+            return None;
+        }
+        match store.cancel(&env.id, now_ms()).await {
+            Ok(crate::store::Cancel::Cancelled { .. }) => {
+                tracing::info!(key = %key, latest = ?latest_id, "debounced: a later call of its key was sent, so this one ends cancelled");
+                if let Some(error) = self.follow_up(store.as_ref(), &After::of(env), Status::Cancelled, None).await {
+                    return Some(error);
+                }
+                Some(summary(&env.id, &env.task, Status::Cancelled, 0, Some("debounced")))
+            }
+            Ok(_) => None,
+            Err(e) => store_error(e),
         }
     }
 

@@ -114,3 +114,32 @@ async fn a_rate_limit_spreads_a_burst_over_time() {
         assert!(pair[1] - pair[0] >= 150, "starts {starts:?}");
     }
 }
+
+static REINDEXED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+#[task(name = "flow.reindex")]
+async fn reindex(version: u32) -> u32 {
+    REINDEXED.lock().unwrap().push(version);
+    version
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debounce_runs_only_the_latest_of_a_burst() {
+    setup();
+    let options = || task_runtime::SendOptions::default().debounce("reindex:shop-7", Duration::from_millis(400));
+    let mut handles = Vec::new();
+    for version in 1..=5 {
+        handles.push(reindex::send_with(options(), version).await.expect("dispatch"));
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let last = handles.pop().expect("five");
+    assert_eq!(tokio::time::timeout(Duration::from_secs(30), last.wait()).await.expect("in time").expect("the latest runs"), 5);
+    for h in handles {
+        let err = tokio::time::timeout(Duration::from_secs(30), h.wait()).await.expect("in time").expect_err("superseded");
+        assert!(matches!(err, task_runtime::WaitError::Cancelled { .. }), "{err}");
+    }
+    assert_eq!(*REINDEXED.lock().unwrap(), [5], "only the latest body ran");
+    // A send after the window is a burst of its own.
+    let alone = reindex::send_with(options(), 6).await.expect("dispatch");
+    assert_eq!(alone.wait().await.expect("runs"), 6);
+}

@@ -81,6 +81,14 @@ pub fn limit_key(task: &str, value: Option<&serde_json::Value>) -> String {
     }
 }
 
+/// What names the latest call sent under a debounce key: noted as a
+/// schedule's latest run is
+/// ([`ResponseStore::note_latest_run`](super::ResponseStore::note_latest_run)),
+/// so the item is `latest:debounce:KEY`.
+pub(crate) fn debounce_item(key: &str) -> String {
+    format!("debounce:{key}")
+}
+
 /// The error of a store that keeps no flow limits.
 pub(crate) fn unsupported(operation: &'static str) -> StoreError {
     StoreError::Backend {
