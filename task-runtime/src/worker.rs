@@ -474,15 +474,7 @@ impl Worker {
                 }
             };
             if env.capture {
-                let (id, task) = (env.id, env.task);
-                let reply = self.record(&id, &task, inv, work, event, &after, slot.as_deref()).await;
-                if let (Some(key), Some(store)) = (&slot, &self.store)
-                    && let Err(e) = store.release_slot(key, &id).await
-                {
-                    // It lapses within a lease.
-                    tracing::warn!("could not give back the concurrency slot of `{key}`: {e}");
-                }
-                reply
+                self.record(&env.id, &env.task, inv, work, event, &after, slot.as_deref()).await
             } else {
                 self.run_uncaptured(&env.id, &env.task, inv, work).await
             }
@@ -527,41 +519,45 @@ impl Worker {
     }
 
     /// begin → run the work (or record its refusal), renewing the lease → finish.
+    /// The work of [`record`](Self::record); with the reply, whether the
+    /// call's slot may be given back (no other delivery runs its body).
     #[allow(clippy::too_many_arguments)]
-    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work, event: Option<&Value>, after: &After, slot: Option<&str>) -> Reply {
+    async fn record_run(&self, id: &str, task: &str, inv: &Invocation, work: Work, event: Option<&Value>, after: &After, slot: Option<&str>) -> (Reply, bool) {
         let Some(store) = &self.store else {
-            return self.run_uncaptured(id, task, inv, work).await;
+            return (self.run_uncaptured(id, task, inv, work).await, false);
         };
         let attempt = match self.begin(store.as_ref(), id, task, inv, work.max_attempts(), after).await {
             Ok(Begun::Started { attempts }) => attempts,
             Ok(Begun::Finished { status, attempts }) => {
                 // Count it in its group, in case the path that ended it died before it did.
                 if let Some(error) = self.follow_up(store.as_ref(), after, status, None).await {
-                    return error;
+                    return (error, true);
                 }
                 if status == Status::Cancelled {
                     tracing::info!("the call was cancelled: not run");
-                    return summary(id, task, Status::Cancelled, attempts, Some("cancelled"));
+                    return (summary(id, task, Status::Cancelled, attempts, Some("cancelled")), true);
                 }
                 tracing::info!(%status, attempts, "duplicate delivery of a finished task: not run again");
-                return summary(id, task, status, attempts, Some("duplicate"));
+                // No body of the call runs: its slot, if this delivery took it again, is free.
+                return (summary(id, task, status, attempts, Some("duplicate")), true);
             }
             Ok(Begun::Superseded { attempts }) => {
                 tracing::info!(attempts, "the runtime sent this call again after an attempt; this earlier delivery is not run");
-                return summary(id, task, Status::Retrying, attempts, Some("superseded"));
+                // The re-sent delivery may be running the body under this slot: kept.
+                return (summary(id, task, Status::Retrying, attempts, Some("superseded")), false);
             }
             Ok(Begun::Busy { request_id, lease_until_ms }) if request_id == inv.request_id => {
                 let message = format!("a delivery of this same event held task `{task}` (id {id}) until this invocation's deadline; Lambda's retry will find it finished or free");
                 tracing::warn!(lease_until_ms, "{message}");
-                return Reply::Error { error_type: error_type::BUSY, message };
+                return (Reply::Error { error_type: error_type::BUSY, message }, false);
             }
             Ok(Begun::Busy { request_id, lease_until_ms }) => {
                 tracing::warn!(owner = %request_id, lease_until_ms, "another delivery holds this task: not run concurrently");
-                return summary(id, task, Status::Running, 0, Some("busy"));
+                return (summary(id, task, Status::Running, 0, Some("busy")), false);
             }
             Err(e) => {
                 tracing::error!("could not begin: {e}");
-                return Reply::Error { error_type: error_type::STORE, message: e.to_string() };
+                return (Reply::Error { error_type: error_type::STORE, message: e.to_string() }, true);
             }
         };
         tracing::Span::current().record("attempt", attempt);
@@ -577,7 +573,7 @@ impl Worker {
         match store.finish(id, &inv.request_id, state.clone(), now_ms(), message.as_deref()).await {
             Ok(Finished::Written) if let FinalState::Resend { run_at_ms, .. } = state => {
                 wait_for_overrun_bodies(&bodies).await;
-                return self.send_again(store.as_ref(), event, attempt, run_at_ms, inv, task, id).await;
+                return (self.send_again(store.as_ref(), event, attempt, run_at_ms, inv, task, id).await, true);
             }
             Ok(Finished::Written) => {
                 let value = match &decision.state {
@@ -586,21 +582,37 @@ impl Worker {
                 };
                 if let Some(error) = self.follow_up(store.as_ref(), after, decision.state.status(), value).await {
                     wait_for_overrun_bodies(&bodies).await;
-                    return error;
+                    return (error, true);
                 }
             }
             Ok(Finished::NotOwner) => {
                 tracing::warn!("this request no longer owns the item (its lease lapsed and another took over): outcome not written");
+                // The delivery that took over runs the body under this slot: kept.
+                wait_for_overrun_bodies(&bodies).await;
+                return (reply_for(id, task, attempt, &decision), false);
             }
             Err(e) => {
                 tracing::error!("could not write the outcome: {e}");
                 wait_for_overrun_bodies(&bodies).await;
-                return Reply::Error { error_type: error_type::STORE, message: e.to_string() };
+                return (Reply::Error { error_type: error_type::STORE, message: e.to_string() }, true);
             }
         }
         // The outcome is written; only now may an overrun body hold the answer back.
         wait_for_overrun_bodies(&bodies).await;
-        reply_for(id, task, attempt, &decision)
+        (reply_for(id, task, attempt, &decision), true)
+    }
+
+    /// begin, the body and finish, holding `slot` (a concurrency limit's
+    /// key) from the body's start to its outcome: given back then, or when
+    /// the call is found ended; kept when another delivery of the call runs
+    /// its body (busy, superseded), which gives it back itself.
+    #[allow(clippy::too_many_arguments)]
+    async fn record(&self, id: &str, task: &str, inv: &Invocation, work: Work, event: Option<&Value>, after: &After, slot: Option<&str>) -> Reply {
+        let (reply, done) = self.record_run(id, task, inv, work, event, after, slot).await;
+        if done && let Some(store) = &self.store {
+            give_back(store.as_ref(), slot, id).await;
+        }
+        reply
     }
 
     /// The state to write for `decision`: a retry the runtime sends itself
@@ -897,6 +909,16 @@ impl Work {
                 outcome::decide(result, attempt, max_attempts, policy.as_ref())
             }
         }
+    }
+}
+
+/// Give back call `id`'s slot of the concurrency limit `slot`, if any; one
+/// that cannot be given back lapses within a lease.
+async fn give_back(store: &dyn ResponseStore, slot: Option<&str>, id: &str) {
+    if let Some(key) = slot
+        && let Err(e) = store.release_slot(key, id).await
+    {
+        tracing::warn!("could not give back the concurrency slot of `{key}`: {e}");
     }
 }
 

@@ -97,6 +97,10 @@ fn note(what: &str) {
 /// Holds `ms`, noting `start` and `end`: how many bodies ran at once can be read back.
 #[task(name = "fault.span")]
 async fn span(ms: u64) -> u64 {
+    hold(ms).await
+}
+
+async fn hold(ms: u64) -> u64 {
     note("start");
     tokio::time::sleep(Duration::from_millis(ms)).await;
     note("end");
@@ -115,6 +119,26 @@ async fn persist(succeed_on: u32) -> TaskResult<u32> {
     }
     mark();
     Ok(attempt)
+}
+
+/// At most 2 at once across every instance: holds `ms`, noting `start` and `end`.
+#[task(name = "fault.pair", concurrency = 2)]
+async fn pair(ms: u64) -> u64 {
+    hold(ms).await
+}
+
+/// One at a time per `key`: holds `ms`, noting `start` and `end`.
+#[task(name = "fault.single", concurrency = 1, concurrency_key = "key")]
+async fn single(key: String, ms: u64) -> String {
+    hold(ms).await;
+    key
+}
+
+/// At most 5 starts a second: notes `start`.
+#[task(name = "fault.metered", rate_limit = "5/s")]
+async fn metered(n: u64) -> u64 {
+    note("start");
+    n
 }
 
 /// The first attempt asks for the next one `ms` later (`retry_after`).
