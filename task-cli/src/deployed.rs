@@ -267,7 +267,33 @@ pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
         let manifest = std::process::Command::new(worker).env(task_runtime::MANIFEST_VAR, "1").output().ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok());
         // A task's own timeout is below what the function gives a body.
         let budget_ms = i64::from(d.timeout_s) * 1000 - margin_ms;
+        let role = d.env.contains_key("TASK_SCHEDULER_ROLE_ARN");
+        let table = d.env.contains_key("TASK_RESPONSE_TABLE");
         for t in manifest.as_ref().and_then(|m| m["tasks"].as_array()).into_iter().flatten() {
+            let name = t["name"].as_str().unwrap_or_default();
+            // Retries past Lambda's, or with a backoff, are sent again by the
+            // runtime: delayed sends through EventBridge Scheduler, counted in the table.
+            let declared = t["retries"].as_i64();
+            let resends = t["retry_backoff_ms"].is_u64() || declared.is_some_and(|r| r > i64::from(d.retries));
+            if resends && !(role && table) {
+                find(
+                    "task_retries",
+                    format!(
+                        "task `{name}` retries {} time(s), the runtime sending them (its retry policy; Lambda's own are {}), which needs TASK_SCHEDULER_ROLE_ARN and TASK_RESPONSE_TABLE: without them its retries past Lambda's are lost; deploy the generated template, or set both",
+                        declared.unwrap_or(2),
+                        d.retries
+                    ),
+                );
+            }
+            let limited = t["concurrency"].is_u64() || t["rate_limit"].is_object();
+            if limited && !(role && table) {
+                find(
+                    "task_limits",
+                    format!(
+                        "task `{name}` has a concurrency or rate limit, which is kept in TASK_RESPONSE_TABLE and puts deliveries off through EventBridge Scheduler (TASK_SCHEDULER_ROLE_ARN): without both its limit is not kept"
+                    ),
+                );
+            }
             if let Some(ms) = t["timeout_ms"].as_i64().filter(|ms| *ms >= budget_ms) {
                 find(
                     "task_timeout",

@@ -463,8 +463,9 @@ impl Worker {
                 }
                 Some(def) => {
                     let cap = 1 + u32::from(def.spec.retries.unwrap_or(2).min(env.retries));
-                    // Past the function's own retries, or with a backoff, the runtime sends every retry of a returned error itself.
-                    let policy = (def.spec.retry.backoff_ms.is_some() || cap > self.settings.max_attempts).then_some(def.spec.retry);
+                    // With a backoff, or retries declared past the function's own, the runtime sends every retry of a returned error itself.
+                    let declared_past = def.spec.retries.is_some_and(|r| 1 + u32::from(r) > self.settings.max_attempts);
+                    let policy = (def.spec.retry.backoff_ms.is_some() || declared_past).then_some(def.spec.retry);
                     let until_deadline = Duration::from_millis(inv.deadline_ms.saturating_sub(now_ms()))
                         .saturating_sub(self.settings.timeout_margin);
                     // The task's own limit, when it has one below the invocation's.

@@ -179,3 +179,32 @@ fn check_names_a_task_whose_own_timeout_the_function_cannot_give() {
     assert_eq!(named.len(), 1, "only fault.patient (2 s); fault.bounded (200 ms) fits: {v}");
     assert!(named[0].contains("`fault.patient` has a timeout of 2000 ms") && named[0].contains("1 s less TASK_TIMEOUT_MARGIN_MS 500 ms"), "{}", named[0]);
 }
+
+#[test]
+fn check_names_tasks_whose_retry_policy_or_limits_the_deployment_cannot_keep() {
+    let table = table();
+    let worker = task_local::built("fault-worker").display().to_string();
+    let of = |v: &Value, check: &str| -> Vec<String> {
+        v["findings"].as_array().into_iter().flatten().filter(|f| f["check"] == check).filter_map(|f| f["message"].as_str().map(str::to_owned)).collect()
+    };
+    // No scheduler role: the runtime cannot send a retry or a put-off delivery later.
+    let tl = TaskLocal::start(["--no-schedules".to_owned(), "--function".into(), format!("fault={worker}"), "--env".into(), format!("TASK_RESPONSE_TABLE={table}")]);
+    let v: Value = serde_json::from_slice(&tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]).stdout).expect("JSON");
+    let retries = of(&v, "task_retries");
+    assert_eq!(retries.len(), 1, "only fault.persist sends its own retries: {v}");
+    assert!(retries[0].contains("`fault.persist` retries 5 time(s), the runtime sending them") && retries[0].contains("TASK_SCHEDULER_ROLE_ARN"), "{}", retries[0]);
+    let limits = of(&v, "task_limits");
+    for task in ["fault.pair", "fault.single", "fault.metered"] {
+        assert!(limits.iter().any(|m| m.contains(&format!("`{task}`"))), "{task}: {limits:#?}");
+    }
+    drop(tl);
+    // With the role (as the generated template sets it), both are kept.
+    let tl = TaskLocal::start([
+        "--no-schedules".to_owned(),
+        "--function".into(), format!("fault={worker}"),
+        "--env".into(), format!("TASK_RESPONSE_TABLE={table}"),
+        "--env".into(), "TASK_SCHEDULER_ROLE_ARN=arn:aws:iam::000000000000:role/scheduler".into(),
+    ]);
+    let v: Value = serde_json::from_slice(&tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]).stdout).expect("JSON");
+    assert_eq!((of(&v, "task_retries").len(), of(&v, "task_limits").len()), (0, 0), "{v}");
+}
