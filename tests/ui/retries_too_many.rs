@@ -1,6 +1,6 @@
 use task_runtime::task;
 
-#[task(retries = 3)]
+#[task(retries = 101)]
 async fn bake(slices: u32) -> u32 {
     slices
 }
