@@ -570,11 +570,24 @@ impl Worker {
             (FinalState::Failed(_), Some(event)) => Some(event.to_string()),
             _ => None,
         };
-        let state = self.resend_state(&mut decision, attempt, event.is_some());
+        let mut state = self.resend_state(&mut decision, attempt, event.is_some());
+        // A retry the runtime sends itself is sent first, then written: a
+        // crash in between leaves a message that may begin the next attempt
+        // (it follows the latest), never a call that waits for nothing.
+        if let FinalState::Resend { failure, run_at_ms, .. } = &state {
+            wait_for_overrun_bodies(&bodies).await;
+            if let Err(why) = self.send_again(event, attempt, *run_at_ms, inv).await {
+                tracing::error!("attempt {attempt} failed and could not be sent again ({why}): left to Lambda's retry");
+                decision.error_type = Some(error_type::RETRY);
+                state = FinalState::Retrying(failure.clone());
+            }
+        }
         match store.finish(id, &inv.request_id, state.clone(), now_ms(), message.as_deref()).await {
             Ok(Finished::Written) if let FinalState::Resend { run_at_ms, .. } = state => {
-                wait_for_overrun_bodies(&bodies).await;
-                return (self.send_again(store.as_ref(), event, attempt, run_at_ms, inv, task, id).await, true);
+                tracing::warn!(run_at_ms, "attempt {attempt} failed: sent again by the runtime for {run_at_ms}");
+                let mut body = summary_value(id, task, Status::Retrying, attempt, Some("resent"));
+                body["run_at_ms"] = json!(run_at_ms);
+                return (Reply::Success(body), true);
             }
             Ok(Finished::Written) => {
                 let value = match &decision.state {
@@ -637,42 +650,15 @@ impl Worker {
     }
 
     /// Send the call again after attempt `after_attempt`, due at
-    /// `run_at_ms`, and tell Lambda success (so that it does not retry as
-    /// well). When the send fails, the item gives up its claim on the next
-    /// delivery ([`ResponseStore::unresend`]) and Lambda is told to retry:
-    /// its own retry of this event is the fallback.
-    #[allow(clippy::too_many_arguments)]
-    async fn send_again(&self, store: &dyn ResponseStore, event: Option<&Value>, after_attempt: u32, run_at_ms: u64, inv: &Invocation, task: &str, id: &str) -> Reply {
-        let message = event.ok_or_else(|| "the message as it came is not at hand".to_owned()).and_then(|e| {
-            serde_json::from_value::<Envelope>(e.clone()).map_err(|e| format!("the message does not decode again: {e}"))
-        });
+    /// `run_at_ms`, marked as that attempt's re-send; `Err` says why not.
+    async fn send_again(&self, event: Option<&Value>, after_attempt: u32, run_at_ms: u64, inv: &Invocation) -> Result<(), String> {
+        let event = event.ok_or("the message as it came is not at hand")?;
+        let mut env = serde_json::from_value::<Envelope>(event.clone()).map_err(|e| format!("the message does not decode again: {e}"))?;
+        env.resend = Some(after_attempt);
+        env.deferred = 0;
+        env.rate_turn_ms = None;
         let wait_until = inv.deadline_ms.saturating_sub(self.settings.timeout_margin.as_millis() as u64);
-        let sent = match message {
-            Ok(mut env) => {
-                env.resend = Some(after_attempt);
-                env.deferred = 0;
-                env.rate_turn_ms = None;
-                let key = self.settings.signing_key.as_deref();
-                follow_up::send_later(self.forwarder.as_ref(), env, run_at_ms, key, wait_until).await
-            }
-            Err(why) => Err(why),
-        };
-        match sent {
-            Ok(()) => {
-                tracing::warn!(run_at_ms, "attempt {after_attempt} failed: sent again by the runtime for {run_at_ms}");
-                let mut body = summary_value(id, task, Status::Retrying, after_attempt, Some("resent"));
-                body["run_at_ms"] = json!(run_at_ms);
-                Reply::Success(body)
-            }
-            Err(why) => {
-                tracing::error!("attempt {after_attempt} failed and could not be sent again ({why}): left to Lambda's retry");
-                if let Err(e) = store.unresend(id, after_attempt).await {
-                    tracing::error!("could not clear the re-send from the item: {e}");
-                }
-                let message = format!("task `{task}` (id {id}): attempt {after_attempt} failed and the runtime could not send it again: {why}");
-                Reply::Error { error_type: error_type::RETRY, message }
-            }
-        }
+        follow_up::send_later(self.forwarder.as_ref(), env, run_at_ms, self.settings.signing_key.as_deref(), wait_until).await
     }
 
     /// A debounced call that a later call of its key superseded: ended

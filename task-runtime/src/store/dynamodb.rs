@@ -580,11 +580,11 @@ impl ResponseStore for DynamoStore {
                  #created = if_not_exists(#created, :now), #updated = :now, #ttl = :ttl",
             )
             // Only a lapsed lease is taken over, whoever asks (see Item::begin_verdict).
-            // A call the runtime re-sent is begun only by the re-sent message
-            // (`resend`; Item::begin_verdict too).
+            // A call the runtime re-sent is begun only by the re-sent message,
+            // or one re-sent after the latest attempt (Item::begin_verdict too).
             .condition_expression(
                 "attribute_not_exists(#id) OR ((#status IN (:scheduled, :pending, :retrying) OR (#status = :running AND #lease < :now)) \
-                 AND (attribute_not_exists(#resend) OR #resend = :resend))",
+                 AND (attribute_not_exists(#resend) OR #resend = :resend OR #attempts = :resend))",
             )
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#resend", "resend")
@@ -703,20 +703,6 @@ impl ResponseStore for DynamoStore {
 
     async fn take_turn(&self, key: &str, interval_ms: u64, now_ms: u64, ttl: u64) -> Result<crate::store::flow::Turn, StoreError> {
         self.take_turn_item(key, interval_ms, now_ms, ttl).await
-    }
-
-    async fn unresend(&self, id: &str, after_attempt: u32) -> Result<bool, StoreError> {
-        let update = self
-            .update(id)
-            .await
-            .update_expression("REMOVE #resend, #run_at")
-            .condition_expression("#status = :retrying AND #resend = :after")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#resend", "resend")
-            .expression_attribute_names("#run_at", "run_at_ms")
-            .expression_attribute_values(":retrying", s(Status::Retrying.as_str()))
-            .expression_attribute_values(":after", n(after_attempt));
-        self.conditional("unresend", update).await
     }
 
     async fn renew(&self, id: &str, request_id: &str, lease_until_ms: u64) -> Result<Finished, StoreError> {

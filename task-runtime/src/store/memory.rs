@@ -239,17 +239,6 @@ impl ResponseStore for MemoryStore {
         Ok(Turn::At(at))
     }
 
-    async fn unresend(&self, id: &str, after_attempt: u32) -> Result<bool, StoreError> {
-        Ok(self.with(|items| match items.get_mut(id) {
-            Some(item) if item.status == Status::Retrying && item.resend == Some(after_attempt) => {
-                item.resend = None;
-                item.run_at_ms = None;
-                true
-            }
-            _ => false,
-        }))
-    }
-
     async fn get(&self, id: &str) -> Result<Option<AsyncResponse>, StoreError> {
         let now = crate::time::now_ms();
         self.with(|items| match items.get(id) {

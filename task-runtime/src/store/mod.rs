@@ -169,7 +169,9 @@ pub enum FinalState {
     Failed(Failure),
     /// `retrying`, sent again by the runtime (its retry policy) to run at
     /// `run_at_ms`: only the message re-sent after attempt `after_attempt`
-    /// may begin it ([`BeginRequest::resend`]).
+    /// may begin it ([`BeginRequest::resend`]). The worker writes it once
+    /// that message is sent; when the send fails it writes `Retrying`
+    /// instead, and Lambda's retry is the fallback.
     Resend {
         /// What failed.
         failure: Failure,
@@ -367,14 +369,6 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
         let _ = (item, waiting);
         Err(group::unsupported("put_waiting"))
     }
-    /// Undo a [`FinalState::Resend`] whose message could not be sent: a
-    /// `retrying` item awaiting the re-send after `after_attempt` loses its
-    /// due time and its claim on the next delivery, so that Lambda's own
-    /// retry of the event may begin it. `false` when the item had moved on.
-    async fn unresend(&self, id: &str, after_attempt: u32) -> Result<bool, StoreError> {
-        let _ = (id, after_attempt);
-        Err(group::unsupported("unresend"))
-    }
     /// Take a slot of the concurrency limit `key` (at most `limit` holders
     /// at once) for call `holder`, until `lease_until_ms` unless renewed. A
     /// holder whose lease lapsed before `now_ms` no longer counts (and is
@@ -543,7 +537,11 @@ impl Item {
 
     /// Whether `begin` by `req` may take this item, and if not, why.
     pub(crate) fn begin_verdict(&self, req: &BeginRequest) -> Option<Begun> {
-        if !self.status.is_finished() && self.resend.is_some() && self.resend != req.resend {
+        // A call the runtime re-sent is begun by that message only; and a
+        // message re-sent after the latest attempt is let in even before
+        // that attempt's `Resend` is written (the worker sends, then writes).
+        let resent_after_latest = req.resend.is_some_and(|after| after == self.attempts);
+        if !self.status.is_finished() && self.resend.is_some() && self.resend != req.resend && !resent_after_latest {
             return Some(Begun::Superseded { attempts: self.attempts });
         }
         match self.status {
