@@ -31,10 +31,14 @@ fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// What call `i` is: a task and its arguments (80% complete at once).
+/// What call `i` is: a task and its arguments (72% complete at once; 4%
+/// retry past Lambda's two, sent again by the runtime; 4% share a
+/// concurrency limit of 2).
 fn call(i: u64) -> (&'static str, Value) {
     match i % 100 {
-        0..80 => ("fault.ok", json!({"n": i})),
+        0..72 => ("fault.ok", json!({"n": i})),
+        72..76 => ("fault.persist", json!({"succeed_on": 5})),
+        76..80 => ("fault.pair", json!({"ms": 300})),
         80..87 => ("fault.flaky", json!({"succeed_on": 2})),
         87..92 => ("fault.flaky", json!({"succeed_on": 4})), // never: fails after 3 attempts
         92..95 => ("fault.panic", json!({"n": i})),
@@ -95,7 +99,8 @@ async fn run() {
             let (store, lambda, duplicates) = (store.clone(), lambda.clone(), duplicates.clone());
             async move {
                 let (task, args) = call(i);
-                let env = Envelope::new(task, args.as_object().cloned().unwrap_or_default(), true, 2);
+                // No retries cap from the caller (as a call by name): each task's own.
+                let env = Envelope::new(task, args.as_object().cloned().unwrap_or_default(), true, task_runtime::policy::MAX_RETRIES);
                 let payload = env.to_payload().expect("small");
                 let now = common::now_ms();
                 let pending = PendingItem { id: env.id.clone(), task: task.to_owned(), now_ms: now, ttl: now / 1000 + 3600, run_at_ms: None, digest: None };
@@ -160,6 +165,21 @@ async fn run() {
     let stats = tl.stats().await;
     drop(tl);
 
+    // fault.pair: never more than 2 bodies at once, and no slot left taken.
+    let pairs: std::collections::HashSet<String> = sent.iter().filter(|(i, _)| call(*i).0 == "fault.pair").map(|(_, id)| id.clone()).collect();
+    let spans = common::faults::spans_of(&marks);
+    let pair_most = common::faults::most_at_once(&spans, &pairs);
+    let _ = std::fs::remove_file(&spans);
+    let limit_item = common::dynamodb().get_item().table_name(&table).key("id", aws_sdk_dynamodb::types::AttributeValue::S("limit:fault.pair".into())).consistent_read(true).send().await.expect("read the limit");
+    let now_ms = common::now_ms();
+    let leases: Vec<u64> = match limit_item.item().and_then(|i| i.get("holders")) {
+        Some(aws_sdk_dynamodb::types::AttributeValue::M(m)) => m.values().filter_map(|v| v.as_n().ok()?.parse().ok()).collect(),
+        _ => Vec::new(),
+    };
+    let slots_taken = leases.iter().filter(|lease| **lease >= now_ms).count();
+    // Retries past Lambda's: attempts the persisting calls took, complete ones.
+    let persisted: Vec<u32> = sent.iter().filter(|(i, _)| call(*i).0 == "fault.persist").filter_map(|(_, id)| finals.get(id)).filter(|r| r.status == Status::Complete).map(|r| r.attempts).collect();
+
     // Bodies that ran to their end, per id.
     let completions = common::faults::take_marks(&marks);
     let twice: Vec<&String> = completions.iter().filter(|(_, n)| **n > 1).map(|(id, _)| id).collect();
@@ -189,11 +209,18 @@ async fn run() {
     println!("  failed by kind           {failed:?}");
     println!("  non-terminal             {} {non_terminal:?}", open.len());
     println!("  bodies completed twice   {} (of {} that completed)", twice.len(), completions.len());
+    println!("  past Lambda's retries    {} fault.persist calls complete, attempts {:?}..{:?} (5 without kills)", persisted.len(), persisted.iter().min(), persisted.iter().max());
+    println!("  concurrency = 2          {} fault.pair calls, at most {pair_most} bodies at once; slots taken after the run {slots_taken} (swept-out or lapsed entries {})", pairs.len(), leases.len() - slots_taken);
     println!("  drain                    {:.1}s after the last send (kills went on until every id was terminal)", drain.as_secs_f64());
     for id in twice.iter().take(5) {
         println!("    completed twice: {id} -> {:?}", finals.get(*id).map(|r| (r.status, r.attempts)));
     }
     assert!(open.is_empty(), "{} ids not terminal after {drain:?}: {non_terminal:?}, e.g. {:?}", open.len(), open.iter().take(3).collect::<Vec<_>>());
+
+    assert!(pair_most <= 2, "fault.pair ran {pair_most} bodies at once under concurrency = 2");
+    assert!(pairs.is_empty() || pair_most == 2, "the limit of 2 was never reached: the run proves nothing about it");
+    assert_eq!(slots_taken, 0, "slots of fault.pair still taken after every call ended");
+    assert!(persisted.iter().all(|a| *a >= 5), "a persisting call completed before its fifth attempt: {persisted:?}");
 
     // The faults happened: a run without them proves nothing.
     assert!(kills > 0, "no instance was killed");

@@ -121,10 +121,19 @@ async fn persist(succeed_on: u32) -> TaskResult<u32> {
     Ok(attempt)
 }
 
-/// At most 2 at once across every instance: holds `ms`, noting `start` and `end`.
+/// At most 2 at once across every instance: holds `ms`, noting `start`,
+/// `alive` every 50 ms, and `end`, so that a body killed on the way is
+/// known to have ended within 50 ms of its last `alive`.
 #[task(name = "fault.pair", concurrency = 2)]
 async fn pair(ms: u64) -> u64 {
-    hold(ms).await
+    note("start");
+    for _ in 0..ms.div_ceil(50) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        note("alive");
+    }
+    note("end");
+    mark();
+    ms
 }
 
 /// One at a time per `key`: holds `ms`, noting `start` and `end`.

@@ -34,6 +34,62 @@ pub fn take_marks(path: &std::path::Path) -> std::collections::HashMap<String, u
     bodies
 }
 
+/// The spans file of the run whose marks file is `marks`.
+pub fn spans_of(marks: &std::path::Path) -> std::path::PathBuf {
+    marks.with_extension("spans")
+}
+
+/// The most bodies that ran at once, from the notes (`ID WHAT TIME_µs`) in
+/// `spans` of the calls in `ids`: each from its `start` to its `end`, or,
+/// killed on the way, to 50 ms past its last note (it notes every 50 ms).
+pub fn most_at_once(spans: &std::path::Path, ids: &std::collections::HashSet<String>) -> usize {
+    let mut bodies: std::collections::HashMap<&str, Vec<(u64, &str)>> = std::collections::HashMap::new();
+    let text = std::fs::read_to_string(spans).unwrap_or_default();
+    for line in text.lines() {
+        let mut parts = line.split(' ');
+        if let (Some(id), Some(what), Some(at)) = (parts.next(), parts.next(), parts.next().and_then(|t| t.parse::<u64>().ok()))
+            && ids.contains(id)
+        {
+            bodies.entry(id).or_default().push((at, what));
+        }
+    }
+    let mut events: Vec<(u64, i32)> = Vec::new();
+    for notes in bodies.values_mut() {
+        notes.sort();
+        // A call's notes may hold several bodies (a retry after a kill): each `start` opens one.
+        let mut open: Option<u64> = None;
+        let mut last = 0;
+        for (at, what) in notes.iter() {
+            match *what {
+                "start" => {
+                    if let Some(started) = open.take() {
+                        events.extend([(started, 1), (last + 50_000, -1)]);
+                    }
+                    open = Some(*at);
+                }
+                "end" => {
+                    if let Some(started) = open.take() {
+                        events.extend([(started, 1), (*at, -1)]);
+                    }
+                }
+                _ => {}
+            }
+            last = *at;
+        }
+        if let Some(started) = open {
+            events.extend([(started, 1), (last + 50_000, -1)]);
+        }
+    }
+    // An end before a start at the same instant: touching spans do not overlap.
+    events.sort();
+    let (mut now, mut most) = (0i32, 0i32);
+    for (_, step) in events {
+        now += step;
+        most = most.max(now);
+    }
+    most as usize
+}
+
 /// task-local's arguments for a fault run: the tests' worker as `fault`,
 /// its timeout, retries and failure records, duplicate deliveries, and its
 /// processes' settings: the response table, the marks file, a short lease.
@@ -42,6 +98,10 @@ pub fn task_local_args(table: &str, marks: &std::path::Path) -> Vec<String> {
         format!("TASK_RESPONSE_TABLE={table}"),
         format!("AWS_ENDPOINT_URL_DYNAMODB={}", super::dynamodb_endpoint()),
         format!("FAULT_MARKS={}", marks.display()),
+        // When bodies of fault.pair ran (`spans_of(marks)`), and the role
+        // the runtime's delayed sends (retries, put-off deliveries) name.
+        format!("FAULT_SPANS={}", spans_of(marks).display()),
+        "TASK_SCHEDULER_ROLE_ARN=arn:aws:iam::000000000000:role/scheduler-invokes-fault".to_owned(),
         "TASK_LEASE_MS=1500".to_owned(),
         "TASK_TIMEOUT_MARGIN_MS=300".to_owned(),
         "RUST_LOG=off".to_owned(),
