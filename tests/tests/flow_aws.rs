@@ -11,47 +11,16 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::task_local::{self, TaskLocal};
 use serde_json::json;
-use task_runtime::store::dynamodb::DynamoStore;
 use task_runtime::{Status, get_async_response};
 
-struct Setup {
-    tl: TaskLocal,
-    marks: std::path::PathBuf,
-    spans: std::path::PathBuf,
-}
+use common::faults::Served as Setup;
 
-const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:fault";
 const LIMIT: Duration = Duration::from_secs(90);
 
 async fn setup() -> &'static Setup {
     static SETUP: tokio::sync::OnceCell<Setup> = tokio::sync::OnceCell::const_new();
-    SETUP
-        .get_or_init(|| async {
-            let table = common::table_name("flow");
-            DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
-            let marks = std::env::temp_dir().join(format!("flow-marks-{}.txt", uuid::Uuid::new_v4().simple()));
-            let spans = std::env::temp_dir().join(format!("flow-spans-{}.txt", uuid::Uuid::new_v4().simple()));
-            let worker = task_local::built("fault-worker").display().to_string();
-            let mut args: Vec<String> = ["--no-schedules", "--function", &format!("fault={worker}"), "--duplicate-deliveries", "0.3", "--retry-delays", "200ms,200ms", "--concurrency", "12"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
-            for e in [
-                format!("TASK_RESPONSE_TABLE={table}"),
-                format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
-                format!("FAULT_MARKS={}", marks.display()),
-                format!("FAULT_SPANS={}", spans.display()),
-                "TASK_SCHEDULER_ROLE_ARN=arn:aws:iam::000000000000:role/scheduler-invokes-fault".to_owned(),
-            ] {
-                args.extend(["--env".to_owned(), e]);
-            }
-            let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start");
-            common::lambda_config(&tl.endpoint, ARN, &table).install().expect("install once");
-            Setup { tl, marks, spans }
-        })
-        .await
+    SETUP.get_or_init(|| Setup::start("flow")).await
 }
 
 /// Every test runs on this one runtime: the SDK clients the runtime keeps
@@ -75,11 +44,6 @@ fn noted(s: &Setup, what: &str) -> HashMap<String, Vec<u64>> {
     out
 }
 
-/// How many bodies ran to their end for call `id`.
-fn runs(s: &Setup, id: &str) -> usize {
-    std::fs::read_to_string(&s.marks).unwrap_or_default().lines().filter(|l| *l == id).count()
-}
-
 fn gaps_ms(times: &[u64]) -> Vec<u64> {
     times.windows(2).map(|w| (w[1] - w[0]) / 1000).collect()
 }
@@ -98,7 +62,7 @@ fn six_attempts_past_lambda_s_three_with_doubling_gaps_through_invoke_and_schedu
         for (gap, least) in gaps.iter().zip([200, 400, 800, 1_600, 3_200]) {
             assert!(*gap >= least, "a gap of {gap} ms, under the policy's {least} ms: {gaps:?}");
         }
-        assert_eq!(runs(s, h.id()), 1);
+        assert_eq!(s.runs(h.id()), 1);
         // Each failed attempt was sent again by the runtime, and none fell back to Lambda's retry.
         let lines: Vec<String> = s.tl.lines().into_iter().filter(|l| l.contains(&format!("id={}", h.id()))).collect();
         let resent = lines.iter().filter(|l| l.contains("sent again by the runtime")).count();
@@ -130,24 +94,6 @@ fn retry_after_waits_its_own_gap_through_a_one_time_schedule() {
     })
 }
 
-/// The most bodies of `ids` that ran at once, from their `start` and `end` notes.
-fn most_at_once(s: &Setup, ids: &[String]) -> usize {
-    let (starts, ends) = (noted(s, "start"), noted(s, "end"));
-    let mut events: Vec<(u64, i32)> = Vec::new();
-    for id in ids {
-        events.extend(starts.get(id).into_iter().flatten().map(|t| (*t, 1)));
-        events.extend(ends.get(id).into_iter().flatten().map(|t| (*t, -1)));
-    }
-    // An end before a start at the same instant: touching spans do not overlap.
-    events.sort();
-    let (mut now, mut most) = (0i32, 0i32);
-    for (_, step) in events {
-        now += step;
-        most = most.max(now);
-    }
-    most as usize
-}
-
 async fn send_all(task: &str, args: impl IntoIterator<Item = serde_json::Value>) -> Vec<task_runtime::TaskHandle<serde_json::Value>> {
     let mut handles = Vec::new();
     for a in args {
@@ -170,7 +116,7 @@ fn concurrency_two_holds_across_instances_under_duplicate_deliveries() {
     block_on(async {
         let s = setup().await;
         let handles = send_all("fault.pair", (0..8).map(|_| json!({"ms": 400}))).await;
-        assert_eq!(most_at_once(s, &ids(&handles)), 2, "at most 2 at once, and the limit was reached");
+        assert_eq!(s.most_at_once(&ids(&handles)), 2, "at most 2 at once, and the limit was reached");
     })
 }
 
@@ -181,8 +127,8 @@ fn concurrency_one_per_key_is_a_singleton_per_key() {
         let keys = ["a", "b", "a", "b", "a", "b"];
         let handles = send_all("fault.single", keys.iter().map(|k| json!({"key": k, "ms": 300}))).await;
         let of = |key: &str| -> Vec<String> { handles.iter().zip(keys).filter(|(_, k)| *k == key).map(|(h, _)| h.id().to_owned()).collect() };
-        assert_eq!((most_at_once(s, &of("a")), most_at_once(s, &of("b"))), (1, 1));
-        assert_eq!(most_at_once(s, &ids(&handles)), 2, "the two keys ran side by side");
+        assert_eq!((s.most_at_once(&of("a")), s.most_at_once(&of("b"))), (1, 1));
+        assert_eq!(s.most_at_once(&ids(&handles)), 2, "the two keys ran side by side");
     })
 }
 
@@ -218,8 +164,8 @@ fn debounce_runs_only_the_latest_through_one_time_schedules() {
         assert_eq!(last.wait_timeout(LIMIT).await.expect("the latest runs"), json!(3));
         for h in &handles {
             assert!(matches!(h.wait_timeout(LIMIT).await, Err(task_runtime::WaitError::Cancelled { .. })));
-            assert_eq!(runs(s, h.id()), 0);
+            assert_eq!(s.runs(h.id()), 0);
         }
-        assert_eq!(runs(s, last.id()), 1);
+        assert_eq!(s.runs(last.id()), 1);
     })
 }

@@ -8,51 +8,17 @@ mod common;
 
 use std::time::Duration;
 
-use common::task_local::{self, TaskLocal};
+use common::task_local;
 use serde_json::{Value, json};
-use task_runtime::store::dynamodb::DynamoStore;
 use task_runtime::{SendOptions, Status, WaitError, call, group};
 
-struct Setup {
-    tl: TaskLocal,
-    marks: std::path::PathBuf,
-    spans: std::path::PathBuf,
-}
+use common::faults::Served as Setup;
 
-const ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:fault";
 const LIMIT: Duration = Duration::from_secs(60);
 
 async fn setup() -> &'static Setup {
     static SETUP: tokio::sync::OnceCell<Setup> = tokio::sync::OnceCell::const_new();
-    SETUP
-        .get_or_init(|| async {
-            let table = common::table_name("groups");
-            DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
-            let marks = std::env::temp_dir().join(format!("group-marks-{}.txt", uuid::Uuid::new_v4().simple()));
-            let spans = std::env::temp_dir().join(format!("group-spans-{}.txt", uuid::Uuid::new_v4().simple()));
-            let worker = task_local::built("fault-worker").display().to_string();
-            let args = vec![
-                "--no-schedules".to_owned(),
-                "--function".to_owned(),
-                format!("fault={worker}"),
-                "--duplicate-deliveries".into(),
-                "0.3".into(),
-                "--retry-delays".into(),
-                "200ms,200ms".into(),
-                "--env".into(),
-                format!("TASK_RESPONSE_TABLE={table}"),
-                "--env".into(),
-                format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
-                "--env".into(),
-                format!("FAULT_MARKS={}", marks.display()),
-                "--env".into(),
-                format!("FAULT_SPANS={}", spans.display()),
-            ];
-            let tl = tokio::task::spawn_blocking(move || TaskLocal::start(args)).await.expect("start");
-            common::lambda_config(&tl.endpoint, ARN, &table).install().expect("install once");
-            Setup { tl, marks, spans }
-        })
-        .await
+    SETUP.get_or_init(|| Setup::start("groups")).await
 }
 
 /// Every test runs on this one runtime: the SDK clients the runtime keeps
@@ -60,11 +26,6 @@ async fn setup() -> &'static Setup {
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RT.get_or_init(|| tokio::runtime::Runtime::new().expect("runtime")).block_on(f)
-}
-
-/// How many bodies ran to their end for call `id`.
-fn runs(s: &Setup, id: &str) -> usize {
-    std::fs::read_to_string(&s.marks).unwrap_or_default().lines().filter(|l| *l == id).count()
 }
 
 #[test]
@@ -83,9 +44,9 @@ fn a_chord_under_duplicate_deliveries_runs_every_body_and_its_callback_once() {
         let stats = s.tl.quiet(LIMIT).await;
         let fault = &stats["functions"]["fault"];
         assert!(fault["duplicate_deliveries"].as_u64().is_some_and(|n| n > 0), "some events came twice: {fault}");
-        assert_eq!(runs(s, chord.callback_id()), 1, "the callback body ran once");
+        assert_eq!(s.runs(chord.callback_id()), 1, "the callback body ran once");
         for i in 0..40 {
-            assert_eq!(runs(s, &format!("{g}.{i}")), 1, "child {i}");
+            assert_eq!(s.runs(&format!("{g}.{i}")), 1, "child {i}");
         }
     })
 }
@@ -99,7 +60,7 @@ fn a_chord_that_needs_every_child_complete_fails_naming_the_child() {
         let Err(WaitError::Failed { failure, .. }) = chord.wait_timeout(LIMIT).await else { panic!("the callback must not run") };
         assert!(failure.message.contains(&format!("{}.1 failed", chord.group().id())) && failure.message.contains("is not there yet"), "{}", failure.message);
         s.tl.quiet(LIMIT).await;
-        assert_eq!(runs(s, chord.callback_id()), 0);
+        assert_eq!(s.runs(chord.callback_id()), 0);
     })
 }
 
@@ -123,7 +84,7 @@ fn a_delayed_group_cancelled_takes_its_schedules_down_and_its_callback_never_run
         let schedules: Value = serde_json::from_str(&task_local::http_get(&format!("{}/schedules", s.tl.endpoint)).await).expect("json");
         assert_eq!(named(&schedules), 0, "{schedules}");
         assert!(matches!(chord.wait_timeout(LIMIT).await, Err(WaitError::Cancelled { .. })));
-        assert_eq!(runs(s, chord.callback_id()), 0);
+        assert_eq!(s.runs(chord.callback_id()), 0);
     })
 }
 
@@ -145,31 +106,11 @@ fn a_chain_under_duplicate_deliveries_runs_each_step_once_and_stops_at_a_failed_
         assert!(matches!(&err, WaitError::ChainStep { step: 1, .. }), "{err}");
         s.tl.quiet(LIMIT).await;
         for id in chain.call_ids() {
-            assert_eq!(runs(s, &id), 1, "{id}");
+            assert_eq!(s.runs(&id), 1, "{id}");
         }
         let ids = stopped.call_ids();
-        assert_eq!((runs(s, &ids[0]), runs(s, &ids[2])), (1, 0), "the step after the failed one never ran");
+        assert_eq!((s.runs(&ids[0]), s.runs(&ids[2])), (1, 0), "the step after the failed one never ran");
     })
-}
-
-/// The most bodies of the calls `ids` that ran at once, from their spans.
-fn most_at_once(s: &Setup, ids: &[String]) -> usize {
-    let text = std::fs::read_to_string(&s.spans).unwrap_or_default();
-    let mut edges: Vec<(u128, i32)> = text
-        .lines()
-        .filter_map(|l| {
-            let mut parts = l.split(' ');
-            let (id, what, at) = (parts.next()?, parts.next()?, parts.next()?.parse::<u128>().ok()?);
-            ids.iter().any(|i| i == id).then_some((at, if what == "start" { 1 } else { -1 }))
-        })
-        .collect();
-    edges.sort_by_key(|&(at, delta)| (at, delta)); // an end before a start at the same instant
-    let (mut now, mut most) = (0i32, 0i32);
-    for (_, delta) in edges {
-        now += delta;
-        most = most.max(now);
-    }
-    most as usize
 }
 
 #[test]
@@ -186,7 +127,7 @@ fn a_map_with_max_concurrency_runs_at_most_that_many_at_once_across_instances() 
         assert_eq!(chord.wait_timeout(LIMIT).await.expect("the callback ran"), json!(12 * 150));
         let ids: Vec<String> = (0..12).map(|i| format!("{}.{i}", chord.group().id())).collect();
         s.tl.quiet(LIMIT).await;
-        assert_eq!(most_at_once(s, &ids), 2, "at most 2 bodies at once, and 2 reached");
+        assert_eq!(s.most_at_once(&ids), 2, "at most 2 bodies at once, and 2 reached");
         for id in &ids {
             let r = task_runtime::get_async_response(id).await.expect("read").expect("stored");
             assert_eq!(r.status, Status::Complete, "{id}");

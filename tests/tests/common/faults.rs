@@ -39,6 +39,58 @@ pub fn spans_of(marks: &std::path::Path) -> std::path::PathBuf {
     marks.with_extension("spans")
 }
 
+/// How many bodies of call `id` ran to their end, by the marks file.
+pub fn runs(marks: &std::path::Path, id: &str) -> usize {
+    std::fs::read_to_string(marks).unwrap_or_default().lines().filter(|l| *l == id).count()
+}
+
+/// The fault worker served by task-local as `fault` (Lambda delivering a
+/// third of its events twice, retrying after 200 ms), over a new table in
+/// DynamoDB Local, with its marks and spans files; the runtime of this
+/// process installed to send to it.
+pub struct Served {
+    pub tl: super::task_local::TaskLocal,
+    pub marks: std::path::PathBuf,
+    pub spans: std::path::PathBuf,
+}
+
+impl Served {
+    /// Start it; `prefix` names the table and the files.
+    pub async fn start(prefix: &str) -> Self {
+        let table = super::table_name(prefix);
+        task_runtime::store::dynamodb::DynamoStore::with_client(super::dynamodb(), table.clone()).create_table().await.expect("table");
+        let marks = std::env::temp_dir().join(format!("{prefix}-marks-{}.txt", uuid::Uuid::new_v4().simple()));
+        let spans = spans_of(&marks);
+        let worker = super::task_local::built("fault-worker").display().to_string();
+        let mut args: Vec<String> = ["--no-schedules", "--function", &format!("fault={worker}"), "--duplicate-deliveries", "0.3", "--retry-delays", "200ms,200ms", "--concurrency", "12"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for e in [
+            format!("TASK_RESPONSE_TABLE={table}"),
+            format!("AWS_ENDPOINT_URL_DYNAMODB={}", super::dynamodb_endpoint()),
+            format!("FAULT_MARKS={}", marks.display()),
+            format!("FAULT_SPANS={}", spans.display()),
+            "TASK_SCHEDULER_ROLE_ARN=arn:aws:iam::000000000000:role/scheduler-invokes-fault".to_owned(),
+        ] {
+            args.extend(["--env".to_owned(), e]);
+        }
+        let tl = tokio::task::spawn_blocking(move || super::task_local::TaskLocal::start(args)).await.expect("start");
+        super::lambda_config(&tl.endpoint, "arn:aws:lambda:us-east-1:000000000000:function:fault", &table).install().expect("install once");
+        Served { tl, marks, spans }
+    }
+
+    /// How many bodies of call `id` ran to their end.
+    pub fn runs(&self, id: &str) -> usize {
+        runs(&self.marks, id)
+    }
+
+    /// The most bodies of the calls `ids` that ran at once.
+    pub fn most_at_once(&self, ids: &[String]) -> usize {
+        most_at_once(&self.spans, &ids.iter().cloned().collect())
+    }
+}
+
 /// The most bodies that ran at once, from the notes (`ID WHAT TIME_µs`) in
 /// `spans` of the calls in `ids`: each from its `start` to its `end`, or,
 /// killed on the way, to 50 ms past its last note (it notes every 50 ms).
