@@ -101,6 +101,19 @@ mod tests {
     }
 
     #[test]
+    fn a_call_its_policy_retries_shows_when_its_next_attempt_is_due() {
+        let r: AsyncResponse = serde_json::from_value(json!({
+            "status": "retrying", "task": "partner.call", "attempts": 3, "created_at": 1, "updated_at": 2,
+            "run_at": 1_795_774_496_789u64, "error": {"kind": "error", "message": "429"}, "stale": false,
+        }))
+        .expect("a response");
+        let text = text_of("7", Some(&r));
+        assert!(text.contains("next try  2026-11-27T10:14:56.789Z"), "{text}");
+        let done = AsyncResponse { status: Status::Failed, ..r };
+        assert!(text_of("7", Some(&done)).contains("was due   2026-11-27T10:14:56.789Z"));
+    }
+
+    #[test]
     fn times_are_utc() {
         assert_eq!(time(1_795_774_496_789), "2026-11-27T10:14:56.789Z");
     }
