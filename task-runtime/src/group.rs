@@ -324,6 +324,9 @@ async fn send_group<T>(group: Group<T>, callback: Option<PendingCallback>) -> Re
     if window == Some(0) {
         return Err(bad("max_concurrency is 0: no child could ever run".into()));
     }
+    if let Some((key, _)) = &options.debounce {
+        return Err(bad(format!("a group cannot be debounced (key `{key}`): every child of a group runs, and the group counts each")));
+    }
     // Checked before anything is written (a Vec of calls is looked at whole;
     // `map`'s calls are all of one task, so its first one speaks for all).
     let mut calls = calls.peekable();
@@ -377,6 +380,10 @@ async fn send_group<T>(group: Group<T>, callback: Option<PendingCallback>) -> Re
                 _ if !c.capture || c.options.capture_response == Some(false) => Err(DispatchError::BadGroup {
                     group: id_ref.clone(),
                     problem: format!("call {index} (task `{}`) does not capture its outcome (capture_response = false)", c.task),
+                }),
+                _ if c.options.debounce.is_some() => Err(DispatchError::BadGroup {
+                    group: id_ref.clone(),
+                    problem: format!("call {index} (task `{}`) is debounced: every child of a group runs, and the group counts each", c.task),
                 }),
                 Ok(args) if waits => wait_turn(rt, &target, args).await,
                 Ok(args) => dispatch(target, args).await.map(drop),

@@ -142,3 +142,15 @@ async fn debounce_runs_only_the_latest_of_a_burst() {
     let alone = reindex::send_with(options(), 6).await.expect("dispatch");
     assert_eq!(alone.wait().await.expect("runs"), 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_cannot_be_debounced_and_nothing_is_sent() {
+    setup();
+    let debounced = task_runtime::SendOptions::default().debounce("k", Duration::from_secs(1));
+    let err = task_runtime::group(vec![task_runtime::call("flow.reindex", serde_json::json!({"version": 1}))])
+        .options(debounced)
+        .send()
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, task_runtime::DispatchError::BadGroup { ref problem, .. } if problem.contains("cannot be debounced")), "{err}");
+}
