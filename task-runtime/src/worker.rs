@@ -542,6 +542,24 @@ impl Worker {
                 // No body of the call runs: its slot, if this delivery took it again, is free.
                 return (summary(id, task, status, attempts, Some("duplicate")), true);
             }
+            Ok(Begun::Exhausted { attempts }) => {
+                // The last attempt died (its lease lapsed); another event of the call
+                // (a duplicate invoke) must not run one more. End it as Lambda's record would.
+                let failure = Failure::new(FailureKind::Crashed, format!("attempt {attempts} of {attempts} died before it ended (its lease lapsed): no attempt is left"));
+                let now = now_ms();
+                let item = PendingItem { id: id.to_owned(), task: task.to_owned(), now_ms: now, ttl: crate::store::ttl_after(now, self.settings.response_ttl), run_at_ms: None, digest: None };
+                let message = event.map(Value::to_string);
+                return match store.fail_unfinished(item, failure.clone(), message.as_deref()).await {
+                    Ok(_) => {
+                        tracing::error!(attempts, "the last attempt died and no attempt is left: ended crashed");
+                        if let Some(error) = self.follow_up(store.as_ref(), after, Status::Failed, None).await {
+                            return (error, true);
+                        }
+                        (summary_error(Some(id), Some(task), FailureKind::Crashed, &failure.message), true)
+                    }
+                    Err(e) => (Reply::Error { error_type: error_type::STORE, message: e.to_string() }, false),
+                };
+            }
             Ok(Begun::Superseded { attempts }) => {
                 tracing::info!(attempts, "the runtime sent this call again after an attempt; this earlier delivery is not run");
                 // The re-sent delivery may be running the body under this slot: kept.

@@ -495,8 +495,10 @@ async fn listing_failed_calls_is_16_queries_a_day_and_never_a_scan() {
 /// duplicate of the earlier delivery is `Superseded`, and runs nothing), or
 /// one re-sent after the latest attempt.
 async fn resend_rules(s: &dyn ResponseStore, id: &str) {
+    // A task whose policy allows nine attempts.
+    let begin_of_nine = |id: &str, rid: &str, lease| BeginRequest { max_attempts: 9, ..begin(id, rid, lease) };
     s.put_pending(pending(id)).await.expect("put");
-    assert_eq!(s.begin(begin(id, "req-1", live())).await.expect("begin"), Begun::Started { attempts: 1 });
+    assert_eq!(s.begin(begin_of_nine(id, "req-1", live())).await.expect("begin"), Begun::Started { attempts: 1 });
     let at = common::now_ms() + 60_000;
     let failure = Failure::new(FailureKind::Error, "partner down");
     let resend = FinalState::Resend { failure, run_at_ms: at, after_attempt: 1, ttl: FAR_TTL };
@@ -504,22 +506,22 @@ async fn resend_rules(s: &dyn ResponseStore, id: &str) {
     let r = s.get(id).await.expect("get").expect("exists");
     assert_eq!((r.status, r.run_at), (Status::Retrying, Some(at)), "{r:?}");
     // A duplicate of the first delivery (no resend), or of another sending, runs nothing.
-    assert_eq!(s.begin(begin(id, "req-1", live())).await.expect("begin"), Begun::Superseded { attempts: 1 });
-    let other = BeginRequest { resend: Some(7), ..begin(id, "req-x", live()) };
+    assert_eq!(s.begin(begin_of_nine(id, "req-1", live())).await.expect("begin"), Begun::Superseded { attempts: 1 });
+    let other = BeginRequest { resend: Some(7), ..begin_of_nine(id, "req-x", live()) };
     assert_eq!(s.begin(other).await.expect("begin"), Begun::Superseded { attempts: 1 });
     // The re-sent message begins attempt 2; a Lambda retry of it (same resend) may take over a lapsed lease.
-    let resent = BeginRequest { resend: Some(1), ..begin(id, "req-2", common::now_ms() - 1) };
+    let resent = BeginRequest { resend: Some(1), ..begin_of_nine(id, "req-2", common::now_ms() - 1) };
     assert_eq!(s.begin(resent.clone()).await.expect("begin"), Begun::Started { attempts: 2 });
     assert_eq!(s.begin(resent).await.expect("begin"), Begun::Started { attempts: 3 });
     // The worker sends before it writes: a message re-sent after attempt 3
     // may begin attempt 4 though its attempt's Resend was never written (the
     // worker died in between); one re-sent after an older attempt may not.
-    let stale = BeginRequest { resend: Some(2), ..begin(id, "req-4", common::now_ms() - 1) };
+    let stale = BeginRequest { resend: Some(2), ..begin_of_nine(id, "req-4", common::now_ms() - 1) };
     assert_eq!(s.begin(stale).await.expect("begin"), Begun::Superseded { attempts: 3 });
-    let after_latest = BeginRequest { resend: Some(3), ..begin(id, "req-4", live()) };
+    let after_latest = BeginRequest { resend: Some(3), ..begin_of_nine(id, "req-4", live()) };
     assert_eq!(s.begin(after_latest).await.expect("begin"), Begun::Started { attempts: 4 });
     s.finish(id, "req-4", FinalState::Complete("1".into()), common::now_ms(), None).await.expect("finish");
-    assert!(matches!(s.begin(BeginRequest { resend: Some(4), ..begin(id, "req-5", live()) }).await.expect("begin"), Begun::Finished { .. }));
+    assert!(matches!(s.begin(BeginRequest { resend: Some(4), ..begin_of_nine(id, "req-5", live()) }).await.expect("begin"), Begun::Finished { .. }));
 }
 
 #[tokio::test]
@@ -559,4 +561,22 @@ async fn flow_rules(s: &dyn ResponseStore, key: &str) {
 async fn concurrency_slots_and_rate_turns_keep_one_rule_on_dynamodb_and_in_memory() {
     flow_rules(&store().await, "sync#acme").await;
     flow_rules(&task_runtime::store::memory::MemoryStore::default(), "sync#acme").await;
+}
+
+/// A call on its last attempt whose lease lapsed is not taken over by one
+/// more (another event of it, say a duplicate invoke): begin says
+/// `Exhausted`, on any store.
+async fn last_attempt_rules(s: &dyn ResponseStore, id: &str) {
+    let lapsed = common::now_ms() - 1;
+    let two = |rid: &str| BeginRequest { max_attempts: 2, ..begin(id, rid, lapsed) };
+    assert_eq!(s.begin(two("req-1")).await.expect("begin"), Begun::Started { attempts: 1 });
+    assert_eq!(s.begin(two("req-1")).await.expect("begin"), Begun::Started { attempts: 2 }, "attempt 1 died: its retry takes over");
+    assert_eq!(s.begin(two("req-2")).await.expect("begin"), Begun::Exhausted { attempts: 2 }, "attempt 2 died too, and it was the last");
+    assert_eq!(s.get(id).await.expect("get").expect("exists").attempts, 2);
+}
+
+#[tokio::test]
+async fn no_attempt_past_the_last_on_dynamodb_and_in_memory() {
+    last_attempt_rules(&store().await, "last-1").await;
+    last_attempt_rules(&task_runtime::store::memory::MemoryStore::default(), "last-1").await;
 }

@@ -579,11 +579,12 @@ impl ResponseStore for DynamoStore {
                  #lease = :lease, #max = :max, #task = if_not_exists(#task, :task), \
                  #created = if_not_exists(#created, :now), #updated = :now, #ttl = :ttl",
             )
-            // Only a lapsed lease is taken over, whoever asks (see Item::begin_verdict).
+            // Only a lapsed lease is taken over, whoever asks, and not past the
+            // last attempt (see Item::begin_verdict).
             // A call the runtime re-sent is begun only by the re-sent message,
             // or one re-sent after the latest attempt (Item::begin_verdict too).
             .condition_expression(
-                "attribute_not_exists(#id) OR ((#status IN (:scheduled, :pending, :retrying) OR (#status = :running AND #lease < :now)) \
+                "attribute_not_exists(#id) OR ((#status IN (:scheduled, :pending, :retrying) OR (#status = :running AND #lease < :now AND #attempts < :max)) \
                  AND (attribute_not_exists(#resend) OR #resend = :resend OR #attempts = :resend))",
             )
             .expression_attribute_names("#id", "id")

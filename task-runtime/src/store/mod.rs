@@ -142,6 +142,13 @@ pub enum Begun {
         /// Attempts so far.
         attempts: u32,
     },
+    /// The call is `running` on its last allowed attempt, whose lease
+    /// lapsed (that attempt died): no attempt is left to run. The caller
+    /// ends it `failed`, kind `crashed` (as Lambda's failure record would).
+    Exhausted {
+        /// Attempts so far.
+        attempts: u32,
+    },
     /// Another request holds a live lease: not run concurrently.
     Busy {
         /// The request that holds it.
@@ -554,8 +561,14 @@ impl Item {
             // retry after a crash finds the dead attempt's lease lapsed.
             Status::Running => {
                 let lease = self.lease_until_ms.unwrap_or(0);
-                (lease >= req.now_ms)
-                    .then(|| Begun::Busy { request_id: self.request_id.clone().unwrap_or_default(), lease_until_ms: lease })
+                if lease >= req.now_ms {
+                    Some(Begun::Busy { request_id: self.request_id.clone().unwrap_or_default(), lease_until_ms: lease })
+                } else if self.attempts >= req.max_attempts {
+                    // Another event of the call (a duplicate invoke) must not run an attempt past the last.
+                    Some(Begun::Exhausted { attempts: self.attempts })
+                } else {
+                    None
+                }
             }
         }
     }
