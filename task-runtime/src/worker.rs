@@ -430,7 +430,10 @@ impl Worker {
                     tracing::warn!("could not note this run as the schedule's latest: {e}");
                 }
             }
-            if let Some(reply) = self.debounced(&env).await {
+            // The rare paths are boxed, so that the common one's future stays small.
+            if env.debounce.is_some()
+                && let Some(reply) = Box::pin(self.debounced(&env)).await
+            {
                 return reply;
             }
             let after = After::of(&env);
@@ -442,9 +445,9 @@ impl Worker {
             {
                 let now = now_ms();
                 let lease = lease_until(now, self.settings.lease, inv.deadline_ms);
-                match crate::flow::admit(store.as_ref(), &def.spec.limits, &env, lease, now).await {
+                match Box::pin(crate::flow::admit(store.as_ref(), &def.spec.limits, &env, lease, now)).await {
                     Ok(Admission::Run { slot: taken }) => slot = taken,
-                    Ok(Admission::Later { at_ms, rate_turn_ms, why }) => return self.put_off(env, at_ms, rate_turn_ms, &why, inv).await,
+                    Ok(Admission::Later { at_ms, rate_turn_ms, why }) => return Box::pin(self.put_off(env, at_ms, rate_turn_ms, &why, inv)).await,
                     Err(e) => {
                         tracing::error!("could not check the task's limits: {e}");
                         return Reply::Error { error_type: error_type::STORE, message: e.to_string() };
@@ -542,24 +545,7 @@ impl Worker {
                 // No body of the call runs: its slot, if this delivery took it again, is free.
                 return (summary(id, task, status, attempts, Some("duplicate")), true);
             }
-            Ok(Begun::Exhausted { attempts }) => {
-                // The last attempt died (its lease lapsed); another event of the call
-                // (a duplicate invoke) must not run one more. End it as Lambda's record would.
-                let failure = Failure::new(FailureKind::Crashed, format!("attempt {attempts} of {attempts} died before it ended (its lease lapsed): no attempt is left"));
-                let now = now_ms();
-                let item = PendingItem { id: id.to_owned(), task: task.to_owned(), now_ms: now, ttl: crate::store::ttl_after(now, self.settings.response_ttl), run_at_ms: None, digest: None };
-                let message = event.map(Value::to_string);
-                return match store.fail_unfinished(item, failure.clone(), message.as_deref()).await {
-                    Ok(_) => {
-                        tracing::error!(attempts, "the last attempt died and no attempt is left: ended crashed");
-                        if let Some(error) = self.follow_up(store.as_ref(), after, Status::Failed, None).await {
-                            return (error, true);
-                        }
-                        (summary_error(Some(id), Some(task), FailureKind::Crashed, &failure.message), true)
-                    }
-                    Err(e) => (Reply::Error { error_type: error_type::STORE, message: e.to_string() }, false),
-                };
-            }
+            Ok(Begun::Exhausted { attempts }) => return Box::pin(self.end_exhausted(store.as_ref(), id, task, attempts, event, after)).await,
             Ok(Begun::Superseded { attempts }) => {
                 tracing::info!(attempts, "the runtime sent this call again after an attempt; this earlier delivery is not run");
                 // The re-sent delivery may be running the body under this slot: kept.
@@ -594,14 +580,18 @@ impl Worker {
         // (it follows the latest), never a call that waits for nothing.
         if let FinalState::Resend { failure, run_at_ms, .. } = &state {
             wait_for_overrun_bodies(&bodies).await;
-            if let Err(why) = self.send_again(event, attempt, *run_at_ms, inv).await {
+            if let Err(why) = Box::pin(self.send_again(event, attempt, *run_at_ms, inv)).await {
                 tracing::error!("attempt {attempt} failed and could not be sent again ({why}): left to Lambda's retry");
                 decision.error_type = Some(error_type::RETRY);
                 state = FinalState::Retrying(failure.clone());
             }
         }
-        match store.finish(id, &inv.request_id, state.clone(), now_ms(), message.as_deref()).await {
-            Ok(Finished::Written) if let FinalState::Resend { run_at_ms, .. } = state => {
+        let resent_for = match &state {
+            FinalState::Resend { run_at_ms, .. } => Some(*run_at_ms),
+            _ => None,
+        };
+        match store.finish(id, &inv.request_id, state, now_ms(), message.as_deref()).await {
+            Ok(Finished::Written) if let Some(run_at_ms) = resent_for => {
                 tracing::warn!(run_at_ms, "attempt {attempt} failed: sent again by the runtime for {run_at_ms}");
                 let mut body = summary_value(id, task, Status::Retrying, attempt, Some("resent"));
                 body["run_at_ms"] = json!(run_at_ms);
@@ -645,6 +635,26 @@ impl Worker {
             give_back(store.as_ref(), slot, id).await;
         }
         reply
+    }
+
+    /// The last attempt died (its lease lapsed), and another event of the
+    /// call (a duplicate invoke) must not run one more: end it `crashed`, as
+    /// Lambda's failure record would.
+    async fn end_exhausted(&self, store: &dyn ResponseStore, id: &str, task: &str, attempts: u32, event: Option<&Value>, after: &After) -> (Reply, bool) {
+        let failure = Failure::new(FailureKind::Crashed, format!("attempt {attempts} of {attempts} died before it ended (its lease lapsed): no attempt is left"));
+        let now = now_ms();
+        let item = PendingItem { id: id.to_owned(), task: task.to_owned(), now_ms: now, ttl: crate::store::ttl_after(now, self.settings.response_ttl), run_at_ms: None, digest: None };
+        let message = event.map(Value::to_string);
+        match store.fail_unfinished(item, failure.clone(), message.as_deref()).await {
+            Ok(_) => {
+                tracing::error!(attempts, "the last attempt died and no attempt is left: ended crashed");
+                if let Some(error) = self.follow_up(store, after, Status::Failed, None).await {
+                    return (error, true);
+                }
+                (summary_error(Some(id), Some(task), FailureKind::Crashed, &failure.message), true)
+            }
+            Err(e) => (Reply::Error { error_type: error_type::STORE, message: e.to_string() }, false),
+        }
     }
 
     /// The state to write for `decision`: a retry the runtime sends itself
