@@ -551,8 +551,8 @@ impl Worker {
                 // The re-sent delivery may be running the body under this slot: kept.
                 return (summary(id, task, Status::Retrying, attempts, Some("superseded")), false);
             }
-            Ok(Begun::Busy { request_id, lease_until_ms }) if request_id == inv.request_id => {
-                let message = format!("a delivery of this same event held task `{task}` (id {id}) until this invocation's deadline; Lambda's retry will find it finished or free");
+            Ok(Begun::Busy { request_id, lease_until_ms }) if request_id == inv.request_id || after.resend.is_some() => {
+                let message = format!("a delivery of this same event (or the attempt that sent this one) held task `{task}` (id {id}) until this invocation's deadline; Lambda's retry will find it finished or free");
                 tracing::warn!(lease_until_ms, "{message}");
                 return (Reply::Error { error_type: error_type::BUSY, message }, false);
             }
@@ -768,13 +768,19 @@ impl Worker {
                 resend: after.resend,
             };
             match store.begin(req).await? {
-                Begun::Busy { request_id, lease_until_ms } if request_id == inv.request_id => {
+                Begun::Busy { request_id, lease_until_ms } if request_id == inv.request_id || after.resend.is_some() => {
                     let give_up_at = inv.deadline_ms.saturating_sub(self.settings.timeout_margin.as_millis() as u64);
-                    let wake = lease_until_ms.saturating_add(1);
+                    let wake = if request_id == inv.request_id {
+                        lease_until_ms.saturating_add(1)
+                    } else {
+                        // A re-sent message can come before the attempt that sent it has
+                        // written its end (it sends, then writes): that takes milliseconds.
+                        now_ms().saturating_add(RESENT_POLL_MS).min(lease_until_ms.saturating_add(1))
+                    };
                     if wake >= give_up_at {
                         return Ok(Begun::Busy { request_id, lease_until_ms });
                     }
-                    tracing::info!(lease_until_ms, "a delivery of this same event holds the task: waiting for its lease");
+                    tracing::info!(lease_until_ms, "another delivery holds the task: waiting for it to end");
                     tokio::time::sleep(Duration::from_millis(wake.saturating_sub(now_ms()))).await;
                 }
                 begun => return Ok(begun),
@@ -782,6 +788,10 @@ impl Worker {
         }
     }
 }
+
+/// How often a re-sent message looks again at a call whose previous
+/// attempt has sent it but not yet written its end.
+const RESENT_POLL_MS: u64 = 50;
 
 /// The end of a lease taken or renewed at `now`: one lease period on, but
 /// never past the invocation's deadline.

@@ -544,3 +544,51 @@ async fn a_delivery_waiting_for_its_own_request_s_lease_near_its_deadline_answer
     assert!(started.elapsed() < Duration::from_secs(2), "it did not wait out its deadline");
     assert_eq!(runs("busy"), 0, "not run beside the first delivery");
 }
+
+/// Runs what the worker sends again on the same worker, delivered before
+/// the send returns (an invoke whose event starts before its 202 comes back).
+#[derive(Debug, Default)]
+struct EagerForwarder {
+    worker: std::sync::OnceLock<Worker>,
+}
+
+#[async_trait::async_trait]
+impl task_runtime::follow_up::Forwarder for EagerForwarder {
+    async fn forward(&self, _message: &Envelope, payload: Vec<u8>, _function: Option<&str>, _run_at_ms: Option<u64>) -> Result<(), String> {
+        let worker = self.worker.get().cloned().ok_or("no worker yet")?;
+        tokio::spawn(async move { worker.handle_payload(&payload, &inv("req-resent")).await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(())
+    }
+}
+
+#[task(name = "worker_rules.once_more")]
+async fn once_more() -> task_runtime::TaskResult<u32> {
+    let attempt = task_runtime::current().and_then(|c| c.attempt).unwrap_or(0);
+    if attempt == 1 {
+        return Err(task_runtime::TaskError::retry_after(Duration::from_millis(10), "again, please"));
+    }
+    Ok(attempt)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_sent_message_that_comes_before_its_attempt_wrote_its_end_still_runs_the_next_attempt() {
+    let store = Arc::new(MemoryStore::default());
+    let forwarder = Arc::new(EagerForwarder::default());
+    let registry = Registry::global().expect("no duplicate names in this binary");
+    let w = Worker::new(registry, Some(store.clone() as Arc<dyn ResponseStore>), settings(None)).with_forwarder(forwarder.clone());
+    forwarder.worker.set(w.clone()).expect("set once");
+    let env = envelope(once_more::NAME, json!({}));
+    let payload = env.to_payload().expect("small");
+    let first = w.handle_payload(&payload, &inv("req-first")).await;
+    assert!(matches!(&first, Reply::Success(body) if body["note"] == "resent"), "{first:?}");
+    for _ in 0..200 {
+        let r = store.get(&env.id).await.expect("read").expect("stored");
+        if r.status == Status::Complete {
+            assert_eq!((r.attempts, r.response), (2, Some(json!(2))));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the call never ran its second attempt: {:?}", store.get(&env.id).await);
+}
