@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// outcome and the worker; sending; configuration and the runtime built
 /// from it; the caller's API; the Lambda entry points.
 const TASK_RUNTIME: &[&[&str]] = &[
-    &["time", "response", "context"],
+    &["time", "response", "context", "policy"],
     &["error"],
     &["envelope"],
     &["aws", "registry"],
@@ -20,7 +20,7 @@ const TASK_RUNTIME: &[&[&str]] = &[
     &["schedules"],
     &["store"],
     &["outcome"],
-    &["follow_up"],
+    &["follow_up", "flow"],
     &["worker"],
     &["backend"],
     &["config"],
