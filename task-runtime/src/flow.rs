@@ -113,6 +113,14 @@ mod tests {
         e
     }
 
+    #[test]
+    fn the_gap_of_a_put_off_delivery_doubles_to_its_cap_drawn_from_its_upper_half() {
+        let ms = |deferred, unit| deferral_gap(deferred, unit).as_millis();
+        assert_eq!((ms(0, 0.0), ms(0, 0.5), ms(0, 0.999)), (500, 750, 999));
+        assert_eq!((ms(1, 0.0), ms(2, 0.0), ms(4, 0.0)), (1_000, 2_000, 8_000));
+        assert_eq!((ms(5, 0.0), ms(5, 0.999), ms(u32::MAX, 0.0)), (15_000, 29_985, 15_000), "capped at 30 s");
+    }
+
     #[tokio::test]
     async fn one_at_a_time_per_key_and_a_rate_turn_is_taken_once() {
         let store = MemoryStore::default();
@@ -129,6 +137,9 @@ mod tests {
         // Sent again holding its start: early, it is put off again; on time, it runs without taking another.
         let held = Envelope { rate_turn_ms: Some(5_100), ..env("5", "x") };
         assert!(matches!(admit(&store, &rated, &held, 0, 4_000).await.unwrap(), Admission::Later { at_ms: 5_100, .. }));
+        assert!(matches!(admit(&store, &rated, &held, 0, 5_049).await.unwrap(), Admission::Later { at_ms: 5_100, .. }));
+        // Up to EARLY_MS early is on time (clocks differ a little).
+        assert_eq!(admit(&store, &rated, &held, 0, 5_050).await.unwrap(), Admission::Run { slot: None });
         assert_eq!(admit(&store, &rated, &held, 0, 5_100).await.unwrap(), Admission::Run { slot: None });
         let Admission::Later { at_ms, .. } = admit(&store, &rated, &env("6", "x"), 0, 5_100).await.unwrap() else { panic!("over the rate") };
         assert_eq!(at_ms, 5_200, "the held start was not taken twice");

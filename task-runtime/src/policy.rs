@@ -145,6 +145,22 @@ mod tests {
     }
 
     #[test]
+    fn full_jitter_draws_spread_over_zero_to_one() {
+        let draws: Vec<f64> = (0..200).map(|_| unit_draw()).collect();
+        assert!(draws.iter().all(|d| (0.0..1.0).contains(d)), "{draws:?}");
+        let distinct: std::collections::BTreeSet<u64> = draws.iter().map(|d| (d * 1e6) as u64).collect();
+        assert!(distinct.len() > 150, "draws repeat: {} distinct of 200", distinct.len());
+        assert!(draws.iter().any(|d| *d < 0.25) && draws.iter().any(|d| *d > 0.75), "{draws:?}");
+    }
+
+    #[test]
+    fn only_a_task_with_no_limit_skips_the_limits() {
+        assert!(Limits::NONE.is_none());
+        assert!(!Limits { concurrency: Some(1), ..Limits::NONE }.is_none());
+        assert!(!Limits { rate: Some(Rate { count: 1, per_ms: 1_000 }), ..Limits::NONE }.is_none());
+    }
+
+    #[test]
     fn a_rate_s_interval_is_at_least_one_ms() {
         assert_eq!(Rate { count: 3, per_ms: 3_600_000 }.interval_ms(), 1_200_000);
         assert_eq!(Rate { count: 5_000, per_ms: 1_000 }.interval_ms(), 1);
