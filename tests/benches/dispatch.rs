@@ -7,7 +7,8 @@
 //! of the per-round ratios. No figure is asserted anywhere.
 //!
 //! `cargo bench -p tests --bench dispatch` (`DISPATCH_ROUNDS`, default 9;
-//! `DISPATCH_CALLS`, calls a round, default 4,000).
+//! `DISPATCH_CALLS`, calls a round, default 4,000; under `cargo test`, a
+//! smoke run of 2 rounds of 100).
 
 use std::time::{Duration, Instant};
 
@@ -79,7 +80,9 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (rounds, calls) = (env_u32("DISPATCH_ROUNDS", 9), env_u32("DISPATCH_CALLS", 4_000));
+    // `cargo test --all-targets` runs this too, without `--bench`: a smaller smoke run there.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let (rounds, calls) = if benching { (env_u32("DISPATCH_ROUNDS", 9), env_u32("DISPATCH_CALLS", 4_000)) } else { (2, 100) };
     let endpoint = rt.block_on(accepting_endpoint());
     let lambda = client(&endpoint);
     Config::lambda("bench", None).with_invoker(LambdaInvoker::with_client(lambda.clone())).install().expect("install");
@@ -98,8 +101,8 @@ fn main() {
     };
     // Warm both paths (connections, lazily built clients).
     rt.block_on(async {
-        per_call(500, 32, raw).await;
-        per_call(500, 32, ours).await;
+        per_call(calls.min(500), 32, raw).await;
+        per_call(calls.min(500), 32, ours).await;
     });
     println!("dispatch, capture off: {rounds} rounds of {calls} calls each, raw first and task first in turn");
     for in_flight in [1usize, 32] {
