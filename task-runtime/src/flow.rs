@@ -77,7 +77,7 @@ pub(crate) async fn admit(store: &dyn ResponseStore, limits: &Limits, env: &Enve
             Some(_) => {}
             None => {
                 let key = key_of(env, limits.rate_key);
-                let ttl = crate::store::ttl_after(now_ms.saturating_add(rate.per_ms), Duration::from_secs(86_400));
+                let ttl = crate::store::ttl_after(now_ms.saturating_add(rate.per_ms), Duration::from_secs(crate::store::flow::LIMIT_ITEM_LIFE_SECS));
                 match store.take_turn(&key, rate.interval_ms(), now_ms, ttl).await? {
                     Turn::Now => turn = Some(now_ms),
                     Turn::At(at) => {

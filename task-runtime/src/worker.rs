@@ -355,7 +355,7 @@ impl Worker {
             return Ok(RecordOutcome::Ended(false));
         };
         let now = now_ms();
-        let item = PendingItem { id, task, now_ms: now, ttl: crate::store::ttl_after(now, self.settings.response_ttl), run_at_ms: None, digest: None };
+        let item = self.ended_item(id, task, now);
         let message = payload.to_string();
         let ended = store.fail_unfinished(item, failure.clone(), Some(&message)).instrument(span.clone()).await;
         span.in_scope(|| match &ended {
@@ -574,7 +574,7 @@ impl Worker {
             (FinalState::Failed(_), Some(event)) => Some(event.to_string()),
             _ => None,
         };
-        let mut state = self.resend_state(&mut decision, attempt, event.is_some());
+        let mut state = self.resend_state(&decision, attempt);
         // A retry the runtime sends itself is sent first, then written: a
         // crash in between leaves a message that may begin the next attempt
         // (it follows the latest), never a call that waits for nothing.
@@ -642,8 +642,7 @@ impl Worker {
     /// Lambda's failure record would.
     async fn end_exhausted(&self, store: &dyn ResponseStore, id: &str, task: &str, attempts: u32, event: Option<&Value>, after: &After) -> (Reply, bool) {
         let failure = Failure::new(FailureKind::Crashed, format!("attempt {attempts} of {attempts} died before it ended (its lease lapsed): no attempt is left"));
-        let now = now_ms();
-        let item = PendingItem { id: id.to_owned(), task: task.to_owned(), now_ms: now, ttl: crate::store::ttl_after(now, self.settings.response_ttl), run_at_ms: None, digest: None };
+        let item = self.ended_item(id.to_owned(), task.to_owned(), now_ms());
         let message = event.map(Value::to_string);
         match store.fail_unfinished(item, failure.clone(), message.as_deref()).await {
             Ok(_) => {
@@ -657,21 +656,20 @@ impl Worker {
         }
     }
 
+    /// The item `fail_unfinished` creates for a call ended at `now` whose
+    /// item is gone: readable a response TTL from then.
+    fn ended_item(&self, id: String, task: String, now: u64) -> PendingItem {
+        PendingItem { id, task, now_ms: now, ttl: crate::store::ttl_after(now, self.settings.response_ttl), run_at_ms: None, digest: None }
+    }
+
     /// The state to write for `decision`: a retry the runtime sends itself
-    /// is [`FinalState::Resend`], due after the decision's gap. Without the
-    /// message as it came (`has_event`), nothing can be sent again, and the
-    /// retry is left to Lambda.
-    fn resend_state(&self, decision: &mut Decision, attempt: u32, has_event: bool) -> FinalState {
+    /// is [`FinalState::Resend`], due after the decision's gap.
+    fn resend_state(&self, decision: &Decision, attempt: u32) -> FinalState {
         match (&decision.state, decision.resend_in) {
-            (FinalState::Retrying(failure), Some(gap)) if has_event => {
+            (FinalState::Retrying(failure), Some(gap)) => {
                 let run_at_ms = now_ms().saturating_add(gap.as_millis() as u64);
                 let ttl = crate::store::ttl_after(crate::store::give_up_ms(now_ms(), Some(run_at_ms)), self.settings.response_ttl);
                 FinalState::Resend { failure: failure.clone(), run_at_ms, after_attempt: attempt, ttl }
-            }
-            (FinalState::Retrying(_), Some(_)) => {
-                decision.resend_in = None;
-                decision.error_type = Some(error_type::RETRY);
-                decision.state.clone()
             }
             _ => decision.state.clone(),
         }

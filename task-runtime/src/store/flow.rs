@@ -17,8 +17,6 @@
 //! then. One write under the limit, two over it. (GCRA with no burst, as
 //! Celery's `rate_limit`: starts are spread evenly.)
 
-use crate::error::StoreError;
-
 /// What [`ResponseStore::take_slot`](super::ResponseStore::take_slot) found.
 ///
 /// ```
@@ -52,6 +50,9 @@ pub enum Turn {
     /// This start is reserved for then, epoch ms.
     At(u64),
 }
+
+/// How long a limit's item outlives its last lease or turn, seconds: a day.
+pub(crate) const LIMIT_ITEM_LIFE_SECS: u64 = 86_400;
 
 /// The item of the concurrency limit `key` (see [`limit_key`]).
 pub(crate) fn slot_item(key: &str) -> String {
@@ -87,15 +88,6 @@ pub fn limit_key(task: &str, value: Option<&serde_json::Value>) -> String {
 /// so the item is `latest:debounce:KEY`.
 pub(crate) fn debounce_item(key: &str) -> String {
     format!("debounce:{key}")
-}
-
-/// The error of a store that keeps no flow limits.
-pub(crate) fn unsupported(operation: &'static str) -> StoreError {
-    StoreError::Backend {
-        operation,
-        table: "this store".into(),
-        message: "this store keeps no concurrency or rate limits (use MemoryStore or DynamoStore)".into(),
-    }
 }
 
 /// Of `holders` (call id, lease end), those that are live at `now` other

@@ -148,12 +148,6 @@ pub(crate) fn outcome_counter(status: Status) -> Option<&'static str> {
     }
 }
 
-/// The error of a store that keeps no groups (a `ResponseStore` of your own
-/// that does not implement them).
-pub(crate) fn unsupported(operation: &'static str) -> crate::error::StoreError {
-    crate::error::StoreError::Backend { operation, table: "this store".into(), message: "it keeps no groups".into() }
-}
-
 /// A count of a child that has not ended.
 pub(crate) fn not_an_end(child: &GroupRef, status: Status) -> crate::error::StoreError {
     crate::error::StoreError::Corrupt {

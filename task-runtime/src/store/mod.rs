@@ -355,26 +355,26 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     /// of this id exists (nothing is written). See [`group`].
     async fn put_group(&self, group: GroupItem) -> Result<bool, StoreError> {
         let _ = group;
-        Err(group::unsupported("put_group"))
+        Err(unsupported("put_group", "groups"))
     }
     /// Count `child`'s end, once, as `status` (`complete`, `failed` or
     /// `cancelled`); a second count of one child changes nothing. `ttl`
     /// (epoch seconds) keeps the group's items at least that long.
     async fn count_ended(&self, child: &GroupRef, status: Status, now_ms: u64, ttl: u64) -> Result<Counted, StoreError> {
         let _ = (child, status, now_ms, ttl);
-        Err(group::unsupported("count_ended"))
+        Err(unsupported("count_ended", "groups"))
     }
     /// Read a group and its counts; `None` when unknown or past its ttl.
     async fn group(&self, id: &str) -> Result<Option<GroupState>, StoreError> {
         let _ = id;
-        Err(group::unsupported("group"))
+        Err(unsupported("group", "groups"))
     }
     /// Record a child that waits for its turn (its group runs a limited
     /// number at once): `scheduled` with no due time, its task message kept
     /// to be sent when [`release`](Self::release)d. `false` when it exists.
     async fn put_waiting(&self, item: PendingItem, waiting: Waiting) -> Result<bool, StoreError> {
         let _ = (item, waiting);
-        Err(group::unsupported("put_waiting"))
+        Err(unsupported("put_waiting", "groups"))
     }
     /// Take a slot of the concurrency limit `key` (at most `limit` holders
     /// at once) for call `holder`, until `lease_until_ms` unless renewed. A
@@ -382,32 +382,38 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     /// swept out). A call that holds one already takes it again. See [`flow`].
     async fn take_slot(&self, key: &str, holder: &str, limit: u32, lease_until_ms: u64, now_ms: u64) -> Result<flow::Slot, StoreError> {
         let _ = (key, holder, limit, lease_until_ms, now_ms);
-        Err(flow::unsupported("take_slot"))
+        Err(unsupported("take_slot", "concurrency or rate limits"))
     }
     /// Extend `holder`'s slot of `key` (the body's heartbeat); `false` when
     /// it holds none (it lapsed and was swept out).
     async fn renew_slot(&self, key: &str, holder: &str, lease_until_ms: u64) -> Result<bool, StoreError> {
         let _ = (key, holder, lease_until_ms);
-        Err(flow::unsupported("renew_slot"))
+        Err(unsupported("renew_slot", "concurrency or rate limits"))
     }
     /// Give `holder`'s slot of `key` back.
     async fn release_slot(&self, key: &str, holder: &str) -> Result<(), StoreError> {
         let _ = (key, holder);
-        Err(flow::unsupported("release_slot"))
+        Err(unsupported("release_slot", "concurrency or rate limits"))
     }
     /// Take the next start of the rate limit `key`, whose starts are
     /// `interval_ms` apart: now when it is due, else a reserved later one.
     /// `ttl` (epoch seconds) keeps the item at least that long.
     async fn take_turn(&self, key: &str, interval_ms: u64, now_ms: u64, ttl: u64) -> Result<flow::Turn, StoreError> {
         let _ = (key, interval_ms, now_ms, ttl);
-        Err(flow::unsupported("take_turn"))
+        Err(unsupported("take_turn", "concurrency or rate limits"))
     }
     /// Give a waiting child its turn: `scheduled` (with its message) becomes
     /// `pending`, and its message is returned to be sent.
     async fn release(&self, id: &str, now_ms: u64, ttl: u64) -> Result<Release, StoreError> {
         let _ = (id, now_ms, ttl);
-        Err(group::unsupported("release"))
+        Err(unsupported("release", "groups"))
     }
+}
+
+/// The error of a store that does not implement `operation`: it keeps no
+/// `what` (the default of the trait's optional methods).
+fn unsupported(operation: &'static str, what: &str) -> StoreError {
+    StoreError::Backend { operation, table: "this store".into(), message: format!("it keeps no {what} (use MemoryStore or DynamoStore)") }
 }
 
 /// The largest task message kept with a failed call, in bytes: enough for

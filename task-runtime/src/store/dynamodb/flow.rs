@@ -11,14 +11,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 
 use super::{DynamoStore, n};
 use crate::error::StoreError;
-use crate::store::flow::{Slot, Turn, live_others, rate_item, slot_item};
+use crate::store::flow::{LIMIT_ITEM_LIFE_SECS, Slot, Turn, live_others, rate_item, slot_item};
 
 /// How often a taking of a slot reads again after another instance wrote
 /// between its read and its write.
 const SLOT_TRIES: usize = 8;
-
-/// How long a limit's item outlives its last lease or turn: a day.
-const LIMIT_ITEM_LIFE_SECS: u64 = 86_400;
 
 impl DynamoStore {
     pub(super) async fn take_slot_item(&self, key: &str, holder: &str, limit: u32, lease_until_ms: u64, now_ms: u64) -> Result<Slot, StoreError> {
