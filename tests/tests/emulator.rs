@@ -11,18 +11,13 @@ mod common;
 
 use common::task_local::{self, TaskLocal};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use task_runtime::backend::lambda::LambdaInvoker;
 use task_runtime::store::dynamodb::DynamoStore;
 use task_runtime::{Config, FailureKind, SendOptions, Status, get_async_response, send};
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("runtime")).block_on(f)
-}
 
 struct Emulator {
     tl: TaskLocal,
@@ -130,7 +125,7 @@ async fn dispatch(task: &str, args: Value) -> String {
 
 #[test]
 fn a_captured_task_goes_from_pending_to_complete() {
-    block_on(async {
+    common::block_on(async {
         let id = dispatch("worker::word_count", json!({"text": "three little words"})).await;
         let first = get_async_response(&id).await.expect("read").expect("recorded at dispatch");
         assert!(matches!(first.status, Status::Pending | Status::Running | Status::Complete), "{first:?}");
@@ -145,7 +140,7 @@ fn a_captured_task_goes_from_pending_to_complete() {
 
 #[test]
 fn a_task_failing_twice_completes_on_attempt_three_under_one_request_id() {
-    block_on(async {
+    common::block_on(async {
         let id = dispatch("worker::flaky", json!({"succeed_on": 3})).await;
         let (r, _) = finish(&id, Duration::from_secs(30)).await;
         assert_eq!((r.status, r.attempts, r.response), (Status::Complete, 3, Some(json!(3))));
@@ -160,7 +155,7 @@ fn a_task_failing_twice_completes_on_attempt_three_under_one_request_id() {
 
 #[test]
 fn task_error_fail_runs_once() {
-    block_on(async {
+    common::block_on(async {
         let id = dispatch("worker::refuse", json!({"reason": "out of flour"})).await;
         let (r, _) = finish(&id, Duration::from_secs(30)).await;
         assert_eq!((r.status, r.attempts), (Status::Failed, 1));
@@ -174,7 +169,7 @@ fn task_error_fail_runs_once() {
 
 #[test]
 fn a_task_sleeping_past_the_timeout_is_retried_and_ends_failed_with_a_timeout() {
-    block_on(async {
+    common::block_on(async {
         let id = dispatch("worker::nap", json!({"ms": 10_000})).await;
         let (r, _) = finish(&id, Duration::from_secs(40)).await;
         assert_eq!((r.status, r.attempts), (Status::Failed, 3));
@@ -193,7 +188,7 @@ fn a_task_sleeping_past_the_timeout_is_retried_and_ends_failed_with_a_timeout() 
 
 #[test]
 fn a_handler_running_past_its_deadline_is_killed_as_a_function_error() {
-    block_on(async {
+    common::block_on(async {
         let emu = emulator().await;
         let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.tl.endpoint));
         let before = stats().await["functions"]["direct"]["timeout"].as_u64().unwrap_or(0);
@@ -224,7 +219,7 @@ fn a_handler_running_past_its_deadline_is_killed_as_a_function_error() {
 
 #[test]
 fn a_task_that_aborts_its_process_on_attempt_one_completes_on_the_retry() {
-    block_on(async {
+    common::block_on(async {
         let id = dispatch("worker::crash_once", json!({"value": 7})).await;
         let (r, _) = finish(&id, Duration::from_secs(30)).await;
         assert_eq!((r.status, r.attempts, r.response), (Status::Complete, 2, Some(json!(7))));
@@ -236,7 +231,7 @@ fn a_task_that_aborts_its_process_on_attempt_one_completes_on_the_retry() {
 
 #[test]
 fn five_hundred_concurrent_tasks_complete_within_the_concurrency_limit() {
-    block_on(async {
+    common::block_on(async {
         emulator().await;
         let sends = (0..500).map(|i| send("worker::word_count", json!({"text": "w ".repeat(i % 7 + 1)}), SendOptions::default()));
         let handles: Vec<_> = futures::future::join_all(sends).await.into_iter().map(|h| h.expect("dispatch")).collect();
@@ -265,7 +260,7 @@ fn five_hundred_concurrent_tasks_complete_within_the_concurrency_limit() {
 
 #[test]
 fn fan_out_dispatches_from_inside_the_worker() {
-    block_on(async {
+    common::block_on(async {
         let id = dispatch("worker::count_all", json!({"texts": ["a b", "c d e"]})).await;
         let (r, _) = finish(&id, Duration::from_secs(30)).await;
         assert_eq!(r.status, Status::Complete, "{r:?}");
@@ -280,7 +275,7 @@ fn fan_out_dispatches_from_inside_the_worker() {
 
 #[test]
 fn a_synchronous_invoke_of_an_unknown_function_is_resource_not_found() {
-    block_on(async {
+    common::block_on(async {
         let emu = emulator().await;
         let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.tl.endpoint));
         let err = client.invoke().function_name("no-such-function").send().await.expect_err("404");
@@ -311,7 +306,7 @@ fn envelope(task: &str, args: Value) -> Value {
 
 #[test]
 fn the_worker_reports_each_row_of_the_retry_table_to_lambda() {
-    block_on(async {
+    common::block_on(async {
         // value: success
         let (err, body) = invoke_sync(envelope("worker::word_count", json!({"text": "a b"}))).await;
         assert_eq!((err, body["status"].as_str()), (None, Some("complete")));
@@ -341,7 +336,7 @@ fn the_worker_reports_each_row_of_the_retry_table_to_lambda() {
 
 #[test]
 fn the_emulator_reports_each_invocation_on_stdout() {
-    block_on(async {
+    common::block_on(async {
         let id = dispatch("worker::word_count", json!({"text": "report me"})).await;
         finish(&id, Duration::from_secs(30)).await;
         let rid = request_id_of(&id).await;
@@ -403,7 +398,7 @@ async fn call_function(function: &str, event: Value) -> Value {
 
 #[test]
 fn an_http_app_and_its_tasks_run_in_one_function() {
-    block_on(async {
+    common::block_on(async {
         let posted = call_api(http_event("POST", "/pies", "flavor=apple&slices=8")).await;
         assert_eq!(posted["statusCode"], 202, "{posted}");
         let body: Value = serde_json::from_str(posted["body"].as_str().unwrap_or("")).expect("JSON body");
@@ -423,7 +418,7 @@ fn an_http_app_and_its_tasks_run_in_one_function() {
 
 #[test]
 fn an_s3_event_reaches_its_typed_handler_and_fans_out_to_tasks_that_complete() {
-    block_on(async {
+    common::block_on(async {
         let emu = emulator().await;
         // The sample event task-local makes (as `sam local generate-event s3 put`), sent to `direct`.
         let endpoint = emu.tl.endpoint.trim_start_matches("http://").to_owned();
@@ -454,7 +449,7 @@ fn an_s3_event_reaches_its_typed_handler_and_fans_out_to_tasks_that_complete() {
 
 #[test]
 fn a_warm_up_ping_runs_nothing_and_keeps_three_instances_warm() {
-    block_on(async {
+    common::block_on(async {
         let emu = emulator().await;
         let client = aws_sdk_lambda::Client::new(&common::sdk_config(&emu.tl.endpoint));
         let out = client
@@ -475,7 +470,7 @@ fn a_warm_up_ping_runs_nothing_and_keeps_three_instances_warm() {
 
 #[test]
 fn with_api_keys_a_request_needs_one_of_them_and_rotation_accepts_both() {
-    block_on(async {
+    common::block_on(async {
         let with_key = |key: Option<&str>| {
             let mut e = http_event("GET", "/pies/nope", "");
             if let Some(k) = key {
@@ -512,7 +507,7 @@ fn aws_sample(name: &str) -> Value {
 
 #[test]
 fn rest_api_and_alb_events_reach_the_app_and_are_answered_in_their_own_shape() {
-    block_on(async {
+    common::block_on(async {
         // API Gateway REST API (payload 1.0), AWS's sample (stage `testStage`)
         // pointed at the app's route; without the template's
         // AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH, the app would see `/testStage/pies`.

@@ -23,13 +23,6 @@ async fn setup() -> &'static Setup {
     SETUP.get_or_init(|| Setup::start("flow")).await
 }
 
-/// Every test runs on this one runtime: the SDK clients the runtime keeps
-/// (built in the first test) pool connections that must outlive any test.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("runtime")).block_on(f)
-}
-
 /// The times (epoch µs) of each `what` line the worker noted, by call id.
 fn noted(s: &Setup, what: &str) -> HashMap<String, Vec<u64>> {
     let mut out: HashMap<String, Vec<u64>> = HashMap::new();
@@ -50,7 +43,7 @@ fn gaps_ms(times: &[u64]) -> Vec<u64> {
 
 #[test]
 fn six_attempts_past_lambda_s_three_with_doubling_gaps_through_invoke_and_scheduler() {
-    block_on(async {
+    common::block_on(async {
         let s = setup().await;
         let h = task_runtime::send("fault.persist", json!({"succeed_on": 6}), Default::default()).await.expect("sent");
         assert_eq!(h.wait_timeout(LIMIT).await.expect("completed"), json!(6));
@@ -73,7 +66,7 @@ fn six_attempts_past_lambda_s_three_with_doubling_gaps_through_invoke_and_schedu
 
 #[test]
 fn retry_after_waits_its_own_gap_through_a_one_time_schedule() {
-    block_on(async {
+    common::block_on(async {
         let s = setup().await;
         let h = task_runtime::send("fault.later", json!({"ms": 2_500}), Default::default()).await.expect("sent");
         // Between the attempts the item says when the next one is due.
@@ -113,7 +106,7 @@ fn ids(handles: &[task_runtime::TaskHandle<serde_json::Value>]) -> Vec<String> {
 
 #[test]
 fn concurrency_two_holds_across_instances_under_duplicate_deliveries() {
-    block_on(async {
+    common::block_on(async {
         let s = setup().await;
         let handles = send_all("fault.pair", (0..8).map(|_| json!({"ms": 400}))).await;
         assert_eq!(s.most_at_once(&ids(&handles)), 2, "at most 2 at once, and the limit was reached");
@@ -122,7 +115,7 @@ fn concurrency_two_holds_across_instances_under_duplicate_deliveries() {
 
 #[test]
 fn concurrency_one_per_key_is_a_singleton_per_key() {
-    block_on(async {
+    common::block_on(async {
         let s = setup().await;
         let keys = ["a", "b", "a", "b", "a", "b"];
         let handles = send_all("fault.single", keys.iter().map(|k| json!({"key": k, "ms": 300}))).await;
@@ -134,7 +127,7 @@ fn concurrency_one_per_key_is_a_singleton_per_key() {
 
 #[test]
 fn a_rate_limit_spreads_a_burst_across_instances() {
-    block_on(async {
+    common::block_on(async {
         let s = setup().await;
         let handles = send_all("fault.metered", (0..6).map(|n| json!({"n": n}))).await;
         let starts = noted(s, "start");
@@ -152,7 +145,7 @@ fn a_rate_limit_spreads_a_burst_across_instances() {
 
 #[test]
 fn debounce_runs_only_the_latest_through_one_time_schedules() {
-    block_on(async {
+    common::block_on(async {
         let s = setup().await;
         let key = format!("k-{}", uuid::Uuid::new_v4().simple());
         let options = || task_runtime::SendOptions::default().debounce(key.clone(), Duration::from_millis(1_500));

@@ -3,7 +3,6 @@
 //! themselves in and out, so that how many ran at once is read back.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 

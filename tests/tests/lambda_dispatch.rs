@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::FakeLambda;
@@ -19,13 +19,6 @@ use task_runtime::{Config, DispatchError, FailureKind, Reply, Status, TaskError,
 struct Env {
     fake: FakeLambda,
     store: Arc<DynamoStore>,
-}
-
-/// Every test runs on this one runtime: the fake endpoint, the workers it
-/// starts and the SDK's pooled connections must outlive any single test.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("runtime")).block_on(f)
 }
 
 /// One fake Lambda and one table for the whole binary, installed once.
@@ -86,7 +79,7 @@ async fn blob(data: String) -> usize {
 
 #[test]
 fn a_task_goes_pending_to_complete_through_lambda_and_dynamodb() {
-    block_on(pending_to_complete())
+    common::block_on(pending_to_complete())
 }
 
 async fn pending_to_complete() {
@@ -109,7 +102,7 @@ async fn pending_to_complete() {
 
 #[test]
 fn retries_under_one_request_id_are_counted_in_dynamodb() {
-    block_on(retries_counted())
+    common::block_on(retries_counted())
 }
 
 async fn retries_counted() {
@@ -128,7 +121,7 @@ async fn retries_counted() {
 
 #[test]
 fn an_oversized_payload_fails_at_the_call_site_and_no_request_is_made() {
-    block_on(oversized())
+    common::block_on(oversized())
 }
 
 async fn oversized() {
@@ -150,7 +143,7 @@ async fn misdirected(n: u32) -> u32 {
 
 #[test]
 fn a_refused_invoke_leaves_no_pending_item_behind() {
-    block_on(refused())
+    common::block_on(refused())
 }
 
 async fn refused() {

@@ -7,6 +7,15 @@ pub mod task_local;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 
+/// Run `f` on the one runtime of this test binary. Tests that install the
+/// lambda backend share its SDK clients, and a client's pooled connections
+/// belong to the runtime that opened them: a `#[tokio::test]`'s runtime ends
+/// with its test, and the next test to reuse such a connection fails.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("runtime")).block_on(f)
+}
+
 /// The DynamoDB Local endpoint; fails the test, saying how to get one, when absent.
 pub fn dynamodb_endpoint() -> String {
     match std::env::var("TASK_TEST_DYNAMODB_ENDPOINT") {
