@@ -8,7 +8,9 @@
 //!
 //! `cargo bench -p tests --bench dispatch` (`DISPATCH_ROUNDS`, default 9;
 //! `DISPATCH_CALLS`, calls a round, default 4,000; under `cargo test`, a
-//! smoke run of 2 rounds of 100).
+//! smoke run of 2 rounds of 100). `DISPATCH_PROFILE=task` (or `raw`) runs
+//! only that side, 32 in flight, for a profiler:
+//! `perf record -F 2000 -g target/release/deps/dispatch-* --bench`.
 
 use std::time::{Duration, Instant};
 
@@ -99,6 +101,18 @@ fn main() {
     let ours = || async {
         price(order()).await.expect("dispatch");
     };
+    if let Ok(side) = std::env::var("DISPATCH_PROFILE") {
+        let started = Instant::now();
+        let per = rt.block_on(async {
+            match side.as_str() {
+                "raw" => per_call(calls * 5, 32, raw).await,
+                _ => per_call(calls * 5, 32, ours).await,
+            }
+        });
+        println!("future sizes: #[task] call {} bytes, raw invoke {} bytes", std::mem::size_of_val(&price(order())), std::mem::size_of_val(&lambda.invoke().function_name("bench").invocation_type(InvocationType::Event).payload(Blob::new(payload.clone())).send()));
+        println!("{side} only: {} calls, {per:?} a call, {:?} in all", calls * 5, started.elapsed());
+        return;
+    }
     // Warm both paths (connections, lazily built clients).
     rt.block_on(async {
         per_call(calls.min(500), 32, raw).await;

@@ -112,7 +112,8 @@ fn a_cancelled_call_never_runs_and_its_schedule_is_deleted() {
         h.cancel().await.expect("cancel");
         let gone = common::task_local::http_get(&format!("{}/schedules/{}", s.tl.endpoint, schedule_name(h.id()))).await;
         assert!(gone.contains("does not exist"), "{gone}");
-        assert!(matches!(h.wait().await, Err(WaitError::Cancelled { .. })));
+        let waited = h.wait().await;
+        assert!(matches!(waited, Err(WaitError::Cancelled { .. })), "{waited:?}");
         // Past its due time, and nothing left in task-local's queue: it never ran.
         tokio::time::sleep(Duration::from_millis(2_500)).await;
         s.tl.quiet(Duration::from_secs(30)).await;

@@ -288,7 +288,8 @@ async fn an_uncaptured_task_has_no_response_and_wait_says_why() {
     let h = fire_and_forget(1).await.expect("dispatch");
     task_runtime::wait_for_local_tasks().await;
     assert_eq!(get_async_response(h.id()).await.expect("read"), None);
-    assert!(matches!(h.wait().await, Err(WaitError::NotCaptured { .. })));
+    let waited = h.wait().await;
+    assert!(matches!(waited, Err(WaitError::NotCaptured { .. })), "{waited:?}");
 }
 
 static ONCE_CALLS: AtomicU32 = AtomicU32::new(0);
@@ -411,7 +412,8 @@ async fn a_cancelled_call_never_runs_and_a_finished_one_cannot_be_cancelled() {
     setup();
     let h = tally::after(Duration::from_millis(300), "cancelled".into()).await.expect("dispatch");
     h.cancel().await.expect("a scheduled call can be cancelled");
-    assert!(matches!(h.wait().await, Err(WaitError::Cancelled { .. })));
+    let waited = h.wait().await;
+    assert!(matches!(waited, Err(WaitError::Cancelled { .. })), "{waited:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     task_runtime::wait_for_local_tasks().await;
     assert_eq!(tally_of("cancelled"), 0, "the timer fired and ran nothing");
