@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use crate::cli::FunctionConfig;
 use crate::instance::{Instance, Job, Outcome};
 use crate::logs::Logs;
-use crate::stats::{InvocationRecord, Stats, now_ms};
+use crate::stats::{InvocationRecord, Stats, ms_hundredths, now_ms};
 
 #[derive(Debug)]
 pub(crate) struct Function {
@@ -43,7 +43,7 @@ impl Function {
     }
 
     /// An idle warm instance, or a new one (cold).
-    async fn instance(&self, stats: &Stats) -> Result<(Arc<Instance>, Option<u64>), String> {
+    async fn instance(&self, stats: &Stats) -> Result<(Arc<Instance>, Option<std::time::Duration>), String> {
         loop {
             let warm = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
             match warm {
@@ -56,7 +56,7 @@ impl Function {
         let (inst, init) = Instance::start(&self.cfg, self.logs.clone(), &self.region, self.invoke_port, id).await?;
         self.all.lock().unwrap_or_else(|p| p.into_inner()).push(inst.clone());
         stats.update(&self.cfg.name, |s| s.instances += 1);
-        Ok((inst, Some(init.as_millis() as u64)))
+        Ok((inst, Some(init)))
     }
 
     fn retire(&self, inst: &Arc<Instance>, stats: &Stats) {
@@ -81,7 +81,7 @@ impl Function {
     ) -> Outcome {
         stats.update(&self.cfg.name, |s| s.running += 1);
         let started = Instant::now();
-        let (outcome, cold, init_ms, memory_mb) = match self.instance(stats).await {
+        let (outcome, cold, init, memory_mb) = match self.instance(stats).await {
             Err(e) => (Outcome::InitError(e), true, None, None),
             Ok((inst, init)) => {
                 let deadline_ms = now_ms() + self.cfg.timeout.as_millis() as u64;
@@ -119,14 +119,14 @@ impl Function {
             Outcome::Crash(_) => ("crash", None),
             Outcome::InitError(_) => ("init_error", None),
         };
-        let total = started.elapsed().as_millis() as u64;
+        let total = started.elapsed();
         stats.record(InvocationRecord {
             request_id: request_id.to_owned(),
             function: self.cfg.name.clone(),
             attempt,
             cold,
-            init_ms,
-            duration_ms: total.saturating_sub(init_ms.unwrap_or(0)),
+            init_ms: init.map(ms_hundredths),
+            duration_ms: ms_hundredths(total.saturating_sub(init.unwrap_or_default())),
             memory_size_mb: self.cfg.memory_mb,
             max_memory_used_mb: memory_mb,
             outcome: name,

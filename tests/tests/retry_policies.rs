@@ -107,3 +107,21 @@ async fn the_last_of_the_policy_s_attempts_ends_failed() {
     assert_eq!((r.status, r.attempts), (Status::Failed, 4), "{err}");
     assert!(r.run_at.is_some_and(|at| at <= r.updated_at), "a failed call's run_at is when its last attempt was due: {r:?}");
 }
+
+/// The manifest (what `tasks check` and the template read) lists the
+/// options a task declares, and nothing for the ones it does not.
+#[test]
+fn the_manifest_lists_only_the_options_each_task_declares() {
+    let manifest = task_runtime::schedules::manifest();
+    let task = |name: &str| manifest["tasks"].as_array().and_then(|ts| ts.iter().find(|t| t["name"] == name)).cloned().expect(name);
+    let flaky = task("retry.flaky");
+    assert_eq!((flaky["retries"].as_u64(), flaky["retry_backoff_ms"].as_u64()), (Some(5), Some(100)), "{flaky}");
+    assert_eq!(flaky["retry_jitter"], false, "{flaky}");
+    for absent in ["retry_backoff_max_ms", "concurrency", "concurrency_key", "rate_limit", "rate_limit_key"] {
+        assert!(flaky.get(absent).is_none(), "{absent} is not declared: {flaky}");
+    }
+    let plain = task("retry.slow_down");
+    for absent in ["retry_backoff_ms", "retry_jitter", "concurrency", "rate_limit"] {
+        assert!(plain.get(absent).is_none(), "{absent} is not declared: {plain}");
+    }
+}

@@ -7,15 +7,22 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Build the emulator and the workers (a no-op when they are fresh), so a
-/// test never runs a stale binary.
+/// test never runs a stale binary; in release when this is a release build
+/// (a benchmark).
 fn build_binaries() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "task-local", "-p", "examples", "-p", "tests", "-p", "task-cli"])
-            .args(["--bin", "task-local", "--bin", "fault-worker", "--bin", "tasks"])
-            .args(["--example", "worker", "--example", "http", "--example", "quickstart", "--example", "client"])
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "task-local", "-p", "tests", "--bin", "task-local", "--bin", "bench-worker", "--bin", "bench-bare"]);
+        if profile_dir().ends_with("release") {
+            // A benchmark: only what it runs.
+            build.arg("--release");
+        } else {
+            build.args(["-p", "examples", "-p", "task-cli", "--bin", "fault-worker", "--bin", "tasks"]);
+            build.args(["--example", "worker", "--example", "http", "--example", "quickstart", "--example", "client"]);
+        }
+        let status = build
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build of task-local and the examples failed");
@@ -25,11 +32,15 @@ fn build_binaries() {
 /// A binary of this workspace's target directory, built first.
 pub fn built(relative: &str) -> PathBuf {
     build_binaries();
-    let exe = std::env::current_exe().expect("test exe");
-    let debug = exe.parent().and_then(|deps| deps.parent()).expect("target/debug");
-    let path = debug.join(relative);
+    let path = profile_dir().join(relative);
     assert!(path.is_file(), "{} is not built", path.display());
     path
+}
+
+/// `target/debug` (or `target/release`): where this test's binary was built.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    exe.parent().and_then(|deps| deps.parent()).expect("target/PROFILE").to_path_buf()
 }
 
 /// A running emulator. It runs with `--stop-on-stdin-eof`, so it also stops
