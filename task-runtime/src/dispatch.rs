@@ -120,7 +120,8 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
     let window_end = t.debounce.map(|(_, window)| now.saturating_add(window.as_millis() as u64));
     let run_at_ms = t.run_at_ms.max(window_end).filter(|at| *at > now);
     let digest = rt.config.signing_key.as_ref().map(|_| env.digest());
-    let send = rt.backend.send(&env, function, payload, run_at_ms);
+    // On the heap: the SDK's future inside is several KB (see `crate::aws::boxed`).
+    let send = crate::aws::boxed(rt.backend.send(&env, function, payload, run_at_ms));
     let Some(store) = store else {
         send.await?;
         return Ok(Dispatched { id: env.id.clone(), capture: false, existing: false });

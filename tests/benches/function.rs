@@ -5,7 +5,8 @@
 //! 1. warm: synchronous invokes one at a time, the same message to each
 //!    (a `#[task]` call with capture off); rounds of each interleaved, their
 //!    order alternating, and the median of the rounds' per-call times
-//!    compared, with the spread of the per-round ratios;
+//!    compared, with the spread of the per-round ratios; the worker once at
+//!    its default level (INFO: a line a call) and once at WARN;
 //! 2. cold: the first invoke of a fresh function each time, in turn bare,
 //!    `#[task]`, and `#[task]` with a response table configured; task-local's
 //!    `Init` (to a hundredth of a millisecond, as Lambda reports it) and
@@ -66,7 +67,9 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let path = |bin: &str| built(bin).display().to_string();
     // The warm pair, and a fresh function of each kind for every cold start.
+    // `quiet`: the worker at AWS_LAMBDA_LOG_LEVEL=warn, without its INFO line a call.
     let mut args = vec!["--function".to_owned(), format!("bare={}", path("bench-bare")), "--function".into(), format!("task={}", path("bench-worker"))];
+    args.extend(["--function".to_owned(), format!("quiet={}", path("bench-worker")), "--env".into(), "quiet:AWS_LAMBDA_LOG_LEVEL=warn".into()]);
     for i in 0..cold {
         for (kind, bin) in KINDS {
             args.extend(["--function".to_owned(), format!("{kind}{i}={}", path(bin))]);
@@ -82,30 +85,34 @@ fn main() {
 
     rt.block_on(async {
         // 1. Warm.
-        for f in ["bare", "task"] {
+        for f in ["bare", "task", "quiet"] {
             per_call(&lambda, f, &payload, calls.min(200)).await;
         }
-        let (mut bare, mut ours, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-        for round in 0..rounds {
-            let (b, o) = if round % 2 == 0 {
-                let b = per_call(&lambda, "bare", &payload, calls).await;
-                (b, per_call(&lambda, "task", &payload, calls).await)
-            } else {
-                let o = per_call(&lambda, "task", &payload, calls).await;
-                (per_call(&lambda, "bare", &payload, calls).await, o)
-            };
-            bare.push(b);
-            ours.push(o);
-            ratios.push(o / b);
+        println!("warm, synchronous invokes one at a time through task-local: {rounds} rounds of {calls} calls, the functions' order turning");
+        for worker in ["task", "quiet"] {
+            let (mut bare, mut ours, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 0..rounds {
+                let (b, o) = if round % 2 == 0 {
+                    let b = per_call(&lambda, "bare", &payload, calls).await;
+                    (b, per_call(&lambda, worker, &payload, calls).await)
+                } else {
+                    let o = per_call(&lambda, worker, &payload, calls).await;
+                    (per_call(&lambda, "bare", &payload, calls).await, o)
+                };
+                bare.push(b);
+                ours.push(o);
+                ratios.push(o / b);
+            }
+            let (lo, hi) = spread(&ratios);
+            let label = if worker == "task" { "#[task] worker" } else { "the same at WARN" };
+            println!(
+                "  bare handler {:>7.1} us/call   {label:<16} {:>7.1} us/call   ratio of medians {:.3}x   median ratio {:.3}x   per-round ratios {lo:.3}x..{hi:.3}x",
+                median(bare.clone()),
+                median(ours.clone()),
+                median(ours) / median(bare),
+                median(ratios.clone()),
+            );
         }
-        let (lo, hi) = spread(&ratios);
-        println!("warm, synchronous invokes one at a time through task-local: {rounds} rounds of {calls} calls, bare first and task first in turn");
-        println!(
-            "  bare handler {:>7.1} us/call   #[task] worker {:>7.1} us/call   ratio of medians {:.3}x   per-round ratios {lo:.3}x..{hi:.3}x",
-            median(bare.clone()),
-            median(ours.clone()),
-            median(ours) / median(bare)
-        );
 
         // 2. Cold: one first invoke of each fresh function, the kinds in turn.
         for i in 0..cold {

@@ -88,8 +88,13 @@ impl LambdaInvoker {
         kind: InvocationType,
         payload: Vec<u8>,
     ) -> Result<aws_sdk_lambda::operation::invoke::InvokeOutput, (Option<u16>, Option<String>, String)> {
-        // Boxed (see `crate::aws::boxed`): every future that awaits this one would carry the SDK's.
-        crate::aws::boxed(self.client().await.invoke().function_name(function).invocation_type(kind).payload(Blob::new(payload)).send())
+        self.client()
+            .await
+            .invoke()
+            .function_name(function)
+            .invocation_type(kind)
+            .payload(Blob::new(payload))
+            .send()
             .await
             .map_err(|e| crate::aws::describe(&e))
     }
