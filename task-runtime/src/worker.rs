@@ -995,7 +995,10 @@ fn reply_for(id: &str, task: &str, attempt: u32, d: &Decision) -> Reply {
         _ => {
             match failure {
                 Some(f) => tracing::error!(%status, kind = %f.kind, "task failed: {}", f.message),
-                None => tracing::info!(%status, "task complete"),
+                // DEBUG, not INFO: a line for every call that went as it should
+                // cost a warm invoke 7 to 10% (`cargo bench -p tests --bench
+                // function`), and Lambda writes START/END/REPORT for each anyway.
+                None => tracing::debug!(%status, "task complete"),
             }
             let mut body = summary_value(id, task, status, attempt, None);
             if let Some(f) = failure {
