@@ -26,23 +26,12 @@ use aws_sdk_lambda::types::InvocationType;
 use futures::StreamExt;
 use task_runtime::backend::lambda::LambdaInvoker;
 use task_runtime::envelope::Envelope;
-use task_runtime::{Config, task};
+use task_runtime::Config;
 
-#[derive(serde::Serialize, serde::Deserialize, Clone)]
-struct Order {
-    flavor: String,
-    slices: u32,
-    notes: Vec<String>,
-}
+#[path = "../src/bench_price.rs"]
+mod bench_price;
 
-#[task(name = "bench.price", capture_response = false)]
-async fn price(order: Order) -> u64 {
-    u64::from(order.slices) * 350 + order.notes.len() as u64
-}
-
-fn order() -> Order {
-    Order { flavor: "apple".into(), slices: 8, notes: vec!["no nuts".into(), "extra crust".into()] }
-}
+use bench_price::{order, price};
 
 fn env_u32(name: &str, default: u32) -> u32 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -2,20 +2,8 @@
 //! capture off, served by `run_tasks` as a deployed worker is. Its twin,
 //! `bench-bare`, is the same body behind a bare `lambda_runtime` handler.
 
-use task_runtime::task;
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Order {
-    flavor: String,
-    slices: u32,
-    notes: Vec<String>,
-}
-
-/// The price of an order, in cents.
-#[task(name = "bench.price", capture_response = false)]
-async fn price(order: Order) -> u64 {
-    u64::from(order.slices) * 350 + order.notes.len() as u64
-}
+#[path = "../bench_price.rs"]
+mod bench_price;
 
 #[tokio::main]
 async fn main() -> Result<(), task_runtime::lambda_runtime::Error> {
