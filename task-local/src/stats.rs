@@ -76,22 +76,7 @@ impl Stats {
     }
 
     pub(crate) fn record(&self, r: InvocationRecord) {
-        // Lambda's REPORT line gives durations to a hundredth of a millisecond
-        // ("Duration: 395.99 ms ... Init Duration: 265.72 ms"):
-        // https://docs.aws.amazon.com/lambda/latest/operatorguide/log-structure.html
-        let init = r.init_ms.map(|ms| format!(" Init: {ms:.2} ms")).unwrap_or_default();
-        let error = r.error_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
-        let used = r.max_memory_used_mb.map(|mb| format!(" Max Memory Used: {mb} MB")).unwrap_or_default();
-        say!(
-            "REPORT RequestId: {} Function: {} Attempt: {} {}{init} Duration: {:.2} ms Memory Size: {} MB{used} Outcome: {}{error}",
-            r.request_id,
-            r.function,
-            r.attempt,
-            if r.cold { "Cold" } else { "Warm" },
-            r.duration_ms,
-            r.memory_size_mb,
-            r.outcome
-        );
+        say!("{}", report_line(&r));
         self.update(&r.function, |s| {
             s.invocations += 1;
             s.max_memory_used_mb = s.max_memory_used_mb.max(r.max_memory_used_mb.unwrap_or(0));
@@ -129,6 +114,25 @@ impl Stats {
     }
 }
 
+/// The REPORT line of one invocation. Lambda's gives durations to a
+/// hundredth of a millisecond ("Duration: 395.99 ms ... Init Duration:
+/// 265.72 ms"): https://docs.aws.amazon.com/lambda/latest/operatorguide/log-structure.html
+fn report_line(r: &InvocationRecord) -> String {
+    let init = r.init_ms.map(|ms| format!(" Init: {ms:.2} ms")).unwrap_or_default();
+    let error = r.error_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
+    let used = r.max_memory_used_mb.map(|mb| format!(" Max Memory Used: {mb} MB")).unwrap_or_default();
+    format!(
+        "REPORT RequestId: {} Function: {} Attempt: {} {}{init} Duration: {:.2} ms Memory Size: {} MB{used} Outcome: {}{error}",
+        r.request_id,
+        r.function,
+        r.attempt,
+        if r.cold { "Cold" } else { "Warm" },
+        r.duration_ms,
+        r.memory_size_mb,
+        r.outcome
+    )
+}
+
 /// `d` in milliseconds, to a hundredth.
 pub(crate) fn ms_hundredths(d: std::time::Duration) -> f64 {
     (d.as_micros() / 10) as f64 / 100.0
@@ -137,4 +141,31 @@ pub(crate) fn ms_hundredths(d: std::time::Duration) -> f64 {
 /// Milliseconds since the epoch.
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_line_gives_milliseconds_to_a_hundredth_as_lambda_does() {
+        let d = std::time::Duration::from_micros(7_126);
+        assert_eq!(ms_hundredths(d), 7.12);
+        let r = InvocationRecord {
+            request_id: "r-1".into(),
+            function: "worker".into(),
+            attempt: 1,
+            cold: true,
+            init_ms: Some(ms_hundredths(d)),
+            duration_ms: ms_hundredths(std::time::Duration::from_micros(3_050)),
+            memory_size_mb: 128,
+            max_memory_used_mb: Some(14),
+            outcome: "error",
+            error_type: Some("TaskRetry".into()),
+        };
+        assert_eq!(
+            report_line(&r),
+            "REPORT RequestId: r-1 Function: worker Attempt: 1 Cold Init: 7.12 ms Duration: 3.05 ms Memory Size: 128 MB Max Memory Used: 14 MB Outcome: error (TaskRetry)"
+        );
+    }
 }
