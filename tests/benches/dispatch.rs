@@ -17,6 +17,8 @@
 //! runtime's `LambdaInvoker` sending the same bytes) or `encode` (a raw
 //! invoke of a message encoded afresh each call), e.g.
 //! `DISPATCH_PROFILE=task perf record -F 2999 -g target/release/deps/dispatch-HASH --bench`.
+//! `DISPATCH_AA=1` makes the `#[task]` side a raw invoke as well: an A/A
+//! run, whose ratios show the bench's own bias and noise.
 
 use std::io::{BufRead, Write};
 use std::time::Instant;
@@ -132,8 +134,16 @@ fn main() {
             assert_eq!(sent.expect("invoke").status_code(), 202);
         }
     };
+    // DISPATCH_AA=1: the second side sends raw too, so that the bench's own
+    // bias shows (an A/A test: its ratios should be 1).
+    let aa = std::env::var_os("DISPATCH_AA").is_some();
     let ours = || async {
-        price(order()).await.expect("dispatch");
+        if aa {
+            let sent = lambda.invoke().function_name("bench").invocation_type(InvocationType::Event).payload(Blob::new(payload.clone())).send().await;
+            assert_eq!(sent.expect("invoke").status_code(), 202);
+        } else {
+            price(order()).await.expect("dispatch");
+        }
     };
     if let Ok(side) = std::env::var("DISPATCH_PROFILE") {
         let invoker = LambdaInvoker::with_client(lambda.clone());
