@@ -370,6 +370,30 @@ mod tests {
         assert_eq!(r.and_then(|r| r.response), Some(serde_json::json!(7)));
     }
 
+    /// A call its policy re-sends: after attempt 1 the item says `resend: 1`;
+    /// attempt 2 (that message) runs and fails, and its worker sends the call
+    /// again (`resend: 2`) before it writes so. That message, arriving in the
+    /// gap, begins; the earlier one and Lambda's own retry are superseded.
+    #[tokio::test]
+    async fn a_message_re_sent_after_the_latest_attempt_begins_before_its_resend_is_written() {
+        let s = MemoryStore::default();
+        let resend = |after: u32, at: u64| FinalState::Resend { failure: Failure::new(FailureKind::Failed, "x"), run_at_ms: at, after_attempt: after, ttl: FAR };
+        let with = |rid: &str, now: u64, resend: Option<u32>| BeginRequest { resend, max_attempts: 9, ..begin("c", rid, now, now + 100) };
+        assert_eq!(s.begin(with("r1", 10, None)).await.ok(), Some(Begun::Started { attempts: 1 }));
+        assert_eq!(s.finish("c", "r1", resend(1, 20), 11, None).await.ok(), Some(Finished::Written));
+        assert_eq!(s.begin(with("r2", 20, Some(1))).await.ok(), Some(Begun::Started { attempts: 2 }));
+        // Attempt 2 failed and its worker sent the call again (`resend: 2`);
+        // the item does not say so yet (here it reads plain `retrying`).
+        assert_eq!(s.finish("c", "r2", FinalState::Retrying(Failure::new(FailureKind::Failed, "y")), 21, None).await.ok(), Some(Finished::Written));
+        assert_eq!(s.begin(with("r0", 22, None)).await.ok(), Some(Begun::Superseded { attempts: 2 }), "Lambda's retry of the first event");
+        assert_eq!(s.begin(with("r3", 22, Some(2))).await.ok(), Some(Begun::Started { attempts: 3 }), "re-sent after the latest attempt");
+    }
+
+    #[test]
+    fn an_item_s_ttl_is_its_last_change_in_seconds_plus_the_response_ttl() {
+        assert_eq!(crate::store::ttl_after(1_700_000_000_999, std::time::Duration::from_secs(60)), 1_700_000_060);
+    }
+
     #[tokio::test]
     async fn discard_pending_removes_only_a_pending_item() {
         let s = MemoryStore::default();
