@@ -447,6 +447,19 @@ mod tests {
         assert!(!item("now").stale(u64::MAX));
     }
 
+    /// A group's child waiting for its turn has no due time: however long it
+    /// waits, it is not stale (a delayed call past its time is).
+    #[tokio::test]
+    async fn a_child_waiting_for_its_turn_is_never_stale() {
+        let s = MemoryStore::default();
+        let child = PendingItem { id: "g.7".into(), task: "t".into(), now_ms: 1_000, ttl: FAR, run_at_ms: None, digest: None };
+        let waiting = crate::store::group::Waiting { message: "{}".into(), function: None };
+        assert_eq!(s.put_waiting(child, waiting).await.ok(), Some(true));
+        let item = s.with(|items| items.get("g.7").cloned()).expect("stored");
+        assert_eq!(item.status, Status::Scheduled);
+        assert!(!item.stale(crate::store::give_up_ms(1_000, None) + STALE_GRACE_MS + 1));
+    }
+
     #[tokio::test]
     async fn discard_pending_takes_back_a_scheduled_item_too() {
         let s = MemoryStore::default();
