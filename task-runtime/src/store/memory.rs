@@ -460,6 +460,19 @@ mod tests {
         assert!(!item.stale(crate::store::give_up_ms(1_000, None) + STALE_GRACE_MS + 1));
     }
 
+    /// A slot's holder renews its lease and keeps it past the old one; a
+    /// delivery that holds no slot renews nothing.
+    #[tokio::test]
+    async fn only_a_slot_s_holder_renews_it_and_the_renewal_holds_it() {
+        let s = MemoryStore::default();
+        assert!(matches!(s.take_slot("k", "a", 1, 100, 10).await, Ok(Slot::Taken)));
+        assert_eq!(s.renew_slot("k", "a", 500).await.ok(), Some(true));
+        assert_eq!(s.renew_slot("k", "b", 500).await.ok(), Some(false), "b holds no slot");
+        assert_eq!(s.renew_slot("other", "a", 500).await.ok(), Some(false), "no such limit");
+        // Past the first lease, the renewed one still holds the only slot.
+        assert!(matches!(s.take_slot("k", "b", 1, 900, 200).await, Ok(Slot::Full { holders: 1, .. })));
+    }
+
     #[tokio::test]
     async fn discard_pending_takes_back_a_scheduled_item_too() {
         let s = MemoryStore::default();
