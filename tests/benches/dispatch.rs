@@ -80,6 +80,12 @@ fn cpu_ns() -> u64 {
         .sum()
 }
 
+/// One raw `Invoke(Event)` of `payload` to the bench's function; 202 or it panics.
+async fn invoke_raw(lambda: &aws_sdk_lambda::Client, payload: Vec<u8>) {
+    let sent = lambda.invoke().function_name("bench").invocation_type(InvocationType::Event).payload(Blob::new(payload)).send().await;
+    assert_eq!(sent.expect("invoke").status_code(), 202);
+}
+
 fn client(endpoint: &str) -> aws_sdk_lambda::Client {
     let conf = aws_sdk_lambda::Config::builder()
         .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
@@ -127,20 +133,13 @@ fn main() {
     // The raw call sends what a `#[task]` call sends: the same envelope's bytes.
     let args = serde_json::json!({"order": order()}).as_object().cloned().unwrap_or_default();
     let payload = Envelope::new(price::NAME, args, false, 2).to_payload().expect("small");
-    let raw = || {
-        let (lambda, payload) = (lambda.clone(), payload.clone());
-        async move {
-            let sent = lambda.invoke().function_name("bench").invocation_type(InvocationType::Event).payload(Blob::new(payload)).send().await;
-            assert_eq!(sent.expect("invoke").status_code(), 202);
-        }
-    };
+    let raw = || invoke_raw(&lambda, payload.clone());
     // DISPATCH_AA=1: the second side sends raw too, so that the bench's own
     // bias shows (an A/A test: its ratios should be 1).
     let aa = std::env::var_os("DISPATCH_AA").is_some();
     let ours = || async {
         if aa {
-            let sent = lambda.invoke().function_name("bench").invocation_type(InvocationType::Event).payload(Blob::new(payload.clone())).send().await;
-            assert_eq!(sent.expect("invoke").status_code(), 202);
+            invoke_raw(&lambda, payload.clone()).await;
         } else {
             price(order()).await.expect("dispatch");
         }
@@ -152,9 +151,7 @@ fn main() {
         };
         let encoded = || async {
             let args = serde_json::json!({"order": order()}).as_object().cloned().unwrap_or_default();
-            let fresh = Envelope::new(price::NAME, args, false, 2).to_payload().expect("small");
-            let sent = lambda.invoke().function_name("bench").invocation_type(InvocationType::Event).payload(Blob::new(fresh)).send().await;
-            assert_eq!(sent.expect("invoke").status_code(), 202);
+            invoke_raw(&lambda, Envelope::new(price::NAME, args, false, 2).to_payload().expect("small")).await;
         };
         let started = Instant::now();
         let per = rt.block_on(async {

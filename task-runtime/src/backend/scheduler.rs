@@ -58,8 +58,7 @@ impl Scheduler {
             .build()
             .map_err(|e| e.to_string())?;
         let window = FlexibleTimeWindow::builder().mode(FlexibleTimeWindowMode::Off).build().map_err(|e| e.to_string())?;
-        let create = self
-            .client()
+        self.client()
             .await
             .create_schedule()
             .name(schedule_name(id))
@@ -69,8 +68,7 @@ impl Scheduler {
             .target(target)
             .action_after_completion(ActionAfterCompletion::Delete)
             .description(format!("task-runtime call {id}"))
-            .send();
-        crate::aws::boxed(create)
+            .send()
             .await
             .map(|_| ())
             .map_err(|e| describe(&e))
@@ -79,7 +77,7 @@ impl Scheduler {
     /// Delete the schedule of call `id`; one that is gone already (it fired,
     /// or was never made) is not an error.
     pub(crate) async fn delete(&self, id: &str) -> Result<(), String> {
-        match crate::aws::boxed(self.client().await.delete_schedule().name(schedule_name(id)).send()).await {
+        match self.client().await.delete_schedule().name(schedule_name(id)).send().await {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => Ok(()),
             Err(e) => Err(describe(&e)),
