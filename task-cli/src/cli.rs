@@ -50,6 +50,9 @@ pub(crate) enum Command {
     #[command(after_help = "Example:\n  cargo lambda build --release --arm64 --example worker\n  tasks template --worker target/debug/examples/worker > template.yaml")]
     Template(TemplateArgs),
     /// Send a failed call again, with its original arguments, under a new id.
+    /// The calls under a call: the calls it sent, theirs, and so on.
+    #[command(after_help = "Example:\n  tasks tree 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7\n  tasks tree ID --depth 2 --json")]
+    Tree(TreeArgs),
     #[command(after_help = "Example:\n  tasks retry 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7 --wait")]
     Retry(RetryArgs),
 }
@@ -180,6 +183,25 @@ pub(crate) struct TemplateArgs {
     /// that requires an API key, with a usage plan.
     #[arg(long)]
     pub(crate) api_key: bool,
+    /// Turn on X-Ray active tracing for the function: Lambda samples
+    /// invocations and X-Ray links them through the SDK's trace header.
+    #[arg(long)]
+    pub(crate) tracing: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TreeArgs {
+    /// The call at the top.
+    pub(crate) id: String,
+    /// How many levels below it to read.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) depth: u32,
+    /// The most calls to read below it, in all (one query per call that sent some).
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) limit: usize,
+    /// Print JSON: each call as `tasks status --json` does, with its `children`.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

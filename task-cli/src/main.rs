@@ -15,6 +15,7 @@ mod setup;
 mod status;
 mod tail;
 mod template;
+mod tree;
 
 use std::process::ExitCode;
 
@@ -59,6 +60,7 @@ async fn main() -> ExitCode {
         Command::Retry(a) => failed::retry(a).await,
         Command::CreateTable => failed::create_table().await,
         Command::Template(a) => template::template(a).await,
+        Command::Tree(a) => tree::tree(a).await,
     };
     match outcome {
         Ok(exit) => ExitCode::from(exit as u8),

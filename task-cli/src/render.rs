@@ -54,6 +54,9 @@ pub(crate) fn text_of(id: &str, r: Option<&AsyncResponse>) -> String {
         };
         out.push_str(&format!("{label}  {}\n", time(at)));
     }
+    if let Some(p) = &r.parent {
+        out.push_str(&format!("parent    {p}\n"));
+    }
     if let Some(v) = &r.response {
         out.push_str(&format!("response  {v}\n"));
     }

@@ -51,6 +51,8 @@ pub(crate) fn with_hint(message: String) -> String {
     let lower = message.to_lowercase();
     if lower.contains("non-existent table") || lower.contains("requested resource not found") {
         format!("{message} (the table TASK_RESPONSE_TABLE names does not exist: create it with `tasks create-table`)")
+    } else if lower.contains("specified index") || lower.contains("index not found") {
+        format!("{message} (the table lacks an index this command reads: `tasks create-table` adds the missing ones)")
     } else if lower.contains("dispatch failure") || lower.contains("connection refused") || lower.contains("timed out") {
         format!(
             "{message} (nothing answered: check the endpoint, AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_LAMBDA / \

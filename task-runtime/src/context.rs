@@ -32,6 +32,18 @@ pub struct TaskContext {
     /// children's outcomes [`GroupHandle::from_id`](crate::GroupHandle::from_id)
     /// reads.
     pub callback_of: Option<String>,
+    /// The call that sent this one (see [`AsyncResponse::parent`](crate::AsyncResponse::parent)).
+    pub parent: Option<String>,
+    /// The trace context the message carried (a W3C `traceparent`; see
+    /// [`crate::trace`]). Calls this task sends continue its trace.
+    pub traceparent: Option<String>,
+}
+
+impl TaskContext {
+    /// The trace this call runs in, when its message carried one.
+    pub fn trace_id(&self) -> Option<String> {
+        self.traceparent.as_deref().and_then(crate::trace::trace_id_of).map(str::to_owned)
+    }
 }
 
 tokio::task_local! {

@@ -94,6 +94,10 @@ pub(crate) fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<Str
     env.group = t.group.cloned();
     env.callback_of = t.callback_of.map(str::to_owned);
     env.then = t.then.to_vec();
+    // The tree of calls and the trace: who sent it, from which trace.
+    let running = crate::context::current();
+    env.parent = running.as_ref().map(|c| c.id.clone());
+    env.traceparent = Some(crate::trace::outgoing_from(running.as_ref()).to_string());
     if let Some(key) = &rt.config.signing_key {
         env.sign(key);
     }
@@ -134,6 +138,7 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
         ttl: crate::store::ttl_after(crate::store::give_up_ms(now, run_at_ms), rt.config.response_ttl),
         run_at_ms,
         digest,
+        parent: env.parent.clone(),
     };
     let stored = |source| DispatchError::Store { task: t.name.to_owned(), id: env.id.clone(), source };
     if let Some(key) = &env.debounce {

@@ -183,6 +183,7 @@ async fn send_callback(
         ttl: ttl_after(give_up_ms(now, None), response_ttl),
         run_at_ms: None,
         digest: env.sig.as_ref().map(|_| env.digest()),
+        parent: env.parent.clone(),
     };
     if callback.only_if_all_complete && state.complete < state.item.total {
         let failure = Failure::new(FailureKind::Failed, not_all_complete(store, group, &state).await?);
@@ -252,6 +253,7 @@ pub(crate) async fn next_step(
         ttl: ttl_after(give_up_ms(now, None), response_ttl),
         run_at_ms: None,
         digest: signing_key.map(|_| next.digest()),
+        parent: next.parent.clone(),
     };
     let payload = match next.to_payload() {
         Ok(p) => p,

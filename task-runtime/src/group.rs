@@ -412,6 +412,7 @@ async fn wait_turn(rt: &crate::runtime::Runtime, target: &Target<'_>, args: Map<
         ttl: ttl_after(now.saturating_add(366 * 86_400_000), rt.config.response_ttl),
         run_at_ms: None,
         digest: rt.config.signing_key.as_ref().map(|_| env.digest()),
+        parent: env.parent.clone(),
     };
     let message = String::from_utf8(payload).expect("serde_json writes UTF-8");
     if message.len() > MAX_KEPT_MESSAGE_BYTES {
@@ -552,7 +553,7 @@ impl<T> GroupHandle<T> {
             // First the callback, so that the last child's cancel does not send it.
             let env: crate::envelope::Envelope = serde_json::from_str(&cb.message)
                 .map_err(|e| StoreError::Corrupt { id: crate::store::group::group_key(&self.id), attribute: "callback", problem: format!("does not decode: {e}") })?;
-            let item = PendingItem { id: callback_id(&self.id), task: env.task, now_ms: now, ttl: state.item.ttl, run_at_ms: None, digest: None };
+            let item = PendingItem { id: callback_id(&self.id), task: env.task, now_ms: now, ttl: state.item.ttl, run_at_ms: None, digest: None, parent: env.parent };
             store.put_pending(item).await?;
             store.cancel(&callback_id(&self.id), now).await?;
         }

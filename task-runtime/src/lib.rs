@@ -67,6 +67,7 @@ mod poll;
 mod response;
 mod runtime;
 mod time;
+pub mod trace;
 
 #[doc(hidden)]
 pub mod __private;
@@ -85,7 +86,7 @@ pub use lambda::{MANIFEST_VAR, RAW_EVENT_LOG_TARGET, init_tracing, invocation, r
 pub use http::{API_KEYS_VAR, ApiKeys, lambda_http, run_http};
 pub use envelope::aws_event::decode_s3_key;
 pub use outcome::Reply;
-pub use poll::{get_async_response, latest_run};
+pub use poll::{get_async_response, get_children, latest_run};
 pub use response::{AsyncResponse, Failure, FailureKind, MAX_FAILURE_MESSAGE_BYTES, Status};
 
 /// Marks a function as a task: calling it dispatches instead of running.

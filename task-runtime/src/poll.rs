@@ -27,6 +27,47 @@ pub async fn get_async_response(id: &str) -> Result<Option<AsyncResponse>, Store
     Ok(read)
 }
 
+/// The calls that call `id` sent (see [`AsyncResponse::parent`]), oldest
+/// first (by the millisecond each was recorded), at most `limit`, each as [`get_async_response`] reads it: one
+/// level of the tree of calls. On DynamoDB this reads the index
+/// [`PARENT_INDEX`](crate::store::dynamodb::PARENT_INDEX), which
+/// `tasks create-table` creates.
+///
+/// ```
+/// use task_runtime::{task, TaskResult};
+///
+/// #[task(name = "docs.tree.leaf")]
+/// async fn leaf(n: u32) -> TaskResult<u32> { Ok(n) }
+///
+/// #[task(name = "docs.tree.fan_out")]
+/// async fn fan_out(n: u32) -> TaskResult<u32> {
+///     for i in 0..n {
+///         leaf(i).await.map_err(task_runtime::TaskError::retry)?;
+///     }
+///     Ok(n)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let root = fan_out(3).await?;
+/// root.wait().await?;
+/// task_runtime::wait_for_local_tasks().await;
+/// let children = task_runtime::get_children(root.id(), 100).await?;
+/// assert_eq!(children.len(), 3);
+/// assert!(children.iter().all(|c| c.response.parent.as_deref() == Some(root.id())));
+/// # Ok(()) }
+/// ```
+pub async fn get_children(id: &str, limit: usize) -> Result<Vec<crate::store::StoredCall>, StoreError> {
+    let rt = crate::runtime::runtime()?;
+    let store = rt.store().ok_or(StoreError::NotConfigured)?;
+    let mut children = store.children(id, limit).await?;
+    let now = crate::time::now_ms();
+    for c in &mut children {
+        c.response.stale |= given_up(&c.response, rt.config.event_life, now);
+    }
+    Ok(children)
+}
+
 /// Whether `r` still waits (pending, scheduled, retrying) though its
 /// event's life (`event_life` from when it was sent, or due) is over.
 fn given_up(r: &AsyncResponse, event_life: std::time::Duration, now_ms: u64) -> bool {

@@ -293,4 +293,10 @@ pub struct AsyncResponse {
     /// [`WaitError::Stale`](crate::WaitError::Stale) instead of spinning.
     #[serde(default)]
     pub stale: bool,
+    /// The call that sent this one: the task that was running where it was
+    /// sent (the step before, for a chain's step; the
+    /// call that sent the group, for its callback). `None` for a call sent from outside a task.
+    /// `tasks tree ID` draws the calls under one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }

@@ -320,7 +320,7 @@ impl Worker {
             );
             return Ok(RecordOutcome::NotOurs);
         };
-        let (id, task, capture, group) = match Incoming::classify(payload) {
+        let (id, task, capture, group, parent) = match Incoming::classify(payload) {
             Incoming::Task(env) => {
                 if let Some(key) = &self.settings.signing_key
                     && let Err(why) = env.verify(key)
@@ -331,10 +331,10 @@ impl Worker {
                     let reply = self.refuse_unverified(&env, why).instrument(span).await;
                     return Ok(RecordOutcome::Ended(matches!(reply, Reply::Success(_))));
                 }
-                (env.id, env.task, env.capture, env.group)
+                (env.id, env.task, env.capture, env.group, env.parent)
             }
             Incoming::Bad(EnvelopeError { id: Some(id), task, .. }) if self.settings.signing_key.is_none() => {
-                (id, task.unwrap_or_default(), true, None)
+                (id, task.unwrap_or_default(), true, None, None)
             }
             Incoming::Bad(_) => {
                 tracing::error!(request_id = %record.request_id, "ignoring a failure record whose task message cannot be read or verified");
@@ -355,7 +355,7 @@ impl Worker {
             return Ok(RecordOutcome::Ended(false));
         };
         let now = now_ms();
-        let item = self.ended_item(id, task, now);
+        let item = self.ended_item(id, task, now, parent);
         let message = payload.to_string();
         let ended = store.fail_unfinished(item, failure.clone(), Some(&message)).instrument(span.clone()).await;
         span.in_scope(|| match &ended {
@@ -416,6 +416,9 @@ impl Worker {
     /// came, kept with the call if it fails.
     async fn run_message(&self, env: Envelope, event: Option<&Value>, inv: &Invocation) -> Reply {
         let span = task_span(&env.task, &env.id, inv);
+        if let Some(trace_id) = env.traceparent.as_deref().and_then(crate::trace::trace_id_of) {
+            span.record("trace_id", trace_id);
+        }
         async move {
             if let Some(key) = &self.settings.signing_key
                 && let Err(why) = env.verify(key)
@@ -474,7 +477,8 @@ impl Worker {
                     // The task's own limit, when it has one below the invocation's.
                     let timeout = def.spec.timeout_ms.map_or(until_deadline, |ms| until_deadline.min(Duration::from_millis(ms)));
                     let max_attempts = if policy.is_some() { cap } else { self.settings.max_attempts.min(cap) };
-                    Work::Run { def, args: env.args, max_attempts, timeout, callback_of: env.callback_of, policy }
+                    let (parent, traceparent) = (env.parent, env.traceparent);
+                    Work::Run { def, args: env.args, max_attempts, timeout, callback_of: env.callback_of, policy, parent, traceparent }
                 }
             };
             if env.capture {
@@ -642,7 +646,7 @@ impl Worker {
     /// Lambda's failure record would.
     async fn end_exhausted(&self, store: &dyn ResponseStore, id: &str, task: &str, attempts: u32, event: Option<&Value>, after: &After) -> (Reply, bool) {
         let failure = Failure::new(FailureKind::Crashed, format!("attempt {attempts} of {attempts} died before it ended (its lease lapsed): no attempt is left"));
-        let item = self.ended_item(id.to_owned(), task.to_owned(), now_ms());
+        let item = self.ended_item(id.to_owned(), task.to_owned(), now_ms(), after.parent.clone());
         let message = event.map(Value::to_string);
         match store.fail_unfinished(item, failure.clone(), message.as_deref()).await {
             Ok(_) => {
@@ -658,8 +662,8 @@ impl Worker {
 
     /// The item `fail_unfinished` creates for a call ended at `now` whose
     /// item is gone: readable a response TTL from then.
-    fn ended_item(&self, id: String, task: String, now: u64) -> PendingItem {
-        PendingItem { id, task, now_ms: now, ttl: crate::store::ttl_after(now, self.settings.response_ttl), run_at_ms: None, digest: None }
+    fn ended_item(&self, id: String, task: String, now: u64, parent: Option<String>) -> PendingItem {
+        PendingItem { id, task, now_ms: now, ttl: crate::store::ttl_after(now, self.settings.response_ttl), run_at_ms: None, digest: None, parent }
     }
 
     /// The state to write for `decision`: a retry the runtime sends itself
@@ -764,6 +768,7 @@ impl Worker {
                 // Lambda may retry until the event's life ends: readable until then, and a response TTL after.
                 ttl: crate::store::ttl_after(crate::store::give_up_ms(now, None).saturating_add(life), self.settings.response_ttl),
                 resend: after.resend,
+                parent: after.parent.clone(),
             };
             match store.begin(req).await? {
                 Begun::Busy { request_id, lease_until_ms } if request_id == inv.request_id || after.resend.is_some() => {
@@ -855,12 +860,13 @@ impl Heartbeat<'_> {
 }
 
 /// The span every line about one task message is logged in: `task`, `id`,
-/// `attempt` (once known) and `request_id`. It is an ERROR-level span so that
+/// `attempt` (once known), `request_id` and `trace_id` (when the message
+/// carries a trace context, see [`crate::trace`]). It is an ERROR-level span so that
 /// it is enabled whenever any event is: with `AWS_LAMBDA_LOG_LEVEL=WARN` (or
 /// `RUST_LOG=warn`) a warning still says which task, call and attempt it is
 /// about.
 fn task_span(task: &str, id: &str, inv: &Invocation) -> tracing::Span {
-    tracing::error_span!("task", task = %task, id = %id, attempt = tracing::field::Empty, request_id = %inv.request_id)
+    tracing::error_span!("task", task = %task, id = %id, attempt = tracing::field::Empty, request_id = %inv.request_id, trace_id = tracing::field::Empty)
 }
 
 /// What follows a call's end: its group, and its chain's remaining steps.
@@ -871,12 +877,15 @@ struct After {
     chain: Option<Envelope>,
     /// The attempt after which the runtime sent this message again.
     resend: Option<u32>,
+    /// The call that sent this one: recorded by `begin` when the worker
+    /// creates the item, and by a failure record's end.
+    parent: Option<String>,
 }
 
 impl After {
     fn of(env: &Envelope) -> Self {
         let chain = (!env.then.is_empty()).then(|| Envelope { args: Map::new(), ..env.clone() });
-        After { group: env.group.clone(), chain, resend: env.resend }
+        After { group: env.group.clone(), chain, resend: env.resend, parent: env.parent.clone() }
     }
 }
 
@@ -899,6 +908,9 @@ enum Work {
         callback_of: Option<String>,
         /// The task's retry policy, when the runtime sends its retries itself.
         policy: Option<crate::policy::RetryPolicy>,
+        /// The call that sent it, and the trace it runs in.
+        parent: Option<String>,
+        traceparent: Option<String>,
     },
     /// Do not run: record this permanent failure.
     Refuse(Failure),
@@ -916,7 +928,7 @@ impl Work {
     async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>, bodies: &Arc<BlockingBodies>) -> Decision {
         match self {
             Work::Refuse(failure) => outcome::permanent(failure),
-            Work::Run { def, args, max_attempts, timeout, callback_of, policy } => {
+            Work::Run { def, args, max_attempts, timeout, callback_of, policy, parent, traceparent } => {
                 let ctx = crate::context::TaskContext {
                     task: def.spec.name.to_owned(),
                     id: id.to_owned(),
@@ -924,6 +936,8 @@ impl Work {
                     request_id: inv.request_id.clone(),
                     invoked_function_arn: crate::context::invoked_function_arn().map(|a| a.to_string()),
                     callback_of,
+                    parent,
+                    traceparent,
                 };
                 let result = match (def.call)(args) {
                     Err(e) => RunResult::BadArgs(e),

@@ -86,7 +86,7 @@ async fn many_items_read_back_in_the_order_asked_past_one_batch() {
     let s = store().await;
     let ids: Vec<String> = (0..250).map(|i| format!("many-{i}")).collect();
     for id in ids.iter().step_by(2) {
-        let item = PendingItem { id: id.clone(), task: "t".into(), now_ms: common::now_ms(), ttl: FAR_TTL, run_at_ms: None, digest: None };
+        let item = PendingItem { id: id.clone(), task: "t".into(), now_ms: common::now_ms(), ttl: FAR_TTL, run_at_ms: None, digest: None, parent: None };
         assert!(s.put_pending(item).await.expect("put"));
     }
     let read = s.get_many(&ids).await.expect("read");
@@ -100,7 +100,7 @@ async fn many_items_read_back_in_the_order_asked_past_one_batch() {
 async fn a_waiting_child_is_released_once_and_then_read_as_pending_until_it_begins() {
     use task_runtime::store::group::{Release, Waiting};
     let s = store().await;
-    let item = PendingItem { id: "w.3".into(), task: "t".into(), now_ms: common::now_ms(), ttl: FAR_TTL, run_at_ms: None, digest: None };
+    let item = PendingItem { id: "w.3".into(), task: "t".into(), now_ms: common::now_ms(), ttl: FAR_TTL, run_at_ms: None, digest: None, parent: None };
     let waiting = Waiting { message: r#"{"task_runtime":1,"task":"t","id":"w.3","args":{}}"#.into(), function: Some("worker".into()) };
     assert!(s.put_waiting(item.clone(), waiting.clone()).await.expect("put"));
     assert!(!s.put_waiting(item, waiting.clone()).await.expect("a second put is refused"));
@@ -112,7 +112,7 @@ async fn a_waiting_child_is_released_once_and_then_read_as_pending_until_it_begi
     assert_eq!(s.release("w.3", common::now_ms(), FAR_TTL).await.expect("release"), Release::Gone(Status::Cancelled));
     assert_eq!(s.release("never", common::now_ms(), FAR_TTL).await.expect("release"), Release::NotFound);
     // A delayed call is not a waiting child: it is never released.
-    let delayed = PendingItem { id: "delayed".into(), task: "t".into(), now_ms: common::now_ms(), ttl: FAR_TTL, run_at_ms: Some(common::now_ms() + 60_000), digest: None };
+    let delayed = PendingItem { id: "delayed".into(), task: "t".into(), now_ms: common::now_ms(), ttl: FAR_TTL, run_at_ms: Some(common::now_ms() + 60_000), digest: None, parent: None };
     assert!(s.put_pending(delayed).await.expect("put"));
     assert_eq!(s.release("delayed", common::now_ms(), FAR_TTL).await.expect("release"), Release::Gone(Status::Scheduled));
 }

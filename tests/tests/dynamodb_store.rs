@@ -17,7 +17,7 @@ async fn store() -> DynamoStore {
 }
 
 fn pending(id: &str) -> PendingItem {
-    PendingItem { id: id.into(), task: "pies::bake".into(), now_ms: common::now_ms(), ttl: FAR_TTL, run_at_ms: None, digest: None }
+    PendingItem { id: id.into(), task: "pies::bake".into(), now_ms: common::now_ms(), ttl: FAR_TTL, run_at_ms: None, digest: None, parent: None }
 }
 
 fn begin(id: &str, request_id: &str, lease_until_ms: u64) -> BeginRequest {
@@ -29,7 +29,7 @@ fn begin(id: &str, request_id: &str, lease_until_ms: u64) -> BeginRequest {
         max_attempts: 3,
         now_ms: common::now_ms(),
         ttl: FAR_TTL,
-        resend: None,
+        resend: None, parent: None,
     }
 }
 

@@ -52,7 +52,7 @@ async fn setup_with(on_failure: &str, extra: &[&str]) -> Setup {
 async fn send(s: &Setup, task: &str, args: Value) -> String {
     let env = Envelope::new(task, args.as_object().cloned().unwrap_or_default(), true, 2);
     let now = common::now_ms();
-    let pending = PendingItem { id: env.id.clone(), task: task.into(), now_ms: now, ttl: now / 1000 + 3600, run_at_ms: None, digest: None };
+    let pending = PendingItem { id: env.id.clone(), task: task.into(), now_ms: now, ttl: now / 1000 + 3600, run_at_ms: None, digest: None, parent: None };
     s.store.put_pending(pending).await.expect("put");
     let out = s
         .tl
@@ -142,7 +142,7 @@ async fn through_the_failure_queue_a_task_record_ends_its_call_and_nothing_block
         let mut v = serde_json::to_value(&env).expect("JSON");
         v["padding"] = json!("x".repeat(6_000)); // a field the worker ignores
         let now = common::now_ms();
-        let pending = PendingItem { id: env.id.clone(), task: env.task.clone(), now_ms: now, ttl: now / 1000 + 3600, run_at_ms: None, digest: None };
+        let pending = PendingItem { id: env.id.clone(), task: env.task.clone(), now_ms: now, ttl: now / 1000 + 3600, run_at_ms: None, digest: None, parent: None };
         s.store.put_pending(pending).await.expect("put");
         let out = s.tl.client().invoke().function_name("fault").invocation_type(InvocationType::Event).payload(Blob::new(v.to_string())).send().await;
         assert_eq!(out.expect("invoke").status_code(), 202);

@@ -103,7 +103,7 @@ async fn run() {
                 let env = Envelope::new(task, args.as_object().cloned().unwrap_or_default(), true, task_runtime::policy::MAX_RETRIES);
                 let payload = env.to_payload().expect("small");
                 let now = common::now_ms();
-                let pending = PendingItem { id: env.id.clone(), task: task.to_owned(), now_ms: now, ttl: now / 1000 + 3600, run_at_ms: None, digest: None };
+                let pending = PendingItem { id: env.id.clone(), task: task.to_owned(), now_ms: now, ttl: now / 1000 + 3600, run_at_ms: None, digest: None, parent: None };
                 store.put_pending(pending).await.expect("put_pending");
                 let times = if i % 20 == 7 { 2 } else { 1 };
                 for _ in 0..times {

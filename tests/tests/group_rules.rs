@@ -82,7 +82,7 @@ fn child(group: &str, index: u32, total: u32) -> Envelope {
 /// after its outcome was written.
 async fn ended_uncounted(store: &MemoryStore, env: &Envelope) {
     let now = common::now_ms();
-    let claim = BeginRequest { id: env.id.clone(), task: env.task.clone(), request_id: "req-died".into(), lease_until_ms: now + 60_000, max_attempts: 3, now_ms: now, ttl: FAR_TTL, resend: None };
+    let claim = BeginRequest { id: env.id.clone(), task: env.task.clone(), request_id: "req-died".into(), lease_until_ms: now + 60_000, max_attempts: 3, now_ms: now, ttl: FAR_TTL, resend: None, parent: None };
     store.begin(claim).await.expect("begin");
     store.finish(&env.id, "req-died", FinalState::Complete("0".into()), now, None).await.expect("finish");
 }
@@ -114,7 +114,7 @@ async fn a_child_whose_worker_died_before_counting_is_counted_by_its_next_delive
     w.handle_event(&event(&second), &common::invocation()).await;
     assert_eq!(sent.sent().len(), 2);
     let now = common::now_ms();
-    let claim = BeginRequest { id: callback_id("died"), task: double::NAME.into(), request_id: "req-cb".into(), lease_until_ms: now + 60_000, max_attempts: 3, now_ms: now, ttl: FAR_TTL, resend: None };
+    let claim = BeginRequest { id: callback_id("died"), task: double::NAME.into(), request_id: "req-cb".into(), lease_until_ms: now + 60_000, max_attempts: 3, now_ms: now, ttl: FAR_TTL, resend: None, parent: None };
     store.begin(claim).await.expect("begin");
     w.handle_event(&event(&first), &common::invocation()).await;
     w.handle_event(&event(&second), &common::invocation()).await;
@@ -140,7 +140,7 @@ async fn failure_records_count_the_child_they_end_and_the_child_that_had_ended()
     let (crashed, finished) = (child("records", 0, 2), child("records", 1, 2));
     // Child 0 crashed while running; its record ends it failed and counts it.
     let now = common::now_ms();
-    let claim = BeginRequest { id: crashed.id.clone(), task: crashed.task.clone(), request_id: "req-gone".into(), lease_until_ms: now + 60_000, max_attempts: 3, now_ms: now, ttl: FAR_TTL, resend: None };
+    let claim = BeginRequest { id: crashed.id.clone(), task: crashed.task.clone(), request_id: "req-gone".into(), lease_until_ms: now + 60_000, max_attempts: 3, now_ms: now, ttl: FAR_TTL, resend: None, parent: None };
     store.begin(claim).await.expect("begin");
     let reply = w.handle_event(&failure_record(&crashed), &common::invocation()).await;
     assert!(matches!(reply, Some(Reply::Success(_))), "{reply:?}");
@@ -186,7 +186,7 @@ async fn a_completed_step_whose_worker_died_before_sending_the_next_is_followed_
     let mut failing = first.clone();
     failing.id = "failing-step".into();
     let now = common::now_ms();
-    let claim = BeginRequest { id: failing.id.clone(), task: failing.task.clone(), request_id: "req-f".into(), lease_until_ms: now + 60_000, max_attempts: 1, now_ms: now, ttl: FAR_TTL, resend: None };
+    let claim = BeginRequest { id: failing.id.clone(), task: failing.task.clone(), request_id: "req-f".into(), lease_until_ms: now + 60_000, max_attempts: 1, now_ms: now, ttl: FAR_TTL, resend: None, parent: None };
     store.begin(claim).await.expect("begin");
     let failed = FinalState::Failed(task_runtime::Failure::new(task_runtime::FailureKind::Failed, "no"));
     store.finish(&failing.id, "req-f", failed, now, None).await.expect("finish");

@@ -83,7 +83,7 @@ async fn signed_messages_under_a_key_rotation_and_a_crashed_scheduled_run() {
     let mut genuine = Envelope::new("fault.ok", json!({"n": 2}).as_object().cloned().unwrap_or_default(), true, 2);
     genuine.sign(b"new-key");
     let now = common::now_ms();
-    let item = PendingItem { id: genuine.id.clone(), task: genuine.task.clone(), now_ms: now, ttl: now / 1000 + 3600, run_at_ms: None, digest: Some(genuine.digest()) };
+    let item = PendingItem { id: genuine.id.clone(), task: genuine.task.clone(), now_ms: now, ttl: now / 1000 + 3600, run_at_ms: None, digest: Some(genuine.digest()), parent: None };
     assert!(store.put_pending(item).await.expect("put"));
     let mut forged = genuine.clone();
     forged.args.insert("n".into(), json!(666));

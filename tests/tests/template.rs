@@ -39,6 +39,9 @@ fn the_committed_template_is_generated_from_the_worker_s_manifest() {
         "AttributeName: ttl",
         "IndexName: failed-by-day-shard",
         "ProjectionType: INCLUDE",
+        // `tasks tree`: the calls each call sent.
+        "IndexName: calls-by-parent",
+        "ProjectionType: KEYS_ONLY",
         "Type: SQS",
         "maxReceiveCount: 3",
         "dynamodb:DeleteItem",

@@ -281,7 +281,7 @@ fn claim(env: &Envelope, request_id: &str, lease_ms: u64) -> task_runtime::store
         max_attempts: 3,
         now_ms: now_ms(),
         ttl: now_ms() / 1000 + 3600,
-        resend: None,
+        resend: None, parent: None,
     }
 }
 
@@ -338,7 +338,7 @@ async fn a_failure_record_leaves_a_finished_call_as_it_is_and_expired_events_end
 
     // Never delivered (too old in the queue): the pending item ends expired.
     let old = envelope(counted::NAME, json!({"key": "record-old", "pause_ms": 0}));
-    let pending = task_runtime::store::PendingItem { id: old.id.clone(), task: old.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600, run_at_ms: None, digest: None };
+    let pending = task_runtime::store::PendingItem { id: old.id.clone(), task: old.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600, run_at_ms: None, digest: None, parent: None };
     store.put_pending(pending).await.expect("put");
     let mut record = failure_record(&old, "EventAgeExceeded", "");
     record.as_object_mut().map(|r| r.remove("responsePayload"));
@@ -416,7 +416,7 @@ async fn with_signing_on_only_a_record_of_a_verified_message_counts() {
     let mut genuine = envelope(counted::NAME, json!({"key": "genuine", "pause_ms": 0}));
     genuine.sign(key);
     for env in [&forged, &genuine] {
-        let pending = task_runtime::store::PendingItem { id: env.id.clone(), task: env.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600, run_at_ms: None, digest: None };
+        let pending = task_runtime::store::PendingItem { id: env.id.clone(), task: env.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600, run_at_ms: None, digest: None, parent: None };
         store.put_pending(pending).await.expect("put");
         w.handle_event(&failure_record(env, "RetriesExhausted", "Runtime.ExitError"), &inv("req-rec")).await;
     }
@@ -437,6 +437,7 @@ async fn a_genuine_message_this_worker_cannot_verify_ends_its_call_refused_and_a
         ttl: now_ms() / 1000 + 3600,
         run_at_ms: None,
         digest: Some(env.digest()),
+        parent: None,
     };
     store.put_pending(pending(&genuine)).await.expect("put");
     // A forger replays the id with other arguments: nothing is written.
@@ -528,7 +529,7 @@ async fn a_delivery_waiting_for_its_own_request_s_lease_near_its_deadline_answer
         max_attempts: 3,
         now_ms: now_ms(),
         ttl: now_ms() / 1000 + 3600,
-        resend: None,
+        resend: None, parent: None,
     };
     store.begin(claim).await.expect("claim");
     // This delivery's deadline comes before the lease lapses: it gives up at once and Lambda retries.

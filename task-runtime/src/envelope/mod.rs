@@ -108,6 +108,15 @@ pub struct Envelope {
     /// still the latest call sent with the key when it is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debounce: Option<String>,
+    /// The call that sent this one: the id of the task that was running
+    /// where it was sent (or the step before, for a chain's step; a
+    /// group's callback has the group's sender). `None` for a call from outside a task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The caller's trace context, as a W3C `traceparent`
+    /// (see [`crate::trace`]): the task's span continues that trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -385,6 +394,8 @@ impl Envelope {
             deferred: 0,
             rate_turn_ms: None,
             debounce: None,
+            parent: None,
+            traceparent: None,
         }
     }
 
@@ -411,6 +422,9 @@ impl Envelope {
         next.id = step_id(&chain, number);
         next.then = rest.to_vec();
         next.chain = Some(ChainRef { id: chain, step: number });
+        // Sent by this call's end: its child, in the same trace.
+        next.parent = Some(self.id.clone());
+        next.traceparent = crate::trace::TraceParent::of_message(self).map(|t| t.child_of_call(&self.id).to_string());
         Some(next)
     }
 

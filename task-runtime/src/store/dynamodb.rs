@@ -23,13 +23,16 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::group::{Counted, GroupItem, GroupState, Release, Waiting};
-use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore};
+use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore, StoredCall};
 use crate::envelope::GroupRef;
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, FailureKind, Status};
 
+mod calls;
 mod flow;
 mod groups;
+
+pub use calls::PARENT_INDEX;
 
 type Attrs = HashMap<String, AttributeValue>;
 
@@ -125,62 +128,80 @@ impl DynamoStore {
     }
 
     /// Create the table (key `id`, on-demand billing) with the index of
-    /// failed calls ([`FAILED_INDEX`]), and turn TTL on for `ttl`. Safe to
-    /// call when the table exists already: a table made by an earlier
-    /// version gets the index added.
+    /// failed calls ([`FAILED_INDEX`]) and of calls by parent
+    /// ([`PARENT_INDEX`]), and turn TTL on for `ttl`. Safe to call when the
+    /// table exists already: a table made by an earlier version gets the
+    /// indexes it lacks added, one at a time (DynamoDB creates one index per
+    /// `UpdateTable`).
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let client = self.client().await;
         let attr = |name: &str, t: ScalarAttributeType| {
             AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().map_err(|e| self.build_err(e))
         };
         let key = |name: &str, t: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(t).build().map_err(|e| self.build_err(e));
-        let projection = Projection::builder()
+        let failed_projection = Projection::builder()
             .projection_type(ProjectionType::Include)
             .set_non_key_attributes(Some(FAILED_INDEX_ATTRIBUTES.iter().map(|a| (*a).to_owned()).collect()))
             .build();
-        let index = GlobalSecondaryIndex::builder()
-            .index_name(FAILED_INDEX)
-            .key_schema(key("failed_shard", KeyType::Hash)?)
-            .key_schema(key("updated_at_ms", KeyType::Range)?)
-            .projection(projection)
-            .build()
-            .map_err(|e| self.build_err(e))?;
+        let indexes = [
+            GlobalSecondaryIndex::builder()
+                .index_name(FAILED_INDEX)
+                .key_schema(key("failed_shard", KeyType::Hash)?)
+                .key_schema(key("updated_at_ms", KeyType::Range)?)
+                .projection(failed_projection)
+                .build()
+                .map_err(|e| self.build_err(e))?,
+            GlobalSecondaryIndex::builder()
+                .index_name(PARENT_INDEX)
+                .key_schema(key("parent", KeyType::Hash)?)
+                .key_schema(key("created_at_ms", KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .map_err(|e| self.build_err(e))?,
+        ];
+        let attributes = [
+            attr("id", ScalarAttributeType::S)?,
+            attr("failed_shard", ScalarAttributeType::S)?,
+            attr("updated_at_ms", ScalarAttributeType::N)?,
+            attr("parent", ScalarAttributeType::S)?,
+            attr("created_at_ms", ScalarAttributeType::N)?,
+        ];
         let created = client
             .create_table()
             .table_name(&self.table)
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key("id", KeyType::Hash)?)
-            .attribute_definitions(attr("id", ScalarAttributeType::S)?)
-            .attribute_definitions(attr("failed_shard", ScalarAttributeType::S)?)
-            .attribute_definitions(attr("updated_at_ms", ScalarAttributeType::N)?)
-            .global_secondary_indexes(index.clone())
+            .set_attribute_definitions(Some(attributes.to_vec()))
+            .set_global_secondary_indexes(Some(indexes.to_vec()))
             .send()
             .await;
-        let existed = match created {
-            Ok(_) => false,
-            Err(e) if e.code() == Some("ResourceInUseException") => true,
+        match created {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ResourceInUseException") => {}
             Err(e) => return Err(self.err("create_table", &e)),
-        };
-        let described = self.wait_until_active().await?;
-        let has_index = described.global_secondary_indexes().iter().any(|i| i.index_name() == Some(FAILED_INDEX));
-        if existed && !has_index {
+        }
+        for index in &indexes {
+            let described = self.wait_until_active().await?;
+            if described.global_secondary_indexes().iter().any(|i| i.index_name() == Some(index.index_name())) {
+                continue;
+            }
             let create = CreateGlobalSecondaryIndexAction::builder()
-                .index_name(FAILED_INDEX)
+                .index_name(index.index_name())
                 .set_key_schema(Some(index.key_schema().to_vec()))
                 .set_projection(index.projection.clone())
                 .build()
                 .map_err(|e| self.build_err(e))?;
+            let used: Vec<&str> = index.key_schema().iter().map(|k| k.attribute_name()).collect();
             client
                 .update_table()
                 .table_name(&self.table)
-                .attribute_definitions(attr("failed_shard", ScalarAttributeType::S)?)
-                .attribute_definitions(attr("updated_at_ms", ScalarAttributeType::N)?)
+                .set_attribute_definitions(Some(attributes.iter().filter(|a| used.contains(&a.attribute_name())).cloned().collect()))
                 .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
                 .send()
                 .await
                 .map_err(|e| self.err("update_table", &e))?;
-            // Not waited for: the table serves while the index backfills (seconds
-            // to minutes); listing failed calls works once it is ACTIVE.
+            // The next index waits until this one is ACTIVE; the last is not
+            // waited for: the table serves while it backfills.
         }
         let ttl = TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build().map_err(|e| self.build_err(e))?;
         match client.update_time_to_live().table_name(&self.table).time_to_live_specification(ttl).send().await {
@@ -342,6 +363,18 @@ impl DynamoStore {
     }
 }
 
+/// `set` (an update's SET clause) and `update`, recording `parent` when
+/// there is one: only where absent, since the caller's write may have come first.
+fn with_parent(set: &'static str, update: UpdateItemFluentBuilder, parent: Option<&str>) -> (String, UpdateItemFluentBuilder) {
+    match parent {
+        None => (set.to_owned(), update),
+        Some(p) => (
+            format!("{set}, #parent = if_not_exists(#parent, :parent)"),
+            update.expression_attribute_names("#parent", "parent").expression_attribute_values(":parent", s(p)),
+        ),
+    }
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -438,6 +471,7 @@ pub(crate) fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
         max_attempts: get_n("max_attempts")?.map(|m| m.min(u64::from(u32::MAX)) as u32),
         digest: get_s("digest")?,
         message: get_s("message")?,
+        parent: get_s("parent")?,
         run_at_ms: get_n("run_at_ms")?,
         resend: get_n("resend")?.map(|r| r.min(u64::from(u32::MAX)) as u32),
         response: get_s("response")?,
@@ -465,6 +499,9 @@ impl ResponseStore for DynamoStore {
         }
         if let Some(at) = p.run_at_ms {
             item.insert("run_at_ms".to_owned(), n(at));
+        }
+        if let Some(parent) = p.parent {
+            item.insert("parent".to_owned(), s(parent));
         }
         self.put_new("put_pending", item).await
     }
@@ -571,14 +608,12 @@ impl ResponseStore for DynamoStore {
     }
 
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
-        let update = self
-            .update(&req.id)
-            .await
-            .update_expression(
-                "SET #status = :running, #attempts = if_not_exists(#attempts, :zero) + :one, #rid = :rid, \
+        const SET: &str = "SET #status = :running, #attempts = if_not_exists(#attempts, :zero) + :one, #rid = :rid, \
                  #lease = :lease, #max = :max, #task = if_not_exists(#task, :task), \
-                 #created = if_not_exists(#created, :now), #updated = :now, #ttl = :ttl",
-            )
+                 #created = if_not_exists(#created, :now), #updated = :now, #ttl = :ttl";
+        let (expression, update) = with_parent(SET, self.update(&req.id).await, req.parent.as_deref());
+        let update = update
+            .update_expression(expression)
             // Only a lapsed lease is taken over, whoever asks, and not past the
             // last attempt (see Item::begin_verdict).
             // A call the runtime re-sent is begun only by the re-sent message,
@@ -722,7 +757,8 @@ impl ResponseStore for DynamoStore {
             .update_expression(format!(
                 "SET #status = :failed, #error = :error, #updated = :now, #task = if_not_exists(#task, :task), \
                  #attempts = if_not_exists(#attempts, :zero), #created = if_not_exists(#created, :now), \
-                 #ttl = :ttl{set}"
+                 #ttl = :ttl{set}{parent}",
+                parent = if p.parent.is_some() { ", #parent = if_not_exists(#parent, :parent)" } else { "" },
             ))
             .condition_expression("attribute_not_exists(#id) OR #status IN (:scheduled, :pending, :running, :retrying)")
             .expression_attribute_names("#id", "id")
@@ -743,6 +779,10 @@ impl ResponseStore for DynamoStore {
             .expression_attribute_values(":task", s(p.task))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":ttl", n(p.ttl));
+        let update = match p.parent {
+            Some(parent) => update.expression_attribute_names("#parent", "parent").expression_attribute_values(":parent", s(parent)),
+            None => update,
+        };
         // `false`: complete or failed already, left as it is.
         self.conditional("fail_unfinished", update).await
     }
@@ -759,6 +799,10 @@ impl ResponseStore for DynamoStore {
 
     async fn get_many(&self, ids: &[String]) -> Result<Vec<Option<AsyncResponse>>, StoreError> {
         self.get_items(ids).await
+    }
+
+    async fn children(&self, id: &str, limit: usize) -> Result<Vec<StoredCall>, StoreError> {
+        self.children_of(id, limit).await
     }
 
     async fn put_group(&self, group: GroupItem) -> Result<bool, StoreError> {

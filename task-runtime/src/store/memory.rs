@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::flow::{self, Slot, Turn};
 use super::group::{Counted, GroupItem, GroupState, Release, Waiting};
-use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore};
+use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore, StoredCall};
 use crate::envelope::GroupRef;
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, Status};
@@ -19,7 +19,7 @@ use crate::response::{AsyncResponse, Failure, Status};
 /// use task_runtime::store::{memory::MemoryStore, PendingItem, ResponseStore};
 /// # tokio_test_block(async {
 /// let store = MemoryStore::default();
-/// let item = PendingItem { id: "1".into(), task: "t".into(), now_ms: 0, ttl: u64::MAX / 1000, run_at_ms: None, digest: None };
+/// let item = PendingItem { id: "1".into(), task: "t".into(), now_ms: 0, ttl: u64::MAX / 1000, run_at_ms: None, digest: None, parent: None };
 /// assert!(store.put_pending(item.clone()).await.unwrap());
 /// assert!(!store.put_pending(item).await.unwrap()); // never overwrites
 /// # });
@@ -74,7 +74,7 @@ impl ResponseStore for MemoryStore {
             if items.get(&p.id).is_some_and(|i| !i.expired(p.now_ms)) {
                 return false;
             }
-            items.insert(p.id.clone(), Item::pending(p.id, p.task, p.now_ms, p.ttl, p.digest, p.run_at_ms));
+            items.insert(p.id.clone(), Item::pending(p));
             true
         }))
     }
@@ -116,7 +116,7 @@ impl ResponseStore for MemoryStore {
 
     async fn note_latest_run(&self, schedule: &str, run_id: &str, now_ms: u64, ttl: u64) -> Result<(), StoreError> {
         let id = super::latest_run_id(schedule);
-        let mut item = Item::pending(id.clone(), schedule.to_owned(), now_ms, ttl, None, None);
+        let mut item = Item::pending(PendingItem { id: id.clone(), task: schedule.to_owned(), now_ms, ttl, run_at_ms: None, digest: None, parent: None });
         item.status = Status::Complete;
         item.response = Some(serde_json::Value::String(run_id.to_owned()).to_string());
         self.with(|items| items.insert(id, item));
@@ -127,7 +127,7 @@ impl ResponseStore for MemoryStore {
         Ok(self.with(|items| {
             let item = items
                 .entry(req.id.clone())
-                .or_insert_with(|| Item::pending(req.id.clone(), req.task.clone(), req.now_ms, req.ttl, None, None));
+                .or_insert_with(|| Item::pending(PendingItem { id: req.id.clone(), task: req.task.clone(), now_ms: req.now_ms, ttl: req.ttl, run_at_ms: None, digest: None, parent: req.parent.clone() }));
             if let Some(refused) = item.begin_verdict(&req) {
                 return refused;
             }
@@ -154,15 +154,16 @@ impl ResponseStore for MemoryStore {
 
     async fn fail_unfinished(&self, p: PendingItem, failure: Failure, message: Option<&str>) -> Result<bool, StoreError> {
         Ok(self.with(|items| {
-            let item = items.entry(p.id.clone()).or_insert_with(|| Item::pending(p.id, p.task, p.now_ms, p.ttl, None, None));
+            let (now_ms, ttl) = (p.now_ms, p.ttl);
+            let item = items.entry(p.id.clone()).or_insert_with(|| Item::pending(PendingItem { digest: None, run_at_ms: None, ..p }));
             if item.status.is_finished() {
                 return false;
             }
             item.status = Status::Failed;
             item.error = Some(failure.bounded());
             item.message = message.filter(|m| m.len() <= super::MAX_KEPT_MESSAGE_BYTES).map(str::to_owned);
-            item.updated_at_ms = p.now_ms;
-            item.ttl = p.ttl;
+            item.updated_at_ms = now_ms;
+            item.ttl = ttl;
             true
         }))
     }
@@ -251,6 +252,19 @@ impl ResponseStore for MemoryStore {
         })
     }
 
+    async fn children(&self, id: &str, limit: usize) -> Result<Vec<StoredCall>, StoreError> {
+        let now = crate::time::now_ms();
+        let mut found = self.with(|items| {
+            items
+                .values()
+                .filter(|i| i.parent.as_deref() == Some(id) && !i.expired(now))
+                .map(|i| Ok((i.created_at_ms, StoredCall { id: i.id.clone(), response: i.to_response(now)? })))
+                .collect::<Result<Vec<_>, StoreError>>()
+        })?;
+        found.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        Ok(found.into_iter().take(limit).map(|(_, call)| call).collect())
+    }
+
     async fn put_group(&self, group: GroupItem) -> Result<bool, StoreError> {
         Ok(self.with_groups(|groups| {
             if groups.get(&group.id).is_some_and(|g| g.item.ttl.saturating_mul(1000) > group.now_ms) {
@@ -280,18 +294,19 @@ impl ResponseStore for MemoryStore {
     }
 
     async fn put_waiting(&self, p: PendingItem, waiting: Waiting) -> Result<bool, StoreError> {
+        let id = p.id.clone();
         let created = self.with(|items| {
             if items.get(&p.id).is_some_and(|i| !i.expired(p.now_ms)) {
                 return false;
             }
-            let mut item = Item::pending(p.id.clone(), p.task, p.now_ms, p.ttl, p.digest, None);
+            let mut item = Item::pending(PendingItem { run_at_ms: None, ..p });
             item.status = Status::Scheduled;
             item.message = Some(waiting.message);
-            items.insert(p.id.clone(), item);
+            items.insert(item.id.clone(), item);
             true
         });
         if created {
-            self.waiting_functions.lock().unwrap_or_else(|p| p.into_inner()).insert(p.id, waiting.function);
+            self.waiting_functions.lock().unwrap_or_else(|p| p.into_inner()).insert(id, waiting.function);
         }
         Ok(created)
     }
@@ -330,14 +345,14 @@ mod tests {
     const FAR: u64 = 4_000_000_000; // ttl in 2096, epoch seconds
 
     fn begin(id: &str, rid: &str, now: u64, lease: u64) -> BeginRequest {
-        BeginRequest { id: id.into(), task: "t".into(), request_id: rid.into(), lease_until_ms: lease, max_attempts: 3, now_ms: now, ttl: FAR, resend: None }
+        BeginRequest { id: id.into(), task: "t".into(), request_id: rid.into(), lease_until_ms: lease, max_attempts: 3, now_ms: now, ttl: FAR, resend: None, parent: None }
     }
 
     #[tokio::test]
     async fn conditional_rules() {
         let s = MemoryStore::default();
         // caller first, then worker
-        assert!(s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.unwrap_or(false));
+        assert!(s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None, parent: None }).await.unwrap_or(false));
         assert_eq!(s.begin(begin("a", "r1", 10, 1000)).await.ok(), Some(Begun::Started { attempts: 1 }));
         // another request while the lease is live
         assert_eq!(
@@ -364,7 +379,7 @@ mod tests {
             Some(Begun::Finished { status: Status::Complete, attempts: 3 })
         );
         // a late caller write does not overwrite
-        assert!(!s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.unwrap_or(true));
+        assert!(!s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None, parent: None }).await.unwrap_or(true));
         let r = s.get("a").await.ok().flatten();
         assert_eq!(r.as_ref().map(|r| (r.status, r.attempts)), Some((Status::Complete, 3)));
         assert_eq!(r.and_then(|r| r.response), Some(serde_json::json!(7)));
@@ -397,8 +412,8 @@ mod tests {
     #[tokio::test]
     async fn discard_pending_removes_only_a_pending_item() {
         let s = MemoryStore::default();
-        assert_eq!(s.put_pending(PendingItem { id: "p".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.ok(), Some(true));
-        assert_eq!(s.put_pending(PendingItem { id: "r".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None }).await.ok(), Some(true));
+        assert_eq!(s.put_pending(PendingItem { id: "p".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None, parent: None }).await.ok(), Some(true));
+        assert_eq!(s.put_pending(PendingItem { id: "r".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None, parent: None }).await.ok(), Some(true));
         assert_eq!(s.begin(begin("r", "r1", 10, 1000)).await.ok(), Some(Begun::Started { attempts: 1 }));
         for id in ["p", "r", "never"] {
             assert_eq!(s.discard_pending(id).await.ok(), Some(()), "{id}");
@@ -430,7 +445,7 @@ mod tests {
         // the call must still read stale, so that wait() returns.
         let s = MemoryStore::default();
         let sent = 1_000;
-        let pending = |id: &str, run_at_ms| PendingItem { id: id.into(), task: "t".into(), now_ms: sent, ttl: FAR, run_at_ms, digest: None };
+        let pending = |id: &str, run_at_ms| PendingItem { id: id.into(), task: "t".into(), now_ms: sent, ttl: FAR, run_at_ms, digest: None, parent: None };
         assert_eq!(s.put_pending(pending("now", None)).await.ok(), Some(true));
         let in_a_year = sent + 366 * 86_400_000;
         assert_eq!(s.put_pending(pending("later", Some(in_a_year))).await.ok(), Some(true));
@@ -442,7 +457,7 @@ mod tests {
         assert!(item("later").stale(crate::store::give_up_ms(sent, Some(in_a_year)) + STALE_GRACE_MS + 1));
         // Ended calls are never stale.
         let f = Failure::new(FailureKind::Crashed, "x");
-        let ended = PendingItem { id: "now".into(), task: "t".into(), now_ms: sent, ttl: FAR, run_at_ms: None, digest: None };
+        let ended = PendingItem { id: "now".into(), task: "t".into(), now_ms: sent, ttl: FAR, run_at_ms: None, digest: None, parent: None };
         assert_eq!(s.fail_unfinished(ended, f, None).await.ok(), Some(true));
         assert!(!item("now").stale(u64::MAX));
     }
@@ -452,7 +467,7 @@ mod tests {
     #[tokio::test]
     async fn a_child_waiting_for_its_turn_is_never_stale() {
         let s = MemoryStore::default();
-        let child = PendingItem { id: "g.7".into(), task: "t".into(), now_ms: 1_000, ttl: FAR, run_at_ms: None, digest: None };
+        let child = PendingItem { id: "g.7".into(), task: "t".into(), now_ms: 1_000, ttl: FAR, run_at_ms: None, digest: None, parent: None };
         let waiting = crate::store::group::Waiting { message: "{}".into(), function: None };
         assert_eq!(s.put_waiting(child, waiting).await.ok(), Some(true));
         let item = s.with(|items| items.get("g.7").cloned()).expect("stored");
@@ -476,7 +491,7 @@ mod tests {
     #[tokio::test]
     async fn discard_pending_takes_back_a_scheduled_item_too() {
         let s = MemoryStore::default();
-        let item = PendingItem { id: "d".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: Some(5_000), digest: None };
+        let item = PendingItem { id: "d".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: Some(5_000), digest: None, parent: None };
         assert_eq!(s.put_pending(item.clone()).await.ok(), Some(true));
         assert_eq!(s.discard_pending("d").await.ok(), Some(()));
         assert_eq!(s.put_pending(item).await.ok(), Some(true), "a retried send of the id creates it again");
@@ -497,10 +512,10 @@ mod tests {
     #[tokio::test]
     async fn cancel_finds_no_expired_call_and_the_latest_run_is_noted() {
         let s = MemoryStore::default();
-        let old = PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: Some(5_000), digest: None };
+        let old = PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: Some(5_000), digest: None, parent: None };
         assert_eq!(s.put_pending(old).await.ok(), Some(true));
         assert_eq!(s.cancel("old", 2_000).await.ok(), Some(Cancel::NotFound), "past its ttl: gone for readers, and for cancel");
-        let live = PendingItem { id: "live".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: Some(5_000), digest: None };
+        let live = PendingItem { id: "live".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: Some(5_000), digest: None, parent: None };
         assert_eq!(s.put_pending(live).await.ok(), Some(true));
         assert_eq!(s.cancel("live", 2_000).await.ok(), Some(Cancel::Cancelled { was: Status::Scheduled }));
         assert_eq!(s.note_latest_run("reports", "schedule:reports:x", 10, FAR).await.ok(), Some(()));
@@ -520,7 +535,7 @@ mod tests {
             assert_eq!(s.finish(id, "r", fail(), 20, Some(message)).await.ok(), Some(Finished::Written));
         }
         assert_eq!((kept("at-cap"), kept("over")), (Some(at_cap.len()), None));
-        let record = |id: &str| PendingItem { id: id.into(), task: "t".into(), now_ms: 30, ttl: FAR, run_at_ms: None, digest: None };
+        let record = |id: &str| PendingItem { id: id.into(), task: "t".into(), now_ms: 30, ttl: FAR, run_at_ms: None, digest: None, parent: None };
         let crashed = || Failure::new(FailureKind::Crashed, "gone");
         assert_eq!(s.fail_unfinished(record("rec-at-cap"), crashed(), Some(&at_cap)).await.ok(), Some(true));
         assert_eq!(s.fail_unfinished(record("rec-over"), crashed(), Some(&over)).await.ok(), Some(true));
@@ -530,7 +545,7 @@ mod tests {
     #[tokio::test]
     async fn expired_items_read_as_absent() {
         let s = MemoryStore::default();
-        assert_eq!(s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: None, digest: None }).await.ok(), Some(true));
+        assert_eq!(s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: None, digest: None, parent: None }).await.ok(), Some(true));
         assert!(s.with(|items| items.contains_key("old")), "stored, then hidden by its ttl");
         assert_eq!(s.get("old").await.ok(), Some(None));
         assert_eq!(s.get("never").await.ok(), Some(None));

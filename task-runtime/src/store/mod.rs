@@ -44,11 +44,20 @@ use self::group::{Counted, GroupItem, GroupState, Release, Waiting};
 /// ```
 pub const MAX_RESPONSE_BYTES: usize = 380 * 1024;
 
+/// One call as a listing shows it: its id and what a poll returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredCall {
+    /// The response id.
+    pub id: String,
+    /// What [`get_async_response`](crate::get_async_response) returns for it.
+    pub response: AsyncResponse,
+}
+
 /// The caller's first write. See [`ResponseStore`] for a whole call.
 ///
 /// ```
 /// # use task_runtime::store::PendingItem;
-/// let item = PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1_763_900_000_000, ttl: 1_763_986_400, run_at_ms: None, digest: None };
+/// let item = PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1_763_900_000_000, ttl: 1_763_986_400, run_at_ms: None, digest: None, parent: None };
 /// assert!(item.ttl * 1000 > item.now_ms); // ttl is in seconds, now in milliseconds
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +77,8 @@ pub struct PendingItem {
     /// rotation not yet everywhere) can end the call `refused`
     /// ([`ResponseStore::refuse_pending`]) while a forger cannot.
     pub digest: Option<String>,
+    /// The call that sent this one ([`AsyncResponse::parent`]).
+    pub parent: Option<String>,
 }
 
 /// The worker's claim on an attempt. See [`ResponseStore`] for a whole call.
@@ -81,6 +92,7 @@ pub struct PendingItem {
 ///     max_attempts: 3,
 ///     now_ms, ttl: now_ms / 1000 + 86_400,
 ///     resend: None, // a message the runtime sent again names the attempt it follows
+///     parent: None, // the call that sent it, if a task did
 /// };
 /// assert!(claim.lease_until_ms > claim.now_ms);
 /// ```
@@ -110,6 +122,9 @@ pub struct BeginRequest {
     /// it, so that a late duplicate of an earlier delivery runs nothing.
     /// `None` for every other message.
     pub resend: Option<u32>,
+    /// The call that sent this one, from its message: recorded when the
+    /// worker creates the item (it came before the caller's pending write).
+    pub parent: Option<String>,
 }
 
 /// What [`ResponseStore::begin`] found. See [`ResponseStore`] for a whole call.
@@ -255,14 +270,14 @@ pub enum Finished {
 /// let ttl = u64::MAX / 1000;
 /// let claim = BeginRequest {
 ///     id: "7".into(), task: "bake".into(), request_id: "req-1".into(),
-///     lease_until_ms: 10_000, max_attempts: 1, now_ms: 0, ttl, resend: None,
+///     lease_until_ms: 10_000, max_attempts: 1, now_ms: 0, ttl, resend: None, parent: None,
 /// };
 /// store.begin(claim).await?;
 /// assert_eq!(store.renew("7", "req-1", 20_000).await?, Finished::Written);   // the heartbeat
 /// assert_eq!(store.renew("7", "req-2", 20_000).await?, Finished::NotOwner);
 ///
 /// // The process died; Lambda's failure record ends the call.
-/// let item = PendingItem { id: "7".into(), task: "bake".into(), now_ms: 30_000, ttl, run_at_ms: None, digest: None };
+/// let item = PendingItem { id: "7".into(), task: "bake".into(), now_ms: 30_000, ttl, run_at_ms: None, digest: None, parent: None };
 /// let crashed = Failure::new(FailureKind::Crashed, "Runtime.ExitError");
 /// assert!(store.fail_unfinished(item.clone(), crashed.clone(), None).await?);
 /// assert!(!store.fail_unfinished(item, crashed, None).await?); // already terminal: left as it is
@@ -280,11 +295,11 @@ pub enum Finished {
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let store = MemoryStore::default();
 /// let ttl = u64::MAX / 1000;
-/// store.put_pending(PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1, ttl, run_at_ms: None, digest: None }).await?;
+/// store.put_pending(PendingItem { id: "42".into(), task: "bake".into(), now_ms: 1, ttl, run_at_ms: None, digest: None, parent: None }).await?;
 ///
 /// let attempt = |request_id: &str, now_ms| BeginRequest {
 ///     id: "42".into(), task: "bake".into(), request_id: request_id.into(),
-///     lease_until_ms: now_ms + 5, max_attempts: 3, now_ms, ttl, resend: None,
+///     lease_until_ms: now_ms + 5, max_attempts: 3, now_ms, ttl, resend: None, parent: None,
 /// };
 /// // Lambda's first delivery claims attempt 1 and fails with a retryable error.
 /// assert_eq!(store.begin(attempt("req-1", 10)).await?, Begun::Started { attempts: 1 });
@@ -350,6 +365,13 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
             out.push(self.get(id).await?);
         }
         Ok(out)
+    }
+    /// The calls `id` sent (whose [`parent`](AsyncResponse::parent) it
+    /// is), oldest first (calls recorded in the same millisecond in any
+    /// order), at most `limit`: one level of the tree of calls.
+    async fn children(&self, id: &str, limit: usize) -> Result<Vec<StoredCall>, StoreError> {
+        let _ = (id, limit);
+        Err(unsupported("children", "index of calls by the call that sent them"))
     }
     /// Record a group before its children are sent; `false` when a group
     /// of this id exists (nothing is written). See [`group`].
@@ -518,6 +540,8 @@ pub(crate) struct Item {
     pub(crate) resend: Option<u32>,
     /// The task message of a failed call (JSON), for a retry.
     pub(crate) message: Option<String>,
+    /// The call that sent this one.
+    pub(crate) parent: Option<String>,
     pub(crate) response: Option<String>,
     pub(crate) error: Option<Failure>,
     pub(crate) created_at_ms: u64,
@@ -527,7 +551,8 @@ pub(crate) struct Item {
 
 impl Item {
     /// A new `pending` item.
-    pub(crate) fn pending(id: String, task: String, now_ms: u64, ttl: u64, digest: Option<String>, run_at_ms: Option<u64>) -> Self {
+    pub(crate) fn pending(p: PendingItem) -> Self {
+        let PendingItem { id, task, now_ms, ttl, run_at_ms, digest, parent } = p;
         Item {
             id,
             task,
@@ -540,6 +565,7 @@ impl Item {
             run_at_ms,
             resend: None,
             message: None,
+            parent,
             response: None,
             error: None,
             created_at_ms: now_ms,
@@ -620,6 +646,7 @@ impl Item {
             updated_at: self.updated_at_ms,
             run_at: self.run_at_ms,
             stale: self.stale(now_ms),
+            parent: self.parent.clone(),
         })
     }
 }
