@@ -29,7 +29,8 @@ fn begin(id: &str, request_id: &str, lease_until_ms: u64) -> BeginRequest {
         max_attempts: 3,
         now_ms: common::now_ms(),
         ttl: FAR_TTL,
-        resend: None, parent: None,
+        resend: None,
+        parent: None,
     }
 }
 
@@ -377,22 +378,94 @@ async fn failed_calls_are_listed_from_their_index_with_their_message() {
 }
 
 #[tokio::test]
-async fn create_table_adds_the_failed_index_to_a_table_made_without_it() {
-    let table = common::table_name("old");
+async fn create_table_adds_the_indexes_a_table_made_by_an_earlier_version_lacks() {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, KeySchemaElement, KeyType, ScalarAttributeType};
+    use task_runtime::store::dynamodb::{FAILED_INDEX, PARENT_INDEX};
     let client = common::dynamodb();
-    client
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(aws_sdk_dynamodb::types::KeySchemaElement::builder().attribute_name("id").key_type(aws_sdk_dynamodb::types::KeyType::Hash).build().expect("key"))
-        .attribute_definitions(aws_sdk_dynamodb::types::AttributeDefinition::builder().attribute_name("id").attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S).build().expect("attr"))
-        .send()
-        .await
-        .expect("an old table");
+    let indexes_of = |table: String| {
+        let client = client.clone();
+        async move {
+            let t = client.describe_table().table_name(table).send().await.expect("describe");
+            let mut names: Vec<String> = t.table().map(|t| t.global_secondary_indexes().iter().filter_map(|i| i.index_name().map(str::to_owned)).collect()).unwrap_or_default();
+            names.sort_unstable();
+            names
+        }
+    };
+    let key = |name: &str, t: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(t).build().expect("key");
+    let attr = |name: &str, t: ScalarAttributeType| AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().expect("attr");
+    let old_table = |with_failed_index: bool| {
+        let client = client.clone();
+        async move {
+            let table = common::table_name("old");
+            let mut create = client.create_table().table_name(&table).billing_mode(BillingMode::PayPerRequest).key_schema(key("id", KeyType::Hash)).attribute_definitions(attr("id", ScalarAttributeType::S));
+            if with_failed_index {
+                let index = aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+                    .index_name(FAILED_INDEX)
+                    .key_schema(key("failed_shard", KeyType::Hash))
+                    .key_schema(key("updated_at_ms", KeyType::Range))
+                    .projection(aws_sdk_dynamodb::types::Projection::builder().projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly).build())
+                    .build()
+                    .expect("index");
+                create = create.attribute_definitions(attr("failed_shard", ScalarAttributeType::S)).attribute_definitions(attr("updated_at_ms", ScalarAttributeType::N)).global_secondary_indexes(index);
+            }
+            create.send().await.expect("an old table");
+            table
+        }
+    };
+
+    // Made by the version before this one (the failed index only): the index by parent is added.
+    let table = old_table(true).await;
     DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("upgrade");
-    let t = client.describe_table().table_name(&table).send().await.expect("describe");
-    let indexes: Vec<_> = t.table().map(|t| t.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect()).unwrap_or_default();
-    assert_eq!(indexes, [task_runtime::store::dynamodb::FAILED_INDEX]);
+    assert_eq!(indexes_of(table.clone()).await, [PARENT_INDEX, FAILED_INDEX]);
+    let ttl = client.describe_time_to_live().table_name(&table).send().await.expect("ttl");
+    assert_eq!(ttl.time_to_live_description().and_then(|d| d.time_to_live_status()), Some(&TimeToLiveStatus::Enabled));
+
+    // Made with no index: the first is added, and the second is named, to be
+    // added once the first is ACTIVE (DynamoDB creates one index at a time).
+    let table = old_table(false).await;
+    let err = DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect_err("one index at a time");
+    let text = err.to_string();
+    assert!(text.contains(&format!("`{FAILED_INDEX}` is still being created")) && text.contains(&format!("the index `{PARENT_INDEX}`")), "{text}");
+    assert_eq!(indexes_of(table).await, [FAILED_INDEX]);
+}
+
+#[tokio::test]
+async fn the_parent_is_recorded_by_whichever_write_creates_the_item_and_children_are_read_from_its_index() {
+    let s = store().await;
+    let child = |id: &str, at: u64| PendingItem { parent: Some("p".into()), now_ms: at, ..pending(id) };
+    let t0 = common::now_ms();
+    // The caller's pending write records it.
+    assert!(s.put_pending(child("c1", t0)).await.expect("put"));
+    // The worker came first: its begin records it, and the caller's write finds the item.
+    let first = BeginRequest { parent: Some("p".into()), now_ms: t0 + 1, ..begin("c2", "req-1", live()) };
+    assert_eq!(s.begin(first).await.expect("begin"), Begun::Started { attempts: 1 });
+    assert!(!s.put_pending(child("c2", t0 + 1)).await.expect("put"));
+    // Lambda's failure record of a call whose pending write was lost.
+    let crashed = Failure::new(FailureKind::Crashed, "Runtime.ExitError");
+    assert!(s.fail_unfinished(child("c3", t0 + 2), crashed, None).await.expect("fail"));
+    // Another parent's child, and a call with none.
+    s.put_pending(PendingItem { parent: Some("q".into()), ..pending("other") }).await.expect("put");
+    s.put_pending(pending("orphan")).await.expect("put");
+    // A later begin of an item with a parent keeps it.
+    s.finish("c2", "req-1", FinalState::Retrying(Failure::new(FailureKind::Error, "again")), t0 + 3, None).await.expect("finish");
+    s.begin(BeginRequest { parent: Some("not-this".into()), ..begin("c2", "req-1", live()) }).await.expect("begin again");
+
+    // The index is eventually consistent on AWS (DynamoDB Local is not): read until all are there.
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        found = s.children("p", 100).await.expect("query the index");
+        if found.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let ids: Vec<_> = found.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["c1", "c2", "c3"], "oldest first");
+    assert!(found.iter().all(|c| c.response.parent.as_deref() == Some("p")));
+    assert_eq!((found[1].response.status, found[2].response.status), (Status::Running, Status::Failed));
+    assert_eq!(s.get("orphan").await.expect("get").map(|r| r.parent), Some(None));
+    assert_eq!(s.children("p", 2).await.expect("query").len(), 2, "the limit is kept");
+    assert!(s.children("c1", 100).await.expect("query").is_empty());
 }
 
 #[tokio::test]
