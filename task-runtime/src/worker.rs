@@ -417,7 +417,7 @@ impl Worker {
     async fn run_message(&self, env: Envelope, event: Option<&Value>, inv: &Invocation) -> Reply {
         let span = task_span(&env.task, &env.id, inv);
         if let Some(trace_id) = env.traceparent.as_deref().and_then(crate::trace::trace_id_of) {
-            span.record("trace_id", trace_id);
+            span.record("trace_id", tracing::field::display(trace_id));
         }
         async move {
             if let Some(key) = &self.settings.signing_key

@@ -160,6 +160,55 @@ fn status_and_wait_show_a_group_s_children_ended_and_its_callback() {
     assert!(out.contains("task      fault.until") && out.contains("is not there yet"), "{out}");
 }
 
+/// The `trace_id=` of the first line of `tail --id ID` that has one.
+fn trace_in_logs(id: &str) -> String {
+    for _ in 0..40 {
+        let (code, out, err) = run(&["tail", "--function", "fault", "--id", id, "--since", "5m"]);
+        assert_eq!(code, 0, "{out}{err}");
+        if let Some(at) = out.find("trace_id=") {
+            return out[at + 9..].chars().take_while(char::is_ascii_hexdigit).collect();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("no line of {id} names its trace");
+}
+
+#[test]
+fn tree_draws_the_calls_a_call_sent_and_their_log_lines_share_one_trace() {
+    let root = sent("fault.fan_out", r#"{"n": 3}"#);
+    wait_ended(&root);
+    let mut tree = Value::Null;
+    for _ in 0..120 {
+        let (code, out, err) = run(&["tree", &root, "--json"]);
+        assert!(code == 0 || code == 3, "{code}: {out}{err}");
+        tree = serde_json::from_str(&out).expect("JSON");
+        if code == 0 && tree["children"].as_array().is_some_and(|c| c.len() == 3) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let children = tree["children"].as_array().expect("children");
+    assert_eq!(children.len(), 3, "{tree}");
+    assert!(children.iter().all(|c| c["task"] == "fault.traced" && c["status"] == "complete" && c["parent"] == root.as_str()), "{tree}");
+    let (code, text, err) = run(&["tree", &root]);
+    assert_eq!(code, 0, "{text}{err}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with(&format!("{root}  fault.fan_out  complete")), "{text}");
+    assert_eq!((lines.len(), lines[1].starts_with("├─ "), lines[3].starts_with("└─ ")), (4, true, true), "{text}");
+    // `status` names the parent; an unknown id exits 4.
+    let child = children[0]["id"].as_str().expect("id");
+    let (_, out, _) = run(&["status", child]);
+    assert!(out.contains(&format!("parent    {root}")), "{out}");
+    assert_eq!(run(&["tree", "no-such-call"]).0, 4);
+
+    // The children's log lines carry the trace of the call that sent them.
+    let trace = trace_in_logs(&root);
+    assert_eq!(trace.len(), 32, "{trace}");
+    for c in children {
+        assert_eq!(trace_in_logs(c["id"].as_str().expect("id")), trace);
+    }
+}
+
 #[test]
 fn tail_shows_the_worker_s_lines_of_one_call() {
     let failed = sent("fault.flaky", r#"{"succeed_on": 3}"#);

@@ -30,6 +30,24 @@ async fn ok(n: u64) -> u64 {
 }
 
 /// A retryable error until attempt `succeed_on`, then completes.
+/// Sends `n` calls of `fault.traced`: a parent for `tasks tree`.
+#[task(name = "fault.fan_out")]
+async fn fan_out(n: u64) -> TaskResult<Vec<String>> {
+    task_runtime::lambda_runtime::tracing::info!("sending {n} children");
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(traced(i).await?.id().to_owned());
+    }
+    Ok(ids)
+}
+
+/// Logs one line in its task span (with the trace it runs in).
+#[task(name = "fault.traced")]
+async fn traced(n: u64) -> u64 {
+    task_runtime::lambda_runtime::tracing::info!("traced child {n}");
+    n
+}
+
 #[task(name = "fault.flaky")]
 async fn flaky(succeed_on: u32) -> TaskResult<u32> {
     let attempt = task_runtime::current().and_then(|c| c.attempt).unwrap_or(1);
