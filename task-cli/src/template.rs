@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use task_runtime::store::dynamodb::{FAILED_INDEX, FAILED_INDEX_ATTRIBUTES, PARENT_INDEX};
+use task_runtime::store::dynamodb::{FAILED_INDEX, FAILED_INDEX_ATTRIBUTES, PARENT_INDEX, RECENT_INDEX};
 
 use crate::cli::TemplateArgs;
 use crate::{Exit, Problem};
@@ -60,7 +60,7 @@ pub(crate) fn render(manifest: &Value, binary: &str, timeout_s: u32, memory_mb: 
     let _ = writeln!(w, "Resources:");
     let _ = writeln!(w, "  Responses:\n    Type: AWS::DynamoDB::Table\n    Properties:\n      BillingMode: PAY_PER_REQUEST");
     let _ = writeln!(w, "      AttributeDefinitions:");
-    for (name, ty) in [("id", "S"), ("failed_shard", "S"), ("updated_at_ms", "N"), ("parent", "S"), ("created_at_ms", "N")] {
+    for (name, ty) in [("id", "S"), ("failed_shard", "S"), ("updated_at_ms", "N"), ("parent", "S"), ("created_at_ms", "N"), ("listed_shard", "S")] {
         let _ = writeln!(w, "        - AttributeName: {name}\n          AttributeType: {ty}");
     }
     let _ = writeln!(w, "      KeySchema:\n        - AttributeName: id\n          KeyType: HASH");
@@ -74,6 +74,10 @@ pub(crate) fn render(manifest: &Value, binary: &str, timeout_s: u32, memory_mb: 
     // The index of calls by the call that sent them, keys only (see PARENT_INDEX): `tasks tree`.
     let _ = writeln!(w, "        - IndexName: {PARENT_INDEX}");
     let _ = writeln!(w, "          KeySchema:\n            - AttributeName: parent\n              KeyType: HASH\n            - AttributeName: created_at_ms\n              KeyType: RANGE");
+    let _ = writeln!(w, "          Projection:\n            ProjectionType: KEYS_ONLY");
+    // The index of recent calls, keys only (see RECENT_INDEX): written with TASK_LIST_CALLS=true.
+    let _ = writeln!(w, "        - IndexName: {RECENT_INDEX}");
+    let _ = writeln!(w, "          KeySchema:\n            - AttributeName: listed_shard\n              KeyType: HASH\n            - AttributeName: created_at_ms\n              KeyType: RANGE");
     let _ = writeln!(w, "          Projection:\n            ProjectionType: KEYS_ONLY");
     let _ = writeln!(w, "      TimeToLiveSpecification:\n        AttributeName: ttl\n        Enabled: true");
     // The failure queue: Lambda's records of every event of the function. A

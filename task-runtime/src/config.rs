@@ -15,6 +15,7 @@
 //! | `TASK_SIGNING_KEY` | HMAC-SHA256 key: sign messages, refuse unsigned ones | none |
 //! | `TASK_SCHEDULER_ROLE_ARN` | the role EventBridge Scheduler assumes to invoke the function of a delayed task | none: delays are refused on AWS |
 //! | `TASK_FOLLOW_QUALIFIER` | inside Lambda, send to the caller's own function at the qualifier it was invoked with | `true` |
+//! | `TASK_LIST_CALLS` | index every call by the day it was sent, so that recent calls can be listed (`tasks dashboard`); one index write per call | `false` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +97,11 @@ pub struct Config {
     /// version or alias the caller was invoked with (`:live` sends to
     /// `:live`). `false` sends to the function as named.
     pub follow_qualifier: bool,
+    /// Index every call by the day it was sent
+    /// ([`RECENT_INDEX`](crate::store::dynamodb::RECENT_INDEX)), so that
+    /// recent calls can be listed (`tasks dashboard`'s calls page). Costs one
+    /// index write per call, so it is off unless asked for.
+    pub list_calls: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -110,6 +116,7 @@ impl std::fmt::Debug for Config {
             .field("timeout_margin", &self.timeout_margin)
             .field("lease", &self.lease)
             .field("event_life", &self.event_life)
+            .field("list_calls", &self.list_calls)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
             .field("aws", &self.aws.as_ref().map(|_| "<SdkConfig>"))
             .field("store", &self.store)
@@ -140,6 +147,7 @@ impl Default for Config {
             scheduler_role_arn: None,
             scheduler: None,
             follow_qualifier: true,
+            list_calls: false,
         }
     }
 }
@@ -218,11 +226,10 @@ impl Config {
         }
         c.scheduler_role_arn = var("TASK_SCHEDULER_ROLE_ARN");
         if let Some(v) = var("TASK_FOLLOW_QUALIFIER") {
-            c.follow_qualifier = match v.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => true,
-                "false" | "0" | "no" => false,
-                _ => return Err(invalid("TASK_FOLLOW_QUALIFIER", &v, "`true` or `false`")),
-            };
+            c.follow_qualifier = flag(&v, "TASK_FOLLOW_QUALIFIER")?;
+        }
+        if let Some(v) = var("TASK_LIST_CALLS") {
+            c.list_calls = flag(&v, "TASK_LIST_CALLS")?;
         }
         c.signing_key = var("TASK_SIGNING_KEY").map(|k| Arc::from(k.into_bytes()));
         Ok(c)
@@ -285,6 +292,15 @@ impl Config {
     pub fn with_invoker(mut self, invoker: crate::backend::lambda::LambdaInvoker) -> Self {
         self.invoker = Some(Arc::new(invoker));
         self
+    }
+}
+
+/// A yes/no variable: `true`/`1`/`yes` or `false`/`0`/`no`.
+fn flag(v: &str, name: &'static str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(invalid(name, v, "`true` or `false`")),
     }
 }
 

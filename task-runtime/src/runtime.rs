@@ -43,7 +43,8 @@ impl Runtime {
                     Some(Arc::new(match &config.aws {
                         Some(sdk) => DynamoStore::from_sdk_config(sdk.clone(), table),
                         None => DynamoStore::lazy(table),
-                    }) as Arc<dyn ResponseStore>)
+                    }
+                    .listing_calls(config.list_calls)) as Arc<dyn ResponseStore>)
                 });
                 let invoker = config.invoker.clone().unwrap_or_else(|| {
                     Arc::new(match &config.aws {

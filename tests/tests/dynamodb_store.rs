@@ -380,7 +380,7 @@ async fn failed_calls_are_listed_from_their_index_with_their_message() {
 #[tokio::test]
 async fn create_table_adds_the_indexes_a_table_made_by_an_earlier_version_lacks() {
     use aws_sdk_dynamodb::types::{AttributeDefinition, KeySchemaElement, KeyType, ScalarAttributeType};
-    use task_runtime::store::dynamodb::{FAILED_INDEX, PARENT_INDEX};
+    use task_runtime::store::dynamodb::{FAILED_INDEX, PARENT_INDEX, RECENT_INDEX};
     let client = common::dynamodb();
     let indexes_of = |table: String| {
         let client = client.clone();
@@ -393,39 +393,55 @@ async fn create_table_adds_the_indexes_a_table_made_by_an_earlier_version_lacks(
     };
     let key = |name: &str, t: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(t).build().expect("key");
     let attr = |name: &str, t: ScalarAttributeType| AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().expect("attr");
-    let old_table = |with_failed_index: bool| {
+    let index = |name: &str, hash: &str, range: &str| {
+        aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(hash, KeyType::Hash))
+            .key_schema(key(range, KeyType::Range))
+            .projection(aws_sdk_dynamodb::types::Projection::builder().projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly).build())
+            .build()
+            .expect("index")
+    };
+    let old_table = |failed: bool, parent: bool| {
         let client = client.clone();
         async move {
             let table = common::table_name("old");
             let mut create = client.create_table().table_name(&table).billing_mode(BillingMode::PayPerRequest).key_schema(key("id", KeyType::Hash)).attribute_definitions(attr("id", ScalarAttributeType::S));
-            if with_failed_index {
-                let index = aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
-                    .index_name(FAILED_INDEX)
-                    .key_schema(key("failed_shard", KeyType::Hash))
-                    .key_schema(key("updated_at_ms", KeyType::Range))
-                    .projection(aws_sdk_dynamodb::types::Projection::builder().projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly).build())
-                    .build()
-                    .expect("index");
-                create = create.attribute_definitions(attr("failed_shard", ScalarAttributeType::S)).attribute_definitions(attr("updated_at_ms", ScalarAttributeType::N)).global_secondary_indexes(index);
+            if failed {
+                create = create.attribute_definitions(attr("failed_shard", ScalarAttributeType::S)).attribute_definitions(attr("updated_at_ms", ScalarAttributeType::N)).global_secondary_indexes(index(FAILED_INDEX, "failed_shard", "updated_at_ms"));
+            }
+            if parent {
+                create = create.attribute_definitions(attr("parent", ScalarAttributeType::S)).attribute_definitions(attr("created_at_ms", ScalarAttributeType::N)).global_secondary_indexes(index(PARENT_INDEX, "parent", "created_at_ms"));
             }
             create.send().await.expect("an old table");
             table
         }
     };
+    let upgrade = |table: String| async move { DynamoStore::with_client(common::dynamodb(), table).create_table().await };
 
-    // Made by the version before this one (the failed index only): the index by parent is added.
-    let table = old_table(true).await;
-    DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("upgrade");
-    assert_eq!(indexes_of(table.clone()).await, [PARENT_INDEX, FAILED_INDEX]);
+    // One index missing: it is added, and TTL is on.
+    let table = old_table(true, true).await;
+    upgrade(table.clone()).await.expect("upgrade");
+    assert_eq!(indexes_of(table.clone()).await, [RECENT_INDEX, PARENT_INDEX, FAILED_INDEX]);
     let ttl = client.describe_time_to_live().table_name(&table).send().await.expect("ttl");
     assert_eq!(ttl.time_to_live_description().and_then(|d| d.time_to_live_status()), Some(&TimeToLiveStatus::Enabled));
 
-    // Made with no index: the first is added, and the second is named, to be
-    // added once the first is ACTIVE (DynamoDB creates one index at a time).
-    let table = old_table(false).await;
-    let err = DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect_err("one index at a time");
-    let text = err.to_string();
-    assert!(text.contains(&format!("`{FAILED_INDEX}` is still being created")) && text.contains(&format!("the index `{PARENT_INDEX}`")), "{text}");
+    // Made by the version before this one (the failed index only): the first
+    // missing index is added and the next is named, to be added once the
+    // first is ACTIVE (DynamoDB creates one index of a table at a time).
+    let table = old_table(true, false).await;
+    let text = upgrade(table.clone()).await.expect_err("one index at a time").to_string();
+    assert!(text.contains(&format!("`{PARENT_INDEX}` is still being created")) && text.contains(&format!("the index `{RECENT_INDEX}`")), "{text}");
+    assert_eq!(indexes_of(table.clone()).await, [PARENT_INDEX, FAILED_INDEX]);
+    // Run again while that index is being created: nothing more is added, and it says why.
+    let again = upgrade(table.clone()).await.expect_err("still creating").to_string();
+    assert!(again.contains(&format!("`{PARENT_INDEX}` is still being created")) && again.contains(&format!("the index `{RECENT_INDEX}`")), "{again}");
+    assert_eq!(indexes_of(table).await, [PARENT_INDEX, FAILED_INDEX]);
+
+    // Made with no index at all.
+    let table = old_table(false, false).await;
+    let text = upgrade(table.clone()).await.expect_err("one index at a time").to_string();
+    assert!(text.contains(&format!("`{FAILED_INDEX}` is still being created")) && text.contains(&format!("`{PARENT_INDEX}`, `{RECENT_INDEX}`")), "{text}");
     assert_eq!(indexes_of(table).await, [FAILED_INDEX]);
 }
 
@@ -652,4 +668,36 @@ async fn last_attempt_rules(s: &dyn ResponseStore, id: &str) {
 async fn no_attempt_past_the_last_on_dynamodb_and_in_memory() {
     last_attempt_rules(&store().await, "last-1").await;
     last_attempt_rules(&task_runtime::store::memory::MemoryStore::default(), "last-1").await;
+}
+
+#[tokio::test]
+async fn a_store_that_lists_calls_finds_them_newest_first_and_one_that_does_not_writes_no_index() {
+    let table = common::table_name("recent");
+    let listing = DynamoStore::with_client(common::dynamodb(), table.clone()).listing_calls(true);
+    listing.create_table().await.expect("table");
+    let quiet = DynamoStore::with_client(common::dynamodb(), table.clone());
+    let t0 = common::now_ms();
+    let at = |id: &str, ms: u64| PendingItem { now_ms: t0 + ms, ..pending(id) };
+    listing.put_pending(at("r1", 0)).await.expect("put");
+    // Created by the worker's begin, and by a failure record: listed too.
+    listing.begin(BeginRequest { now_ms: t0 + 1, ..begin("r2", "req-1", live()) }).await.expect("begin");
+    listing.fail_unfinished(at("r3", 2), Failure::new(FailureKind::Crashed, "gone"), None).await.expect("fail");
+    // Not listed: a store that does not list calls.
+    quiet.put_pending(at("q1", 3)).await.expect("put");
+
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        found = listing.recent(t0, 100).await.expect("query the index");
+        if found.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let ids: Vec<_> = found.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["r3", "r2", "r1"], "newest first, and only what was listed");
+    assert_eq!(found[0].response.status, Status::Failed);
+    assert_eq!(listing.recent(t0, 2).await.expect("query").len(), 2, "the limit is kept");
+    assert!(listing.recent(t0 + 60_000, 100).await.expect("query").is_empty(), "nothing sent since then");
+    let raw = common::dynamodb().get_item().table_name(&table).key("id", AttributeValue::S("q1".into())).consistent_read(true).send().await.expect("get");
+    assert!(raw.item().is_some_and(|i| !i.contains_key("listed_shard")), "no index write without TASK_LIST_CALLS");
 }

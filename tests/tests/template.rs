@@ -41,6 +41,8 @@ fn the_committed_template_is_generated_from_the_worker_s_manifest() {
         "ProjectionType: INCLUDE",
         // `tasks tree`: the calls each call sent.
         "IndexName: calls-by-parent",
+        // The dashboard's recent calls (TASK_LIST_CALLS).
+        "IndexName: calls-by-day-shard",
         "ProjectionType: KEYS_ONLY",
         "Type: SQS",
         "maxReceiveCount: 3",

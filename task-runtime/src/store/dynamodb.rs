@@ -32,7 +32,7 @@ mod calls;
 mod flow;
 mod groups;
 
-pub use calls::PARENT_INDEX;
+pub use calls::{PARENT_INDEX, RECENT_INDEX};
 
 type Attrs = HashMap<String, AttributeValue>;
 
@@ -86,22 +86,32 @@ pub struct FailedCall {
 pub struct DynamoStore {
     table: String,
     client: crate::aws::LazyClient<Client>,
+    /// Whether calls are indexed by the day they were sent ([`RECENT_INDEX`]).
+    list_calls: bool,
 }
 
 impl DynamoStore {
     /// A store over `table`, with a client built from the environment on first use.
     pub fn lazy(table: impl Into<String>) -> Self {
-        Self { table: table.into(), client: crate::aws::LazyClient::new(None) }
+        Self { table: table.into(), client: crate::aws::LazyClient::new(None), list_calls: false }
     }
 
     /// A store over `table`, with a client built from `sdk` on first use.
     pub fn from_sdk_config(sdk: aws_config::SdkConfig, table: impl Into<String>) -> Self {
-        Self { table: table.into(), client: crate::aws::LazyClient::new(Some(sdk)) }
+        Self { table: table.into(), client: crate::aws::LazyClient::new(Some(sdk)), list_calls: false }
     }
 
     /// A store over `table` with a client you built.
     pub fn with_client(client: Client, table: impl Into<String>) -> Self {
-        Self { table: table.into(), client: crate::aws::LazyClient::with(client) }
+        Self { table: table.into(), client: crate::aws::LazyClient::with(client), list_calls: false }
+    }
+
+    /// Index every call this store creates by the day it was sent
+    /// ([`RECENT_INDEX`]), so that [`ResponseStore::recent`] lists it:
+    /// one index write per call. The runtime turns it on with `TASK_LIST_CALLS=true`.
+    pub fn listing_calls(mut self, on: bool) -> Self {
+        self.list_calls = on;
+        self
     }
 
     /// The table name.
@@ -128,8 +138,8 @@ impl DynamoStore {
     }
 
     /// Create the table (key `id`, on-demand billing) with the index of
-    /// failed calls ([`FAILED_INDEX`]) and of calls by parent
-    /// ([`PARENT_INDEX`]), and turn TTL on for `ttl`. Safe to call when the
+    /// failed calls ([`FAILED_INDEX`]), of calls by parent
+    /// ([`PARENT_INDEX`]) and of recent calls ([`RECENT_INDEX`]), and turn TTL on for `ttl`. Safe to call when the
     /// table exists already: a table made by an earlier version gets the
     /// indexes it lacks added, one at a time (DynamoDB creates one index per
     /// `UpdateTable`: when two are missing, the second is named in an error,
@@ -159,12 +169,20 @@ impl DynamoStore {
                 .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
                 .build()
                 .map_err(|e| self.build_err(e))?,
+            GlobalSecondaryIndex::builder()
+                .index_name(RECENT_INDEX)
+                .key_schema(key("listed_shard", KeyType::Hash)?)
+                .key_schema(key("created_at_ms", KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .map_err(|e| self.build_err(e))?,
         ];
         let attributes = [
             attr("id", ScalarAttributeType::S)?,
             attr("failed_shard", ScalarAttributeType::S)?,
             attr("updated_at_ms", ScalarAttributeType::N)?,
             attr("parent", ScalarAttributeType::S)?,
+            attr("listed_shard", ScalarAttributeType::S)?,
             attr("created_at_ms", ScalarAttributeType::N)?,
         ];
         let created = client
@@ -381,16 +399,21 @@ impl DynamoStore {
     }
 }
 
-/// `set` (an update's SET clause) and `update`, recording `parent` when
-/// there is one: only where absent, since the caller's write may have come first.
-fn with_parent(set: &'static str, update: UpdateItemFluentBuilder, parent: Option<&str>) -> (String, UpdateItemFluentBuilder) {
-    match parent {
-        None => (set.to_owned(), update),
-        Some(p) => (
-            format!("{set}, #parent = if_not_exists(#parent, :parent)"),
-            update.expression_attribute_names("#parent", "parent").expression_attribute_values(":parent", s(p)),
-        ),
+/// `set` (an update's SET clause) and `update`, recording `parent` and
+/// `listed_shard` when given: only where absent, since the caller's write
+/// may have created the item first.
+fn created_with(set: &'static str, update: UpdateItemFluentBuilder, parent: Option<&str>, listed: Option<String>) -> (String, UpdateItemFluentBuilder) {
+    let mut expression = set.to_owned();
+    let mut update = update;
+    if let Some(p) = parent {
+        expression.push_str(", #parent = if_not_exists(#parent, :parent)");
+        update = update.expression_attribute_names("#parent", "parent").expression_attribute_values(":parent", s(p));
     }
+    if let Some(shard) = listed {
+        expression.push_str(", #listed = if_not_exists(#listed, :listed)");
+        update = update.expression_attribute_names("#listed", "listed_shard").expression_attribute_values(":listed", s(shard));
+    }
+    (expression, update)
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -503,6 +526,7 @@ pub(crate) fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
 #[async_trait]
 impl ResponseStore for DynamoStore {
     async fn put_pending(&self, p: PendingItem) -> Result<bool, StoreError> {
+        let listed = self.list_calls.then(|| calls::listed_shard(&p.id, p.now_ms));
         let mut item: Attrs = HashMap::from([
             ("id".to_owned(), s(p.id)),
             ("task".to_owned(), s(p.task)),
@@ -517,6 +541,9 @@ impl ResponseStore for DynamoStore {
         }
         if let Some(at) = p.run_at_ms {
             item.insert("run_at_ms".to_owned(), n(at));
+        }
+        if let Some(shard) = listed {
+            item.insert("listed_shard".to_owned(), s(shard));
         }
         if let Some(parent) = p.parent {
             item.insert("parent".to_owned(), s(parent));
@@ -629,7 +656,8 @@ impl ResponseStore for DynamoStore {
         const SET: &str = "SET #status = :running, #attempts = if_not_exists(#attempts, :zero) + :one, #rid = :rid, \
                  #lease = :lease, #max = :max, #task = if_not_exists(#task, :task), \
                  #created = if_not_exists(#created, :now), #updated = :now, #ttl = :ttl";
-        let (expression, update) = with_parent(SET, self.update(&req.id).await, req.parent.as_deref());
+        let listed = self.list_calls.then(|| calls::listed_shard(&req.id, req.now_ms));
+        let (expression, update) = created_with(SET, self.update(&req.id).await, req.parent.as_deref(), listed);
         let update = update
             .update_expression(expression)
             // Only a lapsed lease is taken over, whoever asks, and not past the
@@ -770,14 +798,13 @@ impl ResponseStore for DynamoStore {
     }
 
     async fn fail_unfinished(&self, p: PendingItem, failure: Failure, message: Option<&str>) -> Result<bool, StoreError> {
-        let (set, update) = failed_attrs(self.update(&p.id).await, &p.id, p.now_ms, message);
+        const SET: &str = "SET #status = :failed, #error = :error, #updated = :now, #task = if_not_exists(#task, :task), \
+                 #attempts = if_not_exists(#attempts, :zero), #created = if_not_exists(#created, :now), #ttl = :ttl";
+        let listed = self.list_calls.then(|| calls::listed_shard(&p.id, p.now_ms));
+        let (expression, update) = created_with(SET, self.update(&p.id).await, p.parent.as_deref(), listed);
+        let (set, update) = failed_attrs(update, &p.id, p.now_ms, message);
         let update = update
-            .update_expression(format!(
-                "SET #status = :failed, #error = :error, #updated = :now, #task = if_not_exists(#task, :task), \
-                 #attempts = if_not_exists(#attempts, :zero), #created = if_not_exists(#created, :now), \
-                 #ttl = :ttl{set}{parent}",
-                parent = if p.parent.is_some() { ", #parent = if_not_exists(#parent, :parent)" } else { "" },
-            ))
+            .update_expression(format!("{expression}{set}"))
             .condition_expression("attribute_not_exists(#id) OR #status IN (:scheduled, :pending, :running, :retrying)")
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#status", "status")
@@ -797,10 +824,6 @@ impl ResponseStore for DynamoStore {
             .expression_attribute_values(":task", s(p.task))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":ttl", n(p.ttl));
-        let update = match p.parent {
-            Some(parent) => update.expression_attribute_names("#parent", "parent").expression_attribute_values(":parent", s(parent)),
-            None => update,
-        };
         // `false`: complete or failed already, left as it is.
         self.conditional("fail_unfinished", update).await
     }
@@ -821,6 +844,10 @@ impl ResponseStore for DynamoStore {
 
     async fn children(&self, id: &str, limit: usize) -> Result<Vec<StoredCall>, StoreError> {
         self.children_of(id, limit).await
+    }
+
+    async fn recent(&self, since_ms: u64, limit: usize) -> Result<Vec<StoredCall>, StoreError> {
+        self.recent_calls(since_ms, limit).await
     }
 
     async fn put_group(&self, group: GroupItem) -> Result<bool, StoreError> {

@@ -265,6 +265,20 @@ impl ResponseStore for MemoryStore {
         Ok(found.into_iter().take(limit).map(|(_, call)| call).collect())
     }
 
+    async fn recent(&self, since_ms: u64, limit: usize) -> Result<Vec<StoredCall>, StoreError> {
+        let now = crate::time::now_ms();
+        let mut found = self.with(|items| {
+            items
+                .values()
+                // The notes of schedules' latest runs are not calls.
+                .filter(|i| i.created_at_ms >= since_ms && !i.expired(now) && !i.id.starts_with("latest:"))
+                .map(|i| Ok((i.created_at_ms, StoredCall { id: i.id.clone(), response: i.to_response(now)? })))
+                .collect::<Result<Vec<_>, StoreError>>()
+        })?;
+        found.sort_by(|a, b| (b.0, &b.1.id).cmp(&(a.0, &a.1.id)));
+        Ok(found.into_iter().take(limit).map(|(_, call)| call).collect())
+    }
+
     async fn put_group(&self, group: GroupItem) -> Result<bool, StoreError> {
         Ok(self.with_groups(|groups| {
             if groups.get(&group.id).is_some_and(|g| g.item.ttl.saturating_mul(1000) > group.now_ms) {

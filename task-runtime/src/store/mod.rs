@@ -373,6 +373,13 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
         let _ = (id, limit);
         Err(unsupported("children", "index of calls by the call that sent them"))
     }
+    /// The calls sent from `since_ms` on (epoch ms), newest first, at most
+    /// `limit`. On DynamoDB only calls created while the store lists calls
+    /// (`TASK_LIST_CALLS=true`) are found.
+    async fn recent(&self, since_ms: u64, limit: usize) -> Result<Vec<StoredCall>, StoreError> {
+        let _ = (since_ms, limit);
+        Err(unsupported("recent", "index of calls by when they were sent"))
+    }
     /// Record a group before its children are sent; `false` when a group
     /// of this id exists (nothing is written). See [`group`].
     async fn put_group(&self, group: GroupItem) -> Result<bool, StoreError> {
