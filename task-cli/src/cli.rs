@@ -50,6 +50,10 @@ pub(crate) enum Command {
     #[command(after_help = "Example:\n  cargo lambda build --release --arm64 --example worker\n  tasks template --worker target/debug/examples/worker > template.yaml")]
     Template(TemplateArgs),
     /// Send a failed call again, with its original arguments, under a new id.
+    /// A web page of the calls: the function, recent and failed calls, one
+    /// call with its logs and the calls it sent, retry and cancel.
+    #[command(after_help = "Example:\n  tasks dashboard --port 0\n  TASKS_DASHBOARD_TOKEN=s3cret tasks dashboard --bind 0.0.0.0 --port 8080 --worker target/debug/examples/worker")]
+    Dashboard(DashboardArgs),
     /// The calls under a call: the calls it sent, theirs, and so on.
     #[command(after_help = "Example:\n  tasks tree 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7\n  tasks tree ID --depth 2 --json")]
     Tree(TreeArgs),
@@ -187,6 +191,26 @@ pub(crate) struct TemplateArgs {
     /// invocations and X-Ray links them through the SDK's trace header.
     #[arg(long)]
     pub(crate) tracing: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DashboardArgs {
+    /// The port; 0 picks a free one (the first line printed names it).
+    #[arg(long, default_value_t = 7878)]
+    pub(crate) port: u16,
+    /// The address to listen on. Beyond the loopback address a token is required.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) bind: std::net::IpAddr,
+    /// A token every request must carry (`Authorization: Bearer TOKEN`, or
+    /// `?token=TOKEN`); `TASKS_DASHBOARD_TOKEN` keeps it out of `ps`.
+    #[arg(long)]
+    pub(crate) token: Option<String>,
+    /// The function shown and whose logs are read (default: TASK_FUNCTION).
+    #[arg(long)]
+    pub(crate) function: Option<String>,
+    /// The worker binary, whose manifest names its schedules and rules (as `tasks check --worker`).
+    #[arg(long)]
+    pub(crate) worker: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

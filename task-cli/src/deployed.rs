@@ -86,20 +86,31 @@ fn part<T: serde::Serialize>(read: Result<T, String>) -> Value {
     }
 }
 
-pub(crate) async fn function(a: FunctionArgs) -> Result<Exit, Problem> {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let lambda = aws_sdk_lambda::Client::new(&sdk);
-    let d = read(&lambda, &a.name).await?;
-    let schedules = schedules_of(&sdk, &d.arn).await.map(|s| s.into_iter().map(|(name, state, _)| json!({"name": name, "state": state})).collect::<Vec<_>>());
-    let calls = calls_by_status(&sdk, &d.env).await;
-    let metrics = metrics(&sdk, &d.name).await;
-    let report = json!({
+/// What `tasks function --json` prints of function `name`.
+pub(crate) async fn function_report(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, Problem> {
+    let lambda = aws_sdk_lambda::Client::new(sdk);
+    let d = read(&lambda, name).await?;
+    Ok(report_of(sdk, &d).await)
+}
+
+async fn report_of(sdk: &aws_config::SdkConfig, d: &Deployed) -> Value {
+    let schedules = schedules_of(sdk, &d.arn).await.map(|s| s.into_iter().map(|(name, state, _)| json!({"name": name, "state": state})).collect::<Vec<_>>());
+    let calls = calls_by_status(sdk, &d.env).await;
+    let metrics = metrics(sdk, &d.name).await;
+    json!({
         "name": d.name, "arn": d.arn, "runtime": d.runtime, "architectures": d.architectures,
         "memory_mb": d.memory_mb, "timeout_s": d.timeout_s, "code_size_bytes": d.code_size, "last_modified": d.last_modified,
         "max_retry_attempts": d.retries, "max_event_age_s": d.max_event_age_s, "on_failure": d.on_failure,
         "task_settings": task_settings(&d.env),
         "schedules": part(schedules), "calls_last_24h": part(calls), "metrics_last_24h": part(metrics),
-    });
+    })
+}
+
+pub(crate) async fn function(a: FunctionArgs) -> Result<Exit, Problem> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let d = read(&lambda, &a.name).await?;
+    let report = report_of(&sdk, &d).await;
     if a.json {
         println!("{report}");
         return Ok(Exit::Complete);
@@ -182,6 +193,39 @@ async fn metrics(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, Strin
     Ok(Value::Object(sums))
 }
 
+/// The same four metrics of the last day, hour by hour: for each, the
+/// hours' start (epoch ms) and sums, oldest first (the dashboard's chart).
+pub(crate) async fn metrics_by_hour(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, String> {
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+    let cw = aws_sdk_cloudwatch::Client::new(sdk);
+    let now = now_ms();
+    let end = aws_smithy_types::DateTime::from_millis(now as i64);
+    let start = aws_smithy_types::DateTime::from_millis(now.saturating_sub(86_400_000) as i64);
+    let names = ["Invocations", "Errors", "Throttles", "AsyncEventsDropped"];
+    let mut request = cw.get_metric_data().start_time(start).end_time(end).scan_by(ScanBy::TimestampAscending);
+    for (i, m) in names.iter().enumerate() {
+        let metric = Metric::builder()
+            .namespace("AWS/Lambda")
+            .metric_name(*m)
+            .dimensions(Dimension::builder().name("FunctionName").value(name).build())
+            .build();
+        let stat = MetricStat::builder().metric(metric).period(3600).stat("Sum").build();
+        request = request.metric_data_queries(MetricDataQuery::builder().id(format!("m{i}")).metric_stat(stat).build());
+    }
+    let out = request.send().await.map_err(|e| format!("CloudWatch: {}", sdk_error(&e)))?;
+    let mut series = serde_json::Map::new();
+    for (i, m) in names.iter().enumerate() {
+        let points: Vec<Value> = out
+            .metric_data_results()
+            .iter()
+            .filter(|r| r.id() == Some(&format!("m{i}")))
+            .flat_map(|r| r.timestamps().iter().zip(r.values()).map(|(t, v)| json!([t.to_millis().unwrap_or(0), v])))
+            .collect();
+        series.insert((*m).to_owned(), Value::Array(points));
+    }
+    Ok(Value::Object(series))
+}
+
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().chars().take(200).collect()
 }
@@ -205,10 +249,62 @@ struct Finding {
     message: String,
 }
 
+/// What `tasks check` found: inconsistencies, and parts it could not read.
+pub(crate) struct CheckReport {
+    name: String,
+    findings: Vec<Finding>,
+    unchecked: Vec<String>,
+}
+
+impl CheckReport {
+    /// Consistent only when every part was read: a part that could not be
+    /// checked is never a pass.
+    fn consistent(&self) -> bool {
+        self.findings.is_empty() && self.unchecked.is_empty()
+    }
+
+    /// What `tasks check --json` prints.
+    pub(crate) fn json(&self) -> Value {
+        let all: Vec<Value> = self.findings.iter().map(|f| json!({"check": f.check, "message": f.message})).collect();
+        json!({"function": self.name, "consistent": self.consistent(), "findings": all, "unchecked": self.unchecked})
+    }
+
+    fn exit(&self) -> Exit {
+        match (self.findings.is_empty(), self.unchecked.is_empty()) {
+            (false, _) => Exit::Inconsistent,
+            (true, false) => Exit::Failed, // could not check
+            (true, true) => Exit::Complete,
+        }
+    }
+}
+
 pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let report = check_report(&sdk, &a.name, a.worker.as_deref()).await?;
+    if a.json {
+        println!("{}", report.json());
+    } else {
+        for f in &report.findings {
+            println!("{}: {}", f.check, f.message);
+        }
+        for u in &report.unchecked {
+            println!("not checked: {u}");
+        }
+        if report.consistent() {
+            println!("{} is consistent with task-runtime's rules{}", report.name, if a.worker.is_some() { " and its worker's manifest" } else { "" });
+        } else if report.findings.is_empty() {
+            println!("{}: {} part(s) could not be checked (above), so it is not known to be consistent", report.name, report.unchecked.len());
+        }
+    }
+    Ok(report.exit())
+}
+
+/// Check function `name` against the library's rules, and against the
+/// manifest of `worker` when given.
+pub(crate) async fn check_report(sdk: &aws_config::SdkConfig, name: &str, worker: Option<&std::path::Path>) -> Result<CheckReport, Problem> {
+    let sdk = sdk.clone();
     let lambda = aws_sdk_lambda::Client::new(&sdk);
-    let d = read(&lambda, &a.name).await.map_err(|Problem(why)| Problem(format!("cannot check: {why}")))?;
+    let d = read(&lambda, name).await.map_err(|Problem(why)| Problem(format!("cannot check: {why}")))?;
     let mut findings = Vec::new();
     let mut unchecked = Vec::new();
     let mut find = |check: &'static str, message: String| findings.push(Finding { check, message });
@@ -263,7 +359,7 @@ pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
         find("timeout", format!("the timeout ({} s) is not larger than TASK_TIMEOUT_MARGIN_MS ({margin_ms} ms): raise the timeout or lower the margin", d.timeout_s));
     }
     // Every schedule of the worker's manifest exists and is enabled.
-    if let Some(worker) = &a.worker {
+    if let Some(worker) = worker {
         let manifest = std::process::Command::new(worker).env(task_runtime::MANIFEST_VAR, "1").output().ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok());
         // A task's own timeout is below what the function gives a body.
         let budget_ms = i64::from(d.timeout_s) * 1000 - margin_ms;
@@ -336,28 +432,5 @@ pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
         }
     }
 
-    // Consistent only when every part was read: a part that could not be
-    // checked is exit 1 ("could not check"), never a pass.
-    let consistent = findings.is_empty() && unchecked.is_empty();
-    if a.json {
-        let all: Vec<Value> = findings.iter().map(|f| json!({"check": f.check, "message": f.message})).collect();
-        println!("{}", json!({"function": d.name, "consistent": consistent, "findings": all, "unchecked": unchecked}));
-    } else {
-        for f in &findings {
-            println!("{}: {}", f.check, f.message);
-        }
-        for u in &unchecked {
-            println!("not checked: {u}");
-        }
-        if consistent {
-            println!("{} is consistent with task-runtime's rules{}", d.name, if a.worker.is_some() { " and its worker's manifest" } else { "" });
-        } else if findings.is_empty() {
-            println!("{}: {} part(s) could not be checked (above), so it is not known to be consistent", d.name, unchecked.len());
-        }
-    }
-    Ok(match (findings.is_empty(), unchecked.is_empty()) {
-        (false, _) => Exit::Inconsistent,
-        (true, false) => Exit::Failed, // could not check
-        (true, true) => Exit::Complete,
-    })
+    Ok(CheckReport { name: d.name, findings, unchecked })
 }

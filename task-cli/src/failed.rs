@@ -59,33 +59,41 @@ pub(crate) async fn create_table() -> Result<Exit, Problem> {
 
 pub(crate) async fn retry(a: RetryArgs) -> Result<Exit, Problem> {
     let config = install(a.function.as_deref())?;
-    let store = crate::setup::table(&config)?;
-    let Some(r) = get_async_response(&a.id).await.map_err(store_problem)? else {
+    let Some((task, id)) = retry_call(&config, &a.id).await? else {
         eprintln!("tasks: no call {}: it is unknown or has expired", a.id);
         return Ok(Exit::Unknown);
     };
-    if r.status != Status::Failed {
-        return Err(Problem(format!("call {} is {}: only a failed call is retried", a.id, r.status)));
+    eprintln!("retried {} as a new call", a.id);
+    announce(&task, &id, false, false);
+    if !a.wait {
+        return Ok(Exit::Complete);
     }
-    let kept = store.failed_message(&a.id).await.map_err(store_problem)?.ok_or_else(|| {
+    let calls = follow(&[id], a.timeout.unwrap_or(DEFAULT_WAIT)).await?;
+    print(&calls, false);
+    Ok(calls.first().map_or(Exit::Unknown, |(_, r)| crate::render::exit_of(r.as_ref())))
+}
+
+/// Send failed call `id` again, from the message kept with it: its task
+/// and the new call's id, or `None` when no call `id` exists.
+pub(crate) async fn retry_call(config: &task_runtime::Config, id: &str) -> Result<Option<(String, String)>, Problem> {
+    let store = crate::setup::table(config)?;
+    let Some(r) = get_async_response(id).await.map_err(store_problem)? else {
+        return Ok(None);
+    };
+    if r.status != Status::Failed {
+        return Err(Problem(format!("call {id} is {}: only a failed call is retried", r.status)));
+    }
+    let kept = store.failed_message(id).await.map_err(store_problem)?.ok_or_else(|| {
         Problem(format!(
-            "the message of call {} was not kept (over 64 KiB, or it failed under an older version): send it again with `tasks send {} ARGS_JSON`",
-            a.id, r.task
+            "the message of call {id} was not kept (over 64 KiB, or it failed under an older version): send it again with `tasks send {} ARGS_JSON`",
+            r.task
         ))
     })?;
-    let original: Envelope = serde_json::from_str(&kept)
-        .map_err(|e| Problem(format!("the message kept with call {} does not decode: {e}", a.id)))?;
+    let original: Envelope = serde_json::from_str(&kept).map_err(|e| Problem(format!("the message kept with call {id} does not decode: {e}")))?;
     if config.function.is_none() {
         return Err(config_problem(task_runtime::ConfigError::NoFunction));
     }
     let options = SendOptions::default().retries(original.retries);
     let handle = task_runtime::send(&original.task, Value::Object(original.args), options).await.map_err(dispatch_problem)?;
-    eprintln!("retried {} as a new call", a.id);
-    announce(&original.task, handle.id(), false, false);
-    if !a.wait {
-        return Ok(Exit::Complete);
-    }
-    let calls = follow(&[handle.id().to_owned()], a.timeout.unwrap_or(DEFAULT_WAIT)).await?;
-    print(&calls, false);
-    Ok(calls.first().map_or(Exit::Unknown, |(_, r)| crate::render::exit_of(r.as_ref())))
+    Ok(Some((original.task, handle.id().to_owned())))
 }

@@ -5,6 +5,7 @@
 //! of each command.
 
 mod cli;
+mod dashboard;
 mod deployed;
 mod failed;
 mod group;
@@ -61,6 +62,7 @@ async fn main() -> ExitCode {
         Command::CreateTable => failed::create_table().await,
         Command::Template(a) => template::template(a).await,
         Command::Tree(a) => tree::tree(a).await,
+        Command::Dashboard(a) => dashboard::dashboard(a).await,
     };
     match outcome {
         Ok(exit) => ExitCode::from(exit as u8),

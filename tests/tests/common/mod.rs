@@ -2,7 +2,9 @@
 //! that `scripts/test` starts, and SDK clients pointed at loopback.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod browser;
 pub mod faults;
+pub mod web;
 pub mod task_local;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
