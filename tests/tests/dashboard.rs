@@ -252,7 +252,7 @@ fn in_a_browser_a_failed_call_is_found_opened_and_retried_a_parent_shows_its_chi
     b.wait_text("#call-parent", Duration::from_secs(20), |t| t == root);
 
     // A page that updates while its call runs, with no reload.
-    let slow = send("fault.slow", r#"{"ms": 4000}"#);
+    let slow = send("fault.slow", r#"{"ms": 1800}"#);
     b.open(&format!("{}/#/call/{slow}", d.url));
     b.wait_text("#call tr:nth-child(2) td", Duration::from_secs(20), |t| t == "running" || t == "pending");
     b.run("window.__not_reloaded = true; return null;");

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::web as http;
 
 /// The element key of WebDriver's element references.
-const ELEMENT: &str = "element-6066-11e4-a52f-4f1ce27a2d28";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
     driver: Child,
@@ -122,7 +122,9 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(200));
         }
         let page = self.run("return document.body.innerText;");
-        panic!("`{css}` did not read as expected within {limit:?}; last read {last:?}; the page:\n{page}");
+        let matching = self.run(&format!("return document.querySelectorAll({}).length;", Value::String(css.to_owned())));
+        let found = self.find_all(css).len();
+        panic!("`{css}` did not read as expected within {limit:?}; last read {last:?} ({matching} in the page, {found} found by the driver); the page:\n{page}");
     }
 
     /// Click the first element matching `css` (found again each try, since the page re-renders).

@@ -37,16 +37,43 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
     req.push_str("\r\n");
     req.push_str(body);
     s.write_all(req.as_bytes()).expect("write the request");
+    // Read the head, then the body by its length (ChromeDriver keeps the
+    // connection open whatever the request asks), by its chunks, or to the end.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read the answer");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no end of headers: {text}"));
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(at) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let n = s.read(&mut buf).expect("read the answer");
+        assert!(n > 0, "the connection closed before the end of the headers");
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
     let mut lines = head.lines();
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no status: {head}"));
     let headers: Vec<(String, String)> =
         lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())).collect();
+    let mut rest = raw[head_end + 4..].to_vec();
+    let length = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse::<usize>().ok());
     let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { unchunk(rest) } else { rest.to_owned() };
+    loop {
+        let done = match length {
+            Some(n) => rest.len() >= n,
+            None if chunked => rest.windows(5).any(|w| w == b"0\r\n\r\n"),
+            None => false,
+        };
+        if done {
+            break;
+        }
+        let n = s.read(&mut buf).expect("read the answer");
+        if n == 0 {
+            break;
+        }
+        rest.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&rest).into_owned();
+    let body = if chunked { unchunk(&text) } else { text };
     Answer { status, headers, body }
 }
 
