@@ -97,7 +97,7 @@ pub(crate) fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<Str
     // The tree of calls and the trace: who sent it, from which trace.
     let running = crate::context::current();
     env.parent = running.as_ref().map(|c| c.id.clone());
-    env.traceparent = Some(crate::trace::outgoing_from(running.as_ref()).to_string());
+    env.traceparent = Some(crate::trace::outgoing(running.as_ref().map(|c| (c.id.as_str(), c.traceparent.as_deref()))).to_string());
     if let Some(key) = &rt.config.signing_key {
         env.sign(key);
     }

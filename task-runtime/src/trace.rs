@@ -20,8 +20,6 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::envelope::Envelope;
-
 /// A W3C trace context: the trace, the span it came from, and whether it is sampled.
 ///
 /// ```
@@ -76,11 +74,6 @@ impl TraceParent {
         let trace_id = uuid::Uuid::new_v4().simple().to_string();
         let parent_id = span_id(&trace_id);
         TraceParent { trace_id, parent_id, flags: 1 }
-    }
-
-    /// The trace context of `message`, if it carries a valid one.
-    pub fn of_message(message: &Envelope) -> Option<Self> {
-        message.traceparent.as_deref().and_then(Self::parse)
     }
 
     /// The context a call sent by call `id` carries: the same trace, with
@@ -155,14 +148,15 @@ pub fn span_id(id: &str) -> String {
     out
 }
 
-/// The trace context for a call sent by `running` (the running task, if
-/// any): the running task's trace, else
-/// the Lambda invocation's X-Ray trace, else a new trace.
-pub(crate) fn outgoing_from(running: Option<&crate::context::TaskContext>) -> TraceParent {
-    if let Some(ctx) = running
-        && let Some(t) = ctx.traceparent.as_deref().and_then(TraceParent::parse)
+/// The trace context for a call sent by `running` (the running task's id
+/// and the `traceparent` its message carried, if a task is running): the
+/// running task's trace, else the Lambda invocation's X-Ray trace, else a
+/// new trace.
+pub(crate) fn outgoing(running: Option<(&str, Option<&str>)>) -> TraceParent {
+    if let Some((id, Some(header))) = running
+        && let Some(t) = TraceParent::parse(header)
     {
-        return t.child_of_call(&ctx.id);
+        return t.child_of_call(id);
     }
     std::env::var("_X_AMZN_TRACE_ID").ok().as_deref().and_then(TraceParent::from_xray).unwrap_or_else(TraceParent::new_root)
 }

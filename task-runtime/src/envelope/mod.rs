@@ -424,7 +424,7 @@ impl Envelope {
         next.chain = Some(ChainRef { id: chain, step: number });
         // Sent by this call's end: its child, in the same trace.
         next.parent = Some(self.id.clone());
-        next.traceparent = crate::trace::TraceParent::of_message(self).map(|t| t.child_of_call(&self.id).to_string());
+        next.traceparent = self.traceparent.as_deref().and_then(crate::trace::TraceParent::parse).map(|t| t.child_of_call(&self.id).to_string());
         Some(next)
     }
 
