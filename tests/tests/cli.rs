@@ -318,8 +318,10 @@ fn create_table_makes_a_table_with_its_index_and_status_finds_a_schedule_s_lates
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let described = rt.block_on(common::dynamodb().describe_table().table_name(&table).send()).expect("the table exists");
-    let indexes: Vec<_> = described.table().map(|t| t.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect()).unwrap_or_default();
-    assert_eq!(indexes, [task_runtime::store::dynamodb::FAILED_INDEX]);
+    let mut indexes: Vec<_> = described.table().map(|t| t.global_secondary_indexes().iter().filter_map(|i| i.index_name()).collect()).unwrap_or_default();
+    indexes.sort_unstable();
+    use task_runtime::store::dynamodb::{FAILED_INDEX, PARENT_INDEX, RECENT_INDEX};
+    assert_eq!(indexes, [RECENT_INDEX, PARENT_INDEX, FAILED_INDEX]);
 
     // A run of fault.tick's schedule, delivered as Scheduler would: `latest:fault.tick` names it.
     let manifest: Value = serde_json::from_slice(&std::process::Command::new(task_local::built("fault-worker")).env("TASK_RUNTIME_MANIFEST", "1").output().expect("manifest").stdout).expect("JSON");
