@@ -83,6 +83,8 @@ fn send(name: &str, args: &str) -> String {
 struct Dashboard {
     child: Child,
     url: String,
+    /// Its output, kept open while it runs (and read no further).
+    _output: BufReader<std::process::ChildStdout>,
 }
 
 impl Drop for Dashboard {
@@ -101,9 +103,10 @@ fn dashboard(args: &[&str], token: Option<&str>) -> Dashboard {
     }
     let mut child = cmd.spawn().expect("start tasks dashboard");
     let mut first = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("read the first line");
+    let mut output = BufReader::new(child.stdout.take().expect("stdout"));
+    output.read_line(&mut first).expect("read the first line");
     let url = first.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("the first line names the address: {first:?}")).to_owned();
-    Dashboard { child, url }
+    Dashboard { child, url, _output: output }
 }
 
 /// A dashboard of the fault function, with the fault worker's manifest.

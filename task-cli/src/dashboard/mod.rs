@@ -11,6 +11,7 @@
 
 mod api;
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -60,11 +61,15 @@ pub(crate) async fn dashboard(a: DashboardArgs) -> Result<Exit, Problem> {
         .await
         .map_err(|e| Problem(format!("cannot listen on {}:{}: {e}", a.bind, a.port)))?;
     let addr = listener.local_addr().map_err(|e| Problem(format!("cannot read the address listened on: {e}")))?;
-    // The first line, for people and for scripts (with --port 0, the port chosen).
-    println!("listening on http://{addr}");
+    // The first line, for people and for scripts (with --port 0, the port
+    // chosen). Written without println!, which panics when whoever started
+    // the dashboard has stopped reading its output.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "listening on http://{addr}");
     if state.token.is_some() {
-        println!("open http://{addr}/?token=… (the token given); every request needs it");
+        let _ = writeln!(out, "open http://{addr}/?token=… (the token given); every request needs it");
     }
+    let _ = out.flush();
     axum::serve(listener, app).with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;
     })
