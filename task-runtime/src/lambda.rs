@@ -44,15 +44,54 @@ pub const RAW_EVENT_LOG_TARGET: &str = "lambda_runtime::layers::api_response";
 /// }
 /// ```
 pub fn init_tracing() {
+    use lambda_runtime::tracing::subscriber::layer::SubscriberExt;
+    use lambda_runtime::tracing::subscriber::util::SubscriberInitExt;
+    // Another subscriber set first (a test, the user's own) stays: not an error.
+    let _ = lambda_runtime::tracing::subscriber::registry().with(level_filter()).with(line_format()).try_init();
+}
+
+/// [`init_tracing`], plus the export of its spans over OTLP/HTTP (JSON)
+/// when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set: see
+/// [`crate::otel`]. Returns whether the exporter is on.
+///
+/// ```no_run
+/// #[tokio::main]
+/// async fn main() -> Result<(), lambda_runtime::Error> {
+///     task_runtime::init_tracing_with_otlp()?;
+///     task_runtime::run_tasks().await
+/// }
+/// ```
+#[cfg(feature = "opentelemetry")]
+pub fn init_tracing_with_otlp() -> Result<bool, crate::otel::OtlpError> {
+    use lambda_runtime::tracing::subscriber::layer::SubscriberExt;
+    use lambda_runtime::tracing::subscriber::util::SubscriberInitExt;
+    let otlp = crate::otel::layer()?;
+    let on = otlp.is_some();
+    lambda_runtime::tracing::subscriber::registry().with(level_filter()).with(line_format()).with(otlp).try_init()?;
+    Ok(on)
+}
+
+/// The level filter of [`init_tracing`]: the level from
+/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (INFO by default).
+fn level_filter() -> lambda_runtime::tracing::subscriber::filter::EnvFilter {
     use lambda_runtime::tracing::subscriber::filter::{EnvFilter, LevelFilter};
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG"));
     let level = level.ok().and_then(|l| l.parse::<LevelFilter>().ok()).unwrap_or(LevelFilter::INFO);
     let quiet_raw_events = format!("{RAW_EVENT_LOG_TARGET}=debug").parse().expect("a valid directive");
-    let filter = EnvFilter::builder().with_default_directive(level.into()).from_env_lossy().add_directive(quiet_raw_events);
-    let fmt = lambda_runtime::tracing::subscriber::fmt().with_target(false).without_time().with_env_filter(filter);
+    EnvFilter::builder().with_default_directive(level.into()).from_env_lossy().add_directive(quiet_raw_events)
+}
+
+/// The line format of [`init_tracing`]: text, or JSON lines with
+/// `AWS_LAMBDA_LOG_FORMAT=json`.
+fn line_format<S>() -> impl lambda_runtime::tracing::subscriber::Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'span> lambda_runtime::tracing::subscriber::registry::LookupSpan<'span>,
+{
+    use lambda_runtime::tracing::subscriber::{Layer, fmt};
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    // Another subscriber set first (a test, the user's own) stays: not an error.
-    let _ = if json { fmt.json().try_init() } else { fmt.try_init() };
+    let text = (!json).then(|| fmt::layer().with_target(false).without_time());
+    let json = json.then(|| fmt::layer().with_target(false).without_time().json());
+    Layer::and_then(text, json)
 }
 
 /// Serve tasks and, for every other event, `handler` (any
@@ -231,7 +270,11 @@ where
                 let invoked: std::sync::Arc<str> = ctx.invoked_function_arn.as_str().into();
                 Box::pin(async move {
                     let handled = worker.handle_classified(incoming, Some(&payload), &inv);
-                    match crate::context::within_invocation(invoked, handled).await {
+                    let reply = crate::context::within_invocation(invoked, handled).await;
+                    // Lambda may freeze the process once this answers: send the spans first.
+                    #[cfg(feature = "opentelemetry")]
+                    crate::otel::flush().await;
+                    match reply {
                         Some(reply) => reply_to_result(reply),
                         None => Err(Diagnostic { error_type: "NotATaskEvent".into(), error_message: "not a task message".into() }),
                     }

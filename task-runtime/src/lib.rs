@@ -68,6 +68,8 @@ mod response;
 mod runtime;
 mod time;
 pub mod trace;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
 
 #[doc(hidden)]
 pub mod __private;
@@ -82,6 +84,8 @@ pub use chain::{Chain, ChainHandle, Step, step};
 pub use group::{Call, Chord, ChordHandle, Group, GroupHandle, GroupStatus, call, group, group_status};
 pub use handle::TaskHandle;
 pub use lambda::{MANIFEST_VAR, RAW_EVENT_LOG_TARGET, init_tracing, invocation, reply_to_result, run, run_tasks};
+#[cfg(feature = "opentelemetry")]
+pub use lambda::init_tracing_with_otlp;
 #[cfg(feature = "http")]
 pub use http::{API_KEYS_VAR, ApiKeys, lambda_http, run_http};
 pub use envelope::aws_event::decode_s3_key;

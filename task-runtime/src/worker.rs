@@ -416,8 +416,12 @@ impl Worker {
     /// came, kept with the call if it fails.
     async fn run_message(&self, env: Envelope, event: Option<&Value>, inv: &Invocation) -> Reply {
         let span = task_span(&env.task, &env.id, inv);
-        if let Some(trace_id) = env.traceparent.as_deref().and_then(crate::trace::trace_id_of) {
+        if let Some(header) = env.traceparent.as_deref()
+            && let Some(trace_id) = crate::trace::trace_id_of(header)
+        {
             span.record("trace_id", tracing::field::display(trace_id));
+            #[cfg(feature = "opentelemetry")]
+            crate::otel::continue_trace(&span, header);
         }
         async move {
             if let Some(key) = &self.settings.signing_key

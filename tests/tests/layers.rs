@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// outcome and the worker; sending; configuration and the runtime built
 /// from it; the caller's API; the Lambda entry points.
 const TASK_RUNTIME: &[&[&str]] = &[
-    &["trace"],
+    &["trace", "otel"],
     &["time", "response", "context", "policy"],
     &["error"],
     &["envelope"],

@@ -19,7 +19,7 @@ fn build_binaries() {
             // A benchmark: only what it runs.
             build.arg("--release");
         } else {
-            build.args(["-p", "examples", "-p", "task-cli", "--bin", "fault-worker", "--bin", "tasks"]);
+            build.args(["-p", "examples", "-p", "task-cli", "--bin", "fault-worker", "--bin", "otel-worker", "--bin", "tasks"]);
             build.args(["--example", "worker", "--example", "http", "--example", "quickstart", "--example", "client"]);
         }
         let status = build
