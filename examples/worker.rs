@@ -30,6 +30,14 @@ async fn count_all(texts: Vec<String>) -> TaskResult<Vec<String>> {
     Ok(ids)
 }
 
+/// Counts the words of a file: fails for good when it cannot be read (a
+/// call to send again, `tasks retry ID`, once the file is there).
+#[task]
+fn count_file(path: String) -> TaskResult<usize> {
+    let text = std::fs::read_to_string(&path).map_err(|e| TaskError::fail(format!("cannot read {path}: {e}")))?;
+    Ok(text.split_whitespace().count())
+}
+
 /// Fails with a retryable error until attempt `succeed_on`, then returns the attempt.
 #[task]
 async fn flaky(succeed_on: u32) -> TaskResult<u32> {

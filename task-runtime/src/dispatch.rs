@@ -97,7 +97,7 @@ pub(crate) fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<Str
     // The tree of calls and the trace: who sent it, from which trace.
     let running = crate::context::current();
     env.parent = running.as_ref().map(|c| c.id.clone());
-    let traceparent = || crate::trace::outgoing(running.as_ref().map(|c| (c.id.as_str(), c.traceparent.as_deref()))).to_string();
+    let traceparent = || crate::trace::outgoing(&env.id, running.as_ref().map(|c| (c.id.as_str(), c.traceparent.as_deref()))).to_string();
     // With spans exported, the span running now is the parent (the task's, or the caller's own).
     #[cfg(feature = "opentelemetry")]
     let traceparent = || crate::otel::current_traceparent().unwrap_or_else(traceparent);

@@ -71,8 +71,32 @@ impl TraceParent {
 
     /// A new trace, sampled.
     pub fn new_root() -> Self {
-        let trace_id = uuid::Uuid::new_v4().simple().to_string();
-        let parent_id = span_id(&trace_id);
+        Self::root_of(&uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The trace that call `id`, sent from outside any trace, starts,
+    /// sampled: the id's own 128 bits when it is a UUID (the runtime's ids
+    /// are random v4 UUIDs, so no more randomness is drawn per call), else
+    /// the first 128 bits of its SHA-256. Its parent is the trace id's low
+    /// 64 bits (the caller, which has no span of its own).
+    ///
+    /// ```
+    /// use task_runtime::trace::TraceParent;
+    /// let t = TraceParent::root_of("5cd2fef9-10de-4a1e-8c1d-87df7a9423a7");
+    /// assert_eq!(t.to_string(), "00-5cd2fef910de4a1e8c1d87df7a9423a7-8c1d87df7a9423a7-01");
+    /// assert_eq!(TraceParent::root_of("report-2026-11-30").trace_id().len(), 32);
+    /// ```
+    pub fn root_of(id: &str) -> Self {
+        let hex: String = id.chars().filter(|c| *c != '-').collect();
+        let trace_id = if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) && hex.bytes().any(|b| b != b'0') {
+            hex
+        } else {
+            hex::encode(&Sha256::digest(id.as_bytes())[..16])
+        };
+        let parent_id = match &trace_id[16..] {
+            low if low.bytes().any(|b| b != b'0') => low.to_owned(),
+            _ => span_id(&trace_id),
+        };
         TraceParent { trace_id, parent_id, flags: 1 }
     }
 
@@ -148,17 +172,20 @@ pub fn span_id(id: &str) -> String {
     out
 }
 
-/// The trace context for a call sent by `running` (the running task's id
-/// and the `traceparent` its message carried, if a task is running): the
-/// running task's trace, else the Lambda invocation's X-Ray trace, else a
-/// new trace.
-pub(crate) fn outgoing(running: Option<(&str, Option<&str>)>) -> TraceParent {
-    if let Some((id, Some(header))) = running
+/// The trace context for call `id`, sent by `running` (the running task's
+/// id and the `traceparent` its message carried, if a task is running):
+/// the running task's trace, else the Lambda invocation's X-Ray trace, else
+/// the trace the call starts ([`TraceParent::root_of`]).
+pub(crate) fn outgoing(id: &str, running: Option<(&str, Option<&str>)>) -> TraceParent {
+    if let Some((sender, Some(header))) = running
         && let Some(t) = TraceParent::parse(header)
     {
-        return t.child_of_call(id);
+        return t.child_of_call(sender);
     }
-    std::env::var("_X_AMZN_TRACE_ID").ok().as_deref().and_then(TraceParent::from_xray).unwrap_or_else(TraceParent::new_root)
+    match std::env::var_os("_X_AMZN_TRACE_ID") {
+        Some(xray) => xray.to_str().and_then(TraceParent::from_xray).unwrap_or_else(|| TraceParent::root_of(id)),
+        None => TraceParent::root_of(id),
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +229,19 @@ mod tests {
         assert_eq!(unsampled.map(|t| (t.parent_id().to_owned(), t.sampled())), Some(("53995c3f42cd8ad8".to_owned(), false)));
         assert_eq!(TraceParent::from_xray("Root=2-5759e988-bd862e3fe1be46a994272793"), None);
         assert_eq!(TraceParent::from_xray("Parent=53995c3f42cd8ad8"), None);
+    }
+
+    #[test]
+    fn a_call_from_outside_a_trace_starts_its_own() {
+        let a = outgoing("5cd2fef9-10de-4a1e-8c1d-87df7a9423a7", None);
+        assert_eq!(a.trace_id(), "5cd2fef910de4a1e8c1d87df7a9423a7");
+        assert_ne!(outgoing("another", None).trace_id(), outgoing("one more", None).trace_id());
+        // From inside a task: the task's trace, the task's call as the parent.
+        let header = a.to_string();
+        let child = outgoing("child-id", Some(("5cd2fef9-10de-4a1e-8c1d-87df7a9423a7", Some(&header))));
+        assert_eq!((child.trace_id(), child.parent_id()), (a.trace_id(), span_id("5cd2fef9-10de-4a1e-8c1d-87df7a9423a7").as_str()));
+        // An all-zero id still makes a valid context.
+        assert!(TraceParent::parse(&TraceParent::root_of("00000000-0000-0000-0000-000000000000").to_string()).is_some());
     }
 
     #[test]

@@ -20,6 +20,8 @@ use task_runtime::store::dynamodb::DynamoStore;
 struct Setup {
     tl: TaskLocal,
     table: String,
+    /// The runtime this process sends groups on (its SDK clients' pools live on it).
+    rt: tokio::runtime::Runtime,
     /// Files the fault worker's `fault.until` waits for live here.
     dir: std::path::PathBuf,
 }
@@ -28,11 +30,15 @@ fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
         let table = common::table_name("dashboard");
-        common::block_on(DynamoStore::with_client(common::dynamodb(), table.clone()).create_table()).expect("table");
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(DynamoStore::with_client(common::dynamodb(), table.clone()).create_table()).expect("table");
         let tl = TaskLocal::start([
             "--no-schedules".to_owned(),
             "--function".to_owned(),
             format!("fault={}", task_local::built("fault-worker").display()),
+            // The worker example, whose calls the browser test follows.
+            "--function".to_owned(),
+            format!("worker={}", task_local::built("examples/worker").display()),
             "--max-retry-attempts".into(),
             "0".into(),
             "--env".into(),
@@ -49,7 +55,14 @@ fn setup() -> &'static Setup {
         ]);
         let dir = std::env::temp_dir().join(format!("dashboard-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
-        Setup { tl, table, dir }
+        // This process sends groups (the CLI cannot), through the same task-local.
+        let store = DynamoStore::with_client(common::dynamodb(), table.clone()).listing_calls(true);
+        task_runtime::Config::lambda("fault", None)
+            .with_store(std::sync::Arc::new(store))
+            .with_invoker(task_runtime::backend::lambda::LambdaInvoker::with_client(aws_sdk_lambda::Client::new(&common::sdk_config(&tl.endpoint))))
+            .install()
+            .expect("install once");
+        Setup { tl, table, rt, dir }
     })
 }
 
@@ -72,9 +85,14 @@ fn user_env(cmd: &mut Command) -> &mut Command {
         .env("AWS_EC2_METADATA_DISABLED", "true")
 }
 
-/// `tasks send NAME ARGS`: the new call's id.
+/// `tasks send NAME ARGS` to the fault worker: the new call's id.
 fn send(name: &str, args: &str) -> String {
-    let out = user_env(&mut Command::new(task_local::built("tasks"))).args(["send", name, args]).output().expect("tasks send");
+    send_to("fault", name, args)
+}
+
+/// `tasks send NAME ARGS` to `function`: the new call's id.
+fn send_to(function: &str, name: &str, args: &str) -> String {
+    let out = user_env(&mut Command::new(task_local::built("tasks"))).env("TASK_FUNCTION", function).args(["send", name, args]).output().expect("tasks send");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
@@ -200,6 +218,35 @@ fn the_api_cancels_a_delayed_call_and_shows_the_overview() {
 }
 
 #[test]
+fn a_group_s_progress_and_the_schedules_with_their_latest_runs() {
+    let s = setup();
+    let d = fault_dashboard();
+    let calls = vec![task_runtime::call("fault.ok", serde_json::json!({"n": 1})), task_runtime::call("fault.ok", serde_json::json!({"n": 2}))];
+    let chord = s.rt.block_on(task_runtime::group(calls).then(task_runtime::call("fault.tally", serde_json::json!({}))).send()).expect("sent");
+    let g = chord.group().id().to_owned();
+    let progress = api_until(&d, &format!("/api/groups/{g}"), |v| v["ended"] == 2 && v["callback_status"] == "complete");
+    assert_eq!((progress["total"].as_u64(), progress["complete"].as_u64()), (Some(2), Some(2)), "{progress}");
+    // A child's page carries its group.
+    let child = api(&d, &format!("/api/calls/{g}.1"));
+    assert_eq!(child["group"]["id"], g.as_str(), "{child}");
+    assert_eq!(http::get(&format!("{}/api/groups/no-such-group", d.url), &[]).status, 404);
+
+    // The worker's declared schedule, its latest run (delivered as Scheduler
+    // would), and when the next is due.
+    let manifest: Value = serde_json::from_slice(&Command::new(task_local::built("fault-worker")).env("TASK_RUNTIME_MANIFEST", "1").output().expect("manifest").stdout).expect("JSON");
+    let input = manifest["schedules"][0]["input"].as_str().expect("a schedule").replace("<aws.scheduler.scheduled-time>", "2026-11-30T13:00:00Z");
+    let lambda = s.tl.client();
+    s.rt.block_on(lambda.invoke().function_name("fault").payload(aws_sdk_lambda::primitives::Blob::new(input)).send()).expect("invoke");
+    let schedules = api_until(&d, "/api/schedules", |v| v["declared"][0]["latest_run"]["status"] == "complete");
+    let declared = &schedules["declared"][0];
+    assert_eq!(declared["task"], manifest["schedules"][0]["task"], "{schedules}");
+    // fault.tick's schedule is a cron expression: its next run is left to the
+    // expression (a rate's is its latest run plus the rate: unit-tested in task-cli).
+    assert_eq!(declared["expression"], "cron(* * * * ? *)", "{schedules}");
+    assert!(declared["next_run_ms"].is_null(), "{schedules}");
+}
+
+#[test]
 fn a_token_is_required_when_set_and_beyond_loopback() {
     // Bound beyond loopback without a token: it refuses to start, and says why.
     let out = user_env(&mut Command::new(task_local::built("tasks"))).args(["dashboard", "--port", "0", "--bind", "0.0.0.0"]).output().expect("run");
@@ -225,37 +272,40 @@ fn a_token_is_required_when_set_and_beyond_loopback() {
 
 #[test]
 fn in_a_browser_a_failed_call_is_found_opened_and_retried_a_parent_shows_its_children_and_pages_update_by_themselves() {
-    let d = fault_dashboard();
+    // The worker example's calls, followed on its own dashboard.
+    let example = task_local::built("examples/worker");
+    let d = dashboard(&["--function", "worker", "--worker", example.to_str().expect("a path")], None);
     let b = Browser::start();
-    let marker = setup().dir.join("browser-retry");
-    let failed = send("fault.until", &serde_json::json!({"path": marker}).to_string());
+    let file = setup().dir.join("browser-words.txt");
+    let failed = send_to("worker", "worker::count_file", &serde_json::json!({"path": file}).to_string());
     api_until(&d, &format!("/api/calls/{failed}"), |v| v["call"]["status"] == "failed");
 
     // The failed call is on the failed calls page; its link opens it.
     b.open(&format!("{}/#/calls?status=failed", d.url));
     b.wait_text(&format!("tr[data-id=\"{failed}\"] td.id"), Duration::from_secs(20), |t| t == failed);
     b.click(&format!("tr[data-id=\"{failed}\"] td.id a"));
-    b.wait_text("#call-error", Duration::from_secs(20), |t| t.contains("is not there yet"));
+    b.wait_text("#call-error", Duration::from_secs(20), |t| t.contains("cannot read") && t.contains("browser-words.txt"));
     b.wait_text("#call-logs", Duration::from_secs(30), |t| t.contains(&failed));
-    // Retry: the page moves to the new call, which completes.
-    std::fs::write(&marker, "here").expect("create the file");
+    // Retry, once the file is there: the page moves to the new call, which completes with its count.
+    std::fs::write(&file, "one two three").expect("create the file");
     b.click("#retry");
     b.wait_text("#call tr:nth-child(2) td", Duration::from_secs(30), |t| t == "complete");
+    b.wait_text("#call-response", Duration::from_secs(10), |t| t == "3");
     let url: String = b.run("return location.hash;").as_str().unwrap_or_default().to_owned();
     assert!(url.starts_with("#/call/") && !url.contains(&failed), "the retry is a new call: {url}");
 
     // A parent with its children.
-    let root = send("fault.fan_out", r#"{"n": 2}"#);
+    let root = send_to("worker", "worker::count_all", r#"{"texts": ["one two", "three four five"]}"#);
     api_until(&d, &format!("/api/calls/{root}/tree"), |v| v["children"].as_array().is_some_and(|c| c.len() == 2 && c.iter().all(|c| c["status"] == "complete")));
     b.open(&format!("{}/#/call/{root}", d.url));
-    let children = b.wait_text("#call-children", Duration::from_secs(20), |t| t.matches("fault.traced").count() == 2);
+    let children = b.wait_text("#call-children", Duration::from_secs(20), |t| t.matches("worker::word_count").count() == 2);
     assert!(children.matches("complete").count() >= 2, "{children}");
     // A child's page names its parent.
     b.click("#call-children li a");
     b.wait_text("#call-parent", Duration::from_secs(20), |t| t == root);
 
     // A page that updates while its call runs, with no reload.
-    let slow = send("fault.slow", r#"{"ms": 1800}"#);
+    let slow = send_to("worker", "worker::nap", r#"{"ms": 1800}"#);
     b.open(&format!("{}/#/call/{slow}", d.url));
     b.wait_text("#call tr:nth-child(2) td", Duration::from_secs(20), |t| t == "running" || t == "pending");
     b.run("window.__not_reloaded = true; return null;");
@@ -265,7 +315,7 @@ fn in_a_browser_a_failed_call_is_found_opened_and_retried_a_parent_shows_its_chi
     // The screenshot the README shows: `DASHBOARD_SCREENSHOT=docs/dashboard.png`.
     if let Ok(path) = std::env::var("DASHBOARD_SCREENSHOT") {
         b.open(&format!("{}/#/call/{root}", d.url));
-        b.wait_text("#call-children", Duration::from_secs(20), |t| t.contains("fault.traced"));
+        b.wait_text("#call-children", Duration::from_secs(20), |t| t.contains("worker::word_count"));
         std::fs::write(&path, b.screenshot()).expect("write the screenshot");
     }
 }

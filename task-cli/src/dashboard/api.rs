@@ -164,6 +164,11 @@ async fn call(State(d): Shared, Path(id): Path<String>) -> Result<Json<Value>, A
             part(logs.lines(pattern.as_deref(), r.created_at.saturating_sub(60_000)).await.map(|l| json!(l)))
         }
     };
+    // A group's child (`G.N`) or callback (`G.then`): its group's progress.
+    let group = match id.rsplit_once('.') {
+        Some((g, n)) if n == "then" || n.parse::<u32>().is_ok() => crate::group::read(g).await.ok().flatten().map(|g| crate::group::json_of(&g)),
+        _ => None,
+    };
     let can_retry = r.status == Status::Failed && message.is_some();
     let can_cancel = matches!(r.status, Status::Scheduled | Status::Pending);
     Ok(Json(json!({
@@ -171,6 +176,7 @@ async fn call(State(d): Shared, Path(id): Path<String>) -> Result<Json<Value>, A
         "args": message.as_ref().map(|m| m["args"].clone()),
         "children": children,
         "logs": logs,
+        "group": group,
         "actions": {"retry": can_retry, "cancel": can_cancel},
     })))
 }
@@ -222,23 +228,65 @@ async fn schedules(State(d): Shared) -> Result<Json<Value>, ApiError> {
     for s in report["schedules"].as_array().into_iter().flatten() {
         out.push(s.clone());
     }
-    // The latest run of each of the worker's declared schedules, noted by the worker.
+    // The latest run of each of the worker's declared schedules, noted by
+    // the worker, and for a `rate(…)` schedule when the next is due.
     let mut latest = Vec::new();
-    for task in declared_schedules(d.worker.as_deref()) {
+    for (task, expression) in declared_schedules(d.worker.as_deref()) {
         let id = task_runtime::latest_run(&task).await.map_err(store_problem)?;
         let run = match &id {
-            Some(id) => get_async_response(id).await.map_err(store_problem)?.map(|r| json_of(id, Some(&r))),
+            Some(id) => get_async_response(id).await.map_err(store_problem)?.map(|r| (json_of(id, Some(&r)), r.created_at)),
             None => None,
         };
-        latest.push(json!({"task": task, "latest_run": run}));
+        let next = match (&run, rate_ms(&expression)) {
+            (Some((_, at)), Some(every)) => json!(at.saturating_add(every)),
+            _ => Value::Null,
+        };
+        latest.push(json!({"task": task, "expression": expression, "latest_run": run.map(|(r, _)| r), "next_run_ms": next}));
     }
-    Ok(Json(json!({"deployed": out, "latest_runs": latest})))
+    Ok(Json(json!({"deployed": out, "declared": latest})))
 }
 
-/// The tasks the worker's manifest declares schedules for.
-fn declared_schedules(worker: Option<&std::path::Path>) -> Vec<String> {
+/// The period of a `rate(N unit)` expression, in ms.
+///
+/// EventBridge Scheduler's rate expressions: `rate(value unit)`, unit one of
+/// minute(s), hour(s), day(s)
+/// (<https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#rate-based>).
+fn rate_ms(expression: &str) -> Option<u64> {
+    let inner = expression.trim().strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: u64 = n.parse().ok()?;
+    let unit_ms = match unit.trim() {
+        "minute" | "minutes" => 60_000,
+        "hour" | "hours" => 3_600_000,
+        "day" | "days" => 86_400_000,
+        _ => return None,
+    };
+    Some(n * unit_ms)
+}
+
+/// The (task, expression) of each schedule the worker's manifest declares.
+fn declared_schedules(worker: Option<&std::path::Path>) -> Vec<(String, String)> {
     let Some(worker) = worker else { return Vec::new() };
     let out = std::process::Command::new(worker).env(task_runtime::MANIFEST_VAR, "1").stdin(std::process::Stdio::null()).output();
     let manifest = out.ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok()).unwrap_or_default();
-    manifest["schedules"].as_array().into_iter().flatten().filter_map(|s| s["task"].as_str().map(str::to_owned)).collect()
+    manifest["schedules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| Some((s["task"].as_str()?.to_owned(), s["expression"].as_str().unwrap_or_default().to_owned())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_expressions_give_their_period() {
+        assert_eq!(rate_ms("rate(1 hour)"), Some(3_600_000));
+        assert_eq!(rate_ms("rate(5 minutes)"), Some(300_000));
+        assert_eq!(rate_ms("rate(2 days)"), Some(172_800_000));
+        assert_eq!(rate_ms("cron(0 12 * * ? *)"), None);
+        assert_eq!(rate_ms("rate(1 fortnight)"), None);
+    }
 }
