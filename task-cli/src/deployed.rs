@@ -167,63 +167,55 @@ async fn calls_by_status(sdk: &aws_config::SdkConfig, env: &BTreeMap<String, Str
     Ok(json!({"failed": failed.len(), "other statuses": "not indexed (counting them would scan the table)"}))
 }
 
-/// Invocations, Errors, Throttles and AsyncEventsDropped of the last day.
-async fn metrics(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, String> {
-    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
-    let cw = aws_sdk_cloudwatch::Client::new(sdk);
-    let end = aws_smithy_types::DateTime::from_millis(now_ms() as i64);
-    let start = aws_smithy_types::DateTime::from_millis(now_ms().saturating_sub(86_400_000) as i64);
-    let names = ["Invocations", "Errors", "Throttles", "AsyncEventsDropped"];
-    let mut request = cw.get_metric_data().start_time(start).end_time(end);
-    for (i, m) in names.iter().enumerate() {
-        let metric = Metric::builder()
-            .namespace("AWS/Lambda")
-            .metric_name(*m)
-            .dimensions(Dimension::builder().name("FunctionName").value(name).build())
-            .build();
-        let stat = MetricStat::builder().metric(metric).period(86_400).stat("Sum").build();
-        request = request.metric_data_queries(MetricDataQuery::builder().id(format!("m{i}")).metric_stat(stat).build());
-    }
-    let out = request.send().await.map_err(|e| format!("CloudWatch: {}", sdk_error(&e)))?;
-    let mut sums = serde_json::Map::new();
-    for (i, m) in names.iter().enumerate() {
-        let value = out.metric_data_results().iter().find(|r| r.id() == Some(&format!("m{i}"))).map_or(0.0, |r| r.values().iter().sum());
-        sums.insert((*m).to_owned(), json!(value));
-    }
-    Ok(Value::Object(sums))
-}
+/// The Lambda metrics the function's reports show.
+const METRICS: [&str; 4] = ["Invocations", "Errors", "Throttles", "AsyncEventsDropped"];
 
-/// The same four metrics of the last day, hour by hour: for each, the
-/// hours' start (epoch ms) and sums, oldest first (the dashboard's chart).
-pub(crate) async fn metrics_by_hour(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, String> {
+/// Each of [`METRICS`] of function `name` over the last day, summed over
+/// periods of `period_s` seconds: per metric, (period start in epoch ms,
+/// sum), oldest first.
+async fn metric_sums(sdk: &aws_config::SdkConfig, name: &str, period_s: i32) -> Result<Vec<(&'static str, Vec<(i64, f64)>)>, String> {
     use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
     let cw = aws_sdk_cloudwatch::Client::new(sdk);
     let now = now_ms();
     let end = aws_smithy_types::DateTime::from_millis(now as i64);
     let start = aws_smithy_types::DateTime::from_millis(now.saturating_sub(86_400_000) as i64);
-    let names = ["Invocations", "Errors", "Throttles", "AsyncEventsDropped"];
     let mut request = cw.get_metric_data().start_time(start).end_time(end).scan_by(ScanBy::TimestampAscending);
-    for (i, m) in names.iter().enumerate() {
+    for (i, m) in METRICS.iter().enumerate() {
         let metric = Metric::builder()
             .namespace("AWS/Lambda")
             .metric_name(*m)
             .dimensions(Dimension::builder().name("FunctionName").value(name).build())
             .build();
-        let stat = MetricStat::builder().metric(metric).period(3600).stat("Sum").build();
+        let stat = MetricStat::builder().metric(metric).period(period_s).stat("Sum").build();
         request = request.metric_data_queries(MetricDataQuery::builder().id(format!("m{i}")).metric_stat(stat).build());
     }
     let out = request.send().await.map_err(|e| format!("CloudWatch: {}", sdk_error(&e)))?;
-    let mut series = serde_json::Map::new();
-    for (i, m) in names.iter().enumerate() {
-        let points: Vec<Value> = out
-            .metric_data_results()
-            .iter()
-            .filter(|r| r.id() == Some(&format!("m{i}")))
-            .flat_map(|r| r.timestamps().iter().zip(r.values()).map(|(t, v)| json!([t.to_millis().unwrap_or(0), v])))
-            .collect();
-        series.insert((*m).to_owned(), Value::Array(points));
-    }
-    Ok(Value::Object(series))
+    Ok(METRICS
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let points = out
+                .metric_data_results()
+                .iter()
+                .filter(|r| r.id() == Some(&format!("m{i}")))
+                .flat_map(|r| r.timestamps().iter().zip(r.values()).map(|(t, v)| (t.to_millis().unwrap_or(0), *v)))
+                .collect();
+            (*m, points)
+        })
+        .collect())
+}
+
+/// Invocations, Errors, Throttles and AsyncEventsDropped of the last day.
+async fn metrics(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, String> {
+    let sums = metric_sums(sdk, name, 86_400).await?;
+    Ok(Value::Object(sums.into_iter().map(|(m, points)| (m.to_owned(), json!(points.iter().map(|(_, v)| v).sum::<f64>()))).collect()))
+}
+
+/// The same four metrics of the last day, hour by hour: for each, the
+/// hours' start (epoch ms) and sums, oldest first (the dashboard's chart).
+pub(crate) async fn metrics_by_hour(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, String> {
+    let sums = metric_sums(sdk, name, 3600).await?;
+    Ok(Value::Object(sums.into_iter().map(|(m, points)| (m.to_owned(), json!(points.iter().map(|(t, v)| json!([t, v])).collect::<Vec<_>>()))).collect()))
 }
 
 fn first_line(text: &str) -> String {

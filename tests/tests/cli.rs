@@ -25,31 +25,11 @@ fn setup() -> &'static Setup {
         let table = common::table_name("cli");
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(DynamoStore::with_client(common::dynamodb(), table.clone()).create_table()).expect("table");
-        let tl = TaskLocal::start([
-            "--no-schedules".to_owned(),
-            "--function".to_owned(),
-            format!("fault={}", task_local::built("fault-worker").display()),
-            "--max-retry-attempts".into(),
-            "0".into(),
-            "--env".into(),
-            format!("TASK_RESPONSE_TABLE={table}"),
-            "--env".into(),
-            format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
-            "--env".into(),
-            "TASK_MAX_ATTEMPTS=1".into(),
-            "--env".into(),
-            "RUST_LOG=info".into(),
-            "--env".into(),
-            "RUST_BACKTRACE=0".into(),
-        ]);
+        let mut args = task_local::fault_function(&table);
+        args.extend(["--env".to_owned(), "RUST_BACKTRACE=0".to_owned()]);
+        let tl = TaskLocal::start(args);
         // This process sends groups (the CLI cannot), through the same task-local.
-        let sdk = common::sdk_config(&tl.endpoint);
-        let store = DynamoStore::with_client(common::dynamodb(), table.clone());
-        task_runtime::Config::lambda("fault", None)
-            .with_store(std::sync::Arc::new(store))
-            .with_invoker(task_runtime::backend::lambda::LambdaInvoker::with_client(aws_sdk_lambda::Client::new(&sdk)))
-            .install()
-            .expect("install once");
+        task_local::install_caller(&tl.endpoint, DynamoStore::with_client(common::dynamodb(), table.clone()));
         Setup { tl, table, rt }
     })
 }
@@ -57,19 +37,11 @@ fn setup() -> &'static Setup {
 /// `tasks ARGS...` with the environment a user would set for task-local.
 fn tasks(args: &[&str]) -> Command {
     let s = setup();
-    let mut cmd = Command::new(task_local::built("tasks"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TASK_FUNCTION", "fault")
-        .env("TASK_RESPONSE_TABLE", &s.table)
-        .env("AWS_ENDPOINT_URL_LAMBDA", &s.tl.endpoint)
-        .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", &s.tl.endpoint)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", common::dynamodb_endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    let mut std_cmd = std::process::Command::new(task_local::built("tasks"));
+    task_local::user_env(std_cmd.args(args), &s.tl.endpoint, &s.table);
+    let mut cmd = Command::from_std(std_cmd);
+    cmd.timeout(Duration::from_secs(60));
+    cmd
         .timeout(Duration::from_secs(60));
     cmd
 }

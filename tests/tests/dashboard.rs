@@ -32,36 +32,15 @@ fn setup() -> &'static Setup {
         let table = common::table_name("dashboard");
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         rt.block_on(DynamoStore::with_client(common::dynamodb(), table.clone()).create_table()).expect("table");
-        let tl = TaskLocal::start([
-            "--no-schedules".to_owned(),
-            "--function".to_owned(),
-            format!("fault={}", task_local::built("fault-worker").display()),
-            // The worker example, whose calls the browser test follows.
-            "--function".to_owned(),
-            format!("worker={}", task_local::built("examples/worker").display()),
-            "--max-retry-attempts".into(),
-            "0".into(),
-            "--env".into(),
-            format!("TASK_RESPONSE_TABLE={table}"),
-            "--env".into(),
-            format!("AWS_ENDPOINT_URL_DYNAMODB={}", common::dynamodb_endpoint()),
-            "--env".into(),
-            "TASK_MAX_ATTEMPTS=1".into(),
-            // The calls the worker sends are listed too.
-            "--env".into(),
-            "TASK_LIST_CALLS=true".into(),
-            "--env".into(),
-            "RUST_LOG=info".into(),
-        ]);
+        let mut args = task_local::fault_function(&table);
+        // The worker example, whose calls the browser test follows; the calls the workers send are listed too.
+        args.extend(["--function".to_owned(), format!("worker={}", task_local::built("examples/worker").display())]);
+        args.extend(["--env".to_owned(), "TASK_LIST_CALLS=true".to_owned()]);
+        let tl = TaskLocal::start(args);
         let dir = std::env::temp_dir().join(format!("dashboard-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         // This process sends groups (the CLI cannot), through the same task-local.
-        let store = DynamoStore::with_client(common::dynamodb(), table.clone()).listing_calls(true);
-        task_runtime::Config::lambda("fault", None)
-            .with_store(std::sync::Arc::new(store))
-            .with_invoker(task_runtime::backend::lambda::LambdaInvoker::with_client(aws_sdk_lambda::Client::new(&common::sdk_config(&tl.endpoint))))
-            .install()
-            .expect("install once");
+        task_local::install_caller(&tl.endpoint, DynamoStore::with_client(common::dynamodb(), table.clone()).listing_calls(true));
         Setup { tl, table, rt, dir }
     })
 }
@@ -69,20 +48,10 @@ fn setup() -> &'static Setup {
 /// The environment a user sets for task-local, on `cmd`.
 fn user_env(cmd: &mut Command) -> &mut Command {
     let s = setup();
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("TASK_FUNCTION", "fault")
-        .env("TASK_RESPONSE_TABLE", &s.table)
+    task_local::user_env(cmd, &s.tl.endpoint, &s.table)
         .env("TASK_LIST_CALLS", "true")
         .env("TASK_SCHEDULER_ROLE_ARN", "arn:aws:iam::000000000000:role/scheduler")
-        .env("AWS_ENDPOINT_URL_LAMBDA", &s.tl.endpoint)
-        .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", &s.tl.endpoint)
         .env("AWS_ENDPOINT_URL_SCHEDULER", &s.tl.endpoint)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", common::dynamodb_endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
 }
 
 /// `tasks send NAME ARGS` to the fault worker: the new call's id.

@@ -94,18 +94,10 @@ fn a_call_and_the_calls_it_sends_are_one_exported_trace() {
         "--env".into(),
         "OTEL_SERVICE_NAME=otel-test".into(),
     ]);
-    let out = std::process::Command::new(task_local::built("tasks"))
-        .args(["send", "otel.fan_out", r#"{"n": 2}"#, "--wait", "--timeout", "30s", "--json"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let mut send = std::process::Command::new(task_local::built("tasks"));
+    send.args(["send", "otel.fan_out", r#"{"n": 2}"#, "--wait", "--timeout", "30s", "--json"]);
+    let out = task_local::user_env(&mut send, &tl.endpoint, &table)
         .env("TASK_FUNCTION", "otel")
-        .env("TASK_RESPONSE_TABLE", &table)
-        .env("AWS_ENDPOINT_URL_LAMBDA", &tl.endpoint)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", common::dynamodb_endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .expect("tasks send");
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));

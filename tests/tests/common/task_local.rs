@@ -175,3 +175,51 @@ pub async fn http_get(url: &str) -> String {
     s.read_to_string(&mut buf).await.expect("read");
     buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
 }
+
+/// The arguments of a task-local that serves the tests' fault worker as
+/// `fault`: one attempt per call (no Lambda retry), its calls captured in
+/// `table` on DynamoDB Local, INFO logs. Add more to the end.
+pub fn fault_function(table: &str) -> Vec<String> {
+    [
+        "--no-schedules".to_owned(),
+        "--function".to_owned(),
+        format!("fault={}", built("fault-worker").display()),
+        "--max-retry-attempts".into(),
+        "0".into(),
+        "--env".into(),
+        format!("TASK_RESPONSE_TABLE={table}"),
+        "--env".into(),
+        format!("AWS_ENDPOINT_URL_DYNAMODB={}", super::dynamodb_endpoint()),
+        "--env".into(),
+        "TASK_MAX_ATTEMPTS=1".into(),
+        "--env".into(),
+        "RUST_LOG=info".into(),
+    ]
+    .into()
+}
+
+/// `cmd` (a `tasks` command) with only the environment a user sets for
+/// task-local at `endpoint`: function `fault`, table `table`, loopback AWS.
+pub fn user_env<'a>(cmd: &'a mut Command, endpoint: &str, table: &str) -> &'a mut Command {
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TASK_FUNCTION", "fault")
+        .env("TASK_RESPONSE_TABLE", table)
+        .env("AWS_ENDPOINT_URL_LAMBDA", endpoint)
+        .env("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", endpoint)
+        .env("AWS_ENDPOINT_URL_DYNAMODB", super::dynamodb_endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+/// Install this process as a caller of `fault` on task-local at `endpoint`
+/// (a test that sends what the CLI cannot, such as groups).
+pub fn install_caller(endpoint: &str, store: task_runtime::store::dynamodb::DynamoStore) {
+    task_runtime::Config::lambda("fault", None)
+        .with_store(Arc::new(store))
+        .with_invoker(task_runtime::backend::lambda::LambdaInvoker::with_client(aws_sdk_lambda::Client::new(&super::sdk_config(endpoint))))
+        .install()
+        .expect("install once");
+}
