@@ -241,6 +241,28 @@ struct Finding {
     message: String,
 }
 
+/// A worker binary and the manifest it printed (`TASK_RUNTIME_MANIFEST=1`),
+/// read once.
+pub(crate) struct WorkerManifest {
+    pub(crate) path: std::path::PathBuf,
+    /// `None` when it printed none.
+    pub(crate) manifest: Option<Value>,
+}
+
+impl WorkerManifest {
+    pub(crate) fn read(path: &std::path::Path) -> Self {
+        let out = std::process::Command::new(path).env(task_runtime::MANIFEST_VAR, "1").stdin(std::process::Stdio::null()).output();
+        WorkerManifest { path: path.to_owned(), manifest: out.ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok()) }
+    }
+}
+
+/// The EventBridge Scheduler schedules of function `name` (name and state).
+pub(crate) async fn function_schedules(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, Problem> {
+    let d = read(&aws_sdk_lambda::Client::new(sdk), name).await?;
+    let schedules = schedules_of(sdk, &d.arn).await.map_err(Problem)?;
+    Ok(schedules.into_iter().map(|(name, state, _)| json!({"name": name, "state": state})).collect())
+}
+
 /// What `tasks check` found: inconsistencies, and parts it could not read.
 pub(crate) struct CheckReport {
     name: String,
@@ -272,7 +294,8 @@ impl CheckReport {
 
 pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let report = check_report(&sdk, &a.name, a.worker.as_deref()).await?;
+    let worker = a.worker.as_deref().map(WorkerManifest::read);
+    let report = check_report(&sdk, &a.name, worker.as_ref()).await?;
     if a.json {
         println!("{}", report.json());
     } else {
@@ -293,7 +316,7 @@ pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
 
 /// Check function `name` against the library's rules, and against the
 /// manifest of `worker` when given.
-pub(crate) async fn check_report(sdk: &aws_config::SdkConfig, name: &str, worker: Option<&std::path::Path>) -> Result<CheckReport, Problem> {
+pub(crate) async fn check_report(sdk: &aws_config::SdkConfig, name: &str, worker: Option<&WorkerManifest>) -> Result<CheckReport, Problem> {
     let sdk = sdk.clone();
     let lambda = aws_sdk_lambda::Client::new(&sdk);
     let d = read(&lambda, name).await.map_err(|Problem(why)| Problem(format!("cannot check: {why}")))?;
@@ -352,7 +375,7 @@ pub(crate) async fn check_report(sdk: &aws_config::SdkConfig, name: &str, worker
     }
     // Every schedule of the worker's manifest exists and is enabled.
     if let Some(worker) = worker {
-        let manifest = std::process::Command::new(worker).env(task_runtime::MANIFEST_VAR, "1").output().ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok());
+        let manifest = worker.manifest.as_ref();
         // A task's own timeout is below what the function gives a body.
         let budget_ms = i64::from(d.timeout_s) * 1000 - margin_ms;
         let role = d.env.contains_key("TASK_SCHEDULER_ROLE_ARN");
@@ -395,7 +418,7 @@ pub(crate) async fn check_report(sdk: &aws_config::SdkConfig, name: &str, worker
             }
         }
         match (manifest, schedules_of(&sdk, &d.arn).await) {
-            (None, _) => unchecked.push(format!("schedules: {} printed no manifest", worker.display())),
+            (None, _) => unchecked.push(format!("schedules: {} printed no manifest", worker.path.display())),
             (_, Err(why)) => unchecked.push(format!("schedules: {why}")),
             (Some(m), Ok(deployed)) => {
                 for s in m["schedules"].as_array().into_iter().flatten() {

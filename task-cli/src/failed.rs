@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 use task_runtime::envelope::Envelope;
+use task_runtime::store::dynamodb::DynamoStore;
 use task_runtime::{SendOptions, Status, get_async_response};
 
 use crate::cli::{FailedArgs, RetryArgs};
@@ -59,7 +60,8 @@ pub(crate) async fn create_table() -> Result<Exit, Problem> {
 
 pub(crate) async fn retry(a: RetryArgs) -> Result<Exit, Problem> {
     let config = install(a.function.as_deref())?;
-    let Some((task, id)) = retry_call(&config, &a.id).await? else {
+    let store = crate::setup::table(&config)?;
+    let Some((task, id)) = retry_call(&config, &store, &a.id).await? else {
         eprintln!("tasks: no call {}: it is unknown or has expired", a.id);
         return Ok(Exit::Unknown);
     };
@@ -75,8 +77,7 @@ pub(crate) async fn retry(a: RetryArgs) -> Result<Exit, Problem> {
 
 /// Send failed call `id` again, from the message kept with it: its task
 /// and the new call's id, or `None` when no call `id` exists.
-pub(crate) async fn retry_call(config: &task_runtime::Config, id: &str) -> Result<Option<(String, String)>, Problem> {
-    let store = crate::setup::table(config)?;
+pub(crate) async fn retry_call(config: &task_runtime::Config, store: &DynamoStore, id: &str) -> Result<Option<(String, String)>, Problem> {
     let Some(r) = get_async_response(id).await.map_err(store_problem)? else {
         return Ok(None);
     };

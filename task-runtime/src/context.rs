@@ -94,6 +94,16 @@ pub fn current() -> Option<TaskContext> {
     CURRENT.try_with(Clone::clone).ok().or_else(|| CURRENT_SYNC.with(|c| c.borrow().clone()))
 }
 
+/// `f` of the running task's context, borrowed (what [`current`] clones).
+pub(crate) fn with_current<R>(f: impl FnOnce(Option<&TaskContext>) -> R) -> R {
+    let mut f = Some(f);
+    if let Ok(Some(out)) = CURRENT.try_with(|c| f.take().map(|f| f(Some(c)))) {
+        return out;
+    }
+    let f = f.take().expect("not called by the async context");
+    CURRENT_SYNC.with(|c| f(c.borrow().as_ref()))
+}
+
 /// Run `fut` with `ctx` as [`current`].
 pub(crate) async fn scope<F: std::future::Future>(ctx: TaskContext, fut: F) -> F::Output {
     CURRENT.scope(ctx, fut).await

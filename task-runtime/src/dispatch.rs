@@ -95,13 +95,17 @@ pub(crate) fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<Str
     env.callback_of = t.callback_of.map(str::to_owned);
     env.then = t.then.to_vec();
     // The tree of calls and the trace: who sent it, from which trace.
-    let running = crate::context::current();
-    env.parent = running.as_ref().map(|c| c.id.clone());
-    let traceparent = || crate::trace::outgoing(&env.id, running.as_ref().map(|c| (c.id.as_str(), c.traceparent.as_deref()))).to_string();
-    // With spans exported, the span running now is the parent (the task's, or the caller's own).
-    #[cfg(feature = "opentelemetry")]
-    let traceparent = || crate::otel::current_traceparent().unwrap_or_else(traceparent);
-    env.traceparent = Some(traceparent());
+    // Read in place: the running task's context is not cloned for it.
+    let (parent, traceparent) = crate::context::with_current(|running| {
+        let parent = running.map(|c| c.id.clone());
+        let traceparent = || crate::trace::outgoing(&env.id, running.map(|c| (c.id.as_str(), c.traceparent.as_deref()))).to_string();
+        // With spans exported, the span running now is the parent (the task's, or the caller's own).
+        #[cfg(feature = "opentelemetry")]
+        let traceparent = || crate::otel::current_traceparent().unwrap_or_else(traceparent);
+        (parent, traceparent())
+    });
+    env.parent = parent;
+    env.traceparent = Some(traceparent);
     if let Some(key) = &rt.config.signing_key {
         env.sign(key);
     }

@@ -77,7 +77,7 @@ async fn overview(State(d): Shared) -> Json<Value> {
     };
     let check = match &d.function {
         None => Err(Problem("no function to check".into())),
-        Some(f) => crate::deployed::check_report(&d.sdk, f, d.worker.as_deref()).await.map(|r| r.json()),
+        Some(f) => crate::deployed::check_report(&d.sdk, f, d.worker.as_ref()).await.map(|r| r.json()),
     };
     let since = now_ms().saturating_sub(86_400_000);
     let by_status = recent(&d, since, 10_000).await.map(|calls| {
@@ -100,8 +100,7 @@ async fn overview(State(d): Shared) -> Json<Value> {
 
 /// Recent calls, from the store's index of recent calls.
 async fn recent(d: &Dashboard, since_ms: u64, limit: usize) -> Result<Vec<task_runtime::store::StoredCall>, Problem> {
-    let store = crate::setup::table(&d.config)?;
-    store.recent(since_ms, limit).await.map_err(store_problem)
+    d.store.recent(since_ms, limit).await.map_err(store_problem)
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,8 +122,7 @@ async fn calls(State(d): Shared, Query(q): Query<CallsQuery>) -> Result<Json<Val
     let task = q.task.filter(|t| !t.is_empty());
     let keep = |r: &task_runtime::AsyncResponse| status.is_none_or(|s| r.status == s) && task.as_ref().is_none_or(|t| *t == r.task);
     let (listed, source): (Vec<Value>, &str) = if status == Some(Status::Failed) {
-        let store = crate::setup::table(&d.config)?;
-        let failed = store.failed_since(since_ms, usize::MAX).await.map_err(store_problem)?;
+        let failed = d.store.failed_since(since_ms, usize::MAX).await.map_err(store_problem)?;
         let rows = failed.into_iter().filter(|c| keep(&c.response)).take(limit).map(|c| {
             let mut v = json_of(&c.id, Some(&c.response));
             v["retryable"] = json!(c.message_kept);
@@ -151,8 +149,7 @@ async fn call(State(d): Shared, Path(id): Path<String>) -> Result<Json<Value>, A
     // The kept message of a failed call: its arguments, and whether it can be sent again.
     let message = match r.status {
         Status::Failed => {
-            let store = crate::setup::table(&d.config)?;
-            let kept = store.failed_message(&id).await.map_err(store_problem)?;
+            let kept = d.store.failed_message(&id).await.map_err(store_problem)?;
             kept.and_then(|m| serde_json::from_str::<Value>(&m).ok())
         }
         _ => None,
@@ -195,7 +192,7 @@ async fn tree(Path(id): Path<String>, Query(q): Query<TreeQuery>) -> Result<Json
 }
 
 async fn retry(State(d): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    match crate::failed::retry_call(&d.config, &id).await {
+    match crate::failed::retry_call(&d.config, &d.store, &id).await {
         Ok(Some((task, new_id))) => Ok(Json(json!({"retried": id, "task": task, "id": new_id}))),
         Ok(None) => Err(ApiError(StatusCode::NOT_FOUND, format!("no call {id}: it is unknown or has expired"))),
         Err(Problem(why)) => Err(ApiError(StatusCode::CONFLICT, why)),
@@ -223,15 +220,11 @@ async fn schedules(State(d): Shared) -> Result<Json<Value>, ApiError> {
     let Some(function) = &d.function else {
         return Ok(Json(json!({"unavailable": "no function: pass --function NAME or set TASK_FUNCTION"})));
     };
-    let report = crate::deployed::function_report(&d.sdk, function).await?;
-    let mut out = Vec::new();
-    for s in report["schedules"].as_array().into_iter().flatten() {
-        out.push(s.clone());
-    }
+    let deployed = crate::deployed::function_schedules(&d.sdk, function).await?;
     // The latest run of each of the worker's declared schedules, noted by
     // the worker, and for a `rate(…)` schedule when the next is due.
     let mut latest = Vec::new();
-    for (task, expression) in declared_schedules(d.worker.as_deref()) {
+    for (task, expression) in declared_schedules(d.worker.as_ref()) {
         let id = task_runtime::latest_run(&task).await.map_err(store_problem)?;
         let run = match &id {
             Some(id) => get_async_response(id).await.map_err(store_problem)?.map(|r| (json_of(id, Some(&r)), r.created_at)),
@@ -243,7 +236,7 @@ async fn schedules(State(d): Shared) -> Result<Json<Value>, ApiError> {
         };
         latest.push(json!({"task": task, "expression": expression, "latest_run": run.map(|(r, _)| r), "next_run_ms": next}));
     }
-    Ok(Json(json!({"deployed": out, "declared": latest})))
+    Ok(Json(json!({"deployed": deployed, "declared": latest})))
 }
 
 /// The period of a `rate(N unit)` expression, in ms.
@@ -265,16 +258,9 @@ fn rate_ms(expression: &str) -> Option<u64> {
 }
 
 /// The (task, expression) of each schedule the worker's manifest declares.
-fn declared_schedules(worker: Option<&std::path::Path>) -> Vec<(String, String)> {
-    let Some(worker) = worker else { return Vec::new() };
-    let out = std::process::Command::new(worker).env(task_runtime::MANIFEST_VAR, "1").stdin(std::process::Stdio::null()).output();
-    let manifest = out.ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok()).unwrap_or_default();
-    manifest["schedules"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|s| Some((s["task"].as_str()?.to_owned(), s["expression"].as_str().unwrap_or_default().to_owned())))
-        .collect()
+fn declared_schedules(worker: Option<&crate::deployed::WorkerManifest>) -> Vec<(String, String)> {
+    let schedules = worker.and_then(|w| w.manifest.as_ref()).and_then(|m| m["schedules"].as_array());
+    schedules.into_iter().flatten().filter_map(|s| Some((s["task"].as_str()?.to_owned(), s["expression"].as_str().unwrap_or_default().to_owned()))).collect()
 }
 
 #[cfg(test)]

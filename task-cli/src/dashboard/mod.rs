@@ -21,6 +21,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::cli::DashboardArgs;
+use crate::deployed::WorkerManifest;
 use crate::setup::install;
 use crate::tail::Logs;
 use crate::{Exit, Problem};
@@ -35,7 +36,10 @@ pub(crate) struct Dashboard {
     /// The function the overview shows and whose logs are read.
     function: Option<String>,
     logs: Option<Logs>,
-    worker: Option<std::path::PathBuf>,
+    /// The response table (its client built once).
+    store: task_runtime::store::dynamodb::DynamoStore,
+    /// The worker's manifest, read once at start.
+    worker: Option<WorkerManifest>,
     token: Option<String>,
 }
 
@@ -52,7 +56,9 @@ pub(crate) async fn dashboard(a: DashboardArgs) -> Result<Exit, Problem> {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let function = config.function.clone();
     let logs = function.as_deref().map(|f| Logs::new(&sdk, f));
-    let state = Arc::new(Dashboard { config, sdk, function, logs, worker: a.worker.clone(), token });
+    let store = crate::setup::table(&config)?;
+    let worker = a.worker.as_deref().map(WorkerManifest::read);
+    let state = Arc::new(Dashboard { config, sdk, function, logs, store, worker, token });
     let app = api::routes()
         .route("/", axum::routing::get(page))
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_token))

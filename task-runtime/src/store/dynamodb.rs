@@ -154,6 +154,16 @@ impl DynamoStore {
             .projection_type(ProjectionType::Include)
             .set_non_key_attributes(Some(FAILED_INDEX_ATTRIBUTES.iter().map(|a| (*a).to_owned()).collect()))
             .build();
+        // An index of calls by `hash` and `created_at_ms`, keys only (see calls.rs).
+        let keys_only = |name: &str, hash: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(hash, KeyType::Hash)?)
+                .key_schema(key("created_at_ms", KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .map_err(|e| self.build_err(e))
+        };
         let indexes = [
             GlobalSecondaryIndex::builder()
                 .index_name(FAILED_INDEX)
@@ -162,20 +172,8 @@ impl DynamoStore {
                 .projection(failed_projection)
                 .build()
                 .map_err(|e| self.build_err(e))?,
-            GlobalSecondaryIndex::builder()
-                .index_name(PARENT_INDEX)
-                .key_schema(key("parent", KeyType::Hash)?)
-                .key_schema(key("created_at_ms", KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
-                .build()
-                .map_err(|e| self.build_err(e))?,
-            GlobalSecondaryIndex::builder()
-                .index_name(RECENT_INDEX)
-                .key_schema(key("listed_shard", KeyType::Hash)?)
-                .key_schema(key("created_at_ms", KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
-                .build()
-                .map_err(|e| self.build_err(e))?,
+            keys_only(PARENT_INDEX, "parent")?,
+            keys_only(RECENT_INDEX, "listed_shard")?,
         ];
         let attributes = [
             attr("id", ScalarAttributeType::S)?,

@@ -46,7 +46,8 @@ impl DynamoStore {
             if day < first_day {
                 break;
             }
-            let shards = (0..FAILED_SHARDS).map(|shard| self.recent_in_shard(format!("{day}#{shard:02}"), since_ms, limit));
+            let shards: Vec<String> = (0..FAILED_SHARDS).map(|shard| format!("{day}#{shard:02}")).collect();
+            let shards = shards.iter().map(|shard| self.index_keys("recent", RECENT_INDEX, "listed_shard", shard, since_ms, true, limit));
             let mut found = Vec::new();
             for shard in futures::future::join_all(shards).await {
                 found.extend(shard?);
@@ -59,13 +60,35 @@ impl DynamoStore {
             }
         }
         keys.truncate(limit);
-        let ids: Vec<String> = keys.into_iter().map(|(_, id)| id).collect();
+        self.calls_of(keys.into_iter().map(|(_, id)| id).collect()).await
+    }
+
+    /// The calls `id` sent, oldest first, at most `limit`.
+    pub(super) async fn children_of(&self, id: &str, limit: usize) -> Result<Vec<StoredCall>, StoreError> {
+        let keys = self.index_keys("children", PARENT_INDEX, "parent", id, 0, false, limit).await?;
+        self.calls_of(keys.into_iter().map(|(_, id)| id).collect()).await
+    }
+
+    /// The calls `ids`, read consistently; one that expired is left out.
+    async fn calls_of(&self, ids: Vec<String>) -> Result<Vec<StoredCall>, StoreError> {
         let found = self.get_items(&ids).await?;
         Ok(ids.into_iter().zip(found).filter_map(|(id, response)| Some(StoredCall { id, response: response? })).collect())
     }
 
-    /// The (created_at_ms, id) of the newest calls of one shard key from `since_ms` on, at most `limit`.
-    async fn recent_in_shard(&self, shard: String, since_ms: u64, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+    /// The (`created_at_ms`, id) of the items of keys-only `index` whose
+    /// partition key `key_attr` is `key`, created from `since_ms` on, oldest
+    /// first (newest first with `newest_first`), at most `limit`.
+    #[allow(clippy::too_many_arguments)]
+    async fn index_keys(
+        &self,
+        operation: &'static str,
+        index: &str,
+        key_attr: &str,
+        key: &str,
+        since_ms: u64,
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Attrs> = None;
         while out.len() < limit {
@@ -74,17 +97,17 @@ impl DynamoStore {
                 .await
                 .query()
                 .table_name(&self.table)
-                .index_name(RECENT_INDEX)
-                .key_condition_expression("#shard = :shard AND #created >= :since")
-                .expression_attribute_names("#shard", "listed_shard")
+                .index_name(index)
+                .key_condition_expression("#key = :key AND #created >= :since")
+                .expression_attribute_names("#key", key_attr)
                 .expression_attribute_names("#created", "created_at_ms")
-                .expression_attribute_values(":shard", s(&shard))
+                .expression_attribute_values(":key", s(key))
                 .expression_attribute_values(":since", n(since_ms))
-                .scan_index_forward(false)
+                .scan_index_forward(!newest_first)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(|e| self.err("recent", &e))?;
+                .map_err(|e| self.err(operation, &e))?;
             out.extend(page.items().iter().filter_map(|k| match (k.get("created_at_ms"), k.get("id")) {
                 (Some(AttributeValue::N(at)), Some(AttributeValue::S(id))) => Some((at.parse().ok()?, id.clone())),
                 _ => None,
@@ -94,42 +117,7 @@ impl DynamoStore {
                 _ => break,
             }
         }
+        out.truncate(limit);
         Ok(out)
-    }
-
-    /// The calls `id` sent, oldest first, at most `limit`.
-    pub(super) async fn children_of(&self, id: &str, limit: usize) -> Result<Vec<StoredCall>, StoreError> {
-        let mut ids = Vec::new();
-        let mut start: Option<Attrs> = None;
-        while ids.len() < limit {
-            let page = self
-                .client()
-                .await
-                .query()
-                .table_name(&self.table)
-                .index_name(PARENT_INDEX)
-                .key_condition_expression("#parent = :parent AND #created >= :zero")
-                .expression_attribute_names("#parent", "parent")
-                .expression_attribute_names("#created", "created_at_ms")
-                .expression_attribute_values(":parent", s(id))
-                .expression_attribute_values(":zero", n(0))
-                .scan_index_forward(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| self.err("children", &e))?;
-            ids.extend(page.items().iter().filter_map(|k| match k.get("id") {
-                Some(AttributeValue::S(child)) => Some(child.clone()),
-                _ => None,
-            }));
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        ids.truncate(limit);
-        let found = self.get_items(&ids).await?;
-        // An expired child reads `None`: left out.
-        Ok(ids.into_iter().zip(found).filter_map(|(id, response)| Some(StoredCall { id, response: response? })).collect())
     }
 }
