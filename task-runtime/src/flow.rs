@@ -1,7 +1,7 @@
 //! Where a delivery is let through its task's flow limits, or put off.
 //!
 //! Before a delivery of a task with `rate_limit` or `concurrency` begins
-//! (and before it counts as an attempt), the worker asks [`admit`]:
+//! (and before it counts as an attempt), the worker asks `admit`:
 //! 1. **rate**: the delivery takes the next start of the task's rate limit
 //!    ([`ResponseStore::take_turn`]); one that is not due yet is sent again
 //!    for its reserved start, carrying it (`rate_turn_ms`) so that it does

@@ -14,7 +14,7 @@
 //! every child ended, and the callback still `pending` or absent: it sends.
 //!
 //! A call the runtime retries itself, or a delivery a flow limit puts off,
-//! is sent again with [`send_later`].
+//! is sent again with `send_later`.
 //!
 //! A chain's next step goes the same way (`next_step`): its id is derived
 //! from the chain's, created only if absent and sent while `pending`, by

@@ -1,5 +1,5 @@
 //! Schedules declared next to their task (`#[task(schedule = "rate(1 hour)",
-//! schedule_args = (..))]`), keep-warm declared with [`keep_warm!`], and the
+//! schedule_args = (..))]`), keep-warm declared with [`keep_warm!`](crate::keep_warm!), and the
 //! worker's manifest of both (with its tasks and event handlers) that the
 //! SAM template and task-local are made from.
 //!
@@ -28,7 +28,7 @@ pub struct ScheduleDef {
 #[linkme::distributed_slice]
 pub static SCHEDULES: [ScheduleDef];
 
-/// A keep-warm ping, as [`keep_warm!`] declares it.
+/// A keep-warm ping, as [`keep_warm!`](crate::keep_warm!) declares it.
 #[derive(Debug)]
 pub struct KeepWarm {
     /// How often: `rate(...)` or `cron(...)`.
