@@ -1,6 +1,5 @@
-//! `tasks function NAME` (what is deployed) and `tasks check NAME` (is it
-//! consistent with the library's rules and the worker's manifest). Both
-//! read through the AWS SDKs, so they work against AWS and task-local
+//! `tasks function NAME`: what is deployed (`tasks check NAME`, in
+//! `check.rs`, reads it through the same functions). Both read through the AWS SDKs, so they work against AWS and task-local
 //! alike; a part that cannot be read is shown as unavailable, with why.
 
 use std::collections::BTreeMap;
@@ -8,32 +7,32 @@ use std::collections::BTreeMap;
 use aws_sdk_lambda::error::ProvideErrorMetadata;
 use serde_json::{Value, json};
 
-use crate::cli::{CheckArgs, FunctionArgs};
+use crate::cli::FunctionArgs;
 use crate::setup::{error_text, now_ms, with_hint};
 use crate::{Exit, Problem};
 
 /// Variables whose values are secrets: shown only as "set".
-const SECRETS: [&str; 2] = ["TASK_SIGNING_KEY", "TASK_API_KEYS"];
+pub(crate) const SECRETS: [&str; 2] = ["TASK_SIGNING_KEY", "TASK_API_KEYS"];
 
 /// What is read of one deployed function.
-struct Deployed {
-    name: String,
-    arn: String,
-    runtime: String,
-    architectures: Vec<String>,
-    memory_mb: i32,
-    timeout_s: i32,
-    code_size: i64,
-    last_modified: String,
-    env: BTreeMap<String, String>,
+pub(crate) struct Deployed {
+    pub(crate) name: String,
+    pub(crate) arn: String,
+    pub(crate) runtime: String,
+    pub(crate) architectures: Vec<String>,
+    pub(crate) memory_mb: i32,
+    pub(crate) timeout_s: i32,
+    pub(crate) code_size: i64,
+    pub(crate) last_modified: String,
+    pub(crate) env: BTreeMap<String, String>,
     /// (retries, max event age in seconds, on-failure destination); Lambda's
     /// defaults when the function has no asynchronous invoke config.
-    retries: i32,
-    max_event_age_s: i32,
-    on_failure: Option<String>,
+    pub(crate) retries: i32,
+    pub(crate) max_event_age_s: i32,
+    pub(crate) on_failure: Option<String>,
 }
 
-async fn read(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<Deployed, Problem> {
+pub(crate) async fn read(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<Deployed, Problem> {
     let c = lambda.get_function_configuration().function_name(name).send().await.map_err(|e| match e.code() {
         Some("ResourceNotFoundException") => Problem(format!("there is no function `{name}`")),
         _ => Problem(with_hint(format!("reading the configuration of `{name}`: {}", error_text(&e)))),
@@ -66,7 +65,7 @@ async fn read(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<Deployed, P
 }
 
 /// `TASK_*` variables, secrets as "set".
-fn task_settings(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+pub(crate) fn task_settings(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     env.iter()
         .filter(|(k, _)| k.starts_with("TASK_"))
         .map(|(k, v)| (k.clone(), if SECRETS.contains(&k.as_str()) { "set".to_owned() } else { v.clone() }))
@@ -74,7 +73,7 @@ fn task_settings(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 }
 
 /// A JSON string as its text, anything else as JSON.
-fn text_of(v: &Value) -> String {
+pub(crate) fn text_of(v: &Value) -> String {
     v.as_str().map_or_else(|| v.to_string(), str::to_owned)
 }
 
@@ -136,7 +135,7 @@ pub(crate) async fn function(a: FunctionArgs) -> Result<Exit, Problem> {
 
 /// The EventBridge Scheduler schedules whose target is `arn` (its own
 /// versions and aliases too): (name, state, input).
-async fn schedules_of(sdk: &aws_config::SdkConfig, arn: &str) -> Result<Vec<(String, String, Option<String>)>, String> {
+pub(crate) async fn schedules_of(sdk: &aws_config::SdkConfig, arn: &str) -> Result<Vec<(String, String, Option<String>)>, String> {
     let scheduler = aws_sdk_scheduler::Client::new(sdk);
     let mut out = Vec::new();
     let mut token = None;
@@ -159,7 +158,7 @@ async fn schedules_of(sdk: &aws_config::SdkConfig, arn: &str) -> Result<Vec<(Str
 
 /// Failed calls of the last day, from the table's index of failed calls
 /// (the other statuses are not indexed: reading them would be a scan).
-async fn calls_by_status(sdk: &aws_config::SdkConfig, env: &BTreeMap<String, String>) -> Result<Value, String> {
+pub(crate) async fn calls_by_status(sdk: &aws_config::SdkConfig, env: &BTreeMap<String, String>) -> Result<Value, String> {
     let table = env.get("TASK_RESPONSE_TABLE").ok_or("the function has no TASK_RESPONSE_TABLE: its calls are not captured")?;
     let store = task_runtime::store::dynamodb::DynamoStore::from_sdk_config(sdk.clone(), table.clone());
     let since = now_ms().saturating_sub(86_400_000);
@@ -206,7 +205,7 @@ async fn metric_sums(sdk: &aws_config::SdkConfig, name: &str, period_s: i32) -> 
 }
 
 /// Invocations, Errors, Throttles and AsyncEventsDropped of the last day.
-async fn metrics(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, String> {
+pub(crate) async fn metrics(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, String> {
     let sums = metric_sums(sdk, name, 86_400).await?;
     Ok(Value::Object(sums.into_iter().map(|(m, points)| (m.to_owned(), json!(points.iter().map(|(_, v)| v).sum::<f64>()))).collect()))
 }
@@ -218,14 +217,14 @@ pub(crate) async fn metrics_by_hour(sdk: &aws_config::SdkConfig, name: &str) -> 
     Ok(Value::Object(sums.into_iter().map(|(m, points)| (m.to_owned(), json!(points.iter().map(|(t, v)| json!([t, v])).collect::<Vec<_>>()))).collect()))
 }
 
-fn first_line(text: &str) -> String {
+pub(crate) fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().chars().take(200).collect()
 }
 
 /// An SDK error in one line, led by the HTTP status when there was an
 /// answer: a body the SDK could not read (an HTML error page from a proxy,
 /// say) otherwise shows as a decoder's complaint ("unexpected type 0x3c").
-fn sdk_error<E: std::error::Error + 'static>(e: &aws_sdk_lambda::error::SdkError<E, aws_sdk_lambda::config::http::HttpResponse>) -> String {
+pub(crate) fn sdk_error<E: std::error::Error + 'static>(e: &aws_sdk_lambda::error::SdkError<E, aws_sdk_lambda::config::http::HttpResponse>) -> String {
     use aws_sdk_lambda::error::SdkError;
     let text = first_line(&error_text(e));
     match e {
@@ -235,217 +234,9 @@ fn sdk_error<E: std::error::Error + 'static>(e: &aws_sdk_lambda::error::SdkError
     }
 }
 
-/// One inconsistency: what is wrong, and how to fix it.
-struct Finding {
-    check: &'static str,
-    message: String,
-}
-
-/// A worker binary and the manifest it printed (`TASK_RUNTIME_MANIFEST=1`),
-/// read once.
-pub(crate) struct WorkerManifest {
-    pub(crate) path: std::path::PathBuf,
-    /// `None` when it printed none.
-    pub(crate) manifest: Option<Value>,
-}
-
-impl WorkerManifest {
-    pub(crate) fn read(path: &std::path::Path) -> Self {
-        let out = std::process::Command::new(path).env(task_runtime::MANIFEST_VAR, "1").stdin(std::process::Stdio::null()).output();
-        WorkerManifest { path: path.to_owned(), manifest: out.ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok()) }
-    }
-}
-
 /// The EventBridge Scheduler schedules of function `name` (name and state).
 pub(crate) async fn function_schedules(sdk: &aws_config::SdkConfig, name: &str) -> Result<Value, Problem> {
     let d = read(&aws_sdk_lambda::Client::new(sdk), name).await?;
     let schedules = schedules_of(sdk, &d.arn).await.map_err(Problem)?;
     Ok(schedules.into_iter().map(|(name, state, _)| json!({"name": name, "state": state})).collect())
-}
-
-/// What `tasks check` found: inconsistencies, and parts it could not read.
-pub(crate) struct CheckReport {
-    name: String,
-    findings: Vec<Finding>,
-    unchecked: Vec<String>,
-}
-
-impl CheckReport {
-    /// Consistent only when every part was read: a part that could not be
-    /// checked is never a pass.
-    fn consistent(&self) -> bool {
-        self.findings.is_empty() && self.unchecked.is_empty()
-    }
-
-    /// What `tasks check --json` prints.
-    pub(crate) fn json(&self) -> Value {
-        let all: Vec<Value> = self.findings.iter().map(|f| json!({"check": f.check, "message": f.message})).collect();
-        json!({"function": self.name, "consistent": self.consistent(), "findings": all, "unchecked": self.unchecked})
-    }
-
-    fn exit(&self) -> Exit {
-        match (self.findings.is_empty(), self.unchecked.is_empty()) {
-            (false, _) => Exit::Inconsistent,
-            (true, false) => Exit::Failed, // could not check
-            (true, true) => Exit::Complete,
-        }
-    }
-}
-
-pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let worker = a.worker.as_deref().map(WorkerManifest::read);
-    let report = check_report(&sdk, &a.name, worker.as_ref()).await?;
-    if a.json {
-        println!("{}", report.json());
-    } else {
-        for f in &report.findings {
-            println!("{}: {}", f.check, f.message);
-        }
-        for u in &report.unchecked {
-            println!("not checked: {u}");
-        }
-        if report.consistent() {
-            println!("{} is consistent with task-runtime's rules{}", report.name, if a.worker.is_some() { " and its worker's manifest" } else { "" });
-        } else if report.findings.is_empty() {
-            println!("{}: {} part(s) could not be checked (above), so it is not known to be consistent", report.name, report.unchecked.len());
-        }
-    }
-    Ok(report.exit())
-}
-
-/// Check function `name` against the library's rules, and against the
-/// manifest of `worker` when given.
-pub(crate) async fn check_report(sdk: &aws_config::SdkConfig, name: &str, worker: Option<&WorkerManifest>) -> Result<CheckReport, Problem> {
-    let sdk = sdk.clone();
-    let lambda = aws_sdk_lambda::Client::new(&sdk);
-    let d = read(&lambda, name).await.map_err(|Problem(why)| Problem(format!("cannot check: {why}")))?;
-    let mut findings = Vec::new();
-    let mut unchecked = Vec::new();
-    let mut find = |check: &'static str, message: String| findings.push(Finding { check, message });
-
-    // TASK_MAX_ATTEMPTS = Lambda's MaximumRetryAttempts + 1.
-    let max_attempts: i32 = d.env.get("TASK_MAX_ATTEMPTS").and_then(|v| v.trim().parse().ok()).unwrap_or(3);
-    if max_attempts != d.retries + 1 {
-        find(
-            "max_attempts",
-            format!(
-                "TASK_MAX_ATTEMPTS is {max_attempts} but Lambda makes {} attempt(s) (MaximumRetryAttempts={}): final states will be wrong; \
-                 set TASK_MAX_ATTEMPTS={} or MaximumRetryAttempts={}",
-                d.retries + 1,
-                d.retries,
-                d.retries + 1,
-                (max_attempts - 1).clamp(0, 2)
-            ),
-        );
-    }
-    // A failure destination, so that calls whose last attempt died still end.
-    if d.on_failure.is_none() {
-        find(
-            "on_failure",
-            "no on-failure destination: a call whose last attempt crashes stays `running`; send failure records to an SQS queue \
-             the worker reads (see deploy/template.yaml)"
-                .to_owned(),
-        );
-    }
-    // The response table exists, with TTL on `ttl`.
-    match d.env.get("TASK_RESPONSE_TABLE") {
-        None => unchecked.push("response table: TASK_RESPONSE_TABLE is not set, so nothing is captured".to_owned()),
-        Some(table) => {
-            let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-            match ddb.describe_time_to_live().table_name(table).send().await {
-                Ok(t) => {
-                    let ttl = t.time_to_live_description();
-                    let on = ttl.and_then(|t| t.time_to_live_status()).is_some_and(|s| s.as_str() == "ENABLED" || s.as_str() == "ENABLING");
-                    if !(on && ttl.and_then(|t| t.attribute_name()) == Some("ttl")) {
-                        find("table_ttl", format!("table `{table}` has no TTL on `ttl`: old responses are never deleted; run `tasks create-table`"));
-                    }
-                }
-                Err(e) if e.code() == Some("ResourceNotFoundException") => {
-                    find("table", format!("table `{table}` (TASK_RESPONSE_TABLE) does not exist: create it with `tasks create-table`"));
-                }
-                Err(e) => unchecked.push(format!("response table: {}", sdk_error(&e))),
-            }
-        }
-    }
-    // The timeout leaves room for the margin in which the worker records a timeout.
-    let margin_ms: i64 = d.env.get("TASK_TIMEOUT_MARGIN_MS").and_then(|v| v.trim().parse().ok()).unwrap_or(500);
-    if i64::from(d.timeout_s) * 1000 <= margin_ms {
-        find("timeout", format!("the timeout ({} s) is not larger than TASK_TIMEOUT_MARGIN_MS ({margin_ms} ms): raise the timeout or lower the margin", d.timeout_s));
-    }
-    // Every schedule of the worker's manifest exists and is enabled.
-    if let Some(worker) = worker {
-        let manifest = worker.manifest.as_ref();
-        // A task's own timeout is below what the function gives a body.
-        let budget_ms = i64::from(d.timeout_s) * 1000 - margin_ms;
-        let role = d.env.contains_key("TASK_SCHEDULER_ROLE_ARN");
-        let table = d.env.contains_key("TASK_RESPONSE_TABLE");
-        for t in manifest.as_ref().and_then(|m| m["tasks"].as_array()).into_iter().flatten() {
-            let name = t["name"].as_str().unwrap_or_default();
-            // Retries past Lambda's, or with a backoff, are sent again by the
-            // runtime: delayed sends through EventBridge Scheduler, counted in the table.
-            let declared = t["retries"].as_i64();
-            let resends = t["retry_backoff_ms"].is_u64() || declared.is_some_and(|r| r > i64::from(d.retries));
-            if resends && !(role && table) {
-                find(
-                    "task_retries",
-                    format!(
-                        "task `{name}` retries {} time(s), the runtime sending them (its retry policy; Lambda's own are {}), which needs TASK_SCHEDULER_ROLE_ARN and TASK_RESPONSE_TABLE: without them its retries past Lambda's are lost; deploy the generated template, or set both",
-                        declared.unwrap_or(2),
-                        d.retries
-                    ),
-                );
-            }
-            let limited = t["concurrency"].is_u64() || t["rate_limit"].is_object();
-            if limited && !(role && table) {
-                find(
-                    "task_limits",
-                    format!(
-                        "task `{name}` has a concurrency or rate limit, which is kept in TASK_RESPONSE_TABLE and puts deliveries off through EventBridge Scheduler (TASK_SCHEDULER_ROLE_ARN): without both its limit is not kept"
-                    ),
-                );
-            }
-            if let Some(ms) = t["timeout_ms"].as_i64().filter(|ms| *ms >= budget_ms) {
-                find(
-                    "task_timeout",
-                    format!(
-                        "task `{}` has a timeout of {ms} ms, not below what the function gives a body ({} s less TASK_TIMEOUT_MARGIN_MS {margin_ms} ms): \
-                         the invocation's deadline ends it first; lower the task's timeout or raise the function's",
-                        t["name"].as_str().unwrap_or_default(),
-                        d.timeout_s
-                    ),
-                );
-            }
-        }
-        match (manifest, schedules_of(&sdk, &d.arn).await) {
-            (None, _) => unchecked.push(format!("schedules: {} printed no manifest", worker.path.display())),
-            (_, Err(why)) => unchecked.push(format!("schedules: {why}")),
-            (Some(m), Ok(deployed)) => {
-                for s in m["schedules"].as_array().into_iter().flatten() {
-                    let (task, input) = (s["task"].as_str().unwrap_or_default(), s["input"].as_str().unwrap_or_default());
-                    match deployed.iter().find(|(_, _, i)| i.as_deref() == Some(input)) {
-                        None => find("schedules", format!("the schedule of `{task}` ({}) is not deployed: regenerate the template with `tasks template`", s["expression"])),
-                        Some((name, state, _)) if state != "ENABLED" => find("schedules", format!("schedule `{name}` of `{task}` is {state}: enable it")),
-                        Some(_) => {}
-                    }
-                }
-            }
-        }
-    }
-    // Signing: the function and the function it dispatches to agree.
-    let target = d.env.get("TASK_FUNCTION").filter(|t| t.split(':').next() != Some(d.name.as_str()) && !t.contains(&format!(":function:{}", d.name)));
-    if let Some(target) = target {
-        match read(&lambda, target).await {
-            Ok(t) => {
-                let (here, there) = (d.env.contains_key("TASK_SIGNING_KEY"), t.env.contains_key("TASK_SIGNING_KEY"));
-                if here != there {
-                    let (with, without) = if here { (&d.name, &t.name) } else { (&t.name, &d.name) };
-                    find("signing", format!("`{with}` signs its messages (TASK_SIGNING_KEY) and `{without}` does not: set the same key on both, or on neither"));
-                }
-            }
-            Err(Problem(why)) => unchecked.push(format!("signing: {why}")),
-        }
-    }
-
-    Ok(CheckReport { name: d.name, findings, unchecked })
 }

@@ -4,6 +4,7 @@
 //! against task-local with DynamoDB Local. `tasks --help` shows an example
 //! of each command.
 
+mod check;
 mod cli;
 mod dashboard;
 mod deployed;
@@ -52,7 +53,7 @@ async fn main() -> ExitCode {
     let cannot_run = if matches!(cli.command, Command::Check(_)) { 1 } else { 2 };
     let outcome = match cli.command {
         Command::Function(a) => deployed::function(a).await,
-        Command::Check(a) => deployed::check(a).await,
+        Command::Check(a) => check::check(a).await,
         Command::Status(a) => status::status(a).await,
         Command::Send(a) => send::send(a).await,
         Command::Wait(a) => status::wait(a).await,

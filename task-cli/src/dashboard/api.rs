@@ -77,7 +77,7 @@ async fn overview(State(d): Shared) -> Json<Value> {
     };
     let check = match &d.function {
         None => Err(Problem("no function to check".into())),
-        Some(f) => crate::deployed::check_report(&d.sdk, f, d.worker.as_ref()).await.map(|r| r.json()),
+        Some(f) => crate::check::check_report(&d.sdk, f, d.worker.as_ref()).await.map(|r| r.json()),
     };
     let since = now_ms().saturating_sub(86_400_000);
     let by_status = recent(&d, since, 10_000).await.map(|calls| {
@@ -258,7 +258,7 @@ fn rate_ms(expression: &str) -> Option<u64> {
 }
 
 /// The (task, expression) of each schedule the worker's manifest declares.
-fn declared_schedules(worker: Option<&crate::deployed::WorkerManifest>) -> Vec<(String, String)> {
+fn declared_schedules(worker: Option<&crate::check::WorkerManifest>) -> Vec<(String, String)> {
     let schedules = worker.and_then(|w| w.manifest.as_ref()).and_then(|m| m["schedules"].as_array());
     schedules.into_iter().flatten().filter_map(|s| Some((s["task"].as_str()?.to_owned(), s["expression"].as_str().unwrap_or_default().to_owned()))).collect()
 }

@@ -21,7 +21,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::cli::DashboardArgs;
-use crate::deployed::WorkerManifest;
+use crate::check::WorkerManifest;
 use crate::setup::install;
 use crate::tail::Logs;
 use crate::{Exit, Problem};
