@@ -38,7 +38,13 @@
 //! [`registry`] holds the tasks, `outcome` decides retries, [`worker`] runs
 //! tasks, [`store`] keeps responses, [`backend`] sends messages. The
 //! repository's ARCHITECTURE.md draws the layers and the life of one call.
+//!
+//! **The guide** is in [`_guide`]: getting started, retries and limits,
+//! groups and chains, events and schedules, deploying, the local emulator,
+//! the command line, observability, and the reference pages (semantics,
+//! configuration, the fault run, performance).
 
+pub mod _guide;
 pub mod backend;
 pub mod envelope;
 pub mod policy;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 /// outcome and the worker; sending; configuration and the runtime built
 /// from it; the caller's API; the Lambda entry points.
 const TASK_RUNTIME: &[&[&str]] = &[
+    &["_guide"],
     &["trace", "otel"],
     &["time", "response", "context", "policy"],
     &["error"],
