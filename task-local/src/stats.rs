@@ -116,7 +116,7 @@ impl Stats {
 
 /// The REPORT line of one invocation. Lambda's gives durations to a
 /// hundredth of a millisecond ("Duration: 395.99 ms ... Init Duration:
-/// 265.72 ms"): https://docs.aws.amazon.com/lambda/latest/operatorguide/log-structure.html
+/// 265.72 ms"): <https://docs.aws.amazon.com/lambda/latest/operatorguide/log-structure.html>
 fn report_line(r: &InvocationRecord) -> String {
     let init = r.init_ms.map(|ms| format!(" Init: {ms:.2} ms")).unwrap_or_default();
     let error = r.error_type.as_deref().map(|t| format!(" ({t})")).unwrap_or_default();
