@@ -18,7 +18,8 @@
 //! invoke of a message encoded afresh each call), e.g.
 //! `DISPATCH_PROFILE=task perf record -F 2999 -g target/release/deps/dispatch-HASH --bench`.
 //! `DISPATCH_AA=1` makes the `#[task]` side a raw invoke as well: an A/A
-//! run, whose ratios show the bench's own bias and noise.
+//! run, whose ratios show the bench's own bias and noise;
+//! `DISPATCH_AA_SPIN_NS=N` adds N ns of busy work before each of its calls.
 
 use std::io::{BufRead, Write};
 use std::time::Instant;
@@ -137,8 +138,15 @@ fn main() {
     // DISPATCH_AA=1: the second side sends raw too, so that the bench's own
     // bias shows (an A/A test: its ratios should be 1).
     let aa = std::env::var_os("DISPATCH_AA").is_some();
+    // DISPATCH_AA_SPIN_NS=N: the A/A side first spins N ns of CPU, as if it
+    // encoded a message: how much a little work per call costs at 32 in flight.
+    let spin = std::time::Duration::from_nanos(u64::from(env_u32("DISPATCH_AA_SPIN_NS", 0)));
     let ours = || async {
         if aa {
+            let started = Instant::now();
+            while started.elapsed() < spin {
+                std::hint::spin_loop();
+            }
             invoke_raw(&lambda, payload.clone()).await;
         } else {
             price(order()).await.expect("dispatch");
