@@ -6,6 +6,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
+use tracing::Instrument;
 
 use crate::envelope::{Envelope, GroupRef, NextStep};
 use crate::error::DispatchError;
@@ -126,69 +127,75 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
         _ => None,
     };
     let function = followed.as_deref().or(function);
+    // The span covers the sends, as an instrumented future: a guard held
+    // across `.await` would leave it entered on this thread for whatever
+    // else runs there while the send waits.
     let span = tracing::debug_span!("dispatch", task = %t.name, id = %env.id);
-    let _enter = span.enter();
-    // A debounced call is due a window after it is sent (or later).
-    let window_end = t.debounce.map(|(_, window)| now.saturating_add(window.as_millis() as u64));
-    let run_at_ms = t.run_at_ms.max(window_end).filter(|at| *at > now);
-    let digest = rt.config.signing_key.as_ref().map(|_| env.digest());
-    // On the heap: the SDK's future inside is several KB (see `crate::aws::boxed`).
-    let send = crate::aws::boxed(rt.backend.send(&env, function, payload, run_at_ms));
-    let Some(store) = store else {
-        send.await?;
-        return Ok(Dispatched { id: env.id.clone(), capture: false, existing: false });
-    };
-    let pending = PendingItem {
-        id: env.id.clone(),
-        task: t.name.to_owned(),
-        now_ms: now,
-        // Readable until the call can no longer run, and a response TTL after that.
-        ttl: crate::store::ttl_after(crate::store::give_up_ms(now, run_at_ms), rt.config.response_ttl),
-        run_at_ms,
-        digest,
-        parent: env.parent.clone(),
-    };
-    let stored = |source| DispatchError::Store { task: t.name.to_owned(), id: env.id.clone(), source };
-    if let Some(key) = &env.debounce {
-        // Noted before the send, so that when this call is due it finds itself the latest.
-        let ttl = crate::store::ttl_after(crate::store::give_up_ms(now, run_at_ms), rt.config.response_ttl);
-        store.note_latest_run(&crate::store::flow::debounce_item(key), &env.id, now, ttl).await.map_err(stored)?;
-    }
-    if t.id.is_some() {
-        // A caller-chosen id: record first, send only if this caller created
-        // the record, so two sends of one id make one invoke.
-        if !store.put_pending(pending).await.map_err(|source| DispatchError::Store { task: t.name.to_owned(), id: env.id.clone(), source })? {
-            tracing::info!("a call with this id exists already: not sent again");
-            return Ok(Dispatched { id: env.id.clone(), capture: true, existing: true });
+    async {
+        // A debounced call is due a window after it is sent (or later).
+        let window_end = t.debounce.map(|(_, window)| now.saturating_add(window.as_millis() as u64));
+        let run_at_ms = t.run_at_ms.max(window_end).filter(|at| *at > now);
+        let digest = rt.config.signing_key.as_ref().map(|_| env.digest());
+        // On the heap: the SDK's future inside is several KB (see `crate::aws::boxed`).
+        let send = crate::aws::boxed(rt.backend.send(&env, function, payload, run_at_ms));
+        let Some(store) = store else {
+            send.await?;
+            return Ok(Dispatched { id: env.id.clone(), capture: false, existing: false });
+        };
+        let pending = PendingItem {
+            id: env.id.clone(),
+            task: t.name.to_owned(),
+            now_ms: now,
+            // Readable until the call can no longer run, and a response TTL after that.
+            ttl: crate::store::ttl_after(crate::store::give_up_ms(now, run_at_ms), rt.config.response_ttl),
+            run_at_ms,
+            digest,
+            parent: env.parent.clone(),
+        };
+        let stored = |source| DispatchError::Store { task: t.name.to_owned(), id: env.id.clone(), source };
+        if let Some(key) = &env.debounce {
+            // Noted before the send, so that when this call is due it finds itself the latest.
+            let ttl = crate::store::ttl_after(crate::store::give_up_ms(now, run_at_ms), rt.config.response_ttl);
+            store.note_latest_run(&crate::store::flow::debounce_item(key), &env.id, now, ttl).await.map_err(stored)?;
         }
-        if let Err(refused) = send.await {
-            take_back(store.as_ref(), &env.id).await;
-            return Err(refused);
-        }
-    } else {
-        let (written, sent) = tokio::join!(store.put_pending(pending), send);
-        if let Err(refused) = sent {
-            // Never sent: take the pending item back so nothing reads as
-            // pending for a call that does not exist.
-            if let Ok(true) = written {
+        if t.id.is_some() {
+            // A caller-chosen id: record first, send only if this caller created
+            // the record, so two sends of one id make one invoke.
+            if !store.put_pending(pending).await.map_err(|source| DispatchError::Store { task: t.name.to_owned(), id: env.id.clone(), source })? {
+                tracing::info!("a call with this id exists already: not sent again");
+                return Ok(Dispatched { id: env.id.clone(), capture: true, existing: true });
+            }
+            if let Err(refused) = send.await {
                 take_back(store.as_ref(), &env.id).await;
+                return Err(refused);
             }
-            return Err(refused);
-        }
-        // `false` means the worker got there first: fine.
-        if let Err(e) = written {
-            // Take back what was created: a schedule can be deleted (an
-            // invoke cannot; its worker creates the item when it begins).
-            if run_at_ms.is_some()
-                && let Err(u) = rt.backend.unschedule(&env.id).await
-            {
-                tracing::warn!(error = %u, "the pending write failed and the schedule could not be deleted: the call may still run");
+        } else {
+            let (written, sent) = tokio::join!(store.put_pending(pending), send);
+            if let Err(refused) = sent {
+                // Never sent: take the pending item back so nothing reads as
+                // pending for a call that does not exist.
+                if let Ok(true) = written {
+                    take_back(store.as_ref(), &env.id).await;
+                }
+                return Err(refused);
             }
-            return Err(stored(e));
+            // `false` means the worker got there first: fine.
+            if let Err(e) = written {
+                // Take back what was created: a schedule can be deleted (an
+                // invoke cannot; its worker creates the item when it begins).
+                if run_at_ms.is_some()
+                    && let Err(u) = rt.backend.unschedule(&env.id).await
+                {
+                    tracing::warn!(error = %u, "the pending write failed and the schedule could not be deleted: the call may still run");
+                }
+                return Err(stored(e));
+            }
         }
+        tracing::debug!("dispatched");
+        Ok(Dispatched { id: env.id.clone(), capture: true, existing: false })
     }
-    tracing::debug!("dispatched");
-    Ok(Dispatched { id: env.id.clone(), capture: true, existing: false })
+    .instrument(span)
+    .await
 }
 
 /// Remove the pending item of a call whose send was refused.

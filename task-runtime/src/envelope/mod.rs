@@ -20,9 +20,11 @@ use serde_json::{Map, Value};
 
 pub mod aws_event;
 pub mod failure_record;
+mod id;
 mod links;
 mod signing;
 
+pub(crate) use self::id::new_id;
 pub use self::links::{ChainRef, GroupRef, NextStep, callback_id, child_id, step_id};
 pub use self::signing::canonical;
 pub(crate) use self::signing::payload_digest;
@@ -272,7 +274,7 @@ impl Envelope {
         Self {
             version: VERSION,
             task: task.into(),
-            id: uuid::Uuid::new_v4().to_string(),
+            id: new_id(),
             args,
             capture,
             retries,
