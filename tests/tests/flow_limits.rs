@@ -80,7 +80,12 @@ async fn concurrency_two_never_runs_three_bodies_at_once() {
     for n in 0..8 {
         handles.push(resize(n).await.expect("dispatch"));
     }
-    all_complete(handles).await;
+    // A slot is given back when its call ends. One kept until its lease
+    // lapses (10 s, the default) would hold the next call back that long:
+    // 8 calls of 150 ms, 2 at a time, end well inside one lease.
+    tokio::time::timeout(Duration::from_secs(9), all_complete(handles))
+        .await
+        .expect("every slot was given back at its call's end, not when its 10 s lease lapsed");
     assert_eq!(most("resize"), 2, "at most 2 at once, and the limit was reached");
 }
 
