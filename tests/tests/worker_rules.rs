@@ -452,11 +452,13 @@ async fn a_genuine_message_this_worker_cannot_verify_ends_its_call_refused_and_a
     assert_eq!(runs("rotation"), 0, "nothing ran");
 }
 
-/// The in-memory store, counting the heartbeat's renewals.
+/// The in-memory store, counting the heartbeat's renewals and, when
+/// `records_fail`, refusing the write that ends a call by its failure record.
 #[derive(Debug, Default)]
 struct CountingRenewals {
     inner: MemoryStore,
     renewals: std::sync::atomic::AtomicU32,
+    records_fail: bool,
 }
 
 #[async_trait::async_trait]
@@ -494,6 +496,9 @@ impl ResponseStore for CountingRenewals {
         self.inner.finish(id, request_id, state, now_ms, message).await
     }
     async fn fail_unfinished(&self, item: task_runtime::store::PendingItem, failure: task_runtime::Failure, message: Option<&str>) -> Result<bool, task_runtime::StoreError> {
+        if self.records_fail {
+            return Err(task_runtime::StoreError::Backend { operation: "fail_unfinished", table: "test".into(), message: "throttled".into() });
+        }
         self.inner.fail_unfinished(item, failure, message).await
     }
     async fn get(&self, id: &str) -> Result<Option<task_runtime::AsyncResponse>, task_runtime::StoreError> {
@@ -592,4 +597,46 @@ async fn a_re_sent_message_that_comes_before_its_attempt_wrote_its_end_still_run
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the call never ran its second attempt: {:?}", store.get(&env.id).await);
+}
+
+#[tokio::test]
+async fn a_record_of_a_malformed_message_ends_its_call_only_with_signing_off_and_never_stays_in_the_queue() {
+    let key: &[u8] = b"record-key";
+    for signing in [None, Some(key)] {
+        let (w, store) = worker(signing);
+        let carrier = envelope(counted::NAME, json!({"key": "malformed", "pause_ms": 0}));
+        let pending = task_runtime::store::PendingItem { id: carrier.id.clone(), task: carrier.task.clone(), now_ms: now_ms(), ttl: now_ms() / 1000 + 3600, run_at_ms: None, digest: None, parent: None };
+        store.put_pending(pending).await.expect("put");
+        // Its id is readable, its arguments are not an object: `Incoming::Bad` with the id.
+        let mut record = failure_record(&carrier, "RetriesExhausted", "Runtime.ExitError");
+        record["requestPayload"] = json!({"task_runtime": 1, "task": counted::NAME, "id": carrier.id, "args": [1, 2]});
+        let batch = json!({"Records": [{"messageId": "m-bad", "eventSource": "aws:sqs", "body": record.to_string()}]});
+        let reply = w.handle_event(&batch, &inv("req-bad")).await;
+        let Some(Reply::Success(v)) = reply else { panic!("{reply:?}") };
+        // Read or not, a record of a task message is done with: never left in the queue.
+        assert_eq!(v["batchItemFailures"], json!([]), "signing {}: {v}", signing.is_some());
+        let status = store.get(&carrier.id).await.expect("read").map(|r| r.status);
+        match signing {
+            // Without a key, the id is enough to end the call.
+            None => assert_eq!((status, v["ended"].as_u64()), (Some(Status::Failed), Some(1)), "{v}"),
+            // With one, a message that cannot be verified ends nothing: a forger could name any id.
+            Some(_) => assert_eq!((status, v["ended"].as_u64()), (Some(Status::Pending), Some(0)), "{v}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_record_whose_write_fails_is_retried_by_lambda_directly_and_stays_in_the_queue_through_sqs() {
+    let store = Arc::new(CountingRenewals { records_fail: true, ..CountingRenewals::default() });
+    let w = Worker::new(Registry::global().expect("registry"), Some(store.clone()), settings(None));
+    let env = envelope(counted::NAME, json!({"key": "unwritten", "pause_ms": 0}));
+    let record = failure_record(&env, "RetriesExhausted", "Runtime.ExitError");
+    // Straight from Lambda's destination: an error, so that Lambda delivers the record again.
+    let reply = w.handle_event(&record, &inv("req-direct")).await;
+    assert!(matches!(&reply, Some(Reply::Error { error_type: error_type::STORE, .. })), "{reply:?}");
+    // Through the failure queue: success, with the message kept in the queue for another try.
+    let batch = json!({"Records": [{"messageId": "m-unwritten", "eventSource": "aws:sqs", "body": record.to_string()}]});
+    let reply = w.handle_event(&batch, &inv("req-sqs")).await;
+    let Some(Reply::Success(v)) = reply else { panic!("{reply:?}") };
+    assert_eq!(v["batchItemFailures"], json!([{"itemIdentifier": "m-unwritten"}]), "{v}");
 }

@@ -45,7 +45,7 @@ impl Worker {
             }
             if let (Some(schedule), Some(store), true) = (&env.schedule, &self.store, env.capture) {
                 let now = now_ms();
-                let ttl = now / 1000 + self.settings.response_ttl.as_secs();
+                let ttl = crate::store::ttl_after(now, self.settings.response_ttl);
                 if let Err(e) = store.note_latest_run(schedule, &env.id, now, ttl).await {
                     tracing::warn!("could not note this run as the schedule's latest: {e}");
                 }
