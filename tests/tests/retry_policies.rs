@@ -54,6 +54,16 @@ async fn slow_down() -> TaskResult<String> {
     Ok("sent".into())
 }
 
+/// Retries past the function's own (3 attempts here), with no backoff.
+#[task(name = "retry.past", retries = 3)]
+async fn past(succeed_on: usize) -> TaskResult<usize> {
+    let attempt = started();
+    if attempt < succeed_on {
+        return Err(TaskError::retry(format!("attempt {attempt}: not yet")));
+    }
+    Ok(attempt)
+}
+
 #[task(name = "retry.never", retries = 3, retry_backoff = "10ms")]
 async fn never() -> TaskResult<()> {
     started();
@@ -125,4 +135,14 @@ fn the_manifest_lists_only_the_options_each_task_declares() {
     for absent in ["retry_backoff_ms", "retry_jitter", "concurrency", "rate_limit"] {
         assert!(plain.get(absent).is_none(), "{absent} is not declared: {plain}");
     }
+}
+
+#[tokio::test]
+async fn retries_declared_past_the_function_s_own_are_sent_by_the_runtime_even_without_a_backoff() {
+    setup();
+    let h = past(4).await.expect("dispatch");
+    let value = tokio::time::timeout(Duration::from_secs(30), h.wait()).await.expect("ends within 30 s");
+    assert_eq!(value.expect("completes on its fourth attempt, one past Lambda's three"), 4);
+    let r = get_async_response(h.id()).await.unwrap().unwrap();
+    assert_eq!((r.status, r.attempts), (Status::Complete, 4));
 }
