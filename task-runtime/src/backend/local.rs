@@ -60,7 +60,7 @@ impl LocalBackend {
             if let Some(at) = run_at_ms {
                 tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await;
             }
-            let request_id = uuid::Uuid::new_v4().to_string();
+            let request_id = crate::envelope::new_id();
             for attempt in 1..=max_attempts {
                 let deadline_ms = now_ms() + LOCAL_TIMEOUT.as_millis() as u64;
                 let inv = Invocation { request_id: request_id.clone(), deadline_ms, attempt: Some(attempt) };

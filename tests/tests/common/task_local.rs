@@ -13,9 +13,10 @@ fn build_binaries() {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
+        let release = profile_dir().ends_with("release");
+        let mut build = Command::new(&cargo);
         build.args(["build", "--quiet", "-p", "task-local", "-p", "tests", "--bin", "task-local", "--bin", "bench-worker", "--bin", "bench-bare"]);
-        if profile_dir().ends_with("release") {
+        if release {
             // A benchmark: only what it runs.
             build.arg("--release");
         } else {
@@ -26,9 +27,9 @@ fn build_binaries() {
             .status()
             .expect("run cargo build");
         assert!(status.success(), "cargo build of task-local and the examples failed");
-        if !profile_dir().ends_with("release") {
+        if !release {
             // On its own: only this binary links the OTLP exporter.
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            let status = Command::new(&cargo)
                 .args(["build", "--quiet", "-p", "tests", "--features", "otel", "--bin", "otel-worker"])
                 .status()
                 .expect("run cargo build");
