@@ -640,3 +640,101 @@ async fn a_record_whose_write_fails_is_retried_by_lambda_directly_and_stays_in_t
     let Some(Reply::Success(v)) = reply else { panic!("{reply:?}") };
     assert_eq!(v["batchItemFailures"], json!([{"itemIdentifier": "m-unwritten"}]), "{v}");
 }
+
+/// Records when each message it is asked to send should run (`None`: now).
+#[derive(Debug, Default)]
+struct WhenRecorder {
+    sent: Mutex<Vec<(String, Option<u64>)>>,
+}
+
+#[async_trait::async_trait]
+impl task_runtime::follow_up::Forwarder for WhenRecorder {
+    async fn forward(&self, message: &Envelope, _payload: Vec<u8>, _function: Option<&str>, run_at_ms: Option<u64>) -> Result<(), String> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).push((message.id.clone(), run_at_ms));
+        Ok(())
+    }
+}
+
+impl WhenRecorder {
+    fn sent(&self) -> Vec<(String, Option<u64>)> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+fn recording_worker() -> (Worker, Arc<MemoryStore>, Arc<WhenRecorder>) {
+    let (w, store) = worker(None);
+    let recorder = Arc::new(WhenRecorder::default());
+    (w.with_forwarder(recorder.clone()), store, recorder)
+}
+
+/// Exactly the function's own retries (1 + 2 = its 3 attempts), no backoff.
+#[task(name = "worker_rules.declared_exactly", retries = 2)]
+async fn declared_exactly() -> task_runtime::TaskResult<u8> {
+    Err(task_runtime::TaskError::retry("not yet"))
+}
+
+#[tokio::test]
+async fn retries_declared_equal_to_the_function_s_own_are_left_to_lambda() {
+    let (w, store, recorder) = recording_worker();
+    let env = envelope(declared_exactly::NAME, json!({}));
+    let reply = w.handle_envelope(env.clone(), &inv("req-exact")).await;
+    // Lambda's own retry covers it: an error for Lambda, nothing sent by the runtime.
+    assert!(matches!(&reply, Reply::Error { error_type: error_type::RETRY, .. }), "{reply:?}");
+    assert_eq!(recorder.sent(), [], "the runtime sent a retry Lambda would have made");
+    let r = store.get(&env.id).await.expect("read").expect("stored");
+    assert_eq!((r.status, r.attempts), (Status::Retrying, 1));
+}
+
+/// Two a second: a second delivery at once is 500 ms after the first.
+#[task(name = "worker_rules.rated", rate_limit = "2/s")]
+async fn rated(n: u32) -> u32 {
+    n
+}
+
+#[tokio::test]
+async fn a_delivery_whose_rate_limited_start_is_near_waits_for_it_in_place() {
+    let (w, store, recorder) = recording_worker();
+    let first = envelope(rated::NAME, json!({"n": 1}));
+    assert!(matches!(w.handle_envelope(first, &inv("req-r1")).await, Reply::Success(_)));
+    let second = envelope(rated::NAME, json!({"n": 2}));
+    let reply = w.handle_envelope(second.clone(), &inv("req-r2")).await;
+    let Reply::Success(v) = &reply else { panic!("{reply:?}") };
+    assert_eq!(v["note"], "deferred", "{v}");
+    // Its reserved start was under a second away and before the deadline:
+    // waited here and invoked now, not scheduled.
+    assert_eq!(recorder.sent(), [(second.id.clone(), None)]);
+    // Not an attempt: the call's item is not touched (here, never written).
+    assert!(store.get(&second.id).await.expect("read").is_none());
+}
+
+/// Held open by the test until it says so.
+static HELD: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static ENTERED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+#[task(name = "worker_rules.single", concurrency = 1)]
+async fn single(n: u32) -> u32 {
+    ENTERED.notify_one();
+    HELD.notified().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_put_off_by_a_full_concurrency_limit_is_scheduled_and_never_holds_the_instance() {
+    let (w, _store, recorder) = recording_worker();
+    let first = envelope(single::NAME, json!({"n": 1}));
+    let running = tokio::spawn({
+        let w = w.clone();
+        async move { w.handle_envelope(first, &inv("req-c1")).await }
+    });
+    ENTERED.notified().await;
+    let second = envelope(single::NAME, json!({"n": 2}));
+    let reply = w.handle_envelope(second.clone(), &inv("req-c2")).await;
+    let Reply::Success(v) = &reply else { panic!("{reply:?}") };
+    assert_eq!(v["note"], "deferred", "{v}");
+    // Its next try is 0.5 to 1 s away, near enough to wait for: but a full
+    // limit may stay full, so it goes to the scheduler.
+    let sent = recorder.sent();
+    assert!(matches!(sent.as_slice(), [(id, Some(_))] if *id == second.id), "{sent:?}");
+    HELD.notify_one();
+    assert!(matches!(running.await.expect("joined"), Reply::Success(_)));
+}
