@@ -677,7 +677,8 @@ async fn declared_exactly() -> task_runtime::TaskResult<u8> {
 async fn retries_declared_equal_to_the_function_s_own_are_left_to_lambda() {
     let (w, store, recorder) = recording_worker();
     let env = envelope(declared_exactly::NAME, json!({}));
-    let reply = w.handle_envelope(env.clone(), &inv("req-exact")).await;
+    // As Lambda delivers it: the runtime could send the message again.
+    let reply = w.handle_payload(&env.to_payload().expect("small"), &inv("req-exact")).await;
     // Lambda's own retry covers it: an error for Lambda, nothing sent by the runtime.
     assert!(matches!(&reply, Reply::Error { error_type: error_type::RETRY, .. }), "{reply:?}");
     assert_eq!(recorder.sent(), [], "the runtime sent a retry Lambda would have made");
@@ -711,7 +712,9 @@ async fn a_delivery_whose_rate_limited_start_is_near_waits_for_it_in_place() {
 static HELD: tokio::sync::Notify = tokio::sync::Notify::const_new();
 static ENTERED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
-#[task(name = "worker_rules.single", concurrency = 1)]
+/// One at a time; its rate limit lets every delivery start at once (one a
+/// millisecond), so a delivery holds its rate turn when the slot is taken.
+#[task(name = "worker_rules.single", concurrency = 1, rate_limit = "1000/s")]
 async fn single(n: u32) -> u32 {
     ENTERED.notify_one();
     HELD.notified().await;
@@ -727,12 +730,15 @@ async fn a_delivery_put_off_by_a_full_concurrency_limit_is_scheduled_and_never_h
         async move { w.handle_envelope(first, &inv("req-c1")).await }
     });
     ENTERED.notified().await;
+    // Past the first's rate turn (a timer never fires early): the second takes one of its own now.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     let second = envelope(single::NAME, json!({"n": 2}));
     let reply = w.handle_envelope(second.clone(), &inv("req-c2")).await;
     let Reply::Success(v) = &reply else { panic!("{reply:?}") };
     assert_eq!(v["note"], "deferred", "{v}");
-    // Its next try is 0.5 to 1 s away, near enough to wait for: but a full
-    // limit may stay full, so it goes to the scheduler.
+    // Its next try is 0.5 to 1 s away, near enough to wait for, and it holds
+    // a rate turn for now: but a full limit may stay full, so it goes to the
+    // scheduler.
     let sent = recorder.sent();
     assert!(matches!(sent.as_slice(), [(id, Some(_))] if *id == second.id), "{sent:?}");
     HELD.notify_one();
