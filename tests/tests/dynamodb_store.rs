@@ -516,7 +516,7 @@ async fn a_scheduled_item_is_taken_back_and_an_error_message_is_bounded() {
     s.put_pending(pending("big")).await.expect("put");
     s.begin(begin("big", "r", live())).await.expect("begin");
     let huge = Failure { kind: FailureKind::Failed, message: "é".repeat(300_000) };
-    let message = "m".repeat(task_runtime::store::MAX_KEPT_MESSAGE_BYTES);
+    let message = "m".repeat(64 * 1024);
     let written = s.finish("big", "r", FinalState::Failed(huge), common::now_ms(), Some(&message)).await.expect("a write DynamoDB accepts");
     assert_eq!(written, Finished::Written);
     let r = s.get("big").await.expect("get").expect("exists");
@@ -530,7 +530,7 @@ async fn a_task_message_over_64_kib_is_not_kept_and_the_listing_says_so() {
     let s = store().await;
     s.put_pending(pending("huge-args")).await.expect("put");
     s.begin(begin("huge-args", "r", live())).await.expect("begin");
-    let message = "m".repeat(task_runtime::store::MAX_KEPT_MESSAGE_BYTES + 1);
+    let message = "m".repeat(64 * 1024 + 1);
     let failed = FinalState::Failed(Failure::new(FailureKind::Failed, "no"));
     assert_eq!(s.finish("huge-args", "r", failed, common::now_ms(), Some(&message)).await.expect("finish"), Finished::Written);
     assert_eq!(s.failed_message("huge-args").await.expect("read"), None, "over the cap: not kept");

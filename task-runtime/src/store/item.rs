@@ -218,3 +218,28 @@ impl Item {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The figures as AWS's pages give them, written out, not through the constants.
+    #[test]
+    fn lambda_gives_up_on_an_event_after_6_h_15_min_and_scheduler_retries_a_day() {
+        let (sent, hours, minutes) = (1_000, 3_600_000, 60_000);
+        assert_eq!(give_up_ms(sent, None), sent + 6 * hours + 15 * minutes);
+        let due = 10 * 24 * hours;
+        assert_eq!(give_up_ms(sent, Some(due)), due + 24 * hours + 6 * hours + 15 * minutes);
+        // Due before it was sent (a clock behind): counted from the send.
+        assert_eq!(give_up_within(5_000, Some(1_000), 7), 5_000 + 24 * hours + 7);
+    }
+
+    #[test]
+    fn failures_are_indexed_by_their_utc_day_and_schedules_under_latest() {
+        assert_eq!(failure_day(1_795_774_496_789), "2026-11-27");
+        // The last millisecond of a day and the first of the next.
+        assert_eq!(failure_day(1_795_823_999_999), "2026-11-27");
+        assert_eq!(failure_day(1_795_824_000_000), "2026-11-28");
+        assert_eq!(latest_run_id("reports.daily"), "latest:reports.daily");
+    }
+}
