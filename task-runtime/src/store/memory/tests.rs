@@ -213,3 +213,129 @@ async fn expired_items_read_as_absent() {
     assert_eq!(s.get("old").await.ok(), Some(None));
     assert_eq!(s.get("never").await.ok(), Some(None));
 }
+
+fn pending_at(id: &str, now_ms: u64, parent: Option<&str>) -> PendingItem {
+    PendingItem { id: id.into(), task: "t".into(), now_ms, ttl: FAR, run_at_ms: None, digest: None, parent: parent.map(str::to_owned) }
+}
+
+fn group_item(id: &str, total: u32, now_ms: u64, ttl: u64) -> GroupItem {
+    GroupItem { id: id.into(), total, shards: 1, callback: None, window: None, now_ms, ttl }
+}
+
+/// The scenario `dynamodb_groups.rs` runs against DynamoDB Local, on this store.
+#[tokio::test]
+async fn every_child_is_counted_once_by_outcome_and_the_group_ends_with_its_last() {
+    let s = MemoryStore::default();
+    let now = crate::time::now_ms();
+    assert_eq!(s.put_group(group_item("g", 3, now, FAR)).await.ok(), Some(true));
+    assert_eq!(s.put_group(group_item("g", 3, now, FAR)).await.ok(), Some(false), "never overwritten while it lives");
+    let child = |index| GroupRef { id: "g".into(), index, total: 3, shards: 1, window: None };
+    let counted = |c: Result<Counted, StoreError>| c.map(|c| (c.newly, c.all_ended)).ok();
+    assert_eq!(counted(s.count_ended(&child(0), Status::Complete, now, FAR).await), Some((true, false)));
+    assert_eq!(counted(s.count_ended(&child(0), Status::Complete, now, FAR).await), Some((false, false)), "counted once");
+    assert_eq!(counted(s.count_ended(&child(1), Status::Failed, now, FAR).await), Some((true, false)));
+    // No child past the group's total is counted.
+    assert_eq!(counted(s.count_ended(&child(3), Status::Complete, now, FAR).await), Some((false, false)));
+    let state = s.group("g").await.ok().flatten().expect("recorded");
+    assert_eq!((state.ended, state.complete, state.failed, state.cancelled), (2, 1, 1, 0));
+    assert_eq!(counted(s.count_ended(&child(2), Status::Cancelled, now, FAR).await), Some((true, true)));
+    let state = s.group("g").await.ok().flatten().expect("recorded");
+    assert_eq!((state.ended, state.complete, state.failed, state.cancelled), (3, 1, 1, 1));
+    assert_eq!(s.group("never").await.ok(), Some(None));
+}
+
+#[tokio::test]
+async fn a_group_past_its_ttl_reads_as_absent_and_may_be_recorded_again() {
+    let s = MemoryStore::default();
+    let ttl = crate::time::now_ms() / 1000 + 3600;
+    assert_eq!(s.put_group(group_item("old", 2, 1, ttl)).await.ok(), Some(true));
+    assert!(s.group("old").await.ok().flatten().is_some(), "alive for another hour");
+    // Its last living millisecond, and the first after.
+    assert_eq!(s.put_group(group_item("old", 2, ttl * 1000 - 1, FAR)).await.ok(), Some(false));
+    assert_eq!(s.put_group(group_item("old", 2, ttl * 1000, FAR)).await.ok(), Some(true));
+    let short = crate::time::now_ms() / 1000;
+    assert_eq!(s.put_group(group_item("gone", 2, 1, short)).await.ok(), Some(true));
+    assert_eq!(s.group("gone").await.ok(), Some(None), "its ttl has passed");
+}
+
+/// As `dynamodb_groups.rs` checks it against DynamoDB Local.
+#[tokio::test]
+async fn a_waiting_child_is_released_once_and_then_read_as_pending_until_it_begins() {
+    use crate::store::group::{Release, Waiting};
+    let s = MemoryStore::default();
+    let now = crate::time::now_ms();
+    let waiting = Waiting { message: r#"{"task_runtime":1}"#.into(), function: Some("worker".into()) };
+    // A due time on the way in is not kept: a waiting child waits for its turn, not a time.
+    let item = PendingItem { run_at_ms: Some(now + 60_000), ..pending_at("w.3", now, None) };
+    assert_eq!(s.put_waiting(item.clone(), waiting.clone()).await.ok(), Some(true));
+    assert_eq!(s.put_waiting(item, waiting.clone()).await.ok(), Some(false), "a second put is refused");
+    let r = s.get("w.3").await.ok().flatten().expect("stored");
+    assert_eq!((r.status, r.run_at), (Status::Scheduled, None));
+    assert_eq!(s.release("w.3", now, FAR).await.ok(), Some(Release::Released(waiting.clone())));
+    assert_eq!(s.get("w.3").await.ok().flatten().map(|r| r.status), Some(Status::Pending));
+    assert_eq!(s.release("w.3", now, FAR).await.ok(), Some(Release::Pending(waiting)), "released before, not begun: send again");
+    assert_eq!(s.begin(begin("w.3", "r", now, now + 1_000)).await.ok(), Some(Begun::Started { attempts: 1 }));
+    assert_eq!(s.release("w.3", now, FAR).await.ok(), Some(Release::Gone(Status::Running)));
+    assert_eq!(s.release("never", now, FAR).await.ok(), Some(Release::NotFound));
+    // A delayed call and a pending call sent directly are not waiting children.
+    let delayed = PendingItem { run_at_ms: Some(now + 60_000), ..pending_at("delayed", now, None) };
+    assert_eq!(s.put_pending(delayed).await.ok(), Some(true));
+    assert_eq!(s.release("delayed", now, FAR).await.ok(), Some(Release::Gone(Status::Scheduled)));
+    assert_eq!(s.put_pending(pending_at("direct", now, None)).await.ok(), Some(true));
+    assert_eq!(s.release("direct", now, FAR).await.ok(), Some(Release::Gone(Status::Pending)));
+    // Past its ttl, a waiting child is gone.
+    let old = PendingItem { ttl: 1, ..pending_at("old", 1, None) };
+    assert_eq!(s.put_waiting(old, Waiting { message: "{}".into(), function: None }).await.ok(), Some(true));
+    assert_eq!(s.release("old", now, FAR).await.ok(), Some(Release::NotFound));
+}
+
+/// As `dynamodb_store.rs` checks the parent index and the recent-calls index.
+#[tokio::test]
+async fn children_and_recent_calls_are_read_in_order_within_the_limit() {
+    let s = MemoryStore::default();
+    let t0 = crate::time::now_ms();
+    for (i, id) in ["c2", "c1", "c3"].into_iter().enumerate() {
+        assert_eq!(s.put_pending(pending_at(id, t0 + i as u64, Some("p"))).await.ok(), Some(true));
+    }
+    assert_eq!(s.put_pending(pending_at("other", t0 + 5, Some("q"))).await.ok(), Some(true));
+    assert_eq!(s.put_pending(PendingItem { ttl: 1, ..pending_at("expired", t0 + 6, Some("p")) }).await.ok(), Some(true));
+    assert_eq!(s.note_latest_run("reports", "schedule:reports:x", t0 + 7, FAR).await.ok(), Some(()));
+    let ids = |calls: Result<Vec<StoredCall>, StoreError>| calls.ok().map(|c| c.into_iter().map(|c| c.id).collect::<Vec<_>>());
+    // Children, oldest first; never an expired one, never another parent's.
+    assert_eq!(ids(s.children("p", 100).await), Some(vec!["c2".into(), "c1".into(), "c3".into()]));
+    assert_eq!(ids(s.children("p", 2).await), Some(vec!["c2".into(), "c1".into()]));
+    assert_eq!(ids(s.children("c1", 100).await), Some(vec![]));
+    // Recent calls, newest first, from `since` on; never a schedule's note.
+    assert_eq!(ids(s.recent(t0 + 1, 100).await), Some(vec!["other".into(), "c3".into(), "c1".into()]));
+    assert_eq!(ids(s.recent(t0, 2).await), Some(vec!["other".into(), "c3".into()]));
+    assert_eq!(ids(s.recent(t0 + 60_000, 100).await), Some(vec![]));
+}
+
+#[tokio::test]
+async fn a_concurrency_limit_counts_live_holders_and_a_slot_given_back_is_free() {
+    let s = MemoryStore::default();
+    assert!(matches!(s.take_slot("k", "a", 2, 1_000, 10).await, Ok(Slot::Taken)));
+    assert!(matches!(s.take_slot("k", "b", 2, 1_000, 10).await, Ok(Slot::Taken)));
+    assert!(matches!(s.take_slot("k", "c", 2, 1_000, 20).await, Ok(Slot::Full { holders: 2, free_at_ms: 1_000 })));
+    // A holder asking again keeps its own slot.
+    assert!(matches!(s.take_slot("k", "a", 2, 2_000, 30).await, Ok(Slot::Taken)));
+    assert_eq!(s.release_slot("k", "b").await.ok(), Some(()));
+    assert!(matches!(s.take_slot("k", "c", 2, 1_500, 40).await, Ok(Slot::Taken)));
+    assert!(matches!(s.take_slot("k", "d", 2, 1_500, 50).await, Ok(Slot::Full { holders: 2, free_at_ms: 1_500 })));
+    // Past c's lease, its slot is free again, and a's is still held.
+    assert!(matches!(s.take_slot("k", "d", 2, 3_000, 1_501).await, Ok(Slot::Taken)));
+    assert!(matches!(s.take_slot("k", "e", 2, 3_000, 1_502).await, Ok(Slot::Full { holders: 2, free_at_ms: 2_000 })));
+    // Lapsed holders are dropped when a slot is taken: only the live ones stay.
+    assert_eq!(s.slots.lock().map(|s| s.get("k").map(HashMap::len)).ok().flatten(), Some(2));
+}
+
+#[tokio::test]
+async fn a_failure_record_for_a_call_with_no_item_creates_it_failed_with_no_due_time() {
+    let s = MemoryStore::default();
+    let record = PendingItem { run_at_ms: Some(9_000), digest: Some("d".into()), ..pending_at("lost", 1_000, None) };
+    let crashed = Failure::new(FailureKind::Crashed, "every attempt died");
+    assert_eq!(s.fail_unfinished(record, crashed, None).await.ok(), Some(true));
+    let r = s.get("lost").await.ok().flatten().expect("created");
+    // As DynamoDB writes it: status, error, task, attempts, times; no due time.
+    assert_eq!((r.status, r.attempts, r.run_at, r.task.as_str()), (Status::Failed, 0, None, "t"));
+}
