@@ -91,6 +91,13 @@ pub fn ttl_after(last_change_ms: u64, response_ttl: std::time::Duration) -> u64 
     (last_change_ms / 1000).saturating_add(response_ttl.as_secs())
 }
 
+/// Whether an item whose `ttl` (epoch seconds) is `ttl` has expired at
+/// `now_ms`: DynamoDB may still hold it (its TTL deletes within days), but
+/// every reader treats it as gone from that second on.
+pub(crate) fn expired_at(ttl: u64, now_ms: u64) -> bool {
+    ttl.saturating_mul(1000) <= now_ms
+}
+
 /// One stored item: the DynamoDB item's attributes (see [`dynamodb`](super::dynamodb)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Item {
@@ -192,7 +199,7 @@ impl Item {
     }
 
     pub(crate) fn expired(&self, now_ms: u64) -> bool {
-        self.ttl.saturating_mul(1000) <= now_ms
+        expired_at(self.ttl, now_ms)
     }
 
     pub(crate) fn to_response(&self, now_ms: u64) -> Result<AsyncResponse, StoreError> {

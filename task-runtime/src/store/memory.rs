@@ -8,6 +8,7 @@ use async_trait::async_trait;
 
 use super::flow::{self, Slot, Turn};
 use super::group::{Counted, GroupItem, GroupState, Release, Waiting};
+use super::item::expired_at;
 use super::{BeginRequest, Begun, Cancel, FinalState, Finished, Item, PendingItem, ResponseStore, StoredCall};
 use crate::envelope::GroupRef;
 use crate::error::StoreError;
@@ -281,7 +282,7 @@ impl ResponseStore for MemoryStore {
 
     async fn put_group(&self, group: GroupItem) -> Result<bool, StoreError> {
         Ok(self.with_groups(|groups| {
-            if groups.get(&group.id).is_some_and(|g| g.item.ttl.saturating_mul(1000) > group.now_ms) {
+            if groups.get(&group.id).is_some_and(|g| !expired_at(g.item.ttl, group.now_ms)) {
                 return false;
             }
             groups.insert(group.id.clone(), MemoryGroup { item: group, ended: HashSet::new(), counts: [0; 3] });
@@ -343,7 +344,7 @@ impl ResponseStore for MemoryStore {
     async fn group(&self, id: &str) -> Result<Option<GroupState>, StoreError> {
         let now = crate::time::now_ms();
         Ok(self.with_groups(|groups| {
-            let g = groups.get(id).filter(|g| g.item.ttl.saturating_mul(1000) > now)?;
+            let g = groups.get(id).filter(|g| !expired_at(g.item.ttl, now))?;
             let [complete, failed, cancelled] = g.counts;
             Some(GroupState { item: g.item.clone(), ended: g.ended.len() as u32, complete, failed, cancelled })
         }))

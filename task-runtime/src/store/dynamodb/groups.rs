@@ -110,7 +110,7 @@ impl DynamoStore {
         let total = get_n("total").ok_or_else(|| corrupt("total"))? as u32;
         let shards = get_n("shards").ok_or_else(|| corrupt("shards"))? as u32;
         let ttl = get_n("ttl").ok_or_else(|| corrupt("ttl"))?;
-        if ttl.saturating_mul(1000) <= crate::time::now_ms() {
+        if crate::store::item::expired_at(ttl, crate::time::now_ms()) {
             return Ok(None);
         }
         let callback = attrs.get("callback").and_then(|v| v.as_s().ok()).map(|message| Callback {
