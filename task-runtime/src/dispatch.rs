@@ -183,8 +183,11 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
             if let Err(e) = written {
                 // Take back what was created: a schedule can be deleted (an
                 // invoke cannot; its worker creates the item when it begins).
+                // Boxed as the send is: in place, the SDK's DeleteSchedule future
+                // made every call's future 5 KB larger, moved at each poll
+                // (tests/tests/future_size.rs).
                 if run_at_ms.is_some()
-                    && let Err(u) = rt.backend.unschedule(&env.id).await
+                    && let Err(u) = crate::aws::boxed(rt.backend.unschedule(&env.id)).await
                 {
                     tracing::warn!(error = %u, "the pending write failed and the schedule could not be deleted: the call may still run");
                 }
