@@ -56,6 +56,18 @@ mod tests {
     }
 
     #[test]
+    fn each_id_is_its_own_16_bytes_of_the_batch() {
+        // A fresh batch on this test's thread.
+        POOL.with_borrow_mut(|pool| pool.next = BATCH);
+        let ids: Vec<uuid::Uuid> = (0..BATCH).map(|_| uuid::Uuid::parse_str(&new_id()).expect("a UUID")).collect();
+        let batch = POOL.with_borrow(|pool| pool.bytes);
+        for (i, id) in ids.iter().enumerate() {
+            let own: [u8; 16] = batch[i * 16..(i + 1) * 16].try_into().expect("16 bytes");
+            assert_eq!(*id, uuid::Builder::from_random_bytes(own).into_uuid(), "id {i} does not use bytes {}..{}", i * 16, (i + 1) * 16);
+        }
+    }
+
+    #[test]
     fn each_thread_draws_its_own_ids() {
         let other: Vec<String> = std::thread::spawn(|| (0..BATCH).map(|_| new_id()).collect()).join().expect("thread");
         let here: std::collections::BTreeSet<String> = (0..BATCH).map(|_| new_id()).collect();
