@@ -33,12 +33,20 @@ fn tasks(tl: &TaskLocal, args: &[&str]) -> Output {
 
 /// `tasks` with EventBridge Scheduler at `scheduler`.
 fn tasks_with_scheduler(tl: &TaskLocal, args: &[&str], scheduler: &str) -> Output {
-    common::loopback_aws(&mut std::process::Command::new(task_local::built("tasks")), &tl.endpoint)
-        .args(args)
-        .env("AWS_ENDPOINT_URL_SCHEDULER", scheduler)
-        .env("AWS_ENDPOINT_URL_CLOUDWATCH", &tl.endpoint)
-        .output()
-        .expect("run tasks")
+    tasks_env(tl, args, &[("AWS_ENDPOINT_URL_SCHEDULER", scheduler)])
+}
+
+/// `tasks` with `env` set over the loopback endpoints.
+fn tasks_env(tl: &TaskLocal, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(task_local::built("tasks"));
+    common::loopback_aws(&mut cmd, &tl.endpoint).env("AWS_ENDPOINT_URL_SCHEDULER", &tl.endpoint).env("AWS_ENDPOINT_URL_CLOUDWATCH", &tl.endpoint);
+    cmd.envs(env.iter().copied()).args(args).output().expect("run tasks")
+}
+
+/// The `check` names of the findings of a `tasks check --json` output.
+fn checks_of(out: &Output) -> Vec<String> {
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("JSON ({e}): {out:?}"));
+    v["findings"].as_array().into_iter().flatten().filter_map(|f| f["check"].as_str().map(str::to_owned)).collect()
 }
 
 fn table() -> String {
@@ -95,6 +103,12 @@ fn a_consistent_deployment_passes_and_an_unknown_function_cannot_be_checked() {
     let json = tasks_with_scheduler(&tl, &["check", "worker", "--worker", &worker, "--json"], &dead);
     let v: Value = serde_json::from_slice(&json.stdout).expect("JSON");
     assert_eq!((v["consistent"].as_bool(), json.status.code()), (Some(false), Some(1)), "{v}");
+    // A table that cannot be read (no answer, rather than "no such table") is not checked, not missing.
+    let no_dynamodb = tasks_env(&tl, &["check", "worker", "--json"], &[("AWS_ENDPOINT_URL_DYNAMODB", &dead), ("AWS_MAX_ATTEMPTS", "1")]);
+    let v: Value = serde_json::from_slice(&no_dynamodb.stdout).expect("JSON");
+    assert_eq!(no_dynamodb.status.code(), Some(1), "{v}");
+    assert!(checks_of(&no_dynamodb).is_empty(), "{v}");
+    assert!(v["unchecked"].as_array().into_iter().flatten().any(|u| u.as_str().is_some_and(|u| u.starts_with("response table: "))), "{v}");
 
     // In text, `tasks function` says why a part is unavailable, not raw JSON.
     let f = tasks(&tl, &["function", "worker"]);
@@ -108,7 +122,22 @@ fn a_consistent_deployment_passes_and_an_unknown_function_cannot_be_checked() {
 
 /// A table made without TTL (as by hand, not `tasks create-table`).
 fn table_without_ttl() -> String {
-    let table = common::table_name("no-ttl");
+    table_made_by_hand("no-ttl")
+}
+
+/// A table whose TTL is on another attribute than `ttl`.
+fn table_with_ttl_elsewhere() -> String {
+    let table = table_made_by_hand("ttl-elsewhere");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let spec = aws_sdk_dynamodb::types::TimeToLiveSpecification::builder().enabled(true).attribute_name("expires").build().expect("spec");
+        common::dynamodb().update_time_to_live().table_name(&table).time_to_live_specification(spec).send().await.expect("TTL on `expires`");
+    });
+    table
+}
+
+fn table_made_by_hand(prefix: &str) -> String {
+    let table = common::table_name(prefix);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
@@ -144,6 +173,8 @@ fn check_names_each_rule_a_deployment_breaks() {
         "--env".into(), "worker:TASK_SIGNING_KEY=k".into(),
         "--env".into(), "worker:TASK_FUNCTION=other".into(),
         "--env".into(), "lost:TASK_RESPONSE_TABLE=no-such-table".into(),
+        "--function".into(), format!("elsewhere={worker}"),
+        "--env".into(), format!("elsewhere:TASK_RESPONSE_TABLE={}", table_with_ttl_elsewhere()),
     ]);
     let check = tasks(&tl, &["check", "worker", "--worker", &worker, "--json"]);
     assert_eq!(check.status.code(), Some(2), "{check:?}");
@@ -161,6 +192,9 @@ fn check_names_each_rule_a_deployment_breaks() {
     let found: Vec<&str> = v["findings"].as_array().into_iter().flatten().filter_map(|f| f["check"].as_str()).collect();
     assert!(found.contains(&"table"), "{v}");
     assert_eq!(lost.status.code(), Some(2));
+    // TTL on, but on another attribute: `ttl` items never expire.
+    let elsewhere = tasks(&tl, &["check", "elsewhere", "--json"]);
+    assert!(checks_of(&elsewhere).contains(&"table_ttl".to_owned()), "{elsewhere:?}");
 }
 
 #[test]
@@ -178,6 +212,22 @@ fn check_names_a_task_whose_own_timeout_the_function_cannot_give() {
     let named: Vec<&str> = v["findings"].as_array().into_iter().flatten().filter(|f| f["check"] == "task_timeout").filter_map(|f| f["message"].as_str()).collect();
     assert_eq!(named.len(), 1, "only fault.patient (2 s); fault.bounded (200 ms) fits: {v}");
     assert!(named[0].contains("`fault.patient` has a timeout of 2000 ms") && named[0].contains("1 s less TASK_TIMEOUT_MARGIN_MS 500 ms"), "{}", named[0]);
+    drop(tl);
+    // 2 s less a 1,500 ms margin leaves a body 500 ms: the function's
+    // timeout is larger than the margin, and still only fault.patient is too long.
+    let tl = TaskLocal::start([
+        "--no-schedules".to_owned(),
+        "--function".into(), format!("fault={worker}"),
+        "--timeout".into(), "fault=2s".into(),
+        "--env".into(), format!("TASK_RESPONSE_TABLE={table}"),
+        "--env".into(), "TASK_TIMEOUT_MARGIN_MS=1500".into(),
+    ]);
+    let check = tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]);
+    let v: Value = serde_json::from_slice(&check.stdout).expect("JSON");
+    assert!(!checks_of(&check).contains(&"timeout".to_owned()), "2 s is larger than 1,500 ms: {v}");
+    let named: Vec<&str> = v["findings"].as_array().into_iter().flatten().filter(|f| f["check"] == "task_timeout").filter_map(|f| f["message"].as_str()).collect();
+    assert_eq!(named.len(), 1, "only fault.patient (2 s); fault.bounded (200 ms) fits in 500 ms: {v}");
+    assert!(named[0].contains("`fault.patient`"), "{}", named[0]);
 }
 
 #[test]
@@ -191,12 +241,25 @@ fn check_names_tasks_whose_retry_policy_or_limits_the_deployment_cannot_keep() {
     let tl = TaskLocal::start(["--no-schedules".to_owned(), "--function".into(), format!("fault={worker}"), "--env".into(), format!("TASK_RESPONSE_TABLE={table}")]);
     let v: Value = serde_json::from_slice(&tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]).stdout).expect("JSON");
     let retries = of(&v, "task_retries");
-    assert_eq!(retries.len(), 1, "only fault.persist sends its own retries: {v}");
+    // fault.persist with a backoff, fault.stubborn past Lambda's 2 without one.
+    assert_eq!(retries.len(), 2, "only fault.persist and fault.stubborn send their own retries: {v}");
     assert!(retries[0].contains("`fault.persist` retries 5 time(s), the runtime sending them") && retries[0].contains("TASK_SCHEDULER_ROLE_ARN"), "{}", retries[0]);
+    assert!(retries[1].contains("`fault.stubborn` retries 3 time(s)"), "{}", retries[1]);
     let limits = of(&v, "task_limits");
     for task in ["fault.pair", "fault.single", "fault.metered"] {
         assert!(limits.iter().any(|m| m.contains(&format!("`{task}`"))), "{task}: {limits:#?}");
     }
+    drop(tl);
+    // Lambda retrying none: fault.bounded's 0 retries are Lambda's own, not the runtime's.
+    let tl = TaskLocal::start([
+        "--no-schedules".to_owned(),
+        "--function".into(), format!("fault={worker}"),
+        "--max-retry-attempts".into(), "0".into(),
+        "--env".into(), format!("TASK_RESPONSE_TABLE={table}"),
+    ]);
+    let v: Value = serde_json::from_slice(&tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]).stdout).expect("JSON");
+    let retries = of(&v, "task_retries");
+    assert!(!retries.iter().any(|m| m.contains("`fault.bounded`")), "retries equal to Lambda's are Lambda's: {retries:#?}");
     drop(tl);
     // With the role (as the generated template sets it), both are kept.
     let tl = TaskLocal::start([

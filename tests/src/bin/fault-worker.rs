@@ -139,6 +139,13 @@ async fn persist(succeed_on: u32) -> TaskResult<u32> {
     Ok(attempt)
 }
 
+/// Retries past Lambda's with no backoff: the runtime sends them too
+/// (`tasks check` must say so when it cannot).
+#[task(name = "fault.stubborn", retries = 3)]
+async fn stubborn() -> TaskResult<u32> {
+    Err(TaskError::retry("not yet"))
+}
+
 /// At most 2 at once across every instance: holds `ms`, noting `start`,
 /// `alive` every 50 ms, and `end`, so that a body killed on the way is
 /// known to have ended within 50 ms of its last `alive`.
