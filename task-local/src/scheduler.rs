@@ -172,6 +172,15 @@ pub(crate) async fn create(State(emu): State<Arc<Emulator>>, Path(name): Path<St
         return invalid(format!("the target {target_arn:?} is not a function task-local serves"));
     };
     let input = req["Target"]["Input"].as_str().unwrap_or("{}").to_owned();
+    // `State`: ENABLED (the default) or DISABLED, a schedule that never fires
+    // until enabled. See
+    // https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html
+    // and https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-state.html.
+    let state = match req["State"].as_str() {
+        None | Some("ENABLED") => "ENABLED",
+        Some("DISABLED") => "DISABLED",
+        Some(other) => return invalid(format!("State must be ENABLED or DISABLED, not {other:?}")),
+    };
     let mut schedules = emu.schedules.lock().unwrap_or_else(|p| p.into_inner());
     if schedules.contains_key(&name) {
         return aws_error(StatusCode::CONFLICT, "ConflictException", format!("Schedule {name} already exists."), &call_id);
@@ -179,6 +188,9 @@ pub(crate) async fn create(State(emu): State<Arc<Emulator>>, Path(name): Path<St
     let fire = {
         let (emu, name) = (emu.clone(), name.clone());
         tokio::spawn(async move {
+            if state == "DISABLED" {
+                return;
+            }
             tokio::time::sleep(Duration::from_millis(at_ms.saturating_sub(now_ms()))).await;
             // Gone from the map: deleted at this very moment; then it does not fire.
             if emu.schedules.lock().unwrap_or_else(|p| p.into_inner()).remove(&name).is_some() && !emu.draining() {
@@ -190,6 +202,7 @@ pub(crate) async fn create(State(emu): State<Arc<Emulator>>, Path(name): Path<St
     };
     let mut description = describe(&emu, &name, expression, target_arn, "", req["ActionAfterCompletion"].as_str().unwrap_or("NONE"));
     description["Target"] = req["Target"].clone();
+    description["State"] = json!(state);
     let arn = description["Arn"].clone();
     schedules.insert(name, Schedule { description, timer: fire.abort_handle() });
     (StatusCode::OK, axum::Json(json!({"ScheduleArn": arn}))).into_response()

@@ -94,6 +94,38 @@ fn a_consistent_deployment_passes_and_an_unknown_function_cannot_be_checked() {
     assert!(text.contains("worker is consistent"), "{text}");
     assert!(!text.contains("not checked"), "every part was read, the worker's schedules through ListSchedules: {text}");
 
+    // The hourly report's schedule replaced by a disabled one of the same input: named.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let scheduler = aws_sdk_scheduler::Client::new(&common::sdk_config(&tl.endpoint));
+        let listed = scheduler.list_schedules().send().await.expect("ListSchedules");
+        let mut hourly = None;
+        for s in listed.schedules() {
+            let got = scheduler.get_schedule().name(s.name().unwrap_or_default()).send().await.expect("GetSchedule");
+            if got.target().and_then(|t| t.input()).is_some_and(|i| i.contains("the hourly report")) {
+                hourly = Some(got);
+            }
+        }
+        let hourly = hourly.expect("the hourly report's schedule is deployed");
+        let target = hourly.target().cloned().expect("its target");
+        scheduler.delete_schedule().name(hourly.name().unwrap_or_default()).send().await.expect("DeleteSchedule");
+        let window = aws_sdk_scheduler::types::FlexibleTimeWindow::builder().mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off).build().expect("window");
+        scheduler
+            .create_schedule()
+            .name("hourly-disabled")
+            .schedule_expression("at(2099-01-01T00:00:00)")
+            .state(aws_sdk_scheduler::types::ScheduleState::Disabled)
+            .flexible_time_window(window)
+            .target(target)
+            .send()
+            .await
+            .expect("CreateSchedule, disabled");
+    });
+    let disabled = tasks(&tl, &["check", "worker", "--worker", &worker]);
+    let text = String::from_utf8_lossy(&disabled.stdout);
+    assert_eq!(disabled.status.code(), Some(2), "{disabled:?}");
+    assert!(text.contains("schedule `hourly-disabled` of `worker::hourly_report` is DISABLED: enable it"), "{text}");
+
     // A part that cannot be read is not a pass: exit 1, naming the part.
     let dead = format!("http://127.0.0.1:{}", common::free_port());
     let blind = tasks_with_scheduler(&tl, &["check", "worker", "--worker", &worker], &dead);
