@@ -227,3 +227,43 @@ fn cancelling_a_call_whose_item_is_gone_still_takes_its_schedule_down() {
         assert!(gone.contains("does not exist"), "the schedule was left in place: {gone}");
     })
 }
+
+#[test]
+fn a_schedule_created_disabled_never_fires_and_one_enabled_beside_it_does() {
+    common::block_on(async {
+        let s = setup().await;
+        let scheduler = aws_sdk_scheduler::Client::new(&common::sdk_config(&s.tl.endpoint));
+        // Both due in two seconds, at the same second.
+        let due = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 2;
+        let at = aws_smithy_types::DateTime::from_secs(due as i64).fmt(aws_smithy_types::date_time::Format::DateTime).expect("a date");
+        let at = format!("at({})", at.trim_end_matches('Z'));
+        let (on, off) = (format!("on-{}", uuid::Uuid::new_v4().simple()), format!("off-{}", uuid::Uuid::new_v4().simple()));
+        for (id, state) in [(&on, aws_sdk_scheduler::types::ScheduleState::Enabled), (&off, aws_sdk_scheduler::types::ScheduleState::Disabled)] {
+            let target = aws_sdk_scheduler::types::Target::builder()
+                .arn(ARN)
+                .role_arn("arn:aws:iam::000000000000:role/scheduler-invokes-fault")
+                .input(json!({"task_runtime": 1, "task": "fault.ok", "id": id, "args": {"n": 1}}).to_string())
+                .build()
+                .expect("target");
+            scheduler
+                .create_schedule()
+                .name(schedule_name(id))
+                .schedule_expression(&at)
+                .state(state)
+                .flexible_time_window(aws_sdk_scheduler::types::FlexibleTimeWindow::builder().mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off).build().expect("window"))
+                .target(target)
+                .send()
+                .await
+                .expect("CreateSchedule");
+        }
+        // Waited on the enabled one's call, not on a sleep: once it has run, the other was due too.
+        let started = Instant::now();
+        while get_async_response(&on).await.expect("read").map(|r| r.status) != Some(Status::Complete) {
+            assert!(started.elapsed() < Duration::from_secs(30), "the enabled schedule never fired");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(get_async_response(&off).await.expect("read").map(|r| r.status), None, "the disabled schedule fired");
+        let listed = common::task_local::http_get(&format!("{}/schedules/{}", s.tl.endpoint, schedule_name(&off))).await;
+        assert!(listed.contains("\"DISABLED\""), "{listed}");
+    })
+}
