@@ -109,17 +109,7 @@ fn a_consistent_deployment_passes_and_an_unknown_function_cannot_be_checked() {
         let hourly = hourly.expect("the hourly report's schedule is deployed");
         let target = hourly.target().cloned().expect("its target");
         scheduler.delete_schedule().name(hourly.name().unwrap_or_default()).send().await.expect("DeleteSchedule");
-        let window = aws_sdk_scheduler::types::FlexibleTimeWindow::builder().mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off).build().expect("window");
-        scheduler
-            .create_schedule()
-            .name("hourly-disabled")
-            .schedule_expression("at(2099-01-01T00:00:00)")
-            .state(aws_sdk_scheduler::types::ScheduleState::Disabled)
-            .flexible_time_window(window)
-            .target(target)
-            .send()
-            .await
-            .expect("CreateSchedule, disabled");
+        common::create_one_time_schedule(&tl.endpoint, "hourly-disabled", "at(2099-01-01T00:00:00)", target, aws_sdk_scheduler::types::ScheduleState::Disabled).await;
     });
     let disabled = tasks(&tl, &["check", "worker", "--worker", &worker]);
     let text = String::from_utf8_lossy(&disabled.stdout);

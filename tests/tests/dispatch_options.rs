@@ -203,22 +203,8 @@ fn cancelling_a_call_whose_item_is_gone_still_takes_its_schedule_down() {
         // A schedule left by a call whose item expired (as items made before
         // ttls counted from the due time could): no item, a live schedule.
         let id = format!("orphan-{}", uuid::Uuid::new_v4().simple());
-        let scheduler = aws_sdk_scheduler::Client::new(&common::sdk_config(&s.tl.endpoint));
-        let target = aws_sdk_scheduler::types::Target::builder()
-            .arn(ARN)
-            .role_arn("arn:aws:iam::000000000000:role/scheduler-invokes-fault")
-            .input(r#"{"task_runtime":1,"task":"fault.ok","id":"x","args":{"n":1}}"#)
-            .build()
-            .expect("target");
-        scheduler
-            .create_schedule()
-            .name(schedule_name(&id))
-            .schedule_expression("at(2099-01-01T00:00:00)")
-            .flexible_time_window(aws_sdk_scheduler::types::FlexibleTimeWindow::builder().mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off).build().expect("window"))
-            .target(target)
-            .send()
-            .await
-            .expect("create the orphan schedule");
+        let target = fault_ok_target(r#"{"task_runtime":1,"task":"fault.ok","id":"x","args":{"n":1}}"#);
+        common::create_one_time_schedule(&s.tl.endpoint, &schedule_name(&id), "at(2099-01-01T00:00:00)", target, aws_sdk_scheduler::types::ScheduleState::Enabled).await;
         match task_runtime::cancel(&id).await {
             Err(task_runtime::CancelError::NotFound { .. }) => {}
             other => panic!("{other:?}"),
@@ -232,29 +218,14 @@ fn cancelling_a_call_whose_item_is_gone_still_takes_its_schedule_down() {
 fn a_schedule_created_disabled_never_fires_and_one_enabled_beside_it_does() {
     common::block_on(async {
         let s = setup().await;
-        let scheduler = aws_sdk_scheduler::Client::new(&common::sdk_config(&s.tl.endpoint));
         // Both due in two seconds, at the same second.
         let due = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() + 2;
         let at = aws_smithy_types::DateTime::from_secs(due as i64).fmt(aws_smithy_types::date_time::Format::DateTime).expect("a date");
         let at = format!("at({})", at.trim_end_matches('Z'));
         let (on, off) = (format!("on-{}", uuid::Uuid::new_v4().simple()), format!("off-{}", uuid::Uuid::new_v4().simple()));
         for (id, state) in [(&on, aws_sdk_scheduler::types::ScheduleState::Enabled), (&off, aws_sdk_scheduler::types::ScheduleState::Disabled)] {
-            let target = aws_sdk_scheduler::types::Target::builder()
-                .arn(ARN)
-                .role_arn("arn:aws:iam::000000000000:role/scheduler-invokes-fault")
-                .input(json!({"task_runtime": 1, "task": "fault.ok", "id": id, "args": {"n": 1}}).to_string())
-                .build()
-                .expect("target");
-            scheduler
-                .create_schedule()
-                .name(schedule_name(id))
-                .schedule_expression(&at)
-                .state(state)
-                .flexible_time_window(aws_sdk_scheduler::types::FlexibleTimeWindow::builder().mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off).build().expect("window"))
-                .target(target)
-                .send()
-                .await
-                .expect("CreateSchedule");
+            let target = fault_ok_target(&json!({"task_runtime": 1, "task": "fault.ok", "id": id, "args": {"n": 1}}).to_string());
+            common::create_one_time_schedule(&s.tl.endpoint, &schedule_name(id), &at, target, state).await;
         }
         // Waited on the enabled one's call, not on a sleep: once it has run, the other was due too.
         let started = Instant::now();
@@ -266,4 +237,14 @@ fn a_schedule_created_disabled_never_fires_and_one_enabled_beside_it_does() {
         let listed = common::task_local::http_get(&format!("{}/schedules/{}", s.tl.endpoint, schedule_name(&off))).await;
         assert!(listed.contains("\"DISABLED\""), "{listed}");
     })
+}
+
+/// A schedule's target: `fault` invoked with `input`.
+fn fault_ok_target(input: &str) -> aws_sdk_scheduler::types::Target {
+    aws_sdk_scheduler::types::Target::builder()
+        .arn(ARN)
+        .role_arn("arn:aws:iam::000000000000:role/scheduler-invokes-fault")
+        .input(input)
+        .build()
+        .expect("target")
 }

@@ -216,3 +216,20 @@ pub fn memory_worker(signing_key: Option<&[u8]>) -> (task_runtime::worker::Worke
 pub fn invocation() -> task_runtime::worker::Invocation {
     task_runtime::worker::Invocation { request_id: uuid::Uuid::new_v4().to_string(), deadline_ms: now_ms() + 30_000, attempt: None }
 }
+
+/// Create the one-time schedule `name` (`at`, e.g. `at(2099-01-01T00:00:00)`)
+/// for `target` in `state`, through the Scheduler API at `endpoint`
+/// (task-local's), as a deployment or a caller would.
+pub async fn create_one_time_schedule(endpoint: &str, name: &str, at: &str, target: aws_sdk_scheduler::types::Target, state: aws_sdk_scheduler::types::ScheduleState) {
+    let window = aws_sdk_scheduler::types::FlexibleTimeWindow::builder().mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off).build().expect("window");
+    aws_sdk_scheduler::Client::new(&sdk_config(endpoint))
+        .create_schedule()
+        .name(name)
+        .schedule_expression(at)
+        .state(state)
+        .flexible_time_window(window)
+        .target(target)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateSchedule {name}: {e:?}"));
+}

@@ -10,11 +10,16 @@ fn begin(id: &str, rid: &str, now: u64, lease: u64) -> BeginRequest {
     BeginRequest { id: id.into(), task: "t".into(), request_id: rid.into(), lease_until_ms: lease, max_attempts: 3, now_ms: now, ttl: FAR, resend: None, parent: None }
 }
 
+/// A pending call of task `t`, living far into the future.
+fn pending_at(id: &str, now_ms: u64, parent: Option<&str>) -> PendingItem {
+    PendingItem { id: id.into(), task: "t".into(), now_ms, ttl: FAR, run_at_ms: None, digest: None, parent: parent.map(str::to_owned) }
+}
+
 #[tokio::test]
 async fn conditional_rules() {
     let s = MemoryStore::default();
     // caller first, then worker
-    assert!(s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None, parent: None }).await.unwrap_or(false));
+    assert!(s.put_pending(pending_at("a", 1, None)).await.unwrap_or(false));
     assert_eq!(s.begin(begin("a", "r1", 10, 1000)).await.ok(), Some(Begun::Started { attempts: 1 }));
     // another request while the lease is live
     assert_eq!(
@@ -41,7 +46,7 @@ async fn conditional_rules() {
         Some(Begun::Finished { status: Status::Complete, attempts: 3 })
     );
     // a late caller write does not overwrite
-    assert!(!s.put_pending(PendingItem { id: "a".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None, parent: None }).await.unwrap_or(true));
+    assert!(!s.put_pending(pending_at("a", 1, None)).await.unwrap_or(true));
     let r = s.get("a").await.ok().flatten();
     assert_eq!(r.as_ref().map(|r| (r.status, r.attempts)), Some((Status::Complete, 3)));
     assert_eq!(r.and_then(|r| r.response), Some(serde_json::json!(7)));
@@ -74,8 +79,8 @@ fn an_item_s_ttl_is_its_last_change_in_seconds_plus_the_response_ttl() {
 #[tokio::test]
 async fn discard_pending_removes_only_a_pending_item() {
     let s = MemoryStore::default();
-    assert_eq!(s.put_pending(PendingItem { id: "p".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None, parent: None }).await.ok(), Some(true));
-    assert_eq!(s.put_pending(PendingItem { id: "r".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: None, digest: None, parent: None }).await.ok(), Some(true));
+    assert_eq!(s.put_pending(pending_at("p", 1, None)).await.ok(), Some(true));
+    assert_eq!(s.put_pending(pending_at("r", 1, None)).await.ok(), Some(true));
     assert_eq!(s.begin(begin("r", "r1", 10, 1000)).await.ok(), Some(Begun::Started { attempts: 1 }));
     for id in ["p", "r", "never"] {
         assert_eq!(s.discard_pending(id).await.ok(), Some(()), "{id}");
@@ -107,7 +112,7 @@ async fn a_call_not_ended_when_lambda_can_no_longer_run_it_is_stale() {
     // the call must still read stale, so that wait() returns.
     let s = MemoryStore::default();
     let sent = 1_000;
-    let pending = |id: &str, run_at_ms| PendingItem { id: id.into(), task: "t".into(), now_ms: sent, ttl: FAR, run_at_ms, digest: None, parent: None };
+    let pending = |id: &str, run_at_ms| PendingItem { run_at_ms, ..pending_at(id, sent, None) };
     assert_eq!(s.put_pending(pending("now", None)).await.ok(), Some(true));
     let in_a_year = sent + 366 * 86_400_000;
     assert_eq!(s.put_pending(pending("later", Some(in_a_year))).await.ok(), Some(true));
@@ -119,7 +124,7 @@ async fn a_call_not_ended_when_lambda_can_no_longer_run_it_is_stale() {
     assert!(item("later").stale(crate::store::give_up_ms(sent, Some(in_a_year)) + STALE_GRACE_MS + 1));
     // Ended calls are never stale.
     let f = Failure::new(FailureKind::Crashed, "x");
-    let ended = PendingItem { id: "now".into(), task: "t".into(), now_ms: sent, ttl: FAR, run_at_ms: None, digest: None, parent: None };
+    let ended = pending_at("now", sent, None);
     assert_eq!(s.fail_unfinished(ended, f, None).await.ok(), Some(true));
     assert!(!item("now").stale(u64::MAX));
 }
@@ -129,7 +134,7 @@ async fn a_call_not_ended_when_lambda_can_no_longer_run_it_is_stale() {
 #[tokio::test]
 async fn a_child_waiting_for_its_turn_is_never_stale() {
     let s = MemoryStore::default();
-    let child = PendingItem { id: "g.7".into(), task: "t".into(), now_ms: 1_000, ttl: FAR, run_at_ms: None, digest: None, parent: None };
+    let child = pending_at("g.7", 1_000, None);
     let waiting = crate::store::group::Waiting { message: "{}".into(), function: None };
     assert_eq!(s.put_waiting(child, waiting).await.ok(), Some(true));
     let item = s.with(|items| items.get("g.7").cloned()).expect("stored");
@@ -153,7 +158,7 @@ async fn only_a_slot_s_holder_renews_it_and_the_renewal_holds_it() {
 #[tokio::test]
 async fn discard_pending_takes_back_a_scheduled_item_too() {
     let s = MemoryStore::default();
-    let item = PendingItem { id: "d".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: Some(5_000), digest: None, parent: None };
+    let item = PendingItem { run_at_ms: Some(5_000), ..pending_at("d", 1, None) };
     assert_eq!(s.put_pending(item.clone()).await.ok(), Some(true));
     assert_eq!(s.discard_pending("d").await.ok(), Some(()));
     assert_eq!(s.put_pending(item).await.ok(), Some(true), "a retried send of the id creates it again");
@@ -174,10 +179,10 @@ async fn renew_extends_only_a_running_call_its_request_owns() {
 #[tokio::test]
 async fn cancel_finds_no_expired_call_and_the_latest_run_is_noted() {
     let s = MemoryStore::default();
-    let old = PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: Some(5_000), digest: None, parent: None };
+    let old = PendingItem { ttl: 1, run_at_ms: Some(5_000), ..pending_at("old", 1, None) };
     assert_eq!(s.put_pending(old).await.ok(), Some(true));
     assert_eq!(s.cancel("old", 2_000).await.ok(), Some(Cancel::NotFound), "past its ttl: gone for readers, and for cancel");
-    let live = PendingItem { id: "live".into(), task: "t".into(), now_ms: 1, ttl: FAR, run_at_ms: Some(5_000), digest: None, parent: None };
+    let live = PendingItem { run_at_ms: Some(5_000), ..pending_at("live", 1, None) };
     assert_eq!(s.put_pending(live).await.ok(), Some(true));
     assert_eq!(s.cancel("live", 2_000).await.ok(), Some(Cancel::Cancelled { was: Status::Scheduled }));
     assert_eq!(s.note_latest_run("reports", "schedule:reports:x", 10, FAR).await.ok(), Some(()));
@@ -198,7 +203,7 @@ async fn a_failed_call_keeps_its_message_up_to_64_kib() {
         assert_eq!(s.finish(id, "r", fail(), 20, Some(message)).await.ok(), Some(Finished::Written));
     }
     assert_eq!((kept("at-cap"), kept("over")), (Some(at_cap.len()), None));
-    let record = |id: &str| PendingItem { id: id.into(), task: "t".into(), now_ms: 30, ttl: FAR, run_at_ms: None, digest: None, parent: None };
+    let record = |id: &str| pending_at(id, 30, None);
     let crashed = || Failure::new(FailureKind::Crashed, "gone");
     assert_eq!(s.fail_unfinished(record("rec-at-cap"), crashed(), Some(&at_cap)).await.ok(), Some(true));
     assert_eq!(s.fail_unfinished(record("rec-over"), crashed(), Some(&over)).await.ok(), Some(true));
@@ -208,14 +213,10 @@ async fn a_failed_call_keeps_its_message_up_to_64_kib() {
 #[tokio::test]
 async fn expired_items_read_as_absent() {
     let s = MemoryStore::default();
-    assert_eq!(s.put_pending(PendingItem { id: "old".into(), task: "t".into(), now_ms: 1, ttl: 1, run_at_ms: None, digest: None, parent: None }).await.ok(), Some(true));
+    assert_eq!(s.put_pending(PendingItem { ttl: 1, ..pending_at("old", 1, None) }).await.ok(), Some(true));
     assert!(s.with(|items| items.contains_key("old")), "stored, then hidden by its ttl");
     assert_eq!(s.get("old").await.ok(), Some(None));
     assert_eq!(s.get("never").await.ok(), Some(None));
-}
-
-fn pending_at(id: &str, now_ms: u64, parent: Option<&str>) -> PendingItem {
-    PendingItem { id: id.into(), task: "t".into(), now_ms, ttl: FAR, run_at_ms: None, digest: None, parent: parent.map(str::to_owned) }
 }
 
 fn group_item(id: &str, total: u32, now_ms: u64, ttl: u64) -> GroupItem {
