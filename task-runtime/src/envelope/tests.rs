@@ -79,6 +79,19 @@ fn round_trips_and_matches_the_documented_shape() {
 }
 
 #[test]
+fn a_put_off_delivery_keeps_its_count_and_a_fresh_one_sends_none() {
+    // The count sets how long the next put-off waits (`flow::deferral_gap`)
+    // and names its schedule (`schedule_key`): a re-sent delivery that lost
+    // it would wait the first, shortest wait every time.
+    let mut env = Envelope::new("q::make_pie", Map::new(), true, 2);
+    assert!(serde_json::to_value(&env).unwrap_or_default().get("deferred").is_none());
+    env.deferred = 3;
+    let v = serde_json::to_value(&env).unwrap_or_default();
+    assert_eq!(v["deferred"], 3);
+    assert_eq!(Incoming::classify(&v), Incoming::Task(env));
+}
+
+#[test]
 fn malformed_messages_name_the_field() {
     let cases = [
         (json!({"task_runtime": "one"}), "task_runtime"),
