@@ -92,6 +92,30 @@ fn a_put_off_delivery_keeps_its_count_and_a_fresh_one_sends_none() {
 }
 
 #[test]
+fn no_two_sendings_of_one_call_share_a_schedule_name() {
+    // Scheduler refuses a second schedule of a name that exists, so each
+    // sending the runtime makes of one call (first, retry N, put off N
+    // times) needs its own name, and the first is the call's id.
+    let mut env = Envelope::new("t", Map::new(), true, 8);
+    env.id = "7".into();
+    let mut names = vec![env.schedule_key()];
+    for deferred in 1..=2 {
+        env.deferred = deferred;
+        names.push(env.schedule_key());
+    }
+    for resend in 1..=2 {
+        env.resend = Some(resend);
+        for deferred in 0..=2 {
+            env.deferred = deferred;
+            names.push(env.schedule_key());
+        }
+    }
+    assert_eq!(names[..4], ["7", "7.wait1", "7.wait2", "7.retry1"]);
+    let distinct: std::collections::HashSet<&String> = names.iter().collect();
+    assert_eq!(distinct.len(), names.len(), "{names:?}");
+}
+
+#[test]
 fn malformed_messages_name_the_field() {
     let cases = [
         (json!({"task_runtime": "one"}), "task_runtime"),
