@@ -49,6 +49,11 @@ fn checks_of(out: &Output) -> Vec<String> {
     v["findings"].as_array().into_iter().flatten().filter_map(|f| f["check"].as_str().map(str::to_owned)).collect()
 }
 
+/// The messages of the findings of one `check` in a `tasks check --json` output.
+fn messages_of(v: &Value, check: &str) -> Vec<String> {
+    v["findings"].as_array().into_iter().flatten().filter(|f| f["check"] == check).filter_map(|f| f["message"].as_str().map(str::to_owned)).collect()
+}
+
 fn table() -> String {
     let table = common::table_name("deployed");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -231,7 +236,7 @@ fn check_names_a_task_whose_own_timeout_the_function_cannot_give() {
     ]);
     let check = tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]);
     let v: Value = serde_json::from_slice(&check.stdout).expect("JSON");
-    let named: Vec<&str> = v["findings"].as_array().into_iter().flatten().filter(|f| f["check"] == "task_timeout").filter_map(|f| f["message"].as_str()).collect();
+    let named = messages_of(&v, "task_timeout");
     assert_eq!(named.len(), 1, "only fault.patient (2 s); fault.bounded (200 ms) fits: {v}");
     assert!(named[0].contains("`fault.patient` has a timeout of 2000 ms") && named[0].contains("1 s less TASK_TIMEOUT_MARGIN_MS 500 ms"), "{}", named[0]);
     drop(tl);
@@ -247,7 +252,7 @@ fn check_names_a_task_whose_own_timeout_the_function_cannot_give() {
     let check = tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]);
     let v: Value = serde_json::from_slice(&check.stdout).expect("JSON");
     assert!(!checks_of(&check).contains(&"timeout".to_owned()), "2 s is larger than 1,500 ms: {v}");
-    let named: Vec<&str> = v["findings"].as_array().into_iter().flatten().filter(|f| f["check"] == "task_timeout").filter_map(|f| f["message"].as_str()).collect();
+    let named = messages_of(&v, "task_timeout");
     assert_eq!(named.len(), 1, "only fault.patient (2 s); fault.bounded (200 ms) fits in 500 ms: {v}");
     assert!(named[0].contains("`fault.patient`"), "{}", named[0]);
 }
@@ -256,18 +261,15 @@ fn check_names_a_task_whose_own_timeout_the_function_cannot_give() {
 fn check_names_tasks_whose_retry_policy_or_limits_the_deployment_cannot_keep() {
     let table = table();
     let worker = task_local::built("fault-worker").display().to_string();
-    let of = |v: &Value, check: &str| -> Vec<String> {
-        v["findings"].as_array().into_iter().flatten().filter(|f| f["check"] == check).filter_map(|f| f["message"].as_str().map(str::to_owned)).collect()
-    };
     // No scheduler role: the runtime cannot send a retry or a put-off delivery later.
     let tl = TaskLocal::start(["--no-schedules".to_owned(), "--function".into(), format!("fault={worker}"), "--env".into(), format!("TASK_RESPONSE_TABLE={table}")]);
     let v: Value = serde_json::from_slice(&tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]).stdout).expect("JSON");
-    let retries = of(&v, "task_retries");
+    let retries = messages_of(&v, "task_retries");
     // fault.persist with a backoff, fault.stubborn past Lambda's 2 without one.
     assert_eq!(retries.len(), 2, "only fault.persist and fault.stubborn send their own retries: {v}");
     assert!(retries[0].contains("`fault.persist` retries 5 time(s), the runtime sending them") && retries[0].contains("TASK_SCHEDULER_ROLE_ARN"), "{}", retries[0]);
     assert!(retries[1].contains("`fault.stubborn` retries 3 time(s)"), "{}", retries[1]);
-    let limits = of(&v, "task_limits");
+    let limits = messages_of(&v, "task_limits");
     for task in ["fault.pair", "fault.single", "fault.metered"] {
         assert!(limits.iter().any(|m| m.contains(&format!("`{task}`"))), "{task}: {limits:#?}");
     }
@@ -280,7 +282,7 @@ fn check_names_tasks_whose_retry_policy_or_limits_the_deployment_cannot_keep() {
         "--env".into(), format!("TASK_RESPONSE_TABLE={table}"),
     ]);
     let v: Value = serde_json::from_slice(&tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]).stdout).expect("JSON");
-    let retries = of(&v, "task_retries");
+    let retries = messages_of(&v, "task_retries");
     assert!(!retries.iter().any(|m| m.contains("`fault.bounded`")), "retries equal to Lambda's are Lambda's: {retries:#?}");
     drop(tl);
     // With the role (as the generated template sets it), both are kept.
@@ -291,5 +293,5 @@ fn check_names_tasks_whose_retry_policy_or_limits_the_deployment_cannot_keep() {
         "--env".into(), "TASK_SCHEDULER_ROLE_ARN=arn:aws:iam::000000000000:role/scheduler".into(),
     ]);
     let v: Value = serde_json::from_slice(&tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]).stdout).expect("JSON");
-    assert_eq!((of(&v, "task_retries").len(), of(&v, "task_limits").len()), (0, 0), "{v}");
+    assert_eq!((messages_of(&v, "task_retries").len(), messages_of(&v, "task_limits").len()), (0, 0), "{v}");
 }

@@ -93,7 +93,9 @@ fn a_put_off_delivery_keeps_its_count_and_a_fresh_one_sends_none() {
 
 #[test]
 fn no_two_sendings_of_one_call_share_a_schedule_name() {
-    // Scheduler refuses a second schedule of a name that exists, so each
+    // Scheduler refuses a second schedule of a name that exists (409
+    // ConflictException, https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html;
+    // task-local/src/scheduler.rs does the same), so each
     // sending the runtime makes of one call (first, retry N, put off N
     // times) needs its own name, and the first is the call's id.
     let mut env = Envelope::new("t", Map::new(), true, 8);
