@@ -49,7 +49,6 @@ pub(crate) enum Command {
     /// Print the SAM template of a worker, made from its manifest.
     #[command(after_help = "Example:\n  cargo lambda build --release --arm64 --example worker\n  tasks template --worker target/debug/examples/worker > template.yaml")]
     Template(TemplateArgs),
-    /// Send a failed call again, with its original arguments, under a new id.
     /// A web page of the calls: the function, recent and failed calls, one
     /// call with its logs and the calls it sent, retry and cancel.
     #[command(after_help = "Example:\n  tasks dashboard --port 0\n  TASKS_DASHBOARD_TOKEN=s3cret tasks dashboard --bind 0.0.0.0 --port 8080 --worker target/debug/examples/worker")]
@@ -57,6 +56,7 @@ pub(crate) enum Command {
     /// The calls under a call: the calls it sent, theirs, and so on.
     #[command(after_help = "Example:\n  tasks tree 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7\n  tasks tree ID --depth 2 --json")]
     Tree(TreeArgs),
+    /// Send a failed call again, with its original arguments, under a new id.
     #[command(after_help = "Example:\n  tasks retry 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7 --wait")]
     Retry(RetryArgs),
 }
@@ -266,6 +266,42 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each subcommand's about is its own (a doc comment above the wrong
+    /// variant once gave `dashboard` the about of `retry`, and `retry` none):
+    /// every command is listed here with a word of its purpose, and its
+    /// about must hold that word and no other command's about be the same.
+    #[test]
+    fn every_subcommand_has_its_own_about() {
+        use clap::CommandFactory;
+        let purpose = [
+            ("status", "Show calls"),
+            ("send", "Send a task"),
+            ("wait", "Wait"),
+            ("tail", "log"),
+            ("failed", "failed"),
+            ("create-table", "table"),
+            ("function", "deployed"),
+            ("check", "consistent"),
+            ("template", "template"),
+            ("dashboard", "web page"),
+            ("tree", "calls under"),
+            ("retry", "failed call again"),
+        ];
+        let cli = Cli::command();
+        let mut names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+        names.sort_unstable();
+        let mut listed: Vec<&str> = purpose.iter().map(|(n, _)| *n).collect();
+        listed.sort_unstable();
+        assert_eq!(names, listed, "a subcommand was added or removed: list it here with a word of its purpose");
+        let mut abouts = std::collections::HashSet::new();
+        for (name, word) in purpose {
+            let sub = cli.find_subcommand(name).expect("listed above");
+            let about = sub.get_about().map(ToString::to_string).unwrap_or_default();
+            assert!(about.contains(word), "`tasks {name}`'s about should speak of {word:?}, and is {about:?}");
+            assert!(abouts.insert(about.clone()), "`tasks {name}` shares its about with another command: {about:?}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -49,6 +49,12 @@ pub(crate) fn value_type(output: &ReturnType) -> (Type, bool) {
     (ty.clone(), false)
 }
 
+/// Whether a parameter's type is `GroupResults<..>` (by its last path
+/// segment, however it is imported): the worker fills it in.
+fn is_group_results(ty: &Type) -> bool {
+    matches!(ty, Type::Path(p) if p.qself.is_none() && p.path.segments.last().is_some_and(|s| s.ident == "GroupResults"))
+}
+
 /// `Some(x)` or `None`, as tokens.
 fn option<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
     match value {
@@ -105,15 +111,23 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
     let retry = retry_policy(opts);
     let limits = limits(opts);
 
-    let mut names = Vec::new();
-    let mut types = Vec::new();
+    // The caller's parameters; a `GroupResults` one is the worker's to fill
+    // (a chord's callback gets its group's outcomes), never an argument.
+    let (mut names, mut types, mut filled, mut filled_types, mut all_names) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for input in &f.sig.inputs {
         if let FnArg::Typed(pt) = input
             && let Pat::Ident(pi) = &*pt.pat {
-                names.push(pi.ident.clone());
-                types.push((*pt.ty).clone());
+                all_names.push(pi.ident.clone());
+                if is_group_results(&pt.ty) {
+                    filled.push(pi.ident.clone());
+                    filled_types.push((*pt.ty).clone());
+                } else {
+                    names.push(pi.ident.clone());
+                    types.push((*pt.ty).clone());
+                }
             }
     }
+    let fill = quote!(#( let #filled: #filled_types = #rt::group_results(#ident::NAME).await?; )*);
     let name_strs: Vec<String> = names.iter().map(|n| n.to_string().trim_start_matches("r#").to_owned()).collect();
     let (value_ty, fallible) = value_type(&f.sig.output);
     let assert_args = types.iter().map(|t| quote_spanned!(t.span()=> #rt::assert_arg::<#t>();));
@@ -126,10 +140,13 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
         sig
     };
     let body = &f.block;
-    let start = if f.sig.asyncness.is_some() {
-        quote!(::std::boxed::Box::pin(async move { #convert(#ident::run_inline(#(#names),*).await) }))
-    } else {
-        quote!(::std::boxed::Box::pin(#rt::blocking(move || #convert(#ident::run_inline(#(#names),*)))))
+    let start = match (f.sig.asyncness.is_some(), filled.is_empty()) {
+        (true, _) => quote!(::std::boxed::Box::pin(async move { #fill #convert(#ident::run_inline(#(#all_names),*).await) })),
+        (false, true) => quote!(::std::boxed::Box::pin(#rt::blocking(move || #convert(#ident::run_inline(#(#names),*))))),
+        (false, false) => quote!(::std::boxed::Box::pin(async move {
+            #fill
+            #rt::blocking(move || #convert(#ident::run_inline(#(#all_names),*))).await
+        })),
     };
     let schedule = match &opts.schedule {
         None => quote!(),

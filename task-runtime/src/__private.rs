@@ -109,6 +109,12 @@ pub async fn send<T>(spec: &'static TaskSpec, options: SendOptions, args: Map<St
     Ok(TaskHandle::from_dispatched(sent, spec.name.to_owned()))
 }
 
+/// A `GroupResults` parameter of task `task`: its group's outcomes, when
+/// it runs as a chord's callback.
+pub async fn group_results<T: DeserializeOwned>(task: &str) -> Result<crate::GroupResults<T>, TaskError> {
+    crate::group::of_running_callback(task).await
+}
+
 /// Decode the event an `#[on_event]` handler takes.
 pub fn decode_event<T: DeserializeOwned>(event: Value, handler: &str) -> Result<T, ArgsError> {
     serde_json::from_value(event).map_err(|e| ArgsError {

@@ -87,7 +87,7 @@ pub use context::{TaskContext, current};
 pub use dispatch::{SendOptions, send};
 pub use error::{BoxError, CancelError, ConfigError, DispatchError, Error, RegistryError, StoreError, TaskError, TaskResult, WaitError, error_type};
 pub use chain::{Chain, ChainHandle, Step, step};
-pub use group::{Call, Chord, ChordHandle, Group, GroupHandle, GroupStatus, call, group, group_status};
+pub use group::{Call, Chord, ChordHandle, Group, GroupHandle, GroupResults, GroupStatus, call, group, group_status};
 pub use handle::TaskHandle;
 pub use lambda::{MANIFEST_VAR, RAW_EVENT_LOG_TARGET, init_tracing, invocation, reply_to_result, run, run_tasks};
 #[cfg(feature = "opentelemetry")]

@@ -156,6 +156,9 @@ failure_kinds! {
     /// The message's signature did not verify with this worker's key; the
     /// body did not run.
     Refused = "refused",
+    /// The call was cancelled before it ran ([`crate::cancel`], or its
+    /// group's cancel); how a group's child or a chord's callback reads one.
+    Cancelled = "cancelled",
 }
 
 impl From<&str> for FailureKind {

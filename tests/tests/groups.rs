@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use task_runtime::{
-    Config, DispatchError, Failure, FailureKind, GroupHandle, SendOptions, Status, TaskError, TaskResult, WaitError, call,
+    Config, DispatchError, Failure, FailureKind, GroupHandle, GroupResults, SendOptions, Status, TaskError, TaskResult, WaitError, call,
     group, group_status, task,
 };
 
@@ -145,7 +145,7 @@ async fn cancelling_a_delayed_chord_ends_every_child_and_its_callback_never_runs
     let status = chord.group().status().await.expect("reads").expect("recorded");
     assert_eq!((status.ended, status.cancelled, status.callback_status), (4, 4, Some(Status::Cancelled)));
     let all = chord.group().wait_timeout(LIMIT).await.expect("every child ended");
-    assert!(all.iter().all(|o| o.as_ref().is_err_and(|f| f.kind.as_str() == "cancelled")), "{all:?}");
+    assert!(all.iter().all(|o| o.as_ref().is_err_and(|f| f.kind == FailureKind::Cancelled)), "{all:?}");
     assert!(matches!(chord.wait_timeout(LIMIT).await, Err(WaitError::Cancelled { .. })));
     assert_eq!(sums(chord.group().id()), 0);
 }
@@ -233,4 +233,69 @@ async fn cancelling_a_map_cancels_the_children_waiting_for_their_turn() {
     let status = g.status().await.expect("reads").expect("recorded");
     assert_eq!((status.ended, status.cancelled), (20, 20));
     // (No wait for local tasks: the two sent at once hold their hour-long timers.)
+}
+
+/// A chord's callback that takes its group's outcomes as an argument: the
+/// squares that completed, and each child that did not, by index.
+#[task(name = "groups.report")]
+async fn report(results: GroupResults<u64>) -> (u64, Vec<(usize, String)>) {
+    let failed = results.failed().map(|(i, f)| (i, format!("{}: {}", f.kind, f.message))).collect();
+    (results.completed().sum(), failed)
+}
+
+#[tokio::test]
+async fn a_callback_takes_its_groups_results_as_an_argument_failed_children_included() {
+    setup();
+    let chord = group((11..=14).map(square::call).collect()).then(report::call()).send().await.expect("sent");
+    let (total, failed) = chord.wait_timeout(LIMIT).await.expect("the callback ran");
+    assert_eq!(total, 121 + 144 + 196);
+    assert_eq!(failed, [(2, "failed: 13 is unlucky".to_owned())], "the failed child is counted and named");
+}
+
+#[tokio::test]
+async fn a_results_callback_sent_alone_fails_once_and_says_it_runs_only_as_a_callback() {
+    setup();
+    let handle = report::call().send().await.expect("sent");
+    let err = handle.wait_timeout(LIMIT).await.expect_err("not a callback");
+    let WaitError::Failed { failure, attempts, .. } = err else { panic!("{err:?}") };
+    assert!(failure.message.contains("runs only as a chord's callback"), "{}", failure.message);
+    assert_eq!(attempts, 1, "a permanent failure: no retry could make it a callback");
+}
+
+#[tokio::test]
+async fn a_chord_takes_the_groups_options_after_then() {
+    setup();
+    let id = format!("chord-options-{}", uuid::Uuid::new_v4());
+    let chord = square::map([1, 2, 3]).then(report::call()).options(SendOptions::default().id(&id)).send().await.expect("sent");
+    assert_eq!(chord.group().id(), id);
+    assert_eq!(chord.wait_timeout(LIMIT).await.expect("the callback ran"), (14, vec![]));
+}
+
+#[tokio::test]
+async fn child_ids_reads_the_groups_size() {
+    setup();
+    let sent = square::map(0..5u64).send().await.expect("sent");
+    let ids = GroupHandle::<u64>::from_id(sent.id()).child_ids().await.expect("reads").expect("recorded");
+    assert_eq!(ids, sent.child_ids_of(5));
+    for id in &ids {
+        assert!(task_runtime::get_async_response(id).await.expect("reads").is_some(), "{id} is a child");
+    }
+    let unknown = GroupHandle::<u64>::from_id(format!("no-such-group-{}", uuid::Uuid::new_v4()));
+    assert_eq!(unknown.child_ids().await.expect("reads"), None);
+}
+
+#[task(name = "groups.slow")]
+async fn slow(ms: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    ms
+}
+
+#[tokio::test]
+async fn a_chord_whose_child_has_not_ended_gives_up_saying_how_many_ended() {
+    setup();
+    let chord = slow::map([0, 30_000]).then(report::call()).send().await.expect("sent");
+    let err = chord.wait_timeout(Duration::from_millis(500)).await.expect_err("a child is still running");
+    let WaitError::GroupTimeout { id, ended, total, .. } = err else { panic!("{err:?}") };
+    assert_eq!((id.as_str(), total), (chord.group().id(), 2));
+    assert!(ended < 2, "{ended} of 2 ended");
 }

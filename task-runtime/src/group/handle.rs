@@ -124,8 +124,38 @@ impl<T> GroupHandle<T> {
         self.existing
     }
 
-    /// The ids of the children, in call order.
-    pub fn child_ids(&self, total: u32) -> Vec<String> {
+    /// The ids of the children, in call order, read from the group's
+    /// record (one read): the caller need not know the group's size.
+    /// `None` when the group is unknown or expired.
+    ///
+    /// ```
+    /// use task_runtime::{task, GroupHandle};
+    ///
+    /// #[task]
+    /// async fn double(n: u32) -> u32 { n * 2 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sent = double::map([1, 2, 3]).send().await?;
+    /// // Elsewhere, with only the group's id:
+    /// let ids = GroupHandle::<u32>::from_id(sent.id()).child_ids().await?.expect("recorded");
+    /// assert_eq!(ids.len(), 3);
+    /// assert_eq!(task_runtime::get_async_response(&ids[2]).await?.map(|r| r.task), Some(double::NAME.to_owned()));
+    /// # Ok(()) }
+    /// ```
+    pub async fn child_ids(&self) -> Result<Option<Vec<String>>, StoreError> {
+        Ok(store()?.group(&self.id).await?.map(|state| self.child_ids_of(state.item.total)))
+    }
+
+    /// The ids of the children of a group of `total`, in call order,
+    /// without a read.
+    ///
+    /// ```
+    /// # use task_runtime::GroupHandle;
+    /// let ids = GroupHandle::<u32>::from_id("nightly").child_ids_of(2);
+    /// assert_eq!(ids, ["nightly.0", "nightly.1"]);
+    /// ```
+    pub fn child_ids_of(&self, total: u32) -> Vec<String> {
         (0..total).map(|i| child_id(&self.id, i)).collect()
     }
 
@@ -151,7 +181,7 @@ impl<T> GroupHandle<T> {
             store.cancel(&callback_id(&self.id), now).await?;
         }
         let forwarder = crate::runtime::forwarder();
-        let ids = self.child_ids(state.item.total);
+        let ids = self.child_ids_of(state.item.total);
         // The last first: a cancelled child's turn passes to the one after
         // it, which is then cancelled already, so no waiting child is sent.
         let cancelled = futures::stream::iter(ids.iter().enumerate().rev())
@@ -204,7 +234,7 @@ impl<T: DeserializeOwned> GroupHandle<T> {
     pub(super) async fn wait_until(&self, limit: Option<Duration>) -> Result<Vec<Result<T, Failure>>, WaitError> {
         let state = self.ended(limit).await?;
         let store = store()?;
-        let ids = self.child_ids(state.item.total);
+        let ids = self.child_ids_of(state.item.total);
         // 100 ids a read (BatchGetItem's most), 8 reads at once, in order.
         let reads: Vec<Vec<Option<crate::response::AsyncResponse>>> =
             futures::stream::iter(ids.chunks(100).map(<[String]>::to_vec))
@@ -225,7 +255,7 @@ pub(super) fn child_outcome<T: DeserializeOwned>(id: &str, r: Option<crate::resp
     Ok(match r.status {
         Status::Complete => Ok(serde_json::from_value(r.response.unwrap_or(Value::Null))
             .map_err(|source| WaitError::Decode { id: id.to_owned(), task: r.task.clone(), source })?),
-        Status::Cancelled => Err(Failure::new(FailureKind::Other("cancelled".into()), "cancelled before it ran")),
+        Status::Cancelled => Err(Failure::new(FailureKind::Cancelled, "cancelled before it ran")),
         _ => Err(r.error.unwrap_or_else(|| Failure::new(FailureKind::Failed, format!("{} with no error recorded", r.status)))),
     })
 }
@@ -256,6 +286,21 @@ impl<T, U> ChordHandle<T, U> {
 
 impl<T, U: DeserializeOwned> ChordHandle<T, U> {
     /// Wait until the callback has run, and return its value.
+    ///
+    /// When the callback never runs, `wait` says why:
+    /// - the group was cancelled (or the callback was, with
+    ///   [`cancel`](Self::cancel)): [`WaitError::Cancelled`], naming the
+    ///   callback;
+    /// - [`only_if_all_complete`](Chord::only_if_all_complete) and a child
+    ///   did not complete: [`WaitError::Failed`], whose failure names the
+    ///   children that did not;
+    /// - a child has not ended (still running, past its timeout, waiting
+    ///   for Lambda's next retry): `wait` goes on polling. A child whose
+    ///   last attempt died ends `failed` when Lambda's failure record reaches
+    ///   the worker (the on-failure destination `tasks template` sets up);
+    ///   with no such record it never ends, and `wait` never returns. So
+    ///   prefer [`wait_timeout`](Self::wait_timeout), which gives up with
+    ///   [`WaitError::GroupTimeout`], saying how many children had ended.
     pub async fn wait(&self) -> Result<U, WaitError> {
         self.wait_until(None).await
     }

@@ -9,6 +9,7 @@
 //! group: status, outcomes, cancel; the chord's handle).
 
 mod handle;
+mod results;
 mod send;
 
 use std::marker::PhantomData;
@@ -22,6 +23,8 @@ use crate::handle::TaskHandle;
 use crate::registry::TaskSpec;
 
 pub use self::handle::{ChordHandle, GroupHandle, GroupStatus, group_status};
+pub use self::results::GroupResults;
+pub(crate) use self::results::of_running_callback;
 use self::send::{PendingCallback, send_group};
 
 /// A call that is not sent yet: a task, its arguments and its options.
@@ -231,9 +234,11 @@ impl<T> Group<T> {
     }
 
     /// Send `callback` once every child has ended (a chord). It runs once,
-    /// whatever crashes or duplicate deliveries happen on the way; inside
-    /// it, [`TaskContext::callback_of`](crate::TaskContext::callback_of)
-    /// names the group, and [`GroupHandle::from_id`] reads every outcome.
+    /// whatever crashes or duplicate deliveries happen on the way. A
+    /// [`GroupResults`] parameter of the callback's task receives every
+    /// child's outcome; otherwise
+    /// [`TaskContext::callback_of`](crate::TaskContext::callback_of) names
+    /// the group, and [`GroupHandle::from_id`] reads them.
     pub fn then<U>(self, callback: Call<U>) -> Chord<T, U> {
         Chord { group: self, callback, only_if_all_complete: false }
     }
@@ -255,6 +260,31 @@ pub struct Chord<T, U> {
 }
 
 impl<T, U> Chord<T, U> {
+    /// The group's options, as [`Group::options`] takes them (an id of the
+    /// caller's, a delay for every child), set on the chord: before or
+    /// after `.then`, the same. The callback's own options are its call's.
+    ///
+    /// ```
+    /// use task_runtime::{group, task, GroupResults, SendOptions};
+    ///
+    /// #[task]
+    /// async fn double(n: u32) -> u32 { n * 2 }
+    ///
+    /// #[task]
+    /// async fn sum(results: GroupResults<u32>) -> u32 { results.completed().sum() }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let chord = double::map([1, 2, 3]).then(sum::call()).options(SendOptions::default().id("doubles-1")).send().await?;
+    /// assert_eq!(chord.group().id(), "doubles-1");
+    /// assert_eq!(chord.wait().await?, 12);
+    /// # Ok(()) }
+    /// ```
+    pub fn options(mut self, options: SendOptions) -> Self {
+        self.group.options = options;
+        self
+    }
+
     /// Run the callback only when every child completed. Otherwise it does
     /// not run, and its call ends `failed`, naming the children that did not
     /// complete. (By default it runs with every outcome, failures included.)
@@ -266,26 +296,40 @@ impl<T, U> Chord<T, U> {
     /// Send every child; the callback follows when all have ended. The
     /// handle resolves to the callback's own result.
     ///
+    /// The callback takes its group's outcomes as a [`GroupResults`]
+    /// parameter, failed children included, so it can count and report
+    /// them rather than drop them:
+    ///
     /// ```
-    /// use task_runtime::{group, task, GroupHandle, TaskResult};
+    /// use task_runtime::{group, task, GroupResults, TaskError, TaskResult};
     ///
     /// #[task]
-    /// async fn count(text: String) -> usize { text.split_whitespace().count() }
+    /// async fn count(text: String) -> TaskResult<usize> {
+    ///     if text.is_empty() { return Err(TaskError::fail("nothing to count")) }
+    ///     Ok(text.split_whitespace().count())
+    /// }
     ///
+    /// /// The words counted, and a line for each text that could not be.
     /// #[task]
-    /// async fn total() -> TaskResult<usize> {
-    ///     let group = task_runtime::current().and_then(|c| c.callback_of).expect("run as a callback");
-    ///     let counts = GroupHandle::<usize>::from_id(group).wait().await?;
-    ///     Ok(counts.into_iter().flatten().sum())
+    /// async fn total(results: GroupResults<usize>) -> (usize, Vec<String>) {
+    ///     let words = results.completed().sum();
+    ///     let failed = results.failed().map(|(i, f)| format!("text {i}: {}", f.message)).collect();
+    ///     (words, failed)
     /// }
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let texts = ["a b", "c d e", "f"];
+    /// # task_runtime::Config::local().with_local_retry_delay(std::time::Duration::ZERO).install()?;
+    /// let texts = ["a b", "", "c d e"];
     /// let chord = group(texts.iter().map(|t| count::call(t.to_string())).collect()).then(total::call()).send().await?;
-    /// assert_eq!(chord.wait().await?, 6);
+    /// let (words, failed) = chord.wait().await?;
+    /// assert_eq!(words, 5);
+    /// assert_eq!(failed, ["text 1: nothing to count"]);
     /// # Ok(()) }
     /// ```
+    ///
+    /// The handle's [`wait`](ChordHandle::wait) says what it returns when
+    /// the callback never runs.
     pub async fn send(self) -> Result<ChordHandle<T, U>, DispatchError> {
         let Call { task, function, capture, retries, args, options, .. } = self.callback;
         let pending = PendingCallback { task, function, capture, retries, args: args?, options, only_if_all_complete: self.only_if_all_complete };

@@ -4,17 +4,25 @@
 //!
 //! This file routes an event to its path; the paths live beside it:
 //! - `run`: one task message, from its checks (signing, debounce, flow
-//!   limits) through its body to the decision;
+//!   limits) to the attempt recorded by `finish`;
+//! - `finish`: the attempt recorded (`begin`, body, `finish`), a retry
+//!   policy's re-send, the slot given back;
 //! - `claim`: `begin` (who may run the body now) and the heartbeat that
 //!   renews the lease;
-//! - `finish`: the attempt recorded (`begin`, body, `finish`), a retry
-//!   policy's re-send, the slot given back, and the reply to Lambda;
+//! - `body`: what a message asks once its item is owned (`Work`), the body
+//!   run under its deadline with panics caught;
+//! - `reply`: what a decision tells Lambda, and the calls' summaries;
 //! - `records`: Lambda's failure records, which end the calls of events it
 //!   gave up on.
+//!
+//! They use each other one way only: `run` → `finish` → `claim`, `body`,
+//! `reply`, and those three use none of the others.
 
+mod body;
 mod claim;
 mod finish;
 mod records;
+mod reply;
 mod run;
 
 use std::sync::Arc;
@@ -34,8 +42,8 @@ use crate::response::{Failure, FailureKind, Status};
 use crate::store::ResponseStore;
 use crate::time::now_ms;
 
-use self::finish::summary_error;
-use self::run::{Work, run_guarded, wait_for_overrun_bodies};
+use self::reply::summary_error;
+use self::body::{Work, run_guarded, wait_for_overrun_bodies};
 
 /// The worker's settings, from [`crate::Config`]; see [`Worker`] for a whole example.
 ///

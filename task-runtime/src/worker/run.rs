@@ -2,26 +2,24 @@
 //! debounced call, the flow limits), the body itself (panics caught, the
 //! deadline kept), and its decision.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::Instrument;
 
-use crate::context::{BlockingBodies, counting_blocking};
+use crate::context::BlockingBodies;
 use crate::envelope::Envelope;
 use crate::follow_up;
 use crate::error::error_type;
 use crate::flow::Admission;
-use crate::outcome::{self, Decision, Reply, RunResult};
-use crate::registry::TaskDef;
+use crate::outcome::Reply;
 use crate::response::{Failure, FailureKind, Status};
 use crate::time::now_ms;
 
 use super::claim::lease_until;
-use super::finish::{reply_for, summary, summary_error};
+use super::body::{Work, wait_for_overrun_bodies};
+use super::reply::{reply_for, summary, summary_error};
 use super::{After, Invocation, Worker, task_span};
 
 impl Worker {
@@ -194,93 +192,6 @@ impl Worker {
             Err(e) => {
                 tracing::error!("put off ({why}), but could not be sent again: {e}");
                 Reply::Error { error_type: error_type::RETRY, message: format!("task `{task}` (id {id}): {why}, and it could not be sent again: {e}") }
-            }
-        }
-    }
-}
-
-/// Wait until no synchronous body of this invocation runs: one that
-/// overran its deadline keeps its thread (it cannot be cancelled), and the
-/// answer waits for it, so that the call's retry cannot run beside it. On
-/// Lambda, the sandbox is ended at the deadline and the wait with it.
-pub(super) async fn wait_for_overrun_bodies(bodies: &BlockingBodies) {
-    if bodies.running() > 0 {
-        tracing::warn!(
-            "a synchronous body is still running past its deadline (its thread cannot be stopped): \
-             the timeout is recorded, and this invocation answers once the body ends or Lambda ends the sandbox",
-        );
-        bodies.idle().await;
-    }
-}
-
-/// Run a task future, catching panics and stopping at the deadline.
-pub(super) async fn run_guarded(fut: crate::registry::TaskFuture, timeout: Duration) -> RunResult {
-    let started = std::time::Instant::now();
-    match tokio::time::timeout(timeout, AssertUnwindSafe(fut).catch_unwind()).await {
-        Err(_) => RunResult::Timeout(started.elapsed()),
-        Ok(Err(panic)) => RunResult::Panic(panic_message(&*panic)),
-        Ok(Ok(Ok(v))) => RunResult::Value(v),
-        Ok(Ok(Err(e))) => RunResult::Error(e),
-    }
-}
-
-pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_owned()
-    }
-}
-
-/// What a message asks of the worker once it owns the item.
-pub(super) enum Work {
-    /// Run the body of `def`.
-    Run {
-        def: &'static TaskDef,
-        args: Map<String, Value>,
-        max_attempts: u32,
-        timeout: Duration,
-        callback_of: Option<String>,
-        /// The task's retry policy, when the runtime sends its retries itself.
-        policy: Option<crate::policy::RetryPolicy>,
-        /// The call that sent it, and the trace it runs in.
-        parent: Option<String>,
-        traceparent: Option<String>,
-    },
-    /// Do not run: record this permanent failure.
-    Refuse(Failure),
-}
-
-impl Work {
-    /// The attempts this call is allowed (1 for a refusal: it never retries).
-    pub(super) fn max_attempts(&self) -> u32 {
-        match self {
-            Work::Run { max_attempts, .. } => *max_attempts,
-            Work::Refuse(_) => 1,
-        }
-    }
-
-    pub(super) async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>, bodies: &Arc<BlockingBodies>) -> Decision {
-        match self {
-            Work::Refuse(failure) => outcome::permanent(failure),
-            Work::Run { def, args, max_attempts, timeout, callback_of, policy, parent, traceparent } => {
-                let ctx = crate::context::TaskContext {
-                    task: def.spec.name.to_owned(),
-                    id: id.to_owned(),
-                    attempt,
-                    request_id: inv.request_id.clone(),
-                    invoked_function_arn: crate::context::invoked_function_arn().map(|a| a.to_string()),
-                    callback_of,
-                    parent,
-                    traceparent,
-                };
-                let result = match (def.call)(args) {
-                    Err(e) => RunResult::BadArgs(e),
-                    Ok(fut) => crate::context::scope(ctx, counting_blocking(bodies.clone(), run_guarded(fut, timeout))).await,
-                };
-                outcome::decide(result, attempt, max_attempts, policy.as_ref())
             }
         }
     }
