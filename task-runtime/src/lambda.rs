@@ -233,9 +233,10 @@ where
     fn call(&mut self, event: LambdaEvent<Value>) -> BoxFut {
         let (payload, ctx) = event.into_parts();
         let incoming = Incoming::classify(&payload);
-        // An AWS event goes to the worker when an #[on_event] handler takes it.
+        // An AWS event goes to the worker when an #[on_event] handler takes
+        // it, or it is a failure queue's batch no handler takes.
         let ours = match &incoming {
-            Incoming::NotATask => EventKind::of(&payload).is_some_and(|kind| self.worker.handles(kind)),
+            Incoming::NotATask => self.worker.takes(&payload),
             _ => true,
         };
         match incoming {

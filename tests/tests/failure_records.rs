@@ -189,3 +189,40 @@ async fn a_task_s_own_timeout_ends_it_well_before_the_function_s() {
     let quick = send(&s, "fault.bounded", json!({"ms": 1})).await;
     assert_eq!(terminal(&s, &quick, Duration::from_secs(30)).await.status, Status::Complete);
 }
+
+/// A failure-queue batch that holds only a record of another event (the
+/// worker's EventBridge handler failed, Lambda gave up on it): the worker,
+/// which has no `#[on_event]` handler of SQS events, answers each receive
+/// with `batchItemFailures` and one WARN line, so the record still reaches
+/// the dead-letter queue, and no receive is a function error (before, the
+/// catch-all answered `NotATaskEvent` at each, counting in `Errors`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_batch_of_another_event_only_reaches_the_dead_letter_queue_with_no_function_error() {
+    let s = setup_with("sqs:fault", &[
+        "--max-retry-attempts", "0",
+        "--failure-queue-visibility", "300ms", "--max-receive-count", "2",
+    ])
+    .await;
+    let bus = json!({"version": "0", "id": "e-2", "detail-type": "fail", "source": "my.app", "account": "123456789012",
+                     "time": "2026-11-30T10:00:00Z", "region": "us-east-1", "resources": [], "detail": {}});
+    let out = s.tl.client().invoke().function_name("fault").invocation_type(InvocationType::Event).payload(Blob::new(bus.to_string())).send().await;
+    assert_eq!(out.expect("invoke").status_code(), 202);
+    let started = Instant::now();
+    let stats = loop {
+        let stats = s.tl.stats().await;
+        if stats["failure_queue"]["dead_lettered"].as_u64() >= Some(1) {
+            break stats;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "not dead-lettered: {stats}\n{}", s.tl.tail(30));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let f = &stats["functions"]["fault"];
+    assert!(f["sqs_returned"].as_u64() >= Some(2), "each receive left the message in the queue: {f}");
+    let invocations = stats["invocations"].as_array().cloned().unwrap_or_default();
+    let errors: Vec<&Value> = invocations.iter().filter(|r| r["outcome"] == "error").collect();
+    // The event itself failed once (its handler's error); no batch of its record did.
+    assert_eq!(errors.len(), 1, "{errors:?}\n{}", s.tl.tail(30));
+    assert!(errors.iter().all(|r| r["error_type"] == "EventHandlerError"), "{errors:?}");
+    let warned = s.tl.lines().iter().filter(|l| l.contains("failure record(s) of events that are not task messages")).count();
+    assert!(warned >= 2 && s.tl.lines().iter().any(|l| l.contains("WARN")), "one WARN a receive:\n{}", s.tl.tail(30));
+}

@@ -744,3 +744,41 @@ async fn a_delivery_put_off_by_a_full_concurrency_limit_is_scheduled_and_never_h
     HELD.notify_one();
     assert!(matches!(running.await.expect("joined"), Reply::Success(_)));
 }
+
+/// AWS's own samples (tests/fixtures/aws; conformance.rs lists them).
+fn aws_sample(name: &str) -> Value {
+    let path = format!("{}/fixtures/aws/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).expect("JSON")
+}
+
+/// A failure queue's batch of records of events that are not task messages
+/// (Lambda gave up on another handler of the function): with no
+/// `#[on_event]` handler of SQS events in this binary, the worker answers
+/// it, each message named in `batchItemFailures` (left for the dead-letter
+/// queue), and not the catch-all handler, whose error would count in the
+/// function's `Errors` at each receive. AWS's sample SQS event is the
+/// envelope, AWS's sample invocation record (ORDER_IDS) each body.
+#[tokio::test]
+async fn a_failure_batch_of_other_events_only_is_left_to_the_dead_letter_queue_without_an_error() {
+    let (w, _) = worker(None);
+    let sqs = aws_sample("example-sqs-event.json");
+    let record = aws_sample("lambda-invocation-record.json");
+    let message = |id: &str| {
+        let mut m = sqs["Records"][0].clone();
+        m["messageId"] = json!(id);
+        m["body"] = json!(record.to_string());
+        m
+    };
+    let batch = json!({"Records": [message("orders-1"), message("orders-2")]});
+    assert!(w.takes(&batch), "the worker answers the failure queue's batch");
+    match w.handle_event(&batch, &inv("foreign")).await {
+        Some(Reply::Success(v)) => {
+            assert_eq!(v["batchItemFailures"], json!([{"itemIdentifier": "orders-1"}, {"itemIdentifier": "orders-2"}]), "{v}");
+            assert_eq!((v["ended"].as_u64(), v["left"].as_u64()), (Some(0), Some(2)), "{v}");
+        }
+        other => panic!("answered {other:?}"),
+    }
+    // AWS's sample itself (an ordinary message) is still the function's handler's.
+    assert!(!w.takes(&sqs));
+    assert!(w.handle_event(&sqs, &inv("plain")).await.is_none());
+}

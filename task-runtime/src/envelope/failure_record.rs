@@ -154,6 +154,27 @@ impl FailureRecord {
     /// assert!(FailureRecord::from_sqs_batch(&orders).is_none()); // the handler's
     /// ```
     pub fn from_sqs_batch(value: &Value) -> Option<Vec<FailureRecord>> {
+        let records = Self::every_one_of_sqs_batch(value)?;
+        records.iter().any(|r| r.is_task() || r.request_payload.is_none()).then_some(records)
+    }
+
+    /// The records of an SQS batch whose every message's body is an
+    /// asynchronous invocation record, of whatever event: a failure queue's
+    /// batch, even one that holds only other events' records (Lambda gave
+    /// up on the worker's own S3 handler, say). `None` when the event is not
+    /// an SQS batch or a message is anything else.
+    ///
+    /// ```
+    /// use task_runtime::envelope::failure_record::FailureRecord;
+    /// let record = serde_json::json!({
+    ///     "requestContext": {"requestId": "r-1", "condition": "RetriesExhausted", "approximateInvokeCount": 3},
+    ///     "requestPayload": {"Records": []},
+    /// }).to_string();
+    /// let batch = serde_json::json!({"Records": [{"messageId": "m-1", "eventSource": "aws:sqs", "body": record}]});
+    /// assert!(FailureRecord::from_sqs_batch(&batch).is_none()); // no record of the worker's
+    /// assert_eq!(FailureRecord::every_one_of_sqs_batch(&batch).map(|r| r.len()), Some(1));
+    /// ```
+    pub fn every_one_of_sqs_batch(value: &Value) -> Option<Vec<FailureRecord>> {
         let messages = value.get("Records")?.as_array()?;
         let records: Vec<FailureRecord> = messages
             .iter()
@@ -167,7 +188,7 @@ impl FailureRecord {
                 Some(record)
             })
             .collect::<Option<_>>()?;
-        records.iter().any(|r| r.is_task() || r.request_payload.is_none()).then_some(records)
+        (!records.is_empty()).then_some(records)
     }
 
     /// The terminal failure this record means for its call:

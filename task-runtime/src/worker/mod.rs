@@ -225,9 +225,10 @@ impl Worker {
     /// call that fails (serialized only then).
     pub(crate) async fn handle_classified(&self, incoming: Incoming, event: Option<&Value>, inv: &Invocation) -> Option<Reply> {
         match incoming {
-            Incoming::NotATask => match event.and_then(EventKind::of) {
-                Some(kind) => self.handle_aws_event(kind, event.cloned().unwrap_or_default(), inv).await,
-                None => None,
+            Incoming::NotATask => match (event.and_then(|e| self.foreign_failure_batch(e)), event.and_then(EventKind::of)) {
+                (Some(records), _) => Some(self.handle_failure_records(records, inv).await),
+                (None, Some(kind)) => self.handle_aws_event(kind, event.cloned().unwrap_or_default(), inv).await,
+                (None, None) => None,
             },
             Incoming::WarmUp(ping) => Some(Self::warm(ping).await),
             Incoming::Task(env) => Some(self.run_message(env, event, inv).await),
@@ -243,6 +244,28 @@ impl Worker {
             tokio::time::sleep(Duration::from_millis(ping.hold_ms)).await;
         }
         Reply::Success(json!({"warm": true}))
+    }
+
+    /// Whether the worker answers `event`, which [`Incoming::classify`] found
+    /// not to be a task's: an `#[on_event]` handler takes its kind, or it is
+    /// a failure queue's batch of other events' records that no handler
+    /// takes (see [`handle_event`](Self::handle_event)). Otherwise it is the
+    /// function's own handler's.
+    pub fn takes(&self, event: &Value) -> bool {
+        EventKind::of(event).is_some_and(|kind| self.handles(kind)) || self.foreign_failure_batch(event).is_some()
+    }
+
+    /// A batch of the failure queue that holds only records of events that
+    /// are not task messages (Lambda gave up on the worker's S3 handler,
+    /// say), when no `#[on_event]` handler takes SQS events: the worker
+    /// answers it, leaving each message to the dead-letter queue with
+    /// `batchItemFailures`, rather than the catch-all handler, whose error
+    /// would count in the function's `Errors` at every receive.
+    fn foreign_failure_batch(&self, event: &Value) -> Option<Vec<crate::envelope::failure_record::FailureRecord>> {
+        if EventKind::of(event) != Some(EventKind::Sqs) || self.handles(EventKind::Sqs) {
+            return None;
+        }
+        crate::envelope::failure_record::FailureRecord::every_one_of_sqs_batch(event)
     }
 
     /// Whether an `#[on_event]` handler takes events of `kind`.

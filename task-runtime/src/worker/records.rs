@@ -27,11 +27,17 @@ impl Worker {
         let mut kept_in_queue = Vec::new();
         let mut first_error = None;
         let (mut ended, mut left) = (0usize, 0usize);
+        let mut other_events = Vec::new();
         for record in &records {
             let keep = match self.end_by_record(record, inv).await {
                 Ok(RecordOutcome::Ended(wrote)) => {
                     ended += usize::from(wrote);
                     false
+                }
+                Ok(RecordOutcome::OtherEvent) => {
+                    left += 1;
+                    other_events.push(record.sqs_message_id.as_deref().unwrap_or(record.request_id.as_str()));
+                    true
                 }
                 Ok(RecordOutcome::NotOurs) => {
                     left += 1;
@@ -45,6 +51,16 @@ impl Worker {
             if let (true, Some(m)) = (keep, &record.sqs_message_id) {
                 kept_in_queue.push(json!({"itemIdentifier": m}));
             }
+        }
+        if !other_events.is_empty() {
+            // Once for the batch, at WARN: a record of another event is not
+            // this function's error (its own handler already failed, and
+            // logged it), and is kept for the dead-letter queue.
+            tracing::warn!(
+                messages = ?other_events,
+                "{} failure record(s) of events that are not task messages: left in the failure queue for its dead-letter queue",
+                other_events.len(),
+            );
         }
         let through_sqs = records.iter().any(|r| r.sqs_message_id.is_some());
         match first_error {
@@ -87,13 +103,7 @@ impl Worker {
                 tracing::error!(request_id = %record.request_id, "ignoring a failure record whose task message cannot be read or verified");
                 return Ok(RecordOutcome::Ended(false));
             }
-            _ => {
-                tracing::error!(
-                    request_id = %record.request_id, condition = %record.condition,
-                    "a failure record of an event that is not a task message: left to the failure queue's dead-letter queue",
-                );
-                return Ok(RecordOutcome::NotOurs);
-            }
+            _ => return Ok(RecordOutcome::OtherEvent),
         };
         let span = task_span(&task, &id, inv);
         let failure = record.failure();
@@ -130,6 +140,10 @@ impl Worker {
 pub(super) enum RecordOutcome {
     /// A task record: `true` when it ended its call.
     Ended(bool),
-    /// Not one the worker can end a call with: left to the queue's DLQ.
+    /// A task's record the worker cannot end a call with (no payload):
+    /// left to the queue's DLQ.
     NotOurs,
+    /// A record of an event that is not a task message: left to the
+    /// queue's DLQ, and logged once for its batch.
+    OtherEvent,
 }
