@@ -34,10 +34,11 @@ pub(crate) enum Command {
     /// List the calls that ended failed.
     #[command(after_help = "Example:\n  tasks failed --since 24h --task worker::flaky")]
     Failed(FailedArgs),
-    /// Create the response table (on-demand, TTL on `ttl`, the index of
-    /// failed calls); fine when it exists, and adds the index to an older one.
-    #[command(name = "create-table", after_help = "Example:\n  TASK_RESPONSE_TABLE=task-responses tasks create-table")]
-    CreateTable,
+    /// Create the response table (on-demand, TTL on `ttl`, its indexes);
+    /// fine when it exists: an older one gets the indexes it lacks, each
+    /// waited for, and its failed calls backfilled into the failed index.
+    #[command(name = "create-table", after_help = "Example:\n  TASK_RESPONSE_TABLE=task-responses tasks create-table\n  tasks create-table --timeout 30m")]
+    CreateTable(CreateTableArgs),
     /// What is deployed: the function's settings, asynchronous invoke
     /// config, TASK_* settings, schedules, failed calls and metrics.
     #[command(after_help = "Example:\n  tasks function tasks-worker\n  tasks function tasks-worker --json")]
@@ -146,6 +147,15 @@ pub(crate) struct FailedArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateTableArgs {
+    /// Give up waiting for the table and each index it adds after this
+    /// long (a new index of a large table takes minutes); run it again to
+    /// go on.
+    #[arg(long, value_parser = duration, default_value = "10m")]
+    pub(crate) timeout: Duration,
 }
 
 #[derive(Debug, Args)]

@@ -1,13 +1,15 @@
 //! `tasks failed` and `tasks retry`: failed calls come from the table's
 //! index of failed calls (one query per day, never a scan), and a retry
-//! sends the task message kept with the failed call.
+//! sends the task message kept with the failed call. `tasks create-table`
+//! makes the table (or brings an older one up to date) that they read.
 
 use serde_json::{Value, json};
 use task_runtime::envelope::Envelope;
-use task_runtime::store::dynamodb::DynamoStore;
+use task_runtime::store::dynamodb::{DynamoStore, FAILED_INDEX, TableProgress};
 use task_runtime::{SendOptions, Status, get_async_response};
 
-use crate::cli::{FailedArgs, RetryArgs};
+use crate::cli::{CreateTableArgs, FailedArgs, RetryArgs};
+use crate::progress::Progress;
 use crate::render::{table, time};
 use crate::send::{announce, dispatch_problem};
 use crate::setup::{config_problem, install, now_ms, store_problem};
@@ -50,11 +52,48 @@ pub(crate) async fn failed(a: FailedArgs) -> Result<Exit, Problem> {
     Ok(Exit::Complete)
 }
 
-pub(crate) async fn create_table() -> Result<Exit, Problem> {
+pub(crate) async fn create_table(a: CreateTableArgs) -> Result<Exit, Problem> {
     let config = install(None)?;
     let store = crate::setup::table(&config)?;
-    store.create_table().await.map_err(store_problem)?;
-    eprintln!("table {} is ready", store.table());
+    // A spinner while DynamoDB builds, a bar over the table's items while failed calls are backfilled.
+    let mut shown: Option<Progress> = None;
+    let mut bar_len = None;
+    let mut on_progress = |p: &TableProgress| {
+        let (done, message, len) = match p {
+            TableProgress::Waiting { index: Some(i), waited } => (0, format!("waiting for the index {i} to be ACTIVE ({}s)", waited.as_secs()), None),
+            TableProgress::Waiting { index: None, waited } => (0, format!("waiting for the table to be ACTIVE ({}s)", waited.as_secs()), None),
+            TableProgress::Adding { index } => (0, format!("adding the index {index}"), None),
+            TableProgress::Backfilling { scanned, backfilled, items } => {
+                (*scanned, format!("backfilling failed calls into {FAILED_INDEX}: {backfilled} of {scanned} items read"), items.filter(|n| *n > 0))
+            }
+            _ => return,
+        };
+        if shown.is_none() || len != bar_len {
+            if let Some(old) = shown.take() {
+                old.finish();
+            }
+            shown = Some(len.map_or_else(Progress::spinner, Progress::bar));
+            bar_len = len;
+        }
+        if let Some(progress) = shown.as_mut() {
+            progress.update(done, message);
+        }
+    };
+    let report = store.create_or_upgrade_table(a.timeout, &mut on_progress).await;
+    if let Some(progress) = shown {
+        progress.finish();
+    }
+    let report = report.map_err(store_problem)?;
+    let table = store.table();
+    match (report.created, report.added.as_slice()) {
+        (true, _) => eprintln!("created the table {table}"),
+        (false, []) => eprintln!("the table {table} was whole already"),
+        (false, added) => eprintln!("added to the table {table} the index(es) {}", added.join(", ")),
+    }
+    if let Some(n) = report.backfilled {
+        eprintln!("backfilled {n} failed call(s) of the older layout into {FAILED_INDEX}: `tasks failed` lists them");
+    }
+    eprintln!("table {table} is ready");
     Ok(Exit::Complete)
 }
 

@@ -60,7 +60,7 @@ async fn main() -> ExitCode {
         Command::Tail(a) => tail::tail(a).await,
         Command::Failed(a) => failed::failed(a).await,
         Command::Retry(a) => failed::retry(a).await,
-        Command::CreateTable => failed::create_table().await,
+        Command::CreateTable(a) => failed::create_table(a).await,
         Command::Template(a) => template::template(a).await,
         Command::Tree(a) => tree::tree(a).await,
         Command::Dashboard(a) => dashboard::dashboard(a).await,

@@ -13,7 +13,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower::Service;
 
-use crate::envelope::aws_event::EventKind;
 use crate::envelope::{Incoming, WARMUP_MARKER, WarmUp};
 use crate::outcome::Reply;
 use crate::worker::{Invocation, Worker};

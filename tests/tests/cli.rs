@@ -294,6 +294,28 @@ fn create_table_makes_a_table_with_its_index_and_status_finds_a_schedule_s_lates
     indexes.sort_unstable();
     use task_runtime::store::dynamodb::{FAILED_INDEX, PARENT_INDEX, RECENT_INDEX};
     assert_eq!(indexes, [RECENT_INDEX, PARENT_INDEX, FAILED_INDEX]);
+    let again = tasks(&["create-table"]).env("TASK_RESPONSE_TABLE", &table).output().expect("run");
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stderr).contains(&format!("the table {table} was whole already")), "{again:?}");
+
+    // A table made before its indexes, with a call that failed then: each
+    // index is added and waited for, and the failed call backfilled.
+    let older = common::table_name("cli-older");
+    let client = common::dynamodb();
+    let key = aws_sdk_dynamodb::types::KeySchemaElement::builder().attribute_name("id").key_type(aws_sdk_dynamodb::types::KeyType::Hash).build().expect("key");
+    let id_attr = aws_sdk_dynamodb::types::AttributeDefinition::builder().attribute_name("id").attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S).build().expect("attr");
+    rt.block_on(client.create_table().table_name(&older).billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest).key_schema(key).attribute_definitions(id_attr).send()).expect("an older table");
+    let now = common::now_ms();
+    let (sv, nv) = (|v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_owned()), |v: u64| aws_sdk_dynamodb::types::AttributeValue::N(v.to_string()));
+    let put = client.put_item().table_name(&older).item("id", sv("older-1")).item("task", sv("fault.flaky")).item("status", sv("failed"));
+    rt.block_on(put.item("attempts", nv(3)).item("created_at_ms", nv(now)).item("updated_at_ms", nv(now)).item("ttl", nv(now / 1000 + 3600)).send()).expect("put");
+    let out = tasks(&["create-table", "--timeout", "2m"]).env("TASK_RESPONSE_TABLE", &older).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(err.contains(&format!("added to the table {older} the index(es) {FAILED_INDEX}, {PARENT_INDEX}, {RECENT_INDEX}")), "{err}");
+    assert!(err.contains("backfilled 1 failed call(s)"), "{err}");
+    let listed = tasks(&["failed", "--since", "1h", "--json"]).env("TASK_RESPONSE_TABLE", &older).output().expect("run");
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("older-1"), "{listed:?}");
 
     // A run of fault.tick's schedule, delivered as Scheduler would: `latest:fault.tick` names it.
     let manifest: Value = serde_json::from_slice(&std::process::Command::new(task_local::built("fault-worker")).env("TASK_RUNTIME_MANIFEST", "1").output().expect("manifest").stdout).expect("JSON");

@@ -4,7 +4,9 @@
 mod common;
 
 use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, TimeToLiveStatus};
-use task_runtime::store::dynamodb::DynamoStore;
+use std::time::Duration;
+
+use task_runtime::store::dynamodb::{DynamoStore, TableProgress};
 use task_runtime::store::{BeginRequest, Begun, Cancel, FinalState, Finished, PendingItem, ResponseStore};
 use task_runtime::{Failure, FailureKind, Status, StoreError};
 
@@ -426,23 +428,108 @@ async fn create_table_adds_the_indexes_a_table_made_by_an_earlier_version_lacks(
     let ttl = client.describe_time_to_live().table_name(&table).send().await.expect("ttl");
     assert_eq!(ttl.time_to_live_description().and_then(|d| d.time_to_live_status()), Some(&TimeToLiveStatus::Enabled));
 
-    // Made by the version before this one (the failed index only): the first
-    // missing index is added and the next is named, to be added once the
-    // first is ACTIVE (DynamoDB creates one index of a table at a time).
+    // Made by the version before this one (the failed index only): each
+    // missing index is added once the one before is ACTIVE (DynamoDB creates
+    // one index of a table at a time), and told as it goes.
     let table = old_table(true, false).await;
-    let text = upgrade(table.clone()).await.expect_err("one index at a time").to_string();
-    assert!(text.contains(&format!("`{PARENT_INDEX}` is still being created")) && text.contains(&format!("the index `{RECENT_INDEX}`")), "{text}");
-    assert_eq!(indexes_of(table.clone()).await, [PARENT_INDEX, FAILED_INDEX]);
-    // Run again while that index is being created: nothing more is added, and it says why.
-    let again = upgrade(table.clone()).await.expect_err("still creating").to_string();
-    assert!(again.contains(&format!("`{PARENT_INDEX}` is still being created")) && again.contains(&format!("the index `{RECENT_INDEX}`")), "{again}");
-    assert_eq!(indexes_of(table).await, [PARENT_INDEX, FAILED_INDEX]);
+    let mut seen = Vec::new();
+    let report = DynamoStore::with_client(common::dynamodb(), table.clone())
+        .create_or_upgrade_table(Duration::from_secs(60), &mut |p| seen.push(p.clone()))
+        .await
+        .expect("every index added, one at a time");
+    assert_eq!(report.added, [PARENT_INDEX, RECENT_INDEX]);
+    assert_eq!(indexes_of(table.clone()).await, [RECENT_INDEX, PARENT_INDEX, FAILED_INDEX]);
+    let added: Vec<&str> = seen.iter().filter_map(|p| match p { TableProgress::Adding { index } => Some(index.as_str()), _ => None }).collect();
+    assert_eq!(added, [PARENT_INDEX, RECENT_INDEX]);
+    assert_eq!(report.backfilled, None, "the failed index was there: nothing to backfill");
 
-    // Made with no index at all.
+    // Made with no index at all: all three, and nothing more on a second run.
     let table = old_table(false, false).await;
-    let text = upgrade(table.clone()).await.expect_err("one index at a time").to_string();
-    assert!(text.contains(&format!("`{FAILED_INDEX}` is still being created")) && text.contains(&format!("`{PARENT_INDEX}`, `{RECENT_INDEX}`")), "{text}");
-    assert_eq!(indexes_of(table).await, [FAILED_INDEX]);
+    let store = DynamoStore::with_client(common::dynamodb(), table.clone());
+    let report = store.create_or_upgrade_table(Duration::from_secs(60), &mut |_| {}).await.expect("upgrade");
+    assert_eq!(report.added, [FAILED_INDEX, PARENT_INDEX, RECENT_INDEX]);
+    assert_eq!(indexes_of(table.clone()).await, [RECENT_INDEX, PARENT_INDEX, FAILED_INDEX]);
+    let again = store.create_or_upgrade_table(Duration::from_secs(60), &mut |_| {}).await.expect("whole");
+    assert!(again.added.is_empty() && !again.created, "{again:?}");
+}
+
+/// A table of the older layout (the index of failed calls by `failed_day`):
+/// upgrading it adds the sharded index and backfills the calls that failed
+/// under the older layout, so that `failed_since` lists them; a call that
+/// is not failed, or is indexed already, is left as it is.
+#[tokio::test]
+async fn create_table_backfills_the_failed_calls_of_the_older_layout_into_the_failed_index() {
+    use aws_sdk_dynamodb::types::{AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType};
+    let client = common::dynamodb();
+    let table = common::table_name("older-layout");
+    let key = |name: &str, t: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(t).build().expect("key");
+    let attr = |name: &str, t: ScalarAttributeType| AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().expect("attr");
+    let older = GlobalSecondaryIndex::builder()
+        .index_name("failed-by-day")
+        .key_schema(key("failed_day", KeyType::Hash))
+        .key_schema(key("updated_at_ms", KeyType::Range))
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .expect("index");
+    client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("id", KeyType::Hash))
+        .attribute_definitions(attr("id", ScalarAttributeType::S))
+        .attribute_definitions(attr("failed_day", ScalarAttributeType::S))
+        .attribute_definitions(attr("updated_at_ms", ScalarAttributeType::N))
+        .global_secondary_indexes(older)
+        .send()
+        .await
+        .expect("an older table");
+    let now = common::now_ms();
+    let put = |id: String, status: &str| {
+        let client = client.clone();
+        let table = table.clone();
+        let status = status.to_owned();
+        async move {
+            let s = |v: &str| AttributeValue::S(v.to_owned());
+            let n = |v: u64| AttributeValue::N(v.to_string());
+            client
+                .put_item()
+                .table_name(table)
+                .item("id", s(&id))
+                .item("task", s("older.task"))
+                .item("status", s(&status))
+                .item("attempts", n(3))
+                .item("created_at_ms", n(now - 1_000))
+                .item("updated_at_ms", n(now))
+                .item("failed_day", s(&task_runtime::store::dynamodb::failure_shard(&id, now)[..10]))
+                .item("ttl", n(now / 1000 + 3600))
+                .send()
+                .await
+                .expect("put")
+        }
+    };
+    let failed: Vec<String> = (0..30).map(|i| format!("older-failed-{i}-{}", uuid::Uuid::new_v4())).collect();
+    for id in &failed {
+        put(id.clone(), "failed").await;
+    }
+    put(format!("older-complete-{}", uuid::Uuid::new_v4()), "complete").await;
+
+    let store = DynamoStore::with_client(common::dynamodb(), table.clone());
+    assert!(store.failed_since(now - 60_000, 100).await.is_err(), "no sharded index yet");
+    let mut pages = 0;
+    let report = store
+        .create_or_upgrade_table(Duration::from_secs(60), &mut |p| pages += u32::from(matches!(p, TableProgress::Backfilling { .. })))
+        .await
+        .expect("upgrade");
+    assert_eq!(report.backfilled, Some(30), "{report:?}");
+    assert!(pages >= 2, "told before and after the scan's page(s)");
+    let mut listed: Vec<String> = store.failed_since(now - 60_000, 100).await.expect("listed").into_iter().map(|c| c.id).collect();
+    listed.sort_unstable();
+    let mut expected = failed.clone();
+    expected.sort_unstable();
+    assert_eq!(listed, expected, "every older failed call is listed, the complete one is not");
+    // A second run finds nothing left to backfill (the older index is still there).
+    let again = store.create_or_upgrade_table(Duration::from_secs(60), &mut |_| {}).await.expect("again");
+    assert_eq!(again.backfilled, Some(0));
 }
 
 #[tokio::test]

@@ -35,6 +35,8 @@ mod groups;
 mod item;
 mod table;
 
+pub use table::{TABLE_WAIT, TableProgress, TableReport};
+
 pub use calls::{PARENT_INDEX, RECENT_INDEX};
 pub use failed::{FAILED_INDEX, FAILED_INDEX_ATTRIBUTES, FAILED_SHARDS, FailedCall, failure_shard};
 use failed::failed_attrs;

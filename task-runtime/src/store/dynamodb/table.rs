@@ -1,16 +1,73 @@
 //! Creating the table: its key, TTL and indexes, one index at a time (an
-//! existing table gains the ones it lacks), and waiting until it is active.
+//! existing table gains the ones it lacks, each waited for until ACTIVE),
+//! and the failed calls of the older layout backfilled into the index of
+//! failed calls.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
-    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, TableDescription, TableStatus,
+    TimeToLiveSpecification,
 };
 
-use super::{DynamoStore, FAILED_INDEX, FAILED_INDEX_ATTRIBUTES, PARENT_INDEX, RECENT_INDEX};
+use super::item::s as string;
+use super::{DynamoStore, FAILED_INDEX, FAILED_INDEX_ATTRIBUTES, PARENT_INDEX, RECENT_INDEX, failure_shard};
 use crate::error::StoreError;
+use crate::response::Status;
+
+/// How long [`DynamoStore::create_table`] waits for the table and each
+/// index it adds to become ACTIVE: DynamoDB backfills a new index of a
+/// large table for minutes.
+pub const TABLE_WAIT: Duration = Duration::from_secs(600);
+
+/// The index of failed calls before it was sharded (partition key
+/// `failed_day`): a table that has it holds failed calls the sharded index
+/// does not list until they are backfilled.
+const OLDER_FAILED_INDEX: &str = "failed-by-day";
+
+/// What [`DynamoStore::create_or_upgrade_table`] is doing, as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TableProgress {
+    /// Waiting for the table (`index: None`) or an index to be ACTIVE.
+    Waiting {
+        /// The index being created, if it is one.
+        index: Option<String>,
+        /// How long this wait has lasted.
+        waited: Duration,
+    },
+    /// Asking DynamoDB to create `index` (one index of a table at a time).
+    Adding {
+        /// The index's name.
+        index: String,
+    },
+    /// Failed calls of the older layout given their place in the index of
+    /// failed calls: one scan, a page at a time.
+    Backfilling {
+        /// Items read so far.
+        scanned: u64,
+        /// Of them, failed calls given their `failed_shard`.
+        backfilled: u64,
+        /// About how many items the table holds (DynamoDB updates this
+        /// figure about every six hours).
+        items: Option<u64>,
+    },
+}
+
+/// What [`DynamoStore::create_or_upgrade_table`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableReport {
+    /// The table was created by this call.
+    pub created: bool,
+    /// The indexes this call added to an existing table, in order.
+    pub added: Vec<String>,
+    /// Failed calls of the older layout backfilled into the index of
+    /// failed calls; `None` when no backfill was needed.
+    pub backfilled: Option<u64>,
+}
 
 impl DynamoStore {
 
@@ -18,10 +75,35 @@ impl DynamoStore {
     /// failed calls ([`FAILED_INDEX`]), of calls by parent
     /// ([`PARENT_INDEX`]) and of recent calls ([`RECENT_INDEX`]), and turn TTL on for `ttl`. Safe to call when the
     /// table exists already: a table made by an earlier version gets the
-    /// indexes it lacks added, one at a time (DynamoDB creates one index per
-    /// `UpdateTable`: when two are missing, the second is named in an error,
-    /// to be added by calling this again once the first is ACTIVE).
+    /// indexes it lacks added and waited for, one at a time (DynamoDB
+    /// creates one index per `UpdateTable`), within [`TABLE_WAIT`]; see
+    /// [`create_or_upgrade_table`](Self::create_or_upgrade_table).
     pub async fn create_table(&self) -> Result<(), StoreError> {
+        self.create_or_upgrade_table(TABLE_WAIT, &mut |_| {}).await.map(drop)
+    }
+
+    /// [`create_table`](Self::create_table), telling `progress` what it does
+    /// and giving up after `timeout` (the next run goes on where this one
+    /// stopped). Each index the table lacks is added once the one before is
+    /// ACTIVE. When the index of failed calls was added (or was still being
+    /// created), or the table has the older index of failed calls
+    /// (`failed-by-day`), the failed calls written under the older layout
+    /// (`status = failed`, no `failed_shard`) are backfilled into it, in one
+    /// paginated scan, so that `tasks failed` lists them.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), task_runtime::StoreError> {
+    /// use task_runtime::store::dynamodb::{DynamoStore, TableProgress};
+    /// let store = DynamoStore::lazy("task-responses");
+    /// let report = store
+    ///     .create_or_upgrade_table(std::time::Duration::from_secs(600), &mut |p| {
+    ///         if let TableProgress::Adding { index } = p { println!("adding {index}") }
+    ///     })
+    ///     .await?;
+    /// println!("added {:?}, backfilled {:?}", report.added, report.backfilled);
+    /// # Ok(()) }
+    /// ```
+    pub async fn create_or_upgrade_table(&self, timeout: Duration, progress: &mut (dyn FnMut(&TableProgress) + Send)) -> Result<TableReport, StoreError> {
         let client = self.client().await;
         let attr = |name: &str, t: ScalarAttributeType| {
             AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().map_err(|e| self.build_err(e))
@@ -74,8 +156,9 @@ impl DynamoStore {
             Err(e) if e.code() == Some("ResourceInUseException") => false,
             Err(e) => return Err(self.err("create_table", &e)),
         };
+        let deadline = Instant::now() + timeout;
         // A new table's indexes are created with it: wait for them too.
-        let described = self.wait_until_active(fresh).await?;
+        let mut described = self.wait_until_active(deadline, timeout, progress).await?;
         let ttl = TimeToLiveSpecification::builder().attribute_name("ttl").enabled(true).build().map_err(|e| self.build_err(e))?;
         match client.update_time_to_live().table_name(&self.table).time_to_live_specification(ttl).send().await {
             Ok(_) => {}
@@ -83,66 +166,128 @@ impl DynamoStore {
             Err(e) if e.code() == Some("ValidationException") && e.message().is_some_and(|m| m.contains("already enabled")) => {}
             Err(e) => return Err(self.err("update_time_to_live", &e)),
         }
-        // A table made by an earlier version: add the indexes it lacks. DynamoDB
-        // builds one new index of a table at a time (and backfills it for
-        // minutes on a large table), so this adds the first one missing, and
-        // names the next, to be added by running this again once it is ACTIVE.
+        let index_named = |t: &TableDescription, name: &str| t.global_secondary_indexes().iter().any(|p| p.index_name() == Some(name));
+        // Failed calls of the older layout need their place in the index of
+        // failed calls when it is new to the table (or was still being built).
+        let older_layout = !fresh && (!index_named(&described, FAILED_INDEX) || index_named(&described, OLDER_FAILED_INDEX));
+        // A table made by an earlier version: add the indexes it lacks, each
+        // once the one before is ACTIVE. DynamoDB builds one new index of a
+        // table at a time, and backfills it for minutes on a large table.
         // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.OnlineOps.html
-        let present = described.global_secondary_indexes();
-        let missing: Vec<&GlobalSecondaryIndex> = indexes.iter().filter(|i| !present.iter().any(|p| p.index_name() == Some(i.index_name()))).collect();
-        let Some(first) = missing.first() else { return Ok(()) };
-        let still_building = |name: &str| StoreError::Backend {
-            operation: "update_table",
-            table: self.table.clone(),
-            message: format!(
-                "the index `{name}` is still being created; run create-table again once it is ACTIVE \
-                 to add the index `{}` (DynamoDB creates one index of a table at a time)",
-                missing.iter().skip(usize::from(name == first.index_name())).map(|i| i.index_name()).collect::<Vec<_>>().join("`, `"),
-            ),
-        };
-        if let Some(busy) = present.iter().find(|i| i.index_status() != Some(&IndexStatus::Active)) {
-            return Err(still_building(busy.index_name().unwrap_or("?")));
+        let mut report = TableReport { created: fresh, ..TableReport::default() };
+        while let Some(next) = indexes.iter().find(|i| !index_named(&described, i.index_name())) {
+            progress(&TableProgress::Adding { index: next.index_name().to_owned() });
+            let create = CreateGlobalSecondaryIndexAction::builder()
+                .index_name(next.index_name())
+                .set_key_schema(Some(next.key_schema().to_vec()))
+                .set_projection(next.projection.clone())
+                .build()
+                .map_err(|e| self.build_err(e))?;
+            let used: Vec<&str> = next.key_schema().iter().map(|k| k.attribute_name()).collect();
+            client
+                .update_table()
+                .table_name(&self.table)
+                .set_attribute_definitions(Some(attributes.iter().filter(|a| used.contains(&a.attribute_name())).cloned().collect()))
+                .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
+                .send()
+                .await
+                .map_err(|e| self.err("update_table", &e))?;
+            report.added.push(next.index_name().to_owned());
+            described = self.wait_until_active(deadline, timeout, progress).await?;
         }
-        let create = CreateGlobalSecondaryIndexAction::builder()
-            .index_name(first.index_name())
-            .set_key_schema(Some(first.key_schema().to_vec()))
-            .set_projection(first.projection.clone())
-            .build()
-            .map_err(|e| self.build_err(e))?;
-        let used: Vec<&str> = first.key_schema().iter().map(|k| k.attribute_name()).collect();
-        client
-            .update_table()
-            .table_name(&self.table)
-            .set_attribute_definitions(Some(attributes.iter().filter(|a| used.contains(&a.attribute_name())).cloned().collect()))
-            .global_secondary_index_updates(GlobalSecondaryIndexUpdate::builder().create(create).build())
-            .send()
-            .await
-            .map_err(|e| self.err("update_table", &e))?;
-        // Not waited for: the table serves while the index backfills, and
-        // what reads the index works once it is ACTIVE.
-        if missing.len() > 1 { Err(still_building(first.index_name())) } else { Ok(()) }
+        if older_layout {
+            let items = described.item_count().and_then(|n| u64::try_from(n).ok());
+            report.backfilled = Some(self.backfill_failed(items, progress).await?);
+        }
+        Ok(report)
     }
 
-    /// Wait (bounded: a minute) until the table is ACTIVE, and with
-    /// `indexes`, its indexes too; real DynamoDB takes seconds to create a table.
-    async fn wait_until_active(&self, indexes: bool) -> Result<aws_sdk_dynamodb::types::TableDescription, StoreError> {
+    /// Wait until the table and every index of it are ACTIVE, polling
+    /// `DescribeTable` every half second, until `deadline`. Real DynamoDB
+    /// takes seconds to create a table, and minutes to backfill an index.
+    async fn wait_until_active(&self, deadline: Instant, timeout: Duration, progress: &mut (dyn FnMut(&TableProgress) + Send)) -> Result<TableDescription, StoreError> {
         let client = self.client().await;
-        let mut last = None;
-        for _ in 0..120 {
+        let started = Instant::now();
+        loop {
             let d = client.describe_table().table_name(&self.table).send().await.map_err(|e| self.err("describe_table", &e))?;
-            if let Some(t) = d.table() {
-                let indexes_active = !indexes || t.global_secondary_indexes().iter().all(|i| i.index_status() == Some(&IndexStatus::Active));
-                if t.table_status() == Some(&TableStatus::Active) && indexes_active {
-                    return Ok(t.clone());
-                }
-                last = Some(t.clone());
+            let Some(t) = d.table() else {
+                return Err(StoreError::Backend { operation: "describe_table", table: self.table.clone(), message: "the table did not describe itself".into() });
+            };
+            let building = t.global_secondary_indexes().iter().find(|i| i.index_status() != Some(&IndexStatus::Active));
+            if t.table_status() == Some(&TableStatus::Active) && building.is_none() {
+                return Ok(t.clone());
             }
+            let index = building.and_then(|i| i.index_name()).map(str::to_owned);
+            if Instant::now() >= deadline {
+                let what = index.as_ref().map_or("the table".to_owned(), |i| format!("the index `{i}`"));
+                return Err(StoreError::Backend {
+                    operation: "describe_table",
+                    table: self.table.clone(),
+                    message: format!(
+                        "{what} was still being created after {}s; DynamoDB builds an index of a large table for minutes. \
+                         Run create-table again (it goes on where it stopped), with a longer --timeout",
+                        timeout.as_secs()
+                    ),
+                });
+            }
+            progress(&TableProgress::Waiting { index, waited: started.elapsed() });
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        last.ok_or_else(|| StoreError::Backend {
-            operation: "describe_table",
-            table: self.table.clone(),
-            message: "the table did not describe itself".into(),
-        })
+    }
+
+    /// Give each failed call of the older layout (`status = failed` and no
+    /// `failed_shard`) the shard of the index of failed calls its failure
+    /// time puts it in; one paginated scan. A call retried meanwhile (no
+    /// longer `failed`) is left as it is. Returns how many were backfilled.
+    async fn backfill_failed(&self, items: Option<u64>, progress: &mut (dyn FnMut(&TableProgress) + Send)) -> Result<u64, StoreError> {
+        let client = self.client().await;
+        let (mut scanned, mut backfilled) = (0u64, 0u64);
+        let mut start = None;
+        progress(&TableProgress::Backfilling { scanned, backfilled, items });
+        loop {
+            let page = client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("#status = :failed AND attribute_not_exists(#shard)")
+                .projection_expression("#id, #updated")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_names("#shard", "failed_shard")
+                .expression_attribute_names("#id", "id")
+                .expression_attribute_names("#updated", "updated_at_ms")
+                .expression_attribute_values(":failed", string(Status::Failed.as_str()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| self.err("scan", &e))?;
+            scanned += u64::try_from(page.scanned_count()).unwrap_or(0);
+            for item in page.items() {
+                let id = item.get("id").and_then(|v| v.as_s().ok());
+                let updated = item.get("updated_at_ms").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u64>().ok());
+                // Without its failure time it has no day to be listed under.
+                let (Some(id), Some(updated)) = (id, updated) else { continue };
+                let written = client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key("id", string(id))
+                    .update_expression("SET #shard = :shard")
+                    .condition_expression("#status = :failed AND attribute_not_exists(#shard)")
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_names("#shard", "failed_shard")
+                    .expression_attribute_values(":failed", string(Status::Failed.as_str()))
+                    .expression_attribute_values(":shard", string(failure_shard(id, updated)))
+                    .send()
+                    .await;
+                match written {
+                    Ok(_) => backfilled += 1,
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
+                    Err(e) => return Err(self.err("update_item", &e)),
+                }
+            }
+            progress(&TableProgress::Backfilling { scanned, backfilled, items });
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(backfilled),
+            }
+        }
     }
 }
