@@ -83,8 +83,13 @@ impl Drop for Dashboard {
 
 /// Start `tasks dashboard --port 0 ARGS` and read its first line.
 fn dashboard(args: &[&str], token: Option<&str>) -> Dashboard {
+    dashboard_with(args, token, &[])
+}
+
+/// [`dashboard`], with `env` set over the user's environment.
+fn dashboard_with(args: &[&str], token: Option<&str>, env: &[(&str, &str)]) -> Dashboard {
     let mut cmd = Command::new(task_local::built("tasks"));
-    user_env(&mut cmd).args(["dashboard", "--port", "0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
+    user_env(&mut cmd).envs(env.iter().copied()).args(["dashboard", "--port", "0"]).args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
     if let Some(t) = token {
         cmd.env("TASKS_DASHBOARD_TOKEN", t);
     }
@@ -287,4 +292,31 @@ fn in_a_browser_a_failed_call_is_found_opened_and_retried_a_parent_shows_its_chi
         b.wait_text("#call-children", Duration::from_secs(20), |t| t.contains("worker::word_count"));
         std::fs::write(&path, b.screenshot()).expect("write the screenshot");
     }
+}
+
+/// With the index of recent calls off (`TASK_LIST_CALLS` unset, the
+/// default), the overview and the Calls page say that calls are not listed,
+/// how to list them and what it costs, instead of a count of 0; and a call
+/// opens by its id from the box in the header.
+#[test]
+fn in_a_browser_with_calls_not_listed_the_pages_say_so_and_a_call_opens_by_its_id() {
+    let d = dashboard_with(&[], None, &[("TASK_LIST_CALLS", "false")]);
+    let ok = send("fault.ok", r#"{"n": 41}"#);
+    api_until(&d, &format!("/api/calls/{ok}"), |v| v["call"]["status"] == "complete");
+    let o = api(&d, "/api/overview");
+    assert!(o["calls_last_24h"]["by_status"].is_null(), "no count of an index that is off: {o}");
+    assert!(o["calls_last_24h"]["failed"].is_u64(), "failed calls are still counted: {o}");
+
+    let b = Browser::start();
+    b.open(&format!("{}/#/", d.url));
+    let said = b.wait_text("#listing-off", Duration::from_secs(20), |t| !t.is_empty());
+    assert!(said.contains("TASK_LIST_CALLS=true") && said.contains("one index write per call"), "{said}");
+    assert_eq!(b.run("return document.querySelector('#by-status') === null;"), Value::Bool(true), "no table of zeros");
+    b.open(&format!("{}/#/calls", d.url));
+    b.wait_text("#listing-off", Duration::from_secs(20), |t| t.contains("TASK_LIST_CALLS=true"));
+    b.wait_text("#calls", Duration::from_secs(20), |t| t.contains("none listed"));
+    // The box in the header opens a call that no list shows.
+    b.run(&format!("document.querySelector('#open-id').value = '{ok}'; document.querySelector('#open-call').requestSubmit(); return null;"));
+    b.wait_text("#call tr:nth-child(2) td", Duration::from_secs(20), |t| t == "complete");
+    b.wait_text("#call-response", Duration::from_secs(10), |t| t == "41");
 }

@@ -80,23 +80,37 @@ async fn overview(State(d): Shared) -> Json<Value> {
         Some(f) => crate::check::check_report(&d.sdk, f, d.worker.as_ref()).await.map(|r| r.json()),
     };
     let since = now_ms().saturating_sub(86_400_000);
-    let by_status = recent(&d, since, 10_000).await.map(|calls| {
-        let mut counts = serde_json::Map::new();
-        for c in &calls {
-            let n = counts.entry(c.response.status.to_string()).or_insert(json!(0));
-            *n = json!(n.as_u64().unwrap_or(0) + 1);
-        }
-        json!({"since_ms": since, "calls": calls.len(), "by_status": counts})
-    });
+    // With the index of recent calls off, a count of it would read 0 however
+    // many calls ran: say so, and count the failed calls, which are always indexed.
+    let calls_last_24h = if d.config.list_calls {
+        part(recent(&d, since, 10_000).await.map(|calls| {
+            let mut counts = serde_json::Map::new();
+            for c in &calls {
+                let n = counts.entry(c.response.status.to_string()).or_insert(json!(0));
+                *n = json!(n.as_u64().unwrap_or(0) + 1);
+            }
+            json!({"since_ms": since, "calls": calls.len(), "by_status": counts})
+        }))
+    } else {
+        let failed = d.store.failed_since(since, 10_000).await.map(|f| json!(f.len())).unwrap_or(Value::Null);
+        json!({"since_ms": since, "listing_off": LISTING_OFF, "failed": failed})
+    };
     let hourly = match &d.function {
         None => Err(Problem("no function".into())),
         Some(f) => crate::deployed::metrics_by_hour(&d.sdk, f).await.map_err(Problem),
     };
     Json(json!({
-        "function": part(function), "check": part(check), "calls_last_24h": part(by_status),
+        "function": part(function), "check": part(check), "calls_last_24h": calls_last_24h,
         "metrics_by_hour": part(hourly), "now_ms": now_ms(),
     }))
 }
+
+/// What the overview and the Calls page say when the index of recent calls
+/// is off (`TASK_LIST_CALLS` not `true`, the default): why no call is
+/// listed, how to list them, and what it costs.
+const LISTING_OFF: &str = "Calls are not listed: the index of recent calls is off. Set TASK_LIST_CALLS=true where calls are sent \
+     (callers and workers) to list the calls sent from then on; it costs one index write per call. Failed calls are always listed, \
+     and any call opens by its id.";
 
 /// Recent calls, from the store's index of recent calls.
 async fn recent(d: &Dashboard, since_ms: u64, limit: usize) -> Result<Vec<task_runtime::store::StoredCall>, Problem> {
@@ -134,9 +148,8 @@ async fn calls(State(d): Shared, Query(q): Query<CallsQuery>) -> Result<Json<Val
         let read = recent(&d, since_ms, limit.saturating_mul(10).min(10_000)).await?;
         (read.into_iter().filter(|c| keep(&c.response)).take(limit).map(|c| json_of(&c.id, Some(&c.response))).collect(), "the index of recent calls")
     };
-    let note = (!d.config.list_calls && status != Some(Status::Failed))
-        .then_some("only calls sent with TASK_LIST_CALLS=true are listed here; failed calls are always listed (status=failed)");
-    Ok(Json(json!({"calls": listed, "source": source, "since_ms": since_ms, "note": note})))
+    let note = (!d.config.list_calls && status != Some(Status::Failed)).then_some(LISTING_OFF);
+    Ok(Json(json!({"calls": listed, "source": source, "since_ms": since_ms, "note": note, "listing": d.config.list_calls})))
 }
 
 async fn call(State(d): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
