@@ -111,7 +111,7 @@ pub async fn send<T>(spec: &'static TaskSpec, options: SendOptions, args: Map<St
 
 /// A `GroupResults` parameter of task `task`: its group's outcomes, when
 /// it runs as a chord's callback.
-pub async fn group_results<T: DeserializeOwned>(task: &str) -> Result<crate::GroupResults<T>, TaskError> {
+pub async fn group_results<T: DeserializeOwned>(task: &str) -> Result<crate::group::GroupResults<T>, TaskError> {
     crate::group::of_running_callback(task).await
 }
 
