@@ -80,20 +80,23 @@ async fn overview(State(d): Shared) -> Json<Value> {
         Some(f) => crate::check::check_report(&d.sdk, f, d.worker.as_ref()).await.map(|r| r.json()),
     };
     let since = now_ms().saturating_sub(86_400_000);
-    // With the index of recent calls off, a count of it would read 0 however
-    // many calls ran: say so, and count the failed calls, which are always indexed.
-    let calls_last_24h = if d.config.list_calls {
-        part(recent(&d, since, 10_000).await.map(|calls| {
+    // With the index of recent calls off, a count of it reads 0 however many
+    // calls ran: when it is off here and holds nothing, say so (and count the
+    // failed calls, which are always indexed). Workers that list calls still
+    // fill it, and then it is counted.
+    let calls_last_24h = match recent(&d, since, 10_000).await {
+        Ok(calls) if calls.is_empty() && !d.config.list_calls => {
+            let failed = d.store.failed_since(since, 10_000).await.map(|f| json!(f.len())).unwrap_or(Value::Null);
+            json!({"since_ms": since, "listing_off": LISTING_OFF, "failed": failed})
+        }
+        read => part(read.map(|calls| {
             let mut counts = serde_json::Map::new();
             for c in &calls {
                 let n = counts.entry(c.response.status.to_string()).or_insert(json!(0));
                 *n = json!(n.as_u64().unwrap_or(0) + 1);
             }
             json!({"since_ms": since, "calls": calls.len(), "by_status": counts})
-        }))
-    } else {
-        let failed = d.store.failed_since(since, 10_000).await.map(|f| json!(f.len())).unwrap_or(Value::Null);
-        json!({"since_ms": since, "listing_off": LISTING_OFF, "failed": failed})
+        })),
     };
     let hourly = match &d.function {
         None => Err(Problem("no function".into())),
