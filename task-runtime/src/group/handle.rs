@@ -291,7 +291,7 @@ impl<T, U: DeserializeOwned> ChordHandle<T, U> {
     /// - the group was cancelled (or the callback was, with
     ///   [`cancel`](Self::cancel)): [`WaitError::Cancelled`], naming the
     ///   callback;
-    /// - [`only_if_all_complete`](Chord::only_if_all_complete) and a child
+    /// - [`only_if_all_complete`](super::Chord::only_if_all_complete) and a child
     ///   did not complete: [`WaitError::Failed`], whose failure names the
     ///   children that did not;
     /// - a child has not ended (still running, past its timeout, waiting
