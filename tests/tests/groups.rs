@@ -299,3 +299,17 @@ async fn a_chord_whose_child_has_not_ended_gives_up_saying_how_many_ended() {
     assert_eq!((id.as_str(), total), (chord.group().id(), 2));
     assert!(ended < 2, "{ended} of 2 ended");
 }
+
+/// A synchronous callback takes its group's results too (read before its
+/// body goes to the blocking pool).
+#[task(name = "groups.report_sync")]
+fn report_sync(results: GroupResults<u64>) -> usize {
+    results.failed().count() * 100 + results.completed().count()
+}
+
+#[tokio::test]
+async fn a_synchronous_callback_takes_its_groups_results() {
+    setup();
+    let chord = square::map([2, 13, 4]).then(report_sync::call()).send().await.expect("sent");
+    assert_eq!(chord.wait_timeout(LIMIT).await.expect("the callback ran"), 102);
+}
