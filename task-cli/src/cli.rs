@@ -151,9 +151,9 @@ pub(crate) struct FailedArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateTableArgs {
-    /// Give up waiting for the table and each index it adds after this
-    /// long (a new index of a large table takes minutes); run it again to
-    /// go on.
+    /// Give up waiting for the table and the indexes it adds after this
+    /// long in all (a new index of a large table takes minutes); run it
+    /// again to go on where it stopped.
     #[arg(long, value_parser = duration, default_value = "10m")]
     pub(crate) timeout: Duration,
 }

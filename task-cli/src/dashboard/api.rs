@@ -151,7 +151,12 @@ async fn calls(State(d): Shared, Query(q): Query<CallsQuery>) -> Result<Json<Val
         let read = recent(&d, since_ms, limit.saturating_mul(10).min(10_000)).await?;
         (read.into_iter().filter(|c| keep(&c.response)).take(limit).map(|c| json_of(&c.id, Some(&c.response))).collect(), "the index of recent calls")
     };
-    let note = (!d.config.list_calls && status != Some(Status::Failed)).then_some(LISTING_OFF);
+    // "Not listed" only when nothing is: workers that list calls still fill the index.
+    let note = (!d.config.list_calls && status != Some(Status::Failed)).then_some(if listed.is_empty() {
+        LISTING_OFF
+    } else {
+        "only calls sent with TASK_LIST_CALLS=true are listed here; failed calls are always listed (status=failed)"
+    });
     Ok(Json(json!({"calls": listed, "source": source, "since_ms": since_ms, "note": note, "listing": d.config.list_calls})))
 }
 
