@@ -7,6 +7,7 @@
 mod check;
 mod cli;
 mod dashboard;
+mod deploy;
 mod deployed;
 mod failed;
 mod group;

@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `TASK_BACKEND` | `lambda` or `local` | `lambda` when a target function is known, else `local` |
 //! | `TASK_FUNCTION` | function name or ARN to invoke | `AWS_LAMBDA_FUNCTION_NAME` (invoke self) |
+//! | `TASK_FUNCTIONS` | where the function groups of `#[task(function = "heavy")]` are: `heavy=worker-dev-heavy:live,io=…` (set by the generated template) | none: `function =` names the function itself |
 //! | `TASK_RESPONSE_TABLE` | DynamoDB table for responses | none: capture off on the lambda backend |
 //! | `TASK_RESPONSE_TTL_SECS` | how long results live | 86400 |
 //! | `TASK_MAX_ATTEMPTS` | attempts the worker assumes Lambda allows (1-3) | 3 |
@@ -60,6 +61,11 @@ pub struct Config {
     pub backend: BackendKind,
     /// The default function to invoke (lambda backend).
     pub function: Option<String>,
+    /// The functions of the groups that `#[task(function = "heavy")]`
+    /// names, by group (`TASK_FUNCTIONS=heavy=worker-dev-heavy:live`): a
+    /// task whose `function` is a group here goes to its function; any other
+    /// `function` is the function's own name or ARN.
+    pub functions: std::collections::BTreeMap<String, String>,
     /// The DynamoDB table for responses (lambda backend).
     pub response_table: Option<String>,
     /// How long responses live.
@@ -109,6 +115,7 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("backend", &self.backend)
             .field("function", &self.function)
+            .field("functions", &self.functions)
             .field("response_table", &self.response_table)
             .field("response_ttl", &self.response_ttl)
             .field("max_attempts", &self.max_attempts)
@@ -133,6 +140,7 @@ impl Default for Config {
         Self {
             backend: BackendKind::Local,
             function: None,
+            functions: std::collections::BTreeMap::new(),
             response_table: None,
             response_ttl: Duration::from_secs(86_400),
             max_attempts: 3,
@@ -153,6 +161,22 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The function a task named to `named` goes to: its group's function
+    /// (`functions`), the function it names, or the configured default.
+    ///
+    /// ```
+    /// use task_runtime::Config;
+    ///
+    /// let vars = [("TASK_FUNCTION", "worker-dev:live"), ("TASK_FUNCTIONS", "heavy=worker-dev-heavy:live")];
+    /// let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap();
+    /// assert_eq!(config.function_for(Some("heavy")), Some("worker-dev-heavy:live"));
+    /// assert_eq!(config.function_for(Some("reports")), Some("reports")); // not a group: the function's own name
+    /// assert_eq!(config.function_for(None), Some("worker-dev:live"));
+    /// ```
+    pub fn function_for<'a>(&'a self, named: Option<&'a str>) -> Option<&'a str> {
+        named.map(|f| self.functions.get(f).map_or(f, String::as_str)).or(self.function.as_deref())
+    }
+
     /// The local backend with default settings.
     pub fn local() -> Self {
         Self::default()
@@ -203,6 +227,9 @@ impl Config {
         };
         if c.backend == BackendKind::Lambda && c.function.is_none() {
             return Err(ConfigError::NoFunction);
+        }
+        if let Some(v) = var("TASK_FUNCTIONS") {
+            c.functions = function_groups(&v)?;
         }
         c.response_table = var("TASK_RESPONSE_TABLE");
         if let Some(v) = var("TASK_RESPONSE_TTL_SECS") {
@@ -315,6 +342,19 @@ fn number(v: &str, var: &'static str, min: u64, max: u64, expected: &'static str
     }
 }
 
+/// `heavy=worker-dev-heavy:live,io=worker-dev-io:live`: each group once, each with a function.
+fn function_groups(v: &str) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    const EXPECTED: &str = "GROUP=FUNCTION pairs, comma-separated, each group once (`heavy=worker-dev-heavy:live`)";
+    let mut groups = std::collections::BTreeMap::new();
+    for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match pair.split_once('=').map(|(g, f)| (g.trim(), f.trim())) {
+            Some((group, function)) if !group.is_empty() && !function.is_empty() && groups.insert(group.to_owned(), function.to_owned()).is_none() => {}
+            _ => return Err(invalid("TASK_FUNCTIONS", v, EXPECTED)),
+        }
+    }
+    Ok(groups)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +363,18 @@ mod tests {
     fn cfg(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn function_groups_are_pairs_each_group_once() {
+        let c = cfg(&[("TASK_FUNCTIONS", "heavy=w-dev-heavy:live, io = w-dev-io:live"), ("TASK_FUNCTION", "w-dev:live")]).ok();
+        let groups = c.map(|c| c.functions).unwrap_or_default();
+        assert_eq!(groups.get("heavy").map(String::as_str), Some("w-dev-heavy:live"));
+        assert_eq!(groups.get("io").map(String::as_str), Some("w-dev-io:live"));
+        for bad in ["heavy", "heavy=", "=f", "heavy=a,heavy=b"] {
+            let e = cfg(&[("TASK_FUNCTIONS", bad), ("TASK_FUNCTION", "w")]).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("TASK_FUNCTIONS") && e.contains("GROUP=FUNCTION"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -121,7 +121,7 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
     let store = rt.store().filter(|_| t.capture);
     let (env, payload) = encode(rt, &t, args)?;
     let now = now_ms();
-    let function = t.function.or(rt.config.function.as_deref());
+    let function = rt.config.function_for(t.function);
     let followed = match (function, rt.config.follow_qualifier) {
         (Some(f), true) => crate::context::invoked_function_arn().and_then(|arn| with_callers_qualifier(f, &arn)),
         _ => None,

@@ -80,7 +80,7 @@ struct BackendForwarder;
 impl Forwarder for BackendForwarder {
     async fn forward(&self, message: &Envelope, payload: Vec<u8>, function: Option<&str>, run_at_ms: Option<u64>) -> Result<(), String> {
         let rt = runtime().map_err(|e| e.to_string())?;
-        let function = function.or(rt.config.function.as_deref());
+        let function = rt.config.function_for(function);
         rt.backend.send(message, function, payload, run_at_ms).await.map_err(|e| e.to_string())
     }
 }

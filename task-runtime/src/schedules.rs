@@ -103,6 +103,7 @@ pub fn manifest() -> Value {
             let mut task = json!({"name": d.spec.name, "capture_response": d.spec.capture_response, "retries": d.spec.retries, "timeout_ms": d.spec.timeout_ms});
             // Only what a task declares, so that a task without options reads as before.
             let options = [
+                ("function", json!(d.spec.function)),
                 ("retry_backoff_ms", json!(retry.backoff_ms)),
                 ("retry_backoff_max_ms", json!(retry.backoff_max_ms)),
                 ("retry_jitter", if retry.jitter { Value::Null } else { json!(false) }),

@@ -1,7 +1,7 @@
 //! `deploy/template.yaml` is what `tasks template` makes of `examples/worker`
 //! today, and `deploy/http-template.yaml` of `examples/http` behind an API
 //! key: a change that is not regenerated fails here. (`scripts/test` runs
-//! cfn-lint on both.)
+//! cfn-lint on both, and `scripts/template-names.py`.)
 
 mod common;
 
@@ -24,6 +24,7 @@ fn the_committed_template_is_generated_from_the_worker_s_manifest() {
     );
     // Every DynamoDB operation the store makes is allowed: BatchGetItem reads
     // a group's shards and outcomes (a missing one would be AccessDenied on AWS only).
+    assert!(!committed.contains("Transform:"), "the template is plain CloudFormation");
     for operation in ["PutItem", "UpdateItem", "DeleteItem", "GetItem", "BatchGetItem", "Query"] {
         assert!(committed.contains(&format!("- dynamodb:{operation}\n")), "the function's role does not allow dynamodb:{operation}");
     }
@@ -32,9 +33,18 @@ fn the_committed_template_is_generated_from_the_worker_s_manifest() {
         "ScheduleExpression: \"rate(1 hour)\"",
         // One id per tick, whichever attempt of Scheduler's delivers it.
         "schedule:worker::hourly_report:<aws.scheduler.scheduled-time>",
-        // Named by CloudFormation: two stacks in one account do not collide.
-        "OmitName: true",
+        // On and off without a deploy (`tasks schedule` / `unschedule`), invoking the alias.
+        "State: !Ref Schedules",
+        "Arn: !Ref WorkerAlias",
         "KeepWarm:",
+        // Plain CloudFormation: it deploys to AWS and to moto alike.
+        "Type: AWS::Lambda::Function",
+        "Type: AWS::Lambda::Alias",
+        "Name: live",
+        "Type: AWS::Lambda::EventInvokeConfig",
+        "Type: AWS::Lambda::EventSourceMapping",
+        // The user's data outlives the stack.
+        "DeletionPolicy: Retain",
         "task_runtime_warmup",
         "AttributeName: ttl",
         "IndexName: failed-by-day-shard",
@@ -44,7 +54,6 @@ fn the_committed_template_is_generated_from_the_worker_s_manifest() {
         // The dashboard's recent calls (TASK_LIST_CALLS).
         "IndexName: calls-by-day-shard",
         "ProjectionType: KEYS_ONLY",
-        "Type: SQS",
         "maxReceiveCount: 3",
         "dynamodb:DeleteItem",
         "aws:SourceAccount: !Ref AWS::AccountId",
@@ -68,7 +77,15 @@ fn the_committed_http_template_requires_an_api_key() {
         String::from_utf8_lossy(&out.stdout) == committed,
         "deploy/http-template.yaml is out of date; regenerate it with\n  cargo build --example http -p examples && cargo run -p task-cli -- template --api-key --worker target/debug/examples/http > deploy/http-template.yaml"
     );
-    for expected in ["Type: AWS::Serverless::Api", "ApiKeyRequired: true", "CreateUsagePlan: PER_API", "Type: Api", "Method: ANY", "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH: \"true\""] {
+    for expected in [
+        "Type: AWS::ApiGateway::RestApi",
+        "ApiKeyRequired: true",
+        "Type: AWS::ApiGateway::UsagePlan",
+        "Type: AWS::ApiGateway::UsagePlanKey",
+        "HttpMethod: ANY",
+        "Type: AWS_PROXY",
+        "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH: \"true\"",
+    ] {
         assert!(committed.contains(expected), "the template lacks {expected:?}");
     }
 }

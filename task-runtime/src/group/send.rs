@@ -71,7 +71,7 @@ pub(super) async fn send_group<T>(group: Group<T>, callback: Option<PendingCallb
                 return Err(bad(format!("the callback's message is {} bytes, over the {MAX_KEPT_MESSAGE_BYTES} a group keeps", payload.len())));
             }
             // Where the caller would send it: the worker that sends it may serve another function.
-            let function = target.function.or(rt.config.function.as_deref()).map(str::to_owned);
+            let function = rt.config.function_for(target.function).map(str::to_owned);
             Some(Callback { message: String::from_utf8(payload).expect("serde_json writes UTF-8"), function, only_if_all_complete: cb.only_if_all_complete })
         }
     };
@@ -138,7 +138,7 @@ pub(super) async fn wait_turn(rt: &crate::runtime::Runtime, target: &Target<'_>,
     if message.len() > MAX_KEPT_MESSAGE_BYTES {
         return Err(DispatchError::PayloadTooLarge { task: env.task.clone(), size: message.len(), limit: MAX_KEPT_MESSAGE_BYTES });
     }
-    let function = target.function.or(rt.config.function.as_deref()).map(str::to_owned);
+    let function = rt.config.function_for(target.function).map(str::to_owned);
     store
         .put_waiting(item, Waiting { message, function })
         .await
