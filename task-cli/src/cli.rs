@@ -47,7 +47,7 @@ pub(crate) enum Command {
     /// worker's manifest? Exit 0 consistent, 2 a finding, 1 could not check.
     #[command(after_help = "Example:\n  tasks check tasks-worker --worker target/debug/examples/worker")]
     Check(CheckArgs),
-    /// Print the SAM template of a worker, made from its manifest.
+    /// Print the CloudFormation template of a worker, made from its manifest.
     #[command(after_help = "Example:\n  cargo lambda build --release --arm64 --example worker\n  tasks template --worker target/debug/examples/worker > template.yaml")]
     Template(TemplateArgs),
     /// A web page of the calls: the function, recent and failed calls, one
@@ -57,6 +57,13 @@ pub(crate) enum Command {
     /// The calls under a call: the calls it sent, theirs, and so on.
     #[command(after_help = "Example:\n  tasks tree 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7\n  tasks tree ID --depth 2 --json")]
     Tree(TreeArgs),
+    /// Write Tasks.toml for this workspace: a `dev` stage for a binary that
+    /// links task-runtime, each field commented.
+    #[command(after_help = "Example:\n  tasks init")]
+    Init,
+    /// Write a stage's zip and its CloudFormation template beside it, without deploying.
+    #[command(after_help = "Example:\n  tasks package dev -o code.zip\n  tasks package dev -o code.zip --binary target/lambda/worker/bootstrap")]
+    Package(PackageArgs),
     /// Send a failed call again, with its original arguments, under a new id.
     #[command(after_help = "Example:\n  tasks retry 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7 --wait")]
     Retry(RetryArgs),
@@ -239,6 +246,22 @@ pub(crate) struct TreeArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct PackageArgs {
+    /// The stage of Tasks.toml.
+    pub(crate) stage: String,
+    /// Where to write the zip; the template goes beside it (`code.template.yaml`).
+    #[arg(short, long, default_value = "code.zip")]
+    pub(crate) output: std::path::PathBuf,
+    /// A ready `bootstrap` built for Lambda, in place of cargo-lambda's build.
+    #[arg(long)]
+    pub(crate) binary: Option<std::path::PathBuf>,
+    /// A build of the worker that runs here, asked for its manifest
+    /// [default: the bootstrap when it runs here, else a `cargo build`].
+    #[arg(long)]
+    pub(crate) worker: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct RetryArgs {
     /// The failed call's id.
     pub(crate) id: String,
@@ -297,6 +320,8 @@ mod tests {
             ("dashboard", "web page"),
             ("tree", "calls under"),
             ("retry", "failed call again"),
+            ("init", "Tasks.toml"),
+            ("package", "zip"),
         ];
         let cli = Cli::command();
         let mut names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();

@@ -65,6 +65,8 @@ async fn main() -> ExitCode {
         Command::Template(a) => template::template(a).await,
         Command::Tree(a) => tree::tree(a).await,
         Command::Dashboard(a) => dashboard::dashboard(a).await,
+        Command::Init => deploy::init::init().await,
+        Command::Package(a) => deploy::commands::package(a).await,
     };
     match outcome {
         Ok(exit) => ExitCode::from(exit as u8),

@@ -26,12 +26,10 @@ use crate::{Exit, Problem};
 /// rollback` move it.
 pub(crate) const ALIAS: &str = "live";
 
-/// The response table: the stack's own (named, or named by CloudFormation),
-/// or one that exists already, outside the stack.
+/// The response table, the stack's own: named, or named by CloudFormation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Table {
     Own(Option<String>),
-    Existing(String),
 }
 
 /// What a template is made from.
@@ -159,17 +157,9 @@ pub(crate) fn render(layout: &Layout<'_>) -> String {
         let _ = writeln!(w, "    Description: {}", q("whether the worker's schedules run (`tasks schedule` / `tasks unschedule`)"));
     }
     let _ = writeln!(w, "Resources:");
-    let table_ref = match &layout.table {
-        Table::Own(name) => {
-            table(w, name.as_deref());
-            "!Ref Responses".to_owned()
-        }
-        Table::Existing(name) => q(name),
-    };
-    let table_arn = match &layout.table {
-        Table::Own(_) => "!GetAtt Responses.Arn".to_owned(),
-        Table::Existing(name) => format!("!Sub \"arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/{name}\""),
-    };
+    let Table::Own(name) = &layout.table;
+    table(w, name.as_deref());
+    let (table_ref, table_arn) = ("!Ref Responses", "!GetAtt Responses.Arn");
     let default_timeout = layout.functions[0].timeout.as_secs();
     // The failure queue: Lambda's records of every event of the functions. A
     // record the worker cannot end a call with (another event's) is left in
@@ -188,10 +178,10 @@ pub(crate) fn render(layout: &Layout<'_>) -> String {
     let _ = writeln!(w, "            Condition:\n              StringEquals:\n                aws:SourceAccount: !Ref AWS::AccountId");
     let _ = writeln!(w, "      Policies:\n        - PolicyName: invoke-worker\n          PolicyDocument:\n            Version: \"2012-10-17\"\n            Statement:\n              - Effect: Allow\n                Action: lambda:InvokeFunction");
     let _ = writeln!(w, "                Resource:\n{}", function_arns(layout.functions, 18));
-    role(w, layout, &table_arn);
+    role(w, layout, table_arn);
     let groups: Vec<String> = layout.functions.iter().filter_map(|f| f.group.as_ref().map(|g| format!("{g}={}:{ALIAS}", f.name))).collect();
     for f in layout.functions {
-        function(w, layout, f, &table_ref, &groups);
+        function(w, layout, f, table_ref, &groups);
     }
     // The failure records, read by the default function at its alias.
     // https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-lambda-eventsourcemapping.html
@@ -267,8 +257,7 @@ fn role(w: &mut String, layout: &Layout<'_>, table_arn: &str) {
     // BatchGetItem: a group's counter shards and its children's outcomes, 100
     // keys a request (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).
     let _ = writeln!(w, "              - Effect: Allow\n                Action:\n                  - dynamodb:PutItem\n                  - dynamodb:UpdateItem\n                  - dynamodb:DeleteItem\n                  - dynamodb:GetItem\n                  - dynamodb:BatchGetItem\n                  - dynamodb:Query");
-    let index_arn = table_arn.strip_prefix("!GetAtt Responses.Arn").map_or_else(|| format!("{}/index/*\"", table_arn.trim_end_matches('"')), |_| "!Sub \"${Responses.Arn}/index/*\"".to_owned());
-    let _ = writeln!(w, "                Resource:\n                  - {table_arn}\n                  - {index_arn}");
+    let _ = writeln!(w, "                Resource:\n                  - {table_arn}\n                  - !Sub \"${{Responses.Arn}}/index/*\"");
     let _ = writeln!(w, "              - Effect: Allow\n                Action: lambda:InvokeFunction");
     let _ = writeln!(w, "                Resource:\n{}", function_arns(layout.functions, 18));
     let _ = writeln!(w, "              - Effect: Allow\n                Action:\n                  - scheduler:CreateSchedule\n                  - scheduler:DeleteSchedule");
