@@ -38,7 +38,7 @@ fn init_writes_a_dev_stage_and_package_writes_the_zip_and_its_template() {
     let dir = workspace();
     let (code, out, err) = tasks(&dir, &["init"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("next: tasks deploy dev"), "{out}");
+    assert!(out.contains("next: tasks package dev"), "{out}");
     let settings = std::fs::read_to_string(dir.join("Tasks.toml")).expect("Tasks.toml written");
     assert!(settings.contains("example = \"worker\"") && settings.contains("package = \"pies\""), "{settings}");
     // A second init leaves the file as it is.
