@@ -25,8 +25,7 @@ pub(crate) struct WorkerManifest {
 
 impl WorkerManifest {
     pub(crate) fn read(path: &std::path::Path) -> Self {
-        let out = std::process::Command::new(path).env(task_runtime::MANIFEST_VAR, "1").stdin(std::process::Stdio::null()).output();
-        WorkerManifest { path: path.to_owned(), manifest: out.ok().and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok()) }
+        WorkerManifest { path: path.to_owned(), manifest: crate::template::read_manifest(path).ok() }
     }
 }
 

@@ -26,12 +26,6 @@ use crate::{Exit, Problem};
 /// rollback` move it.
 pub(crate) const ALIAS: &str = "live";
 
-/// The response table, the stack's own: named, or named by CloudFormation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Table {
-    Own(Option<String>),
-}
-
 /// What a template is made from.
 #[derive(Debug)]
 pub(crate) struct Layout<'a> {
@@ -45,7 +39,8 @@ pub(crate) struct Layout<'a> {
     pub(crate) tracing: bool,
     pub(crate) keep_warm: bool,
     pub(crate) log_retention_days: u32,
-    pub(crate) table: Table,
+    /// The response table's name; `None`: CloudFormation names it.
+    pub(crate) table: Option<String>,
     pub(crate) environment: &'a BTreeMap<String, String>,
     pub(crate) tags: &'a BTreeMap<String, String>,
 }
@@ -70,7 +65,7 @@ pub(crate) async fn template(a: TemplateArgs) -> Result<Exit, Problem> {
         tracing: a.tracing,
         keep_warm: true,
         log_retention_days: 14,
-        table: Table::Own(None),
+        table: None,
         environment: &none,
         tags: &none,
     };
@@ -157,8 +152,7 @@ pub(crate) fn render(layout: &Layout<'_>) -> String {
         let _ = writeln!(w, "    Description: {}", q("whether the worker's schedules run (`tasks schedule` / `tasks unschedule`)"));
     }
     let _ = writeln!(w, "Resources:");
-    let Table::Own(name) = &layout.table;
-    table(w, name.as_deref());
+    table(w, layout.table.as_deref());
     let (table_ref, table_arn) = ("!Ref Responses", "!GetAtt Responses.Arn");
     let default_timeout = layout.functions[0].timeout.as_secs();
     // The failure queue: Lambda's records of every event of the functions. A
@@ -351,7 +345,7 @@ mod tests {
     }
 
     fn layout<'a>(manifest: &'a Value, functions: &'a [FunctionSettings], none: &'a BTreeMap<String, String>) -> Layout<'a> {
-        Layout { manifest, binary: "w", functions, architecture: "arm64", api_key: false, tracing: false, keep_warm: true, log_retention_days: 14, table: Table::Own(None), environment: none, tags: none }
+        Layout { manifest, binary: "w", functions, architecture: "arm64", api_key: false, tracing: false, keep_warm: true, log_retention_days: 14, table: None, environment: none, tags: none }
     }
 
     #[test]

@@ -68,11 +68,7 @@ pub(crate) fn manifest(stage: &Stage, bootstrap: &Path, worker: Option<&Path>) -
 
 /// Cargo's target directory for the workspace here.
 fn target_dir() -> Result<PathBuf, Problem> {
-    let out = std::process::Command::new("cargo")
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .map_err(|e| Problem(format!("cannot run cargo metadata: {e}")))?;
-    let m: Value = serde_json::from_slice(&out.stdout).map_err(|_| Problem("cargo metadata printed no JSON: run this in the workspace".to_owned()))?;
+    let m = super::init::metadata(Path::new("."))?;
     Ok(PathBuf::from(m["target_directory"].as_str().unwrap_or("target")))
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::code;
 use super::settings::{Settings, Stage};
 use crate::cli::PackageArgs;
-use crate::template::{Layout, Table};
+use crate::template::Layout;
 use crate::{Exit, Problem};
 
 /// The template of `stage` for `manifest`, its table its own and named.
@@ -20,7 +20,7 @@ pub(crate) fn stage_template(stage: &Stage, manifest: &serde_json::Value) -> Str
         tracing: stage.tracing,
         keep_warm: stage.keep_warm,
         log_retention_days: stage.log_retention_days,
-        table: Table::Own(Some(stage.table.clone())),
+        table: Some(stage.table.clone()),
         environment: &stage.environment,
         tags: &stage.tags,
     })

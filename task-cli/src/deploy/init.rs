@@ -19,6 +19,12 @@ pub(crate) struct Candidate {
 /// The workspace's root and the binaries in it that link task-runtime
 /// (`cargo metadata`): its own `tasks` excepted.
 pub(crate) fn workspace(dir: &Path) -> Result<(PathBuf, Vec<Candidate>), Problem> {
+    let m = metadata(dir)?;
+    Ok((PathBuf::from(m["workspace_root"].as_str().unwrap_or(".")), candidates(&m)))
+}
+
+/// `cargo metadata --no-deps` of the workspace `dir` is in.
+pub(crate) fn metadata(dir: &Path) -> Result<Value, Problem> {
     let out = std::process::Command::new("cargo")
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(dir)
@@ -27,8 +33,7 @@ pub(crate) fn workspace(dir: &Path) -> Result<(PathBuf, Vec<Candidate>), Problem
     if !out.status.success() {
         return Err(Problem(format!("`cargo metadata` in {} failed: is it a Cargo workspace?\n{}", dir.display(), String::from_utf8_lossy(&out.stderr).trim())));
     }
-    let m: Value = serde_json::from_slice(&out.stdout).map_err(|e| Problem(format!("`cargo metadata` printed no JSON: {e}")))?;
-    Ok((PathBuf::from(m["workspace_root"].as_str().unwrap_or(".")), candidates(&m)))
+    serde_json::from_slice(&out.stdout).map_err(|e| Problem(format!("`cargo metadata` printed no JSON: {e}")))
 }
 
 fn candidates(m: &Value) -> Vec<Candidate> {
