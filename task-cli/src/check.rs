@@ -49,7 +49,22 @@ impl CheckReport {
         json!({"function": self.name, "consistent": self.consistent(), "findings": all, "unchecked": self.unchecked})
     }
 
-    fn exit(&self) -> Exit {
+    /// What `tasks check` prints: each finding, each part not checked, and the verdict.
+    pub(crate) fn print(&self, with_worker: bool) {
+        for f in &self.findings {
+            println!("{}: {}", f.check, f.message);
+        }
+        for u in &self.unchecked {
+            println!("not checked: {u}");
+        }
+        if self.consistent() {
+            println!("{} is consistent with task-runtime's rules{}", self.name, if with_worker { " and its worker's manifest" } else { "" });
+        } else if self.findings.is_empty() {
+            println!("{}: {} part(s) could not be checked (above), so it is not known to be consistent", self.name, self.unchecked.len());
+        }
+    }
+
+    pub(crate) fn exit(&self) -> Exit {
         match (self.findings.is_empty(), self.unchecked.is_empty()) {
             (false, _) => Exit::Inconsistent,
             (true, false) => Exit::Failed, // could not check
@@ -65,17 +80,7 @@ pub(crate) async fn check(a: CheckArgs) -> Result<Exit, Problem> {
     if a.json {
         println!("{}", report.json());
     } else {
-        for f in &report.findings {
-            println!("{}: {}", f.check, f.message);
-        }
-        for u in &report.unchecked {
-            println!("not checked: {u}");
-        }
-        if report.consistent() {
-            println!("{} is consistent with task-runtime's rules{}", report.name, if a.worker.is_some() { " and its worker's manifest" } else { "" });
-        } else if report.findings.is_empty() {
-            println!("{}: {} part(s) could not be checked (above), so it is not known to be consistent", report.name, report.unchecked.len());
-        }
+        report.print(a.worker.is_some());
     }
     Ok(report.exit())
 }

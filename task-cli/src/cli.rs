@@ -64,9 +64,91 @@ pub(crate) enum Command {
     /// Write a stage's zip and its CloudFormation template beside it, without deploying.
     #[command(after_help = "Example:\n  tasks package dev -o code.zip\n  tasks package dev -o code.zip --binary target/lambda/worker/bootstrap")]
     Package(PackageArgs),
+    /// Build, upload and deploy a stage of Tasks.toml: its CloudFormation
+    /// stack created or updated through a change set, its events as they
+    /// come, its outputs, then `tasks check`.
+    #[command(after_help = "Example:\n  tasks deploy dev\n  tasks deploy prod --binary target/lambda/worker/bootstrap")]
+    Deploy(DeployArgs),
+    /// New code only: upload it, update each function of the stage, publish
+    /// a version and move the alias `live` to it.
+    #[command(after_help = "Example:\n  tasks update dev\n  tasks update dev --binary target/lambda/worker/bootstrap")]
+    Update(UpdateArgs),
+    /// Move the stage's alias `live` back to an earlier published version.
+    #[command(after_help = "Example:\n  tasks rollback dev\n  tasks rollback dev -n 2")]
+    Rollback(RollbackArgs),
+    /// Delete the stage's stack; its response table, log groups and failure
+    /// queues are kept unless asked.
+    #[command(after_help = "Example:\n  tasks undeploy dev\n  tasks undeploy dev --remove-logs --remove-table")]
+    Undeploy(UndeployArgs),
+    /// Turn the stage's schedules on, without a deploy.
+    #[command(after_help = "Example:\n  tasks schedule dev")]
+    Schedule(StageArgs),
+    /// Turn the stage's schedules off, without a deploy (until `tasks schedule` or the next deploy).
+    #[command(after_help = "Example:\n  tasks unschedule dev")]
+    Unschedule(StageArgs),
     /// Send a failed call again, with its original arguments, under a new id.
     #[command(after_help = "Example:\n  tasks retry 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7 --wait")]
     Retry(RetryArgs),
+}
+
+/// Where the code comes from: cargo-lambda's build, or a ready `bootstrap`.
+#[derive(Debug, Args)]
+pub(crate) struct CodeArgs {
+    /// A ready `bootstrap` built for Lambda, in place of cargo-lambda's build.
+    #[arg(long)]
+    pub(crate) binary: Option<std::path::PathBuf>,
+    /// A build of the worker that runs here, asked for its manifest
+    /// [default: the bootstrap when it runs here, else a `cargo build`].
+    #[arg(long)]
+    pub(crate) worker: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DeployArgs {
+    /// The stage of Tasks.toml.
+    pub(crate) stage: String,
+    #[command(flatten)]
+    pub(crate) code: CodeArgs,
+    /// Deploy this template (one of `tasks package`, edited) in place of the
+    /// one generated from the worker's manifest.
+    #[arg(long)]
+    pub(crate) template: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdateArgs {
+    /// The stage of Tasks.toml.
+    pub(crate) stage: String,
+    /// A ready `bootstrap` built for Lambda, in place of cargo-lambda's build.
+    #[arg(long)]
+    pub(crate) binary: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RollbackArgs {
+    /// The stage of Tasks.toml.
+    pub(crate) stage: String,
+    /// How many published versions back.
+    #[arg(short = 'n', long = "number", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) n: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UndeployArgs {
+    /// The stage of Tasks.toml.
+    pub(crate) stage: String,
+    /// Delete the functions' log groups too.
+    #[arg(long)]
+    pub(crate) remove_logs: bool,
+    /// Delete the response table too: every call's state and result.
+    #[arg(long)]
+    pub(crate) remove_table: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StageArgs {
+    /// The stage of Tasks.toml.
+    pub(crate) stage: String,
 }
 
 #[derive(Debug, Args)]
@@ -252,13 +334,8 @@ pub(crate) struct PackageArgs {
     /// Where to write the zip; the template goes beside it (`code.template.yaml`).
     #[arg(short, long, default_value = "code.zip")]
     pub(crate) output: std::path::PathBuf,
-    /// A ready `bootstrap` built for Lambda, in place of cargo-lambda's build.
-    #[arg(long)]
-    pub(crate) binary: Option<std::path::PathBuf>,
-    /// A build of the worker that runs here, asked for its manifest
-    /// [default: the bootstrap when it runs here, else a `cargo build`].
-    #[arg(long)]
-    pub(crate) worker: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub(crate) code: CodeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -322,6 +399,12 @@ mod tests {
             ("retry", "failed call again"),
             ("init", "Tasks.toml"),
             ("package", "zip"),
+            ("deploy", "change set"),
+            ("update", "New code"),
+            ("rollback", "back"),
+            ("undeploy", "Delete"),
+            ("schedule", "on"),
+            ("unschedule", "off"),
         ];
         let cli = Cli::command();
         let mut names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();

@@ -67,6 +67,12 @@ async fn main() -> ExitCode {
         Command::Dashboard(a) => dashboard::dashboard(a).await,
         Command::Init => deploy::init::init().await,
         Command::Package(a) => deploy::commands::package(a).await,
+        Command::Deploy(a) => deploy::commands::deploy(a).await,
+        Command::Update(a) => deploy::commands::update(a).await,
+        Command::Rollback(a) => deploy::commands::rollback(a).await,
+        Command::Undeploy(a) => deploy::commands::undeploy(a).await,
+        Command::Schedule(a) => deploy::commands::schedule(a, true).await,
+        Command::Unschedule(a) => deploy::commands::schedule(a, false).await,
     };
     match outcome {
         Ok(exit) => ExitCode::from(exit as u8),

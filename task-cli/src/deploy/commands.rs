@@ -1,13 +1,52 @@
-//! The commands over a stage of `Tasks.toml`. Today: `tasks package`, the
-//! zip and its template without deploying.
+//! The commands over a stage of `Tasks.toml`: `package` (the zip and its
+//! template, not deployed), `deploy`, `update`, `rollback`, `undeploy`,
+//! `schedule` and `unschedule`.
 
 use std::path::Path;
 
+use super::aws::Aws;
 use super::code;
 use super::settings::{Settings, Stage};
-use crate::cli::PackageArgs;
-use crate::template::Layout;
+use super::stack::{self, Applied, Param, Template};
+use super::versions;
+use crate::cli::{DeployArgs, PackageArgs, RollbackArgs, StageArgs, UndeployArgs, UpdateArgs};
+use crate::template::{ALIAS, Layout, SCHEDULES_PARAMETER};
 use crate::{Exit, Problem};
+
+/// Tasks.toml of the directory the command runs in (or above it).
+fn settings() -> Result<Settings, Problem> {
+    let here = std::env::current_dir().map_err(|e| Problem(format!("no current directory: {e}")))?;
+    Settings::find(&here)
+}
+
+/// The zip of `bootstrap`, its SHA-256, and its key in the stage's bucket.
+fn zipped(stage: &Stage, bootstrap: &Path) -> Result<(Vec<u8>, String, String), Problem> {
+    let zip = code::zip(bootstrap)?;
+    let hash = code::sha256_hex(&zip);
+    let key = format!("{}/{hash}.zip", stage.stack());
+    Ok((zip, hash, key))
+}
+
+/// Upload the zip, saying whether it was already there.
+async fn upload(aws: &Aws, stage: &Stage, zip: Vec<u8>, key: &str) -> Result<(), Problem> {
+    let size = zip.len();
+    if aws.upload(&stage.bucket, key, zip).await? {
+        eprintln!("uploaded s3://{}/{key} ({size} bytes)", stage.bucket);
+    } else {
+        eprintln!("s3://{}/{key} is there already (the same bytes)", stage.bucket);
+    }
+    Ok(())
+}
+
+/// Whether `template` declares parameter `name` (a line `  NAME:` under `Parameters:`).
+fn declares(template: &str, name: &str) -> bool {
+    let parameters = template.split("\nResources:").next().unwrap_or_default();
+    parameters.lines().any(|l| l == format!("  {name}:"))
+}
+
+fn schedules_value(on: bool) -> &'static str {
+    if on { "ENABLED" } else { "DISABLED" }
+}
 
 /// The template of `stage` for `manifest`, its table its own and named.
 pub(crate) fn stage_template(stage: &Stage, manifest: &serde_json::Value) -> String {
@@ -33,18 +72,15 @@ fn template_path(zip: &Path) -> std::path::PathBuf {
 }
 
 pub(crate) async fn package(a: PackageArgs) -> Result<Exit, Problem> {
-    let here = std::env::current_dir().map_err(|e| Problem(format!("no current directory: {e}")))?;
-    let settings = Settings::find(&here)?;
+    let settings = settings()?;
     let stage = settings.stage(&a.stage)?;
-    let bootstrap = code::bootstrap(stage, a.binary.as_deref())?;
-    let manifest = code::manifest(stage, &bootstrap, a.worker.as_deref())?;
-    let zip = code::zip(&bootstrap)?;
-    let hash = code::sha256_hex(&zip);
+    let bootstrap = code::bootstrap(stage, a.code.binary.as_deref())?;
+    let manifest = code::manifest(stage, &bootstrap, a.code.worker.as_deref())?;
+    let (zip, hash, key) = zipped(stage, &bootstrap)?;
     let template = stage_template(stage, &manifest);
     let template_at = template_path(&a.output);
     std::fs::write(&a.output, &zip).map_err(|e| Problem(format!("cannot write {}: {e}", a.output.display())))?;
     std::fs::write(&template_at, template).map_err(|e| Problem(format!("cannot write {}: {e}", template_at.display())))?;
-    let key = format!("{}/{hash}.zip", stage.stack());
     println!("{}: {} bytes, SHA-256 {hash}", a.output.display(), zip.len());
     println!("{}: the stack of stage `{}` ({} function(s))", template_at.display(), stage.name, stage.functions.len());
     let mut aws = String::new();
@@ -64,4 +100,221 @@ pub(crate) async fn package(a: PackageArgs) -> Result<Exit, Problem> {
         if stage.schedules { "" } else { " Schedules=DISABLED" }
     );
     Ok(Exit::Complete)
+}
+
+/// `tasks deploy STAGE`: build, upload, create or update the stack through
+/// a change set, show its events, its outputs and aliases, then check it.
+pub(crate) async fn deploy(a: DeployArgs) -> Result<Exit, Problem> {
+    let settings = settings()?;
+    let stage = settings.stage(&a.stage)?;
+    let name = stage.stack();
+    let aws = Aws::connect(stage).await?;
+    let existing = stack::describe(&aws.cfn, name).await?;
+    if let Some(s) = existing.as_ref().filter(|s| s.busy() || s.status == "ROLLBACK_COMPLETE" || s.status == "ROLLBACK_FAILED" || s.status == "DELETE_FAILED") {
+        return Err(Problem(format!("stack `{name}` is {}: {}; nothing was built or deployed", s.status, stack::explain(&s.status, &stage.name))));
+    }
+    let bootstrap = code::bootstrap(stage, a.code.binary.as_deref())?;
+    let manifest = code::manifest(stage, &bootstrap, a.code.worker.as_deref())?;
+    let template = match &a.template {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| Problem(format!("--template {}: {e}", path.display())))?,
+        None => stage_template(stage, &manifest),
+    };
+    let (zip, hash, key) = zipped(stage, &bootstrap)?;
+    upload(&aws, stage, zip, &key).await?;
+    let create = existing.as_ref().is_none_or(|s| s.status == "REVIEW_IN_PROGRESS");
+    let mut params = vec![("CodeBucket", Param::Value(stage.bucket.clone())), ("CodeKey", Param::Value(key)), ("CodeSha256", Param::Value(hash))];
+    if declares(&template, SCHEDULES_PARAMETER) {
+        params.push((SCHEDULES_PARAMETER, Param::Value(schedules_value(stage.schedules).to_owned())));
+    }
+    eprintln!("{} stack {name} ({})", if create { "creating" } else { "updating" }, aws.region);
+    match stack::apply(&aws.cfn, name, create, Template::Body(&template), params).await {
+        Ok(Applied::Unchanged) => eprintln!("stack {name}: no change (this code and these settings are deployed)"),
+        Ok(Applied::Ran { status, .. }) if status == "CREATE_COMPLETE" || status == "UPDATE_COMPLETE" => {}
+        Ok(Applied::Ran { status, failure }) => {
+            let at = failure.map(|f| format!(" at {f}")).unwrap_or_default();
+            return Err(Problem(format!("the deploy of stage `{}` failed{at}; stack `{name}` is {status}: {}", stage.name, stack::explain(&status, &stage.name))));
+        }
+        Err(Problem(why)) => {
+            let left = match stack::describe(&aws.cfn, name).await {
+                Ok(Some(s)) => format!("stack `{name}` is {}: {}", s.status, stack::explain(&s.status, &stage.name)),
+                Ok(None) => format!("there is no stack `{name}`"),
+                Err(Problem(e)) => e,
+            };
+            return Err(Problem(format!("{why}; {left}")));
+        }
+    }
+    let state = stack::serving(&aws.cfn, name, &stage.name).await?;
+    for (k, v) in &state.outputs {
+        println!("{k}: {v}");
+    }
+    // Callers and schedules invoke `live`: say what it serves, or that it is missing.
+    let mut exit = Exit::Complete;
+    for f in &stage.functions {
+        match versions::live(&aws.lambda, &f.name).await? {
+            Some(v) => println!("{}: `{ALIAS}` serves version {v}", f.name),
+            None => {
+                println!("{}: no alias `{ALIAS}`: the stack made none, and callers that invoke it fail (an implementation without AWS::Lambda::Alias in CloudFormation?)", f.name);
+                exit = Exit::Inconsistent;
+            }
+        }
+    }
+    let worker = crate::check::WorkerManifest { path: bootstrap, manifest: Some(manifest) };
+    let report = crate::check::check_report(&aws.sdk, &stage.default_function().name, Some(&worker)).await?;
+    report.print(true);
+    Ok(exit.max(report.exit()))
+}
+
+/// `tasks update STAGE`: new code on each function, a version published
+/// from it, and `live` moved to it. Should one function fail, those already
+/// moved go back, so that the stage serves one code.
+pub(crate) async fn update(a: UpdateArgs) -> Result<Exit, Problem> {
+    let settings = settings()?;
+    let stage = settings.stage(&a.stage)?;
+    let aws = Aws::connect(stage).await?;
+    stack::serving(&aws.cfn, stage.stack(), &stage.name).await?;
+    let lives = versions::live_all(&aws.lambda, stage.functions.iter().map(|f| f.name.as_str())).await?;
+    let bootstrap = code::bootstrap(stage, a.binary.as_deref())?;
+    let (zip, hash, key) = zipped(stage, &bootstrap)?;
+    upload(&aws, stage, zip, &key).await?;
+    let description = format!("code {hash}, tasks update");
+    let mut moved: Vec<(&str, u64)> = Vec::new();
+    for (name, from) in &lives {
+        let step = async {
+            let v = versions::publish_code(&aws.lambda, name, &stage.bucket, &key, &description).await?;
+            versions::point(&aws.lambda, name, v).await?;
+            Ok::<u64, Problem>(v)
+        };
+        match step.await {
+            Ok(v) => {
+                println!("{name}: `{ALIAS}` now serves version {v} (was {from})");
+                moved.push((name, *from));
+            }
+            Err(Problem(why)) => {
+                for (back, was) in &moved {
+                    if versions::point(&aws.lambda, back, *was).await.is_ok() {
+                        eprintln!("{back}: `{ALIAS}` moved back to version {was}");
+                    }
+                }
+                return Err(Problem(format!("{why}; `{ALIAS}` serves what it served before on every function of stage `{}`", stage.name)));
+            }
+        }
+    }
+    println!("the stack still names the code of its last deploy; `tasks deploy {}` makes them one again", stage.name);
+    Ok(Exit::Complete)
+}
+
+/// `tasks rollback STAGE -n N`: `live` of each function N published versions back.
+pub(crate) async fn rollback(a: RollbackArgs) -> Result<Exit, Problem> {
+    let settings = settings()?;
+    let stage = settings.stage(&a.stage)?;
+    let aws = Aws::connect(stage).await?;
+    stack::serving(&aws.cfn, stage.stack(), &stage.name).await?;
+    let lives = versions::live_all(&aws.lambda, stage.functions.iter().map(|f| f.name.as_str())).await?;
+    // Every target is found before any alias moves.
+    let mut targets = Vec::new();
+    for (name, from) in lives {
+        let published = versions::published(&aws.lambda, name).await?;
+        let to = versions::back(&published, from, a.n, name)?.clone();
+        targets.push((name, from, to));
+    }
+    for (name, from, to) in &targets {
+        versions::point(&aws.lambda, name, to.number).await?;
+        let what = if to.description.is_empty() { String::new() } else { format!(": {}", to.description) };
+        println!("{name}: `{ALIAS}` now serves version {} (was {from}), published {}{what}", to.number, to.published);
+    }
+    Ok(Exit::Complete)
+}
+
+/// `tasks undeploy STAGE`: delete the stack; say what it kept (the table,
+/// log groups and queues) and how to remove it, removing what was asked.
+pub(crate) async fn undeploy(a: UndeployArgs) -> Result<Exit, Problem> {
+    let settings = settings()?;
+    let stage = settings.stage(&a.stage)?;
+    let name = stage.stack();
+    let aws = Aws::connect(stage).await?;
+    let Some(state) = stack::describe(&aws.cfn, name).await? else {
+        return Err(Problem(format!("stage `{}` is not deployed (no stack `{name}`): nothing to undeploy", stage.name)));
+    };
+    let resources = stack::resources(&aws.cfn, name).await?;
+    eprintln!("deleting stack {name} ({})", aws.region);
+    let (status, failure) = stack::delete(&aws.cfn, &state).await?;
+    if status != "DELETE_COMPLETE" {
+        let at = failure.map(|f| format!(" at {f}")).unwrap_or_default();
+        return Err(Problem(format!("the deletion of stack `{name}` failed{at}; it is {status}: {}", stack::explain(&status, &stage.name))));
+    }
+    println!("stack {name}: deleted");
+    let kept = |ty: &'static str| resources.iter().filter(move |(t, _, id)| t == ty && !id.is_empty()).map(|(_, _, id)| id.as_str());
+    for table in kept("AWS::DynamoDB::Table") {
+        if a.remove_table {
+            let ddb = aws_sdk_dynamodb::Client::new(&aws.sdk);
+            ddb.delete_table().table_name(table).send().await.map_err(|e| Problem(format!("the stack is deleted, but not table {table}: {}", crate::deployed::sdk_error(&e))))?;
+            println!("table {table}: deleted");
+        } else {
+            println!("kept table {table} (every call's state and result): `tasks undeploy {} --remove-table` before, or `aws dynamodb delete-table --table-name {table}` now, deletes it", stage.name);
+        }
+    }
+    for group in kept("AWS::Logs::LogGroup") {
+        if a.remove_logs {
+            let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
+            logs.delete_log_group().log_group_name(group).send().await.map_err(|e| Problem(format!("the stack is deleted, but not log group {group}: {}", crate::deployed::sdk_error(&e))))?;
+            println!("log group {group}: deleted");
+        } else {
+            println!("kept log group {group}: `aws logs delete-log-group --log-group-name {group}` deletes it");
+        }
+    }
+    for queue in kept("AWS::SQS::Queue") {
+        println!("kept queue {queue} and the failure records in it: `aws sqs delete-queue --queue-url {queue}` deletes it");
+    }
+    Ok(Exit::Complete)
+}
+
+/// `tasks schedule STAGE` (`on`) and `tasks unschedule STAGE`: the stack's
+/// `Schedules` parameter changed, its template and other parameters kept.
+/// The next `tasks deploy` sets it from the stage's `schedules` again.
+pub(crate) async fn schedule(a: StageArgs, on: bool) -> Result<Exit, Problem> {
+    let settings = settings()?;
+    let stage = settings.stage(&a.stage)?;
+    let name = stage.stack();
+    let aws = Aws::connect(stage).await?;
+    let state = stack::serving(&aws.cfn, name, &stage.name).await?;
+    let want = schedules_value(on);
+    match state.parameters.get(SCHEDULES_PARAMETER) {
+        None => return Err(Problem(format!("stage `{}` has no schedules: its worker declares none, and keep-warm is off", stage.name))),
+        Some(now) if now == want => println!("stack {name}: schedules are {want} already"),
+        Some(_) => {
+            let params = state.parameters.keys().map(|k| (k.as_str(), if k == SCHEDULES_PARAMETER { Param::Value(want.to_owned()) } else { Param::Previous })).collect();
+            match stack::apply(&aws.cfn, name, false, Template::Previous, params).await? {
+                Applied::Ran { status, failure } if status != "UPDATE_COMPLETE" => {
+                    let at = failure.map(|f| format!(" at {f}")).unwrap_or_default();
+                    return Err(Problem(format!("turning the schedules of stage `{}` {} failed{at}; stack `{name}` is {status}: {}", stage.name, if on { "on" } else { "off" }, stack::explain(&status, &stage.name))));
+                }
+                _ => println!("stack {name}: schedules {want}"),
+            }
+        }
+    }
+    let scheduler = aws_sdk_scheduler::Client::new(&aws.sdk);
+    let schedules: Vec<_> = stack::resources(&aws.cfn, name).await?.into_iter().filter(|(t, _, _)| t == "AWS::Scheduler::Schedule").collect();
+    if schedules.is_empty() {
+        println!("the stack lists no AWS::Scheduler::Schedule (an implementation without them in CloudFormation?): no schedule's state to show");
+    }
+    for (_, logical, id) in schedules {
+        match scheduler.get_schedule().name(&id).send().await {
+            Ok(s) => println!("{logical} ({id}): {}", s.state().map(|s| s.as_str()).unwrap_or("?")),
+            Err(e) => println!("{logical} ({id}): cannot read it: {}", crate::deployed::sdk_error(&e)),
+        }
+    }
+    Ok(Exit::Complete)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parameter_is_declared_only_under_parameters() {
+        let t = "Parameters:\n  CodeKey:\n    Type: String\n  Schedules:\n    Type: String\nResources:\n  Other:\n";
+        assert!(declares(t, "Schedules"));
+        assert!(!declares(t, "Other"), "a resource is not a parameter");
+        assert!(!declares(t, "Code"));
+    }
 }
