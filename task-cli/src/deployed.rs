@@ -229,6 +229,12 @@ pub(crate) fn sdk_error<E: std::error::Error + 'static>(e: &aws_sdk_lambda::erro
     let text = first_line(&error_text(e));
     match e {
         SdkError::ResponseError(r) => format!("HTTP {}, with a body that is not the service's answer ({text})", r.raw().status().as_u16()),
+        // A body the SDK could not read as the service's error is shown as
+        // it came (moto's CloudFormation passes on Lambda's JSON error so).
+        SdkError::ServiceError(r) if text.contains("unhandled error") => {
+            let body = r.raw().body().bytes().map(|b| first_line(&String::from_utf8_lossy(b))).unwrap_or_default();
+            format!("HTTP {}: {text}; the body: {body}", r.raw().status().as_u16())
+        }
         SdkError::ServiceError(r) => format!("HTTP {}: {text}", r.raw().status().as_u16()),
         _ => text,
     }

@@ -6,39 +6,19 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use common::task_local;
+use common::workspace::workspace;
 
-/// A workspace whose one example links task-runtime (by path: `cargo
-/// metadata --no-deps` resolves nothing).
-fn workspace() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tasks-package-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)));
-    std::fs::create_dir_all(dir.join("examples")).expect("temp workspace");
-    let runtime = Path::new(env!("CARGO_MANIFEST_DIR")).join("../task-runtime");
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        format!("[package]\nname = \"pies\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\ntask-runtime = {{ path = {:?} }}\n\n[workspace]\n", runtime.display().to_string()),
-    )
-    .expect("Cargo.toml");
-    std::fs::create_dir_all(dir.join("src")).expect("src");
-    std::fs::write(dir.join("src/lib.rs"), "").expect("lib.rs");
-    std::fs::write(dir.join("examples/worker.rs"), "fn main() {}\n").expect("worker.rs");
-    dir
-}
-
-fn tasks(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(task_local::built("tasks")).args(args).current_dir(dir).output().expect("run tasks");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+fn tasks(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    common::workspace::tasks(dir, args, &[])
 }
 
 #[test]
 fn init_writes_a_dev_stage_and_package_writes_the_zip_and_its_template() {
-    let dir = workspace();
+    let dir = workspace("package");
     let (code, out, err) = tasks(&dir, &["init"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("next: tasks package dev"), "{out}");
+    assert!(out.contains("next: tasks deploy dev"), "{out}");
     let settings = std::fs::read_to_string(dir.join("Tasks.toml")).expect("Tasks.toml written");
     assert!(settings.contains("example = \"worker\"") && settings.contains("package = \"pies\""), "{settings}");
     // A second init leaves the file as it is.

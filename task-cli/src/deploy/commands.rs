@@ -288,8 +288,15 @@ pub(crate) async fn schedule(a: StageArgs, on: bool) -> Result<Exit, Problem> {
                     let at = failure.map(|f| format!(" at {f}")).unwrap_or_default();
                     return Err(Problem(format!("turning the schedules of stage `{}` {} failed{at}; stack `{name}` is {status}: {}", stage.name, if on { "on" } else { "off" }, stack::explain(&status, &stage.name))));
                 }
-                _ => println!("stack {name}: schedules {want}"),
+                Applied::Ran { .. } => {}
+                Applied::Unchanged => eprintln!("stack {name}: CloudFormation found nothing to change"),
             }
+            // Said only when the stack shows it.
+            let now = stack::serving(&aws.cfn, name, &stage.name).await?.parameters.get(SCHEDULES_PARAMETER).cloned().unwrap_or_default();
+            if now != want {
+                return Err(Problem(format!("stack `{name}`'s {SCHEDULES_PARAMETER} is still {now}, not {want}: the schedules of stage `{}` were not turned {}", stage.name, if on { "on" } else { "off" })));
+            }
+            println!("stack {name}: schedules {want}");
         }
     }
     let scheduler = aws_sdk_scheduler::Client::new(&aws.sdk);

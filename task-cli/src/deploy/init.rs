@@ -118,7 +118,7 @@ pub(crate) async fn init() -> Result<Exit, Problem> {
     let bucket = format!("tasks-code-{}", hex::encode(unique()));
     std::fs::write(&path, render(chosen, others, &bucket)).map_err(|e| Problem(format!("cannot write {}: {e}", path.display())))?;
     println!("wrote {} with a stage `dev` for {} ({})", path.display(), chosen.binary.name(), chosen.package);
-    println!("next: tasks package dev -o code.zip (the zip and its template, with the two commands that deploy them)");
+    println!("next: tasks deploy dev (or `tasks package dev -o code.zip` for the zip and its template, not deployed)");
     Ok(Exit::Complete)
 }
 

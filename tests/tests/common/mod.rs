@@ -4,8 +4,10 @@
 
 pub mod browser;
 pub mod faults;
+pub mod moto;
 pub mod web;
 pub mod task_local;
+pub mod workspace;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 
