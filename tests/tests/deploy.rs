@@ -16,8 +16,11 @@
 //!   CloudFormation would have on AWS.
 //! - a failed change set is not rolled back: what it made stays.
 //! - a change set is compared with the parameters the stack was created
-//!   with, not its current ones (`Stack.has_parameters`), so turning the
-//!   schedules back on is "no change" to moto.
+//!   with, not its current ones (`Stack.has_parameters`): turning the
+//!   schedules back to what the stack was created with is "no change" to
+//!   moto, unless another parameter (here the second deploy's code) moved
+//!   on. `tasks schedule` re-reads the parameter and says when it did not
+//!   change.
 
 mod common;
 
@@ -137,6 +140,7 @@ fn a_stage_deploys_updates_rolls_back_and_undeploys_against_moto() {
         let mut bytes = std::fs::read(&worker).expect("the worker");
         bytes.extend_from_slice(b"another build");
         std::fs::write(&newer, bytes).expect("write");
+        std::fs::set_permissions(&newer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
         let (code, out, _) = stage.tasks(&["update", "dev", "--binary", s(&newer)]);
         assert_eq!(code, 0);
         assert!(out.contains("worker-dev: `live` now serves version 2 (was 1)"), "{out}");
@@ -153,6 +157,14 @@ fn a_stage_deploys_updates_rolls_back_and_undeploys_against_moto() {
         assert!(err.contains("no version 1 before version 1"), "{err}");
         assert_eq!(alias(&lambda).await, "1", "a refused rollback moves nothing");
 
+        // A second deploy updates the stack: the new code's key.
+        let (code, out, err) = stage.tasks(&["deploy", "dev", "--binary", s(&newer), "--template", "moto.template.yaml"]);
+        assert!(err.contains("updating stack worker-dev") && err.contains("UPDATE_COMPLETE"), "{err}");
+        assert_eq!(code, 2, "still no alias `live` made by the stack: {out}");
+        let key = parameter(&cfn, "CodeKey").await;
+        assert!(err.contains(&format!("uploaded s3://{bucket}/{key}")) || err.contains(&format!("s3://{bucket}/{key} is there already")), "the stack names the new zip: {key}");
+        assert_eq!(cfn.describe_stacks().stack_name("worker-dev").send().await.expect("the stack").stacks()[0].stack_status().map(|s| s.as_str()), Some("UPDATE_COMPLETE"));
+
         // unschedule / schedule: the stack's parameter, its template kept.
         let (code, out, _) = stage.tasks(&["unschedule", "dev"]);
         assert_eq!(code, 0);
@@ -160,13 +172,10 @@ fn a_stage_deploys_updates_rolls_back_and_undeploys_against_moto() {
         assert!(out.contains("lists no AWS::Scheduler::Schedule"), "moto's gap is named: {out}");
         assert_eq!(parameter(&cfn, "Schedules").await, "DISABLED");
         assert_eq!(parameter(&cfn, "CodeKey").await, key, "the other parameters are kept");
-        // moto compares a change set's parameters with those the stack was
-        // created with, not its current ones: ENABLED again is "no change"
-        // to it, and the stack stays DISABLED. The command says so.
-        let (code, _, err) = stage.tasks(&["schedule", "dev"]);
-        assert_eq!(code, 2);
-        assert!(err.contains("found nothing to change") && err.contains("still DISABLED, not ENABLED"), "{err}");
-        assert_eq!(parameter(&cfn, "Schedules").await, "DISABLED");
+        let (code, out, _) = stage.tasks(&["schedule", "dev"]);
+        assert_eq!(code, 0);
+        assert!(out.contains("schedules ENABLED"), "{out}");
+        assert_eq!(parameter(&cfn, "Schedules").await, "ENABLED");
 
         // undeploy: no stack; the table kept with its items, and said so.
         let (code, out, _) = stage.tasks(&["undeploy", "dev"]);
