@@ -188,6 +188,38 @@ pub(crate) async fn check_report(sdk: &aws_config::SdkConfig, name: &str, worker
                 );
             }
         }
+        // Every task's function exists and runs the same code as the
+        // default one (all groups deploy from one zip), so that it hosts the task.
+        let routes = task_runtime::Config::from_lookup(|k| d.env.get(k).cloned());
+        let mut code_of: std::collections::BTreeMap<String, Result<String, String>> = std::collections::BTreeMap::new();
+        let default_target = routes.as_ref().ok().and_then(|c| c.function_for(None)).unwrap_or(&d.name).to_owned();
+        for t in manifest.as_ref().and_then(|m| m["tasks"].as_array()).into_iter().flatten() {
+            let (name, Some(group)) = (t["name"].as_str().unwrap_or_default(), t["function"].as_str()) else { continue };
+            let target = match &routes {
+                Ok(c) => c.function_for(Some(group)).unwrap_or(group).to_owned(),
+                Err(e) => {
+                    find("task_function", format!("the function's settings do not parse ({e}), so where task `{name}` (function = \"{group}\") runs is not known"));
+                    continue;
+                }
+            };
+            for f in [&target, &default_target] {
+                if !code_of.contains_key(f) {
+                    let code = read(&lambda, f).await.map(|t| t.code_sha256).map_err(|Problem(why)| why);
+                    code_of.insert(f.clone(), code);
+                }
+            }
+            match (&code_of[&target], &code_of[&default_target]) {
+                (Err(why), _) => find(
+                    "task_function",
+                    format!("task `{name}` runs on `{target}` (its `function = \"{group}\"`), and {why}: add [stages.STAGE.functions.{group}] to Tasks.toml and `tasks deploy`, or deploy a function of that name"),
+                ),
+                (Ok(there), Ok(here)) if there != here && target != default_target => find(
+                    "task_function",
+                    format!("task `{name}` runs on `{target}`, whose code is not the default function's (`{default_target}`): it may not have the task; deploy both from one zip (`tasks deploy`)"),
+                ),
+                _ => {}
+            }
+        }
         match (manifest, schedules_of(&sdk, &d.arn).await) {
             (None, _) => unchecked.push(format!("schedules: {} printed no manifest", worker.path.display())),
             (_, Err(why)) => unchecked.push(format!("schedules: {why}")),

@@ -23,6 +23,8 @@ pub(crate) struct Deployed {
     pub(crate) memory_mb: i32,
     pub(crate) timeout_s: i32,
     pub(crate) code_size: i64,
+    /// Lambda's hash of the code (base64 SHA-256): the same for functions deployed from one zip.
+    pub(crate) code_sha256: String,
     pub(crate) last_modified: String,
     pub(crate) env: BTreeMap<String, String>,
     /// (retries, max event age in seconds, on-failure destination); Lambda's
@@ -56,12 +58,29 @@ pub(crate) async fn read(lambda: &aws_sdk_lambda::Client, name: &str) -> Result<
         memory_mb: c.memory_size().unwrap_or(128),
         timeout_s: c.timeout().unwrap_or(3),
         code_size: c.code_size(),
+        code_sha256: c.code_sha256().unwrap_or_default().to_owned(),
         last_modified: c.last_modified().unwrap_or("-").to_owned(),
         env,
         retries,
         max_event_age_s,
         on_failure,
     })
+}
+
+/// Where each task group runs (`#[task(function = "GROUP")]`), read from
+/// the function's settings as the runtime reads them: `default` is where a
+/// task without `function =` goes (TASK_FUNCTION, else the function `name` itself).
+pub(crate) fn function_groups(name: &str, env: &BTreeMap<String, String>) -> Value {
+    match task_runtime::Config::from_lookup(|k| env.get(k).cloned()) {
+        Ok(c) => {
+            let mut groups: serde_json::Map<String, Value> = c.functions.iter().map(|(g, f)| (g.clone(), json!(f))).collect();
+            if !groups.is_empty() {
+                groups.insert("default".to_owned(), json!(c.function_for(None).unwrap_or(name)));
+            }
+            Value::Object(groups)
+        }
+        Err(e) => json!({"unavailable": e.to_string()}),
+    }
 }
 
 /// `TASK_*` variables, secrets as "set".
@@ -101,6 +120,7 @@ async fn report_of(sdk: &aws_config::SdkConfig, d: &Deployed) -> Value {
         "memory_mb": d.memory_mb, "timeout_s": d.timeout_s, "code_size_bytes": d.code_size, "last_modified": d.last_modified,
         "max_retry_attempts": d.retries, "max_event_age_s": d.max_event_age_s, "on_failure": d.on_failure,
         "task_settings": task_settings(&d.env),
+        "function_groups": function_groups(&d.name, &d.env),
         "schedules": part(schedules), "calls_last_24h": part(calls), "metrics_last_24h": part(metrics),
     })
 }
@@ -126,6 +146,15 @@ pub(crate) async fn function(a: FunctionArgs) -> Result<Exit, Problem> {
     println!("async invokes  {} retries, events kept {} s, on failure: {}", d.retries, d.max_event_age_s, d.on_failure.as_deref().unwrap_or("none"));
     for (k, v) in task_settings(&d.env) {
         println!("  {k}={v}");
+    }
+    match function_groups(&d.name, &d.env) {
+        Value::Object(groups) if !groups.is_empty() => {
+            for (group, function) in groups {
+                println!("group {group:<8} {}", text_of(&function));
+            }
+        }
+        Value::Object(_) => println!("groups         none: every task runs on the default function"),
+        other => println!("groups         {}", text(&other)),
     }
     for key in ["schedules", "calls_last_24h", "metrics_last_24h"] {
         println!("{:<14} {}", key.replace('_', " "), text(&report[key]));

@@ -295,3 +295,32 @@ fn check_names_tasks_whose_retry_policy_or_limits_the_deployment_cannot_keep() {
     let v: Value = serde_json::from_slice(&tasks(&tl, &["check", "fault", "--worker", &worker, "--json"]).stdout).expect("JSON");
     assert_eq!((messages_of(&v, "task_retries").len(), messages_of(&v, "task_limits").len()), (0, 0), "{v}");
 }
+
+#[test]
+fn check_finds_the_function_of_each_task_and_function_shows_the_groups() {
+    let table = table();
+    let fault = task_local::built("fault-worker").display().to_string();
+    let routed = |extra: &[&str]| {
+        let mut args: Vec<String> = vec![
+            "--function".into(), format!("fault={fault}"),
+            "--env".into(), format!("TASK_RESPONSE_TABLE={table}"),
+            "--env".into(), "fault:TASK_FUNCTIONS=heavy=fault-heavy".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        TaskLocal::start(args)
+    };
+    // fault.heavy's group routes to fault-heavy, which is not deployed.
+    let tl = routed(&[]);
+    let check = tasks(&tl, &["check", "fault", "--worker", &fault, "--json"]);
+    let v: Value = serde_json::from_slice(&check.stdout).unwrap_or_else(|e| panic!("JSON ({e}): {check:?}"));
+    let messages = messages_of(&v, "task_function");
+    assert_eq!(messages.len(), 1, "{v}");
+    assert!(messages[0].contains("task `fault.heavy` runs on `fault-heavy`") && messages[0].contains("[stages.STAGE.functions.heavy]"), "{}", messages[0]);
+    let shown = String::from_utf8_lossy(&tasks(&tl, &["function", "fault"]).stdout).into_owned();
+    assert!(shown.contains("group heavy    fault-heavy") && shown.contains("group default  fault"), "{shown}");
+    drop(tl);
+    // Deployed, from the same binary: found, and no finding.
+    let tl = routed(&["--function", &format!("fault-heavy={fault}")]);
+    let check = tasks(&tl, &["check", "fault", "--worker", &fault, "--json"]);
+    assert!(!checks_of(&check).iter().any(|c| c == "task_function"), "{check:?}");
+}

@@ -29,6 +29,13 @@ async fn ok(n: u64) -> u64 {
     n
 }
 
+/// Twice `n`, on the function of group `heavy` (`TASK_FUNCTIONS`): the task
+/// whose function `tasks check` looks for.
+#[task(name = "fault.heavy", function = "heavy")]
+async fn heavy(n: u64) -> u64 {
+    n * 2
+}
+
 /// A retryable error until attempt `succeed_on`, then completes.
 /// Sends `n` calls of `fault.traced`: a parent for `tasks tree`.
 #[task(name = "fault.fan_out")]
