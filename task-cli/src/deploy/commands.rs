@@ -110,7 +110,7 @@ pub(crate) async fn deploy(a: DeployArgs) -> Result<Exit, Problem> {
     let name = stage.stack();
     let aws = Aws::connect(stage).await?;
     let existing = stack::describe(&aws.cfn, name).await?;
-    if let Some(s) = existing.as_ref().filter(|s| s.busy() || s.status == "ROLLBACK_COMPLETE" || s.status == "ROLLBACK_FAILED" || s.status == "DELETE_FAILED") {
+    if let Some(s) = existing.as_ref().filter(|s| s.blocks_deploy()) {
         return Err(Problem(format!("stack `{name}` is {}: {}; nothing was built or deployed", s.status, stack::explain(&s.status, &stage.name))));
     }
     let bootstrap = code::bootstrap(stage, a.code.binary.as_deref())?;

@@ -86,13 +86,13 @@ pub(crate) fn render(chosen: &Candidate, others: &[Candidate], bucket: &str) -> 
          # region = \"eu-west-1\"          # [default: AWS_REGION, or the profile's]\n\
          # profile = \"default\"           # [default: AWS_PROFILE]\n\
          architecture = \"arm64\"          # or \"x86_64\"\n\
-         memory = 128                      # MB, 128 to 10240\n\
-         timeout = \"60s\"                  # up to 15m\n\
+         memory = 128                    # MB, 128 to 10240\n\
+         timeout = \"60s\"                 # up to 15m\n\
          log_retention_days = 14\n\
-         keep_warm = true                  # deploy the keep-warm pings the code declares\n\
-         schedules = true                  # the schedules are on after a deploy\n\
-         api_key = false                   # an HTTP app (run_http) behind an API key\n\
-         tracing = false                   # X-Ray active tracing\n\
+         keep_warm = true                # deploy the keep-warm pings the code declares\n\
+         schedules = true                # the schedules are on after a deploy\n\
+         api_key = false                 # an HTTP app (run_http) behind an API key\n\
+         tracing = false                 # X-Ray active tracing\n\
          # table = \"{name}-dev-responses\" # the response table [default: FUNCTION-responses]\n\
          # environment = {{ RUST_LOG = \"info\" }}\n\
          # tags = {{ team = \"pies\" }}\n\n\

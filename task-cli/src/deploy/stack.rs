@@ -33,6 +33,12 @@ impl StackState {
         self.status.ends_with("_IN_PROGRESS") && self.status != "REVIEW_IN_PROGRESS"
     }
 
+    /// Whether a deploy must not touch it: moving, or left where only a
+    /// deletion (or CloudFormation's own recovery) gets it out.
+    pub(crate) fn blocks_deploy(&self) -> bool {
+        self.busy() || matches!(self.status.as_str(), "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED" | "DELETE_FAILED" | "UPDATE_ROLLBACK_FAILED")
+    }
+
     /// Whether it holds a deployment (created, updated, or put back after a failed update).
     pub(crate) fn serving(&self) -> bool {
         matches!(self.status.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "UPDATE_ROLLBACK_COMPLETE" | "IMPORT_COMPLETE" | "IMPORT_ROLLBACK_COMPLETE")
@@ -256,4 +262,28 @@ pub(crate) async fn resources(cfn: &aws_sdk_cloudformation::Client, stack: &str)
         }
     }
     Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(status: &str) -> StackState {
+        StackState { id: "id".into(), status: status.into(), parameters: BTreeMap::new(), outputs: Vec::new() }
+    }
+
+    #[test]
+    fn a_stack_a_deploy_cannot_update_is_explained_with_the_command_that_recovers_it() {
+        for status in ["ROLLBACK_COMPLETE", "CREATE_FAILED", "UPDATE_IN_PROGRESS", "UPDATE_ROLLBACK_FAILED", "DELETE_FAILED"] {
+            assert!(state(status).blocks_deploy(), "{status}");
+        }
+        for status in ["CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"] {
+            assert!(!state(status).blocks_deploy(), "{status}");
+        }
+        let why = explain("ROLLBACK_COMPLETE", "dev");
+        assert!(why.contains("cannot be updated, only deleted") && why.contains("`tasks undeploy dev`, then `tasks deploy dev`"), "{why}");
+        assert!(explain("UPDATE_ROLLBACK_FAILED", "dev").contains("continue-update-rollback"));
+        assert!(explain("UPDATE_ROLLBACK_COMPLETE", "dev").contains("still serves its previous deployment"));
+        assert!(state("UPDATE_ROLLBACK_COMPLETE").serving() && !state("ROLLBACK_COMPLETE").serving());
+    }
 }
