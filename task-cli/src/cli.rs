@@ -86,8 +86,9 @@ pub(crate) enum Command {
     /// Turn the stage's schedules off, without a deploy (until `tasks schedule` or the next deploy).
     #[command(after_help = "Example:\n  tasks unschedule dev")]
     Unschedule(StageArgs),
-    /// Send a failed call again, with its original arguments, under a new id.
-    #[command(after_help = "Example:\n  tasks retry 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7 --wait")]
+    /// Send a failed call again, with its original arguments, as `retry:ID`;
+    /// or, with --failed, every failed call listed, at a bounded rate.
+    #[command(after_help = "Example:\n  tasks retry 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7 --wait\n  tasks retry --failed --since 6h --task worker::flaky --dry-run\n  tasks retry --failed --since 24h --rate 20/s")]
     Retry(RetryArgs),
 }
 
@@ -341,7 +342,27 @@ pub(crate) struct PackageArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RetryArgs {
     /// The failed call's id.
-    pub(crate) id: String,
+    #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+    pub(crate) id: Option<String>,
+    /// Every failed call that `tasks failed` lists (with --since, --task,
+    /// --kind), each sent again once: a call retried already is left.
+    #[arg(long)]
+    pub(crate) failed: bool,
+    /// With --failed: from this long ago.
+    #[arg(long, value_parser = duration, default_value = "24h", requires = "failed")]
+    pub(crate) since: Duration,
+    /// With --failed: only calls of this task.
+    #[arg(long, requires = "failed")]
+    pub(crate) task: Option<String>,
+    /// With --failed: only calls that failed so (`permanent`, `retryable`, `panic`, `timeout`, ...).
+    #[arg(long, requires = "failed")]
+    pub(crate) kind: Option<String>,
+    /// With --failed: say what would be sent, and send nothing.
+    #[arg(long, requires = "failed")]
+    pub(crate) dry_run: bool,
+    /// With --failed: at most this many sends, `N/s` or `N/m`.
+    #[arg(long, value_parser = rate, default_value = "50/s", requires = "failed")]
+    pub(crate) rate: Duration,
     /// The function to invoke [default: TASK_FUNCTION].
     #[arg(long)]
     pub(crate) function: Option<String>,
@@ -351,6 +372,22 @@ pub(crate) struct RetryArgs {
     /// With --wait: give up after this long [default: 15m].
     #[arg(long, value_parser = duration)]
     pub(crate) timeout: Option<Duration>,
+}
+
+/// `50/s` or `600/m`: the gap between two sends.
+pub(crate) fn rate(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a rate like 50/s or 600/m");
+    let (n, per) = text.trim().split_once('/').ok_or_else(bad)?;
+    let n: f64 = n.trim().parse().map_err(|_| bad())?;
+    let per = match per.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        _ => return Err(bad()),
+    };
+    if !(n.is_finite() && n > 0.0) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(per / n))
 }
 
 /// `500ms`, `30s`, `10m`, `24h`, `7d`, or a bare number of seconds.

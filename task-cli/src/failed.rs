@@ -100,28 +100,63 @@ pub(crate) async fn create_table(a: CreateTableArgs) -> Result<Exit, Problem> {
 pub(crate) async fn retry(a: RetryArgs) -> Result<Exit, Problem> {
     let config = install(a.function.as_deref())?;
     let store = crate::setup::table(&config)?;
-    let Some((task, id)) = retry_call(&config, &store, &a.id).await? else {
-        eprintln!("tasks: no call {}: it is unknown or has expired", a.id);
-        return Ok(Exit::Unknown);
+    let Some(id) = a.id.as_deref() else {
+        return retry_failed(&a, &config, &store).await;
     };
-    eprintln!("retried {} as a new call", a.id);
-    announce(&task, &id, false, false);
+    let new_id = match retry_call(&config, &store, id, false).await? {
+        Retried::Unknown => {
+            eprintln!("tasks: no call {id}: it is unknown or has expired");
+            return Ok(Exit::Unknown);
+        }
+        Retried::Sent { task, id: new_id } | Retried::WouldSend { task, id: new_id } => {
+            eprintln!("retried {id} as a new call");
+            announce(&task, &new_id, false, false);
+            new_id
+        }
+        Retried::Already { id: new_id, status } => {
+            eprintln!("call {id} was retried already, as {new_id} ({status}): nothing sent (`tasks retry {new_id}` sends that one again if it failed)");
+            println!("{new_id}");
+            new_id
+        }
+    };
     if !a.wait {
         return Ok(Exit::Complete);
     }
-    let calls = follow(&[id], a.timeout.unwrap_or(DEFAULT_WAIT)).await?;
+    let calls = follow(&[new_id], a.timeout.unwrap_or(DEFAULT_WAIT)).await?;
     print(&calls, false);
     Ok(calls.first().map_or(Exit::Unknown, |(_, r)| crate::render::exit_of(r.as_ref())))
 }
 
-/// Send failed call `id` again, from the message kept with it: its task
-/// and the new call's id, or `None` when no call `id` exists.
-pub(crate) async fn retry_call(config: &task_runtime::Config, store: &DynamoStore, id: &str) -> Result<Option<(String, String)>, Problem> {
+/// What retrying one failed call came to.
+pub(crate) enum Retried {
+    /// No such call.
+    Unknown,
+    /// Sent as the new call `id`.
+    Sent { task: String, id: String },
+    /// A dry run: would be sent as `id`.
+    WouldSend { task: String, id: String },
+    /// Retried before, as `id`, which is now `status`: nothing sent.
+    Already { id: String, status: Status },
+}
+
+/// The id of the retry of call `id`: one retry per call, however many
+/// times a retry is asked for, by however many commands at once (a second
+/// send of an existing id sends nothing).
+pub(crate) fn retry_id(id: &str) -> String {
+    format!("retry:{id}")
+}
+
+/// Send failed call `id` again as `retry:ID`, from the message kept with it.
+pub(crate) async fn retry_call(config: &task_runtime::Config, store: &DynamoStore, id: &str, dry_run: bool) -> Result<Retried, Problem> {
     let Some(r) = get_async_response(id).await.map_err(store_problem)? else {
-        return Ok(None);
+        return Ok(Retried::Unknown);
     };
     if r.status != Status::Failed {
         return Err(Problem(format!("call {id} is {}: only a failed call is retried", r.status)));
+    }
+    let new_id = retry_id(id);
+    if let Some(existing) = get_async_response(&new_id).await.map_err(store_problem)? {
+        return Ok(Retried::Already { id: new_id, status: existing.status });
     }
     let kept = store.failed_message(id).await.map_err(store_problem)?.ok_or_else(|| {
         Problem(format!(
@@ -133,7 +168,60 @@ pub(crate) async fn retry_call(config: &task_runtime::Config, store: &DynamoStor
     if config.function.is_none() {
         return Err(config_problem(task_runtime::ConfigError::NoFunction));
     }
-    let options = SendOptions::default().retries(original.retries);
+    if dry_run {
+        return Ok(Retried::WouldSend { task: original.task, id: new_id });
+    }
+    let options = SendOptions::default().retries(original.retries).id(new_id.clone());
     let handle = task_runtime::send(&original.task, Value::Object(original.args), options).await.map_err(dispatch_problem)?;
-    Ok(Some((original.task, handle.id().to_owned())))
+    if handle.is_existing() {
+        // Another command sent it between the read above and this send.
+        let status = get_async_response(&new_id).await.map_err(store_problem)?.map_or(Status::Pending, |r| r.status);
+        return Ok(Retried::Already { id: new_id, status });
+    }
+    Ok(Retried::Sent { task: original.task, id: handle.id().to_owned() })
+}
+
+/// `tasks retry --failed`: every failed call listed, each sent again once,
+/// at most one send per `a.rate`, with a bar; a line per call, then the sums.
+async fn retry_failed(a: &RetryArgs, config: &task_runtime::Config, store: &DynamoStore) -> Result<Exit, Problem> {
+    let since = now_ms().saturating_sub(a.since.as_millis() as u64);
+    let mut calls = store.failed_since(since, usize::MAX).await.map_err(store_problem)?;
+    calls.retain(|c| a.task.as_ref().is_none_or(|t| *t == c.response.task));
+    calls.retain(|c| a.kind.as_ref().is_none_or(|k| c.response.error.as_ref().is_some_and(|e| e.kind.as_str() == k)));
+    if calls.is_empty() {
+        println!("no failed calls since {} to retry", time(since));
+        return Ok(Exit::Complete);
+    }
+    let mut progress = Progress::bar(calls.len() as u64);
+    let mut gap = tokio::time::interval(a.rate);
+    gap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut rows, mut sent, mut counts) = (Vec::new(), Vec::new(), std::collections::BTreeMap::<&str, usize>::new());
+    for (i, c) in calls.iter().enumerate() {
+        if c.message_kept && !a.dry_run {
+            gap.tick().await;
+        }
+        let (what, detail) = match retry_call(config, store, &c.id, a.dry_run).await {
+            Ok(Retried::Sent { id, .. }) => {
+                sent.push(id.clone());
+                ("sent", id)
+            }
+            Ok(Retried::WouldSend { id, .. }) => ("would send", id),
+            Ok(Retried::Already { id, status }) => ("retried already", format!("{id} ({status})")),
+            Ok(Retried::Unknown) => ("not sent", "it expired".to_owned()),
+            Err(Problem(why)) => ("not sent", why),
+        };
+        *counts.entry(what).or_default() += 1;
+        rows.push(vec![c.id.clone(), c.response.task.clone(), what.to_owned(), detail]);
+        progress.update(i as u64 + 1, format!("{} sent, {} retried already", counts.get("sent").unwrap_or(&0), counts.get("retried already").unwrap_or(&0)));
+    }
+    progress.finish();
+    print!("{}", table(&["ID", "TASK", "WHAT", "THE RETRY"], &rows));
+    let sums: Vec<String> = counts.iter().map(|(what, n)| format!("{n} {what}")).collect();
+    println!("{} failed call(s) since {}: {}", calls.len(), time(since), sums.join(", "));
+    if a.wait && !sent.is_empty() {
+        let ended = follow(&sent, a.timeout.unwrap_or(DEFAULT_WAIT)).await?;
+        println!("{}", crate::status::summary(&ended));
+        return Ok(ended.iter().map(|(_, r)| crate::render::exit_of(r.as_ref())).max().unwrap_or(Exit::Complete));
+    }
+    Ok(if counts.contains_key("not sent") { Exit::Failed } else { Exit::Complete })
 }

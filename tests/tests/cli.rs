@@ -224,8 +224,12 @@ fn failed_lists_failed_calls_and_retry_sends_one_again() {
     let _ = std::fs::remove_file(&flag);
     assert_eq!(code, 0, "{out}{err}");
     let new_id = out.lines().next().unwrap_or_default().to_owned();
-    assert_ne!(new_id, first);
+    assert_eq!(new_id, format!("retry:{first}"), "a call's retry has an id of its own");
     assert!(out.contains("status    complete") && out.contains("is there"), "{out}");
+    // Asked again, the retry there is, not a second one.
+    let (code, out, err) = run(&["retry", &first]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains(&format!("was retried already, as {new_id} (complete): nothing sent")), "{err}");
     let (code, _, err) = run(&["retry", &new_id]);
     assert_eq!(code, 2);
     assert!(err.contains("is complete: only a failed call is retried"), "{err}");

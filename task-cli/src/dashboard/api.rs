@@ -213,9 +213,12 @@ async fn tree(Path(id): Path<String>, Query(q): Query<TreeQuery>) -> Result<Json
 }
 
 async fn retry(State(d): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    match crate::failed::retry_call(&d.config, &d.store, &id).await {
-        Ok(Some((task, new_id))) => Ok(Json(json!({"retried": id, "task": task, "id": new_id}))),
-        Ok(None) => Err(ApiError(StatusCode::NOT_FOUND, format!("no call {id}: it is unknown or has expired"))),
+    use crate::failed::Retried;
+    match crate::failed::retry_call(&d.config, &d.store, &id, false).await {
+        Ok(Retried::Sent { task, id: new_id } | Retried::WouldSend { task, id: new_id }) => Ok(Json(json!({"retried": id, "task": task, "id": new_id}))),
+        // Retried before: the retry there is, not a second one.
+        Ok(Retried::Already { id: new_id, status }) => Ok(Json(json!({"retried": id, "id": new_id, "existing": true, "status": status}))),
+        Ok(Retried::Unknown) => Err(ApiError(StatusCode::NOT_FOUND, format!("no call {id}: it is unknown or has expired"))),
         Err(Problem(why)) => Err(ApiError(StatusCode::CONFLICT, why)),
     }
 }

@@ -44,6 +44,13 @@ fn declares(template: &str, name: &str) -> bool {
     parameters.lines().any(|l| l == format!("  {name}:"))
 }
 
+/// A change of stack `name` that ended in `status`: the first resource that
+/// failed with CloudFormation's reason, and what the state means.
+fn failed(what: &str, name: &str, status: &str, failure: Option<String>, stage: &Stage) -> Problem {
+    let at = failure.map(|f| format!(" at {f}")).unwrap_or_default();
+    Problem(format!("{what} failed{at}; stack `{name}` is {status}: {}", stack::explain(status, &stage.name)))
+}
+
 fn schedules_value(on: bool) -> &'static str {
     if on { "ENABLED" } else { "DISABLED" }
 }
@@ -131,8 +138,7 @@ pub(crate) async fn deploy(a: DeployArgs) -> Result<Exit, Problem> {
         Ok(Applied::Unchanged) => eprintln!("stack {name}: no change (this code and these settings are deployed)"),
         Ok(Applied::Ran { status, .. }) if status == "CREATE_COMPLETE" || status == "UPDATE_COMPLETE" => {}
         Ok(Applied::Ran { status, failure }) => {
-            let at = failure.map(|f| format!(" at {f}")).unwrap_or_default();
-            return Err(Problem(format!("the deploy of stage `{}` failed{at}; stack `{name}` is {status}: {}", stage.name, stack::explain(&status, &stage.name))));
+            return Err(failed(&format!("the deploy of stage `{}`", stage.name), name, &status, failure, stage));
         }
         Err(Problem(why)) => {
             let left = match stack::describe(&aws.cfn, name).await {
@@ -239,8 +245,7 @@ pub(crate) async fn undeploy(a: UndeployArgs) -> Result<Exit, Problem> {
     eprintln!("deleting stack {name} ({})", aws.region);
     let (status, failure) = stack::delete(&aws.cfn, &state).await?;
     if status != "DELETE_COMPLETE" {
-        let at = failure.map(|f| format!(" at {f}")).unwrap_or_default();
-        return Err(Problem(format!("the deletion of stack `{name}` failed{at}; it is {status}: {}", stack::explain(&status, &stage.name))));
+        return Err(failed(&format!("the deletion of stack `{name}`"), name, &status, failure, stage));
     }
     println!("stack {name}: deleted");
     let kept = |ty: &'static str| resources.iter().filter(move |(t, _, id)| t == ty && !id.is_empty()).map(|(_, _, id)| id.as_str());
@@ -250,7 +255,7 @@ pub(crate) async fn undeploy(a: UndeployArgs) -> Result<Exit, Problem> {
             ddb.delete_table().table_name(table).send().await.map_err(|e| Problem(format!("the stack is deleted, but not table {table}: {}", crate::deployed::sdk_error(&e))))?;
             println!("table {table}: deleted");
         } else {
-            println!("kept table {table} (every call's state and result): `tasks undeploy {} --remove-table` before, or `aws dynamodb delete-table --table-name {table}` now, deletes it", stage.name);
+            println!("kept table {table} (every call's state and result): `aws dynamodb delete-table --table-name {table}` deletes it (`--remove-table` does, with the stack)");
         }
     }
     for group in kept("AWS::Logs::LogGroup") {
@@ -259,7 +264,7 @@ pub(crate) async fn undeploy(a: UndeployArgs) -> Result<Exit, Problem> {
             logs.delete_log_group().log_group_name(group).send().await.map_err(|e| Problem(format!("the stack is deleted, but not log group {group}: {}", crate::deployed::sdk_error(&e))))?;
             println!("log group {group}: deleted");
         } else {
-            println!("kept log group {group}: `aws logs delete-log-group --log-group-name {group}` deletes it");
+            println!("kept log group {group}: `aws logs delete-log-group --log-group-name {group}` deletes it (`--remove-logs` does, with the stack)");
         }
     }
     for queue in kept("AWS::SQS::Queue") {
@@ -285,8 +290,7 @@ pub(crate) async fn schedule(a: StageArgs, on: bool) -> Result<Exit, Problem> {
             let params = state.parameters.keys().map(|k| (k.as_str(), if k == SCHEDULES_PARAMETER { Param::Value(want.to_owned()) } else { Param::Previous })).collect();
             match stack::apply(&aws.cfn, name, false, Template::Previous, params).await? {
                 Applied::Ran { status, failure } if status != "UPDATE_COMPLETE" => {
-                    let at = failure.map(|f| format!(" at {f}")).unwrap_or_default();
-                    return Err(Problem(format!("turning the schedules of stage `{}` {} failed{at}; stack `{name}` is {status}: {}", stage.name, if on { "on" } else { "off" }, stack::explain(&status, &stage.name))));
+                    return Err(failed(&format!("turning the schedules of stage `{}` {}", stage.name, if on { "on" } else { "off" }), name, &status, failure, stage));
                 }
                 Applied::Ran { .. } => {}
                 Applied::Unchanged => eprintln!("stack {name}: CloudFormation found nothing to change"),

@@ -100,9 +100,11 @@ async fn relay() -> TaskResult<String> {
     Ok(whoami().await?.id().to_owned())
 }
 
-/// Fails for good unless the file `path` exists (a call to retry once it does).
+/// Fails for good unless the file `path` exists (a call to retry once it
+/// does); marks each run (`FAULT_MARKS`).
 #[task(name = "fault.until")]
 async fn until(path: String) -> TaskResult<String> {
+    mark();
     if std::path::Path::new(&path).exists() {
         Ok(format!("{path} is there"))
     } else {
