@@ -459,6 +459,15 @@ mod tests {
     }
 
     #[test]
+    fn rates_are_gaps_between_sends() {
+        assert_eq!(rate("50/s"), Ok(Duration::from_millis(20)));
+        assert_eq!(rate("600/m"), Ok(Duration::from_millis(100)));
+        for bad in ["50", "0/s", "-1/s", "5/h", "x/s"] {
+            assert!(rate(bad).is_err_and(|e| e.contains("50/s")), "{bad}");
+        }
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
