@@ -90,6 +90,10 @@ pub(crate) enum Command {
     /// or, with --failed, every failed call listed, at a bounded rate.
     #[command(after_help = "Example:\n  tasks retry 5cd2fef9-10de-4a1e-8c1d-87df7a9423a7 --wait\n  tasks retry --failed --since 6h --task worker::flaky --dry-run\n  tasks retry --failed --since 24h --rate 20/s")]
     Retry(RetryArgs),
+    /// Send the messages of a dead-letter queue back through the failure
+    /// queue, each shown as what it was and what became of it.
+    #[command(after_help = "Example:\n  tasks redrive worker-dev-FailedDeadLetters-1A2B3C --dry-run\n  tasks redrive https://sqs.eu-west-1.amazonaws.com/123456789012/worker-dev-FailedDeadLetters-1A2B3C")]
+    Redrive(RedriveArgs),
 }
 
 /// Where the code comes from: cargo-lambda's build, or a ready `bootstrap`.
@@ -144,6 +148,21 @@ pub(crate) struct UndeployArgs {
     /// Delete the response table too: every call's state and result.
     #[arg(long)]
     pub(crate) remove_table: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RedriveArgs {
+    /// The dead-letter queue: its URL, ARN or name (the stack's output `FailureDeadLetters`).
+    pub(crate) queue: String,
+    /// Where to send its messages [default: the queue whose redrive policy names it].
+    #[arg(long)]
+    pub(crate) to: Option<String>,
+    /// At most this many messages.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) limit: usize,
+    /// Show the messages, and send none back.
+    #[arg(long)]
+    pub(crate) dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -442,6 +461,7 @@ mod tests {
             ("undeploy", "Delete"),
             ("schedule", "on"),
             ("unschedule", "off"),
+            ("redrive", "dead-letter"),
         ];
         let cli = Cli::command();
         let mut names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();

@@ -12,6 +12,7 @@ mod deployed;
 mod failed;
 mod group;
 mod progress;
+mod redrive;
 mod render;
 mod send;
 mod setup;
@@ -61,6 +62,7 @@ async fn main() -> ExitCode {
         Command::Tail(a) => tail::tail(a).await,
         Command::Failed(a) => failed::failed(a).await,
         Command::Retry(a) => failed::retry(a).await,
+        Command::Redrive(a) => redrive::redrive(a).await,
         Command::CreateTable(a) => failed::create_table(a).await,
         Command::Template(a) => template::template(a).await,
         Command::Tree(a) => tree::tree(a).await,

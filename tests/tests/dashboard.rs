@@ -266,7 +266,7 @@ fn in_a_browser_a_failed_call_is_found_opened_and_retried_a_parent_shows_its_chi
     b.wait_text("#call tr:nth-child(2) td", Duration::from_secs(30), |t| t == "complete");
     b.wait_text("#call-response", Duration::from_secs(10), |t| t == "3");
     let url: String = b.run("return location.hash;").as_str().unwrap_or_default().to_owned();
-    assert!(url.starts_with("#/call/") && !url.contains(&failed), "the retry is a new call: {url}");
+    assert_eq!(url, format!("#/call/retry%3A{failed}"), "the retry is a new call, the failed one's retry");
 
     // A parent with its children.
     let root = send_to("worker", "worker::count_all", r#"{"texts": ["one two", "three four five"]}"#);
