@@ -197,10 +197,11 @@ pub(crate) fn render(layout: &Layout<'_>) -> String {
     if layout.api_key {
         crate::deploy::api::resources(w);
     }
-    let _ = writeln!(w, "Outputs:\n  Function:\n    Value: !Ref Worker\n  Alias:\n    Value: !Ref WorkerAlias");
+    // The functions' ARNs and the aliases' (Ref of an alias is its ARN).
+    let _ = writeln!(w, "Outputs:\n  Function:\n    Value: !GetAtt Worker.Arn\n  Alias:\n    Value: !Ref WorkerAlias");
     for f in &layout.functions[1..] {
         let id = function_id(f);
-        let _ = writeln!(w, "  {id}:\n    Value: !Ref {id}");
+        let _ = writeln!(w, "  {id}:\n    Value: !GetAtt {id}.Arn\n  {id}Alias:\n    Value: !Ref {id}Alias");
     }
     let _ = writeln!(w, "  ResponseTable:\n    Value: {table_ref}\n  FailureQueue:\n    Value: !Ref Failed\n  FailureDeadLetters:\n    Value: !Ref FailedDeadLetters");
     if layout.api_key {
