@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod browser;
+pub mod costs;
 pub mod faults;
 pub mod moto;
 pub mod web;
