@@ -83,7 +83,7 @@ impl Aws {
                 eprintln!("created bucket {bucket} ({})", self.region);
             }
             Err(e) => {
-                return Err(Problem(format!("cannot use bucket `{bucket}` for the code (another account's, or no access): {}", sdk_error(&e))));
+                return Err(Problem(format!("cannot use bucket `{bucket}` for the code (another account's, in another region than {}, or no access): {}", self.region, sdk_error(&e))));
             }
         }
         match self.s3.head_object().bucket(bucket).key(key).send().await {
