@@ -1,7 +1,9 @@
 //! The road to AWS end to end, against moto's server (an AWS implementation
 //! nobody here wrote): `tasks init` in a workspace of its own, then
 //! `deploy --binary`, a second deploy, `update`, `rollback`, `package`,
-//! `unschedule`/`schedule` and `undeploy`, each followed by what moto holds.
+//! `unschedule`/`schedule` and `undeploy`, each followed by what moto holds,
+//! for a stage with a function of its own for a task group (two functions
+//! from one zip, updated and rolled back together).
 //!
 //! What moto 5.2.6 lacks, named where the test meets it (read in moto's
 //! source, `moto/cloudformation/parsing.py`: a type it has no model of is
@@ -75,8 +77,9 @@ fn a_stage_deploys_updates_rolls_back_and_undeploys_against_moto() {
     assert!(out.contains("next: tasks deploy dev"), "{out}");
     let settings = std::fs::read_to_string(dir.join("Tasks.toml")).expect("Tasks.toml");
     let bucket = settings.lines().find_map(|l| l.strip_prefix("bucket = \"")).and_then(|l| l.split('"').next()).expect("a bucket").to_owned();
-    // A second stage, for the deploy that fails, with names of its own.
-    std::fs::write(dir.join("Tasks.toml"), format!("{settings}\n[stages.broken]\nextends = \"dev\"\nfunction_name = \"worker-broken\"\n")).expect("write");
+    // A second stage, for the deploy that fails, with names of its own; and
+    // a function of its own for the group `heavy` (`#[task(function = "heavy")]`).
+    std::fs::write(dir.join("Tasks.toml"), format!("{settings}\n[stages.broken]\nextends = \"dev\"\nfunction_name = \"worker-broken\"\n\n[stages.dev.functions.heavy]\nmemory = 512\ntimeout = \"5m\"\n")).expect("write");
     let worker = task_local::built("examples/worker");
 
     common::block_on(async {
@@ -121,12 +124,19 @@ fn a_stage_deploys_updates_rolls_back_and_undeploys_against_moto() {
             .iter()
             .map(|r| format!("{}:{}", r.logical_resource_id().unwrap_or_default(), r.resource_type().unwrap_or_default()))
             .collect();
-        for expected in ["Worker:AWS::Lambda::Function", "WorkerVersion:AWS::Lambda::Version", "Responses:AWS::DynamoDB::Table", "Failed:AWS::SQS::Queue", "FailureRecords:AWS::Lambda::EventSourceMapping"] {
+        for expected in ["Worker:AWS::Lambda::Function", "WorkerVersion:AWS::Lambda::Version", "Responses:AWS::DynamoDB::Table", "Failed:AWS::SQS::Queue", "FailureRecords:AWS::Lambda::EventSourceMapping", "FunctionHeavy:AWS::Lambda::Function", "FunctionHeavyVersion:AWS::Lambda::Version"] {
             assert!(resources.iter().any(|r| r == expected), "the stack holds {expected}: {resources:?}");
         }
-        assert_eq!(versions(&lambda).await, vec![1], "the stack published version 1");
-        // What CloudFormation makes on AWS, made by hand on moto.
-        lambda.create_alias().function_name("worker-dev").name("live").function_version("1").send().await.expect("create alias live");
+        for f in FUNCTIONS {
+            assert_eq!(versions(&lambda, f).await, vec![1], "the stack published version 1 of {f}");
+            // What CloudFormation makes on AWS, made by hand on moto.
+            lambda.create_alias().function_name(f).name("live").function_version("1").send().await.expect("create alias live");
+        }
+        let memory = |f: &'static str| {
+            let lambda = lambda.clone();
+            async move { lambda.get_function_configuration().function_name(f).send().await.expect("the function").memory_size() }
+        };
+        assert_eq!((memory("worker-dev").await, memory("worker-dev-heavy").await), (Some(128), Some(512)), "a function per group, each with its settings");
         ddb.put_item()
             .table_name("worker-dev-responses")
             .item("id", aws_sdk_dynamodb::types::AttributeValue::S("call-1".into()))
@@ -143,19 +153,25 @@ fn a_stage_deploys_updates_rolls_back_and_undeploys_against_moto() {
         std::fs::set_permissions(&newer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
         let (code, out, _) = stage.tasks(&["update", "dev", "--binary", s(&newer)]);
         assert_eq!(code, 0);
-        assert!(out.contains("worker-dev: `live` now serves version 2 (was 1)"), "{out}");
-        assert_eq!(versions(&lambda).await, vec![1, 2]);
-        assert_eq!(alias(&lambda).await, "2");
+        for f in FUNCTIONS {
+            assert!(out.contains(&format!("{f}: `live` now serves version 2 (was 1)")), "{out}");
+            assert_eq!(versions(&lambda, f).await, vec![1, 2]);
+            assert_eq!(alias(&lambda, f).await, "2");
+        }
 
         // rollback: back to 1, and no further.
         let (code, out, _) = stage.tasks(&["rollback", "dev"]);
         assert_eq!(code, 0);
-        assert!(out.contains("`live` now serves version 1 (was 2), published "), "{out}");
-        assert_eq!(alias(&lambda).await, "1");
+        assert_eq!(out.matches("`live` now serves version 1 (was 2), published ").count(), 2, "{out}");
+        for f in FUNCTIONS {
+            assert_eq!(alias(&lambda, f).await, "1");
+        }
         let (code, _, err) = stage.tasks(&["rollback", "dev"]);
         assert_eq!(code, 2);
         assert!(err.contains("no version 1 before version 1"), "{err}");
-        assert_eq!(alias(&lambda).await, "1", "a refused rollback moves nothing");
+        for f in FUNCTIONS {
+            assert_eq!(alias(&lambda, f).await, "1", "a refused rollback moves nothing");
+        }
 
         // A second deploy updates the stack: the new code's key.
         let (code, out, err) = stage.tasks(&["deploy", "dev", "--binary", s(&newer), "--template", "moto.template.yaml"]);
@@ -239,17 +255,20 @@ fn no_credentials_no_cargo_lambda_and_an_unknown_stage_are_named_before_anything
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The published versions of worker-dev.
-async fn versions(lambda: &aws_sdk_lambda::Client) -> Vec<u64> {
-    let out = lambda.list_versions_by_function().function_name("worker-dev").send().await.expect("versions");
+/// The stage's functions: the default one and group `heavy`'s.
+const FUNCTIONS: [&str; 2] = ["worker-dev", "worker-dev-heavy"];
+
+/// The published versions of function `f`.
+async fn versions(lambda: &aws_sdk_lambda::Client, f: &str) -> Vec<u64> {
+    let out = lambda.list_versions_by_function().function_name(f).send().await.expect("versions");
     let mut v: Vec<u64> = out.versions().iter().filter_map(|v| v.version()?.parse().ok()).collect();
     v.sort_unstable();
     v
 }
 
-/// The version `live` of worker-dev serves.
-async fn alias(lambda: &aws_sdk_lambda::Client) -> String {
-    lambda.get_alias().function_name("worker-dev").name("live").send().await.expect("alias live").function_version().unwrap_or_default().to_owned()
+/// The version `live` of function `f` serves.
+async fn alias(lambda: &aws_sdk_lambda::Client, f: &str) -> String {
+    lambda.get_alias().function_name(f).name("live").send().await.expect("alias live").function_version().unwrap_or_default().to_owned()
 }
 
 /// A parameter of stack worker-dev.
