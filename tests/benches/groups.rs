@@ -8,7 +8,11 @@
 //! - ours: one group of the same N calls (`group(..).send()`, which sends
 //!   64 at a time too), and the same as a chord (one callback recorded).
 //!
-//! The endpoint counts what it receives and forgets it after each send.
+//! For each kind of send it also prints the caller's peak resident memory
+//! during it (`VmHWM` of `/proc/self/status`, reset before each send by
+//! writing 5 to `/proc/self/clear_refs`); the endpoint keeps nothing. Over
+//! the memory store the peak holds the store's items too; over DynamoDB
+//! Local it is the caller's alone.
 //!
 //! `cargo bench -p tests --bench groups` (sizes 10,000 and 100,000; the
 //! in-memory store). `GROUP_BENCH_SIZES=10000,100000` to change them, and
@@ -19,6 +23,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -29,12 +34,15 @@ use task_runtime::store::dynamodb::DynamoStore;
 use task_runtime::store::memory::MemoryStore;
 use task_runtime::{Config, SendOptions, call, group, send};
 
-/// How many invokes `fake` received since the last count; it forgets them.
-fn count(fake: &common::FakeLambda) -> u64 {
-    let mut log = fake.requests.lock().unwrap_or_else(|p| p.into_inner());
-    let n = log.len() as u64;
-    log.clear();
-    n
+/// Reset the peak resident memory (Linux 4.0 and later).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The peak resident memory since the last reset, in MB.
+fn peak_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()).map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn main() {
@@ -48,7 +56,15 @@ fn main() {
     let dynamodb = std::env::var("GROUP_BENCH_STORE").is_ok_and(|s| s == "dynamodb");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
-        let fake = common::FakeLambda::start(Arc::new(|_| (202, vec![], String::new()))).await;
+        let invokes = Arc::new(AtomicU64::new(0));
+        let counted = invokes.clone();
+        let fake = common::FakeLambda::forgetful(Arc::new(move |_| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            (202, vec![], String::new())
+        }))
+        .await;
+        // How many invokes the endpoint answered since the last count.
+        let count = || invokes.swap(0, Ordering::Relaxed);
         let store: Arc<dyn ResponseStore> = if dynamodb {
             let table = common::table_name("group-bench");
             let store = DynamoStore::with_client(common::dynamodb(), table);
@@ -61,7 +77,7 @@ fn main() {
         let args = |i: u64| json!({"order": i, "flavor": "apple", "notes": ["no nuts", "extra crust"]});
         // Warm the client's connections.
         send("bench.price", args(0), SendOptions::default()).await.expect("send");
-        assert_eq!(count(&fake), 1);
+        assert_eq!(count(), 1);
         let store_name = if dynamodb { "DynamoDB Local" } else { "the memory store" };
 
         for n in sizes {
@@ -69,7 +85,9 @@ fn main() {
             let rounds = if benching && n <= 10_000 { 3 } else { 1 };
             let (mut singles, mut groups, mut chords) = (Duration::MAX, Duration::MAX, Duration::MAX);
             let mut invoked = 0;
+            let mut peaks = [0.0f64; 3];
             for _ in 0..rounds {
+                reset_peak();
                 let t = Instant::now();
                 futures::stream::iter(0..n)
                     .map(|i| async move { send("bench.price", args(i), SendOptions::default()).await.expect("send") })
@@ -77,24 +95,29 @@ fn main() {
                     .for_each(|_| async {})
                     .await;
                 singles = singles.min(t.elapsed());
-                invoked += count(&fake);
+                invoked += count();
+                peaks[0] = peaks[0].max(peak_mb());
 
+                reset_peak();
                 let t = Instant::now();
                 group((0..n).map(|i| call("bench.price", args(i))).collect()).send().await.expect("group");
                 groups = groups.min(t.elapsed());
-                invoked += count(&fake);
+                invoked += count();
+                peaks[1] = peaks[1].max(peak_mb());
 
+                reset_peak();
                 let t = Instant::now();
                 group((0..n).map(|i| call("bench.price", args(i))).collect()).then(call("bench.total", json!({}))).send().await.expect("chord");
                 chords = chords.min(t.elapsed());
-                invoked += count(&fake);
+                invoked += count();
+                peaks[2] = peaks[2].max(peak_mb());
             }
             assert_eq!(invoked, rounds * 3 * n, "every call was invoked once");
             let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
             println!("sending {n} calls (best of {rounds}), local endpoint + {store_name}:");
-            println!("  {n} single sends, 64 at a time   {:>8.1} us/call   (baseline)", per(singles));
-            println!("  one group of {n}                 {:>8.1} us/call   ratio {:.2}x", per(groups), groups.as_secs_f64() / singles.as_secs_f64());
-            println!("  one chord of {n}                 {:>8.1} us/call   ratio {:.2}x", per(chords), chords.as_secs_f64() / singles.as_secs_f64());
+            println!("  {n} single sends, 64 at a time   {:>8.1} us/call   (baseline)     peak {:>6.1} MB", per(singles), peaks[0]);
+            println!("  one group of {n}                 {:>8.1} us/call   ratio {:.2}x    peak {:>6.1} MB", per(groups), groups.as_secs_f64() / singles.as_secs_f64(), peaks[1]);
+            println!("  one chord of {n}                 {:>8.1} us/call   ratio {:.2}x    peak {:>6.1} MB", per(chords), chords.as_secs_f64() / singles.as_secs_f64(), peaks[2]);
         }
     });
 }

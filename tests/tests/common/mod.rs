@@ -94,6 +94,16 @@ pub struct FakeLambda {
 
 impl FakeLambda {
     pub async fn start(respond: Responder) -> Self {
+        Self::start_with(respond, true).await
+    }
+
+    /// One that answers but keeps nothing (`received` is empty): for runs
+    /// of many requests whose memory is measured (the responder can count).
+    pub async fn forgetful(respond: Responder) -> Self {
+        Self::start_with(respond, false).await
+    }
+
+    async fn start_with(respond: Responder, keep: bool) -> Self {
         use axum::body::Bytes;
         use axum::extract::State;
         use axum::response::IntoResponse;
@@ -101,14 +111,16 @@ impl FakeLambda {
         let state = (requests.clone(), respond);
         let app = axum::Router::new()
             .fallback(
-                |State((log, respond)): State<(std::sync::Arc<std::sync::Mutex<Vec<Captured>>>, Responder)>,
+                move |State((log, respond)): State<(std::sync::Arc<std::sync::Mutex<Vec<Captured>>>, Responder)>,
                  method: http::Method,
                  uri: http::Uri,
                  headers: http::HeaderMap,
                  body: Bytes| async move {
                     let c = Captured { method: method.to_string(), path: uri.path().to_owned(), headers, body: body.to_vec() };
                     let (status, extra, text) = respond(&c);
-                    log.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+                    if keep {
+                        log.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+                    }
                     let mut resp = (http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR), text).into_response();
                     resp.headers_mut().insert("x-amzn-requestid", http::HeaderValue::from_static("fake-request-id"));
                     for (k, v) in extra {
