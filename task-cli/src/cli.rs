@@ -78,7 +78,7 @@ pub(crate) enum Command {
     Rollback(RollbackArgs),
     /// Delete the stage's stack; its response table, log groups and failure
     /// queues are kept unless asked.
-    #[command(after_help = "Example:\n  tasks undeploy dev\n  tasks undeploy dev --remove-logs --remove-table")]
+    #[command(after_help = "Example:\n  tasks undeploy dev\n  tasks undeploy dev --remove-logs --remove-table --remove-queues")]
     Undeploy(UndeployArgs),
     /// Turn the stage's schedules on, without a deploy.
     #[command(after_help = "Example:\n  tasks schedule dev")]
@@ -148,6 +148,9 @@ pub(crate) struct UndeployArgs {
     /// Delete the response table too: every call's state and result.
     #[arg(long)]
     pub(crate) remove_table: bool,
+    /// Delete the failure queue and its dead-letter queue too, with the records in them.
+    #[arg(long)]
+    pub(crate) remove_queues: bool,
 }
 
 #[derive(Debug, Args)]

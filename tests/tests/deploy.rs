@@ -70,6 +70,7 @@ fn a_stage_deploys_updates_rolls_back_and_undeploys_against_moto() {
     let cfn = aws_sdk_cloudformation::Client::new(&sdk);
     let lambda = aws_sdk_lambda::Client::new(&sdk);
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
 
     let (code, out, _) = stage.tasks(&["init"]);
@@ -194,9 +195,12 @@ fn a_stage_deploys_updates_rolls_back_and_undeploys_against_moto() {
         assert_eq!(parameter(&cfn, "Schedules").await, "ENABLED");
 
         // undeploy: no stack; the table kept with its items, and said so.
-        let (code, out, _) = stage.tasks(&["undeploy", "dev"]);
+        let (code, out, _) = stage.tasks(&["undeploy", "dev", "--remove-queues"]);
         assert_eq!(code, 0);
-        assert!(out.contains("kept table worker-dev-responses"), "{out}");
+        assert!(out.contains("kept table worker-dev-responses") && out.contains("kept log group /aws/lambda/worker-dev"), "{out}");
+        assert_eq!(out.matches(": deleted").count(), 3, "the stack and its two queues: {out}");
+        let queues = sqs.list_queues().queue_name_prefix("worker-dev-").send().await.expect("queues");
+        assert!(queues.queue_urls().is_empty(), "the queues are gone: {:?}", queues.queue_urls());
         let gone = cfn.describe_stacks().stack_name("worker-dev").send().await;
         assert!(gone.is_err() || gone.as_ref().is_ok_and(|o| o.stacks().iter().all(|s| s.stack_status().map(|s| s.as_str()) == Some("DELETE_COMPLETE"))), "no stack: {gone:?}");
         let item = ddb.get_item().table_name("worker-dev-responses").key("id", aws_sdk_dynamodb::types::AttributeValue::S("call-1".into())).send().await.expect("the kept table");

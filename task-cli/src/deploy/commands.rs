@@ -232,7 +232,8 @@ pub(crate) async fn rollback(a: RollbackArgs) -> Result<Exit, Problem> {
 }
 
 /// `tasks undeploy STAGE`: delete the stack; say what it kept (the table,
-/// log groups and queues) and how to remove it, removing what was asked.
+/// log groups and queues) and how to remove it, removing what was asked
+/// (`--remove-table`, `--remove-logs`, `--remove-queues`).
 pub(crate) async fn undeploy(a: UndeployArgs) -> Result<Exit, Problem> {
     let settings = settings()?;
     let stage = settings.stage(&a.stage)?;
@@ -268,7 +269,13 @@ pub(crate) async fn undeploy(a: UndeployArgs) -> Result<Exit, Problem> {
         }
     }
     for queue in kept("AWS::SQS::Queue") {
-        println!("kept queue {queue} and the failure records in it: `aws sqs delete-queue --queue-url {queue}` deletes it");
+        if a.remove_queues {
+            let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
+            sqs.delete_queue().queue_url(queue).send().await.map_err(|e| Problem(format!("the stack is deleted, but not queue {queue}: {}", crate::deployed::sdk_error(&e))))?;
+            println!("queue {queue}: deleted");
+        } else {
+            println!("kept queue {queue} and the failure records in it: `aws sqs delete-queue --queue-url {queue}` deletes it (`--remove-queues` does, with the stack)");
+        }
     }
     Ok(Exit::Complete)
 }
