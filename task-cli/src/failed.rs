@@ -154,14 +154,18 @@ pub(crate) async fn retry_call(config: &task_runtime::Config, store: &DynamoStor
     if r.status != Status::Failed {
         return Err(Problem(format!("call {id} is {}: only a failed call is retried", r.status)));
     }
+    retry_failed_call(config, store, id, &r.task, dry_run).await
+}
+
+/// Send call `id` of `task`, known to have failed, again as `retry:ID`.
+async fn retry_failed_call(config: &task_runtime::Config, store: &DynamoStore, id: &str, task: &str, dry_run: bool) -> Result<Retried, Problem> {
     let new_id = retry_id(id);
     if let Some(existing) = get_async_response(&new_id).await.map_err(store_problem)? {
         return Ok(Retried::Already { id: new_id, status: existing.status });
     }
     let kept = store.failed_message(id).await.map_err(store_problem)?.ok_or_else(|| {
         Problem(format!(
-            "the message of call {id} was not kept (over 64 KiB, or it failed under an older version): send it again with `tasks send {} ARGS_JSON`",
-            r.task
+            "the message of call {id} was not kept (over 64 KiB, or it failed under an older version): send it again with `tasks send {task} ARGS_JSON`"
         ))
     })?;
     let original: Envelope = serde_json::from_str(&kept).map_err(|e| Problem(format!("the message kept with call {id} does not decode: {e}")))?;
@@ -200,7 +204,8 @@ async fn retry_failed(a: &RetryArgs, config: &task_runtime::Config, store: &Dyna
         if c.message_kept && !a.dry_run {
             gap.tick().await;
         }
-        let (what, detail) = match retry_call(config, store, &c.id, a.dry_run).await {
+        // Listed as failed: its status is not read again.
+        let (what, detail) = match retry_failed_call(config, store, &c.id, &c.response.task, a.dry_run).await {
             Ok(Retried::Sent { id, .. }) => {
                 sent.push(id.clone());
                 ("sent", id)

@@ -249,35 +249,76 @@ pub(crate) async fn undeploy(a: UndeployArgs) -> Result<Exit, Problem> {
         return Err(failed(&format!("the deletion of stack `{name}`"), name, &status, failure, stage));
     }
     println!("stack {name}: deleted");
-    let kept = |ty: &'static str| resources.iter().filter(move |(t, _, id)| t == ty && !id.is_empty()).map(|(_, _, id)| id.as_str());
-    for table in kept("AWS::DynamoDB::Table") {
-        if a.remove_table {
-            let ddb = aws_sdk_dynamodb::Client::new(&aws.sdk);
-            ddb.delete_table().table_name(table).send().await.map_err(|e| Problem(format!("the stack is deleted, but not table {table}: {}", crate::deployed::sdk_error(&e))))?;
-            println!("table {table}: deleted");
-        } else {
-            println!("kept table {table} (every call's state and result): `aws dynamodb delete-table --table-name {table}` deletes it (`--remove-table` does, with the stack)");
-        }
-    }
-    for group in kept("AWS::Logs::LogGroup") {
-        if a.remove_logs {
-            let logs = aws_sdk_cloudwatchlogs::Client::new(&aws.sdk);
-            logs.delete_log_group().log_group_name(group).send().await.map_err(|e| Problem(format!("the stack is deleted, but not log group {group}: {}", crate::deployed::sdk_error(&e))))?;
-            println!("log group {group}: deleted");
-        } else {
-            println!("kept log group {group}: `aws logs delete-log-group --log-group-name {group}` deletes it (`--remove-logs` does, with the stack)");
-        }
-    }
-    for queue in kept("AWS::SQS::Queue") {
-        if a.remove_queues {
-            let sqs = aws_sdk_sqs::Client::new(&aws.sdk);
-            sqs.delete_queue().queue_url(queue).send().await.map_err(|e| Problem(format!("the stack is deleted, but not queue {queue}: {}", crate::deployed::sdk_error(&e))))?;
-            println!("queue {queue}: deleted");
-        } else {
-            println!("kept queue {queue} and the failure records in it: `aws sqs delete-queue --queue-url {queue}` deletes it (`--remove-queues` does, with the stack)");
+    let kinds = [
+        (Kept::Table, a.remove_table, "--remove-table"),
+        (Kept::LogGroup, a.remove_logs, "--remove-logs"),
+        (Kept::Queue, a.remove_queues, "--remove-queues"),
+    ];
+    for (kind, remove, flag) in kinds {
+        for (_, _, id) in resources.iter().filter(|(t, _, id)| t == kind.resource_type() && !id.is_empty()) {
+            if remove {
+                kind.delete(&aws.sdk, id).await.map_err(|why| Problem(format!("the stack is deleted, but not {} {id}: {why}", kind.name())))?;
+                println!("{} {id}: deleted", kind.name());
+            } else {
+                println!("kept {} {id}{}: `{}` deletes it (`{flag}` does, with the stack)", kind.name(), kind.holding(), kind.command(id));
+            }
         }
     }
     Ok(Exit::Complete)
+}
+
+/// What a stack keeps when it is deleted (`DeletionPolicy: Retain`).
+#[derive(Clone, Copy)]
+enum Kept {
+    Table,
+    LogGroup,
+    Queue,
+}
+
+impl Kept {
+    fn resource_type(self) -> &'static str {
+        match self {
+            Kept::Table => "AWS::DynamoDB::Table",
+            Kept::LogGroup => "AWS::Logs::LogGroup",
+            Kept::Queue => "AWS::SQS::Queue",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kept::Table => "table",
+            Kept::LogGroup => "log group",
+            Kept::Queue => "queue",
+        }
+    }
+
+    /// What the user would lose with it.
+    fn holding(self) -> &'static str {
+        match self {
+            Kept::Table => " (every call's state and result)",
+            Kept::LogGroup => "",
+            Kept::Queue => " and the failure records in it",
+        }
+    }
+
+    /// The AWS CLI command that deletes `id`.
+    fn command(self, id: &str) -> String {
+        match self {
+            Kept::Table => format!("aws dynamodb delete-table --table-name {id}"),
+            Kept::LogGroup => format!("aws logs delete-log-group --log-group-name {id}"),
+            Kept::Queue => format!("aws sqs delete-queue --queue-url {id}"),
+        }
+    }
+
+    /// Delete `id` (a physical id: the table's name, the group's name, the queue's URL).
+    async fn delete(self, sdk: &aws_config::SdkConfig, id: &str) -> Result<(), String> {
+        use crate::deployed::sdk_error;
+        match self {
+            Kept::Table => aws_sdk_dynamodb::Client::new(sdk).delete_table().table_name(id).send().await.map(drop).map_err(|e| sdk_error(&e)),
+            Kept::LogGroup => aws_sdk_cloudwatchlogs::Client::new(sdk).delete_log_group().log_group_name(id).send().await.map(drop).map_err(|e| sdk_error(&e)),
+            Kept::Queue => aws_sdk_sqs::Client::new(sdk).delete_queue().queue_url(id).send().await.map(drop).map_err(|e| sdk_error(&e)),
+        }
+    }
 }
 
 /// `tasks schedule STAGE` (`on`) and `tasks unschedule STAGE`: the stack's
