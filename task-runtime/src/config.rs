@@ -16,6 +16,8 @@
 //! | `TASK_SIGNING_KEY` | HMAC-SHA256 key: sign messages, refuse unsigned ones | none |
 //! | `TASK_SCHEDULER_ROLE_ARN` | the role EventBridge Scheduler assumes to invoke the function of a delayed task | none: delays are refused on AWS |
 //! | `TASK_FOLLOW_QUALIFIER` | inside Lambda, send to the caller's own function at the qualifier it was invoked with | `true` |
+//! | `TASK_PAYLOAD_BUCKET` | the S3 bucket for arguments over 256 KiB, results over 380 KiB and failure messages over 8 KiB (the generated template makes it) | none: those are refused, failed `too_large`, or cut |
+//! | `TASK_PAYLOAD_MAX` | the largest object written or read there, in bytes | 104857600 (100 MiB) |
 //! | `TASK_LIST_CALLS` | index every call by the day it was sent, so that recent calls can be listed (`tasks dashboard`); one index write per call | `false` |
 
 use std::sync::Arc;
@@ -108,6 +110,12 @@ pub struct Config {
     /// recent calls can be listed (`tasks dashboard`'s calls page). Costs one
     /// index write per call, so it is off unless asked for.
     pub list_calls: bool,
+    /// The S3 bucket for values too large for a message or an item
+    /// (`TASK_PAYLOAD_BUCKET`); see [`crate::store::payloads`].
+    pub payload_bucket: Option<String>,
+    /// The largest object written to or read from the bucket, in bytes
+    /// (`TASK_PAYLOAD_MAX`, default 100 MiB).
+    pub payload_max: u64,
 }
 
 impl std::fmt::Debug for Config {
@@ -124,6 +132,8 @@ impl std::fmt::Debug for Config {
             .field("lease", &self.lease)
             .field("event_life", &self.event_life)
             .field("list_calls", &self.list_calls)
+            .field("payload_bucket", &self.payload_bucket)
+            .field("payload_max", &self.payload_max)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
             .field("aws", &self.aws.as_ref().map(|_| "<SdkConfig>"))
             .field("store", &self.store)
@@ -156,6 +166,8 @@ impl Default for Config {
             scheduler: None,
             follow_qualifier: true,
             list_calls: false,
+            payload_bucket: None,
+            payload_max: crate::store::payloads::DEFAULT_PAYLOAD_MAX,
         }
     }
 }
@@ -258,6 +270,10 @@ impl Config {
         if let Some(v) = var("TASK_LIST_CALLS") {
             c.list_calls = flag(&v, "TASK_LIST_CALLS")?;
         }
+        c.payload_bucket = var("TASK_PAYLOAD_BUCKET");
+        if let Some(v) = var("TASK_PAYLOAD_MAX") {
+            c.payload_max = number(&v, "TASK_PAYLOAD_MAX", 1024, 5 << 40, "a number of bytes, 1024 to 5 TiB (S3's largest object)")?;
+        }
         c.signing_key = var("TASK_SIGNING_KEY").map(|k| Arc::from(k.into_bytes()));
         Ok(c)
     }
@@ -277,6 +293,13 @@ impl Config {
     /// Set the signing key.
     pub fn with_signing_key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.signing_key = Some(Arc::from(key.as_ref()));
+        self
+    }
+
+    /// Keep values too large for a message or an item in `bucket` (see
+    /// [`crate::store::payloads`]).
+    pub fn with_payload_bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.payload_bucket = Some(bucket.into());
         self
     }
 

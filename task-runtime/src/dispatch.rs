@@ -12,6 +12,7 @@ use crate::envelope::{Envelope, GroupRef, NextStep};
 use crate::error::DispatchError;
 use crate::handle::{Dispatched, TaskHandle};
 use crate::store::PendingItem;
+use crate::store::payloads::SealError;
 use crate::time::now_ms;
 
 /// Where and how one call is sent.
@@ -60,8 +61,9 @@ const MAX_DELAY_MS: u64 = 366 * 86_400_000;
 const MAX_ID_BYTES: usize = 512;
 
 /// Encode one call: its message (signed when signing is on) and the
-/// message's bytes, its id and delay checked.
-pub(crate) fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<String, Value>) -> Result<(Envelope, Vec<u8>), DispatchError> {
+/// message's bytes, its id and delay checked; arguments too large to send
+/// go through S3 when `TASK_PAYLOAD_BUCKET` is set (`Payloads::seal`).
+pub(crate) async fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<String, Value>) -> Result<(Envelope, Vec<u8>), DispatchError> {
     let captured = t.capture && rt.store().is_some();
     // The caller's cap: up to the function's own retries, or more from a
     // task that declares them (the runtime sends those itself; SendOptions
@@ -107,19 +109,18 @@ pub(crate) fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<Str
     });
     env.parent = parent;
     env.traceparent = Some(traceparent);
-    if let Some(key) = &rt.config.signing_key {
-        env.sign(key);
-    }
-    let payload = env
-        .to_payload()
-        .map_err(|(size, limit)| DispatchError::PayloadTooLarge { task: t.name.to_owned(), size, limit })?;
+    // Boxed: the S3 put inside is an SDK future, awaited only for a large message.
+    let payload = crate::aws::boxed(rt.payloads.seal(&mut env, rt.config.signing_key.as_deref())).await.map_err(|e| match e {
+        SealError::TooLarge { size, limit } => DispatchError::PayloadTooLarge { task: t.name.to_owned(), size, limit },
+        SealError::Payload(source) => DispatchError::Payload { task: t.name.to_owned(), source: Box::new(source) },
+    })?;
     Ok((env, payload))
 }
 
 pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<Dispatched, DispatchError> {
     let rt = crate::runtime::runtime()?;
     let store = rt.store().filter(|_| t.capture);
-    let (env, payload) = encode(rt, &t, args)?;
+    let (env, payload) = encode(rt, &t, args).await?;
     let now = now_ms();
     let function = rt.config.function_for(t.function);
     let followed = match (function, rt.config.follow_qualifier) {

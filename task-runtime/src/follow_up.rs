@@ -29,6 +29,7 @@ use crate::envelope::{Envelope, GroupRef, callback_id, child_id};
 use crate::error::StoreError;
 use crate::response::{Failure, FailureKind, Status};
 use crate::store::group::Release;
+use crate::store::payloads::SealError;
 use crate::store::{MAX_EVENT_LIFE_MS, PendingItem, ResponseStore, give_up_ms, ttl_after};
 use crate::time::now_ms;
 
@@ -240,11 +241,11 @@ pub(crate) async fn next_step(
     value: serde_json::Value,
     signing_key: Option<&[u8]>,
     response_ttl: std::time::Duration,
+    payloads: &crate::store::payloads::Payloads,
 ) -> Result<(), FollowUpError> {
     let Some(mut next) = call.next_step(value) else { return Ok(()) };
-    if let Some(key) = signing_key {
-        next.sign(key);
-    }
+    // Signed (its arguments through S3 when too large) before its digest is taken.
+    let sealed = Box::pin(payloads.seal(&mut next, signing_key)).await;
     let now = now_ms();
     let item = PendingItem {
         id: next.id.clone(),
@@ -255,11 +256,16 @@ pub(crate) async fn next_step(
         digest: signing_key.map(|_| next.digest()),
         parent: next.parent.clone(),
     };
-    let payload = match next.to_payload() {
+    let payload = match sealed {
         Ok(p) => p,
-        Err((size, limit)) => {
-            let failure = Failure::new(FailureKind::TooLarge, format!("the value of the step before makes this step's message {size} bytes, over Lambda's {limit}"));
+        Err(SealError::TooLarge { size, limit }) => {
+            let failure = Failure::new(FailureKind::TooLarge, format!("the value of the step before makes this step's message {size} bytes, over Lambda's {limit} (set TASK_PAYLOAD_BUCKET to send it through S3)"));
             store.fail_unfinished(item, failure, None).await?;
+            return Ok(());
+        }
+        Err(SealError::Payload(e)) if e.transient => return Err(FollowUpError::Send { group: next.chain.as_ref().map(|c| c.id.clone()).unwrap_or_default(), id: next.id.clone(), message: e.to_string() }),
+        Err(SealError::Payload(e)) => {
+            store.fail_unfinished(item, Failure::new(FailureKind::BadPayload, format!("this step's arguments could not be sent through S3: {e}")), None).await?;
             return Ok(());
         }
     };

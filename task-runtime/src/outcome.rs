@@ -21,7 +21,9 @@ use serde_json::Value;
 use crate::error::{TaskError, error_type};
 use crate::policy::RetryPolicy;
 use crate::response::{Failure, FailureKind};
-use crate::store::{FinalState, MAX_RESPONSE_BYTES};
+use crate::store::FinalState;
+#[cfg(test)]
+use crate::store::MAX_RESPONSE_BYTES;
 
 /// How one run of a task body ended.
 #[derive(Debug)]
@@ -74,6 +76,15 @@ pub(crate) struct Decision {
 /// itself: a returned error is then re-sent after the policy's backoff (or
 /// the error's own `retry_after`), while timeouts stay Lambda's to retry.
 pub(crate) fn decide(result: RunResult, attempt: Option<u32>, max_attempts: u32, policy: Option<&RetryPolicy>) -> Decision {
+    let whole = decide_whole(result, attempt, max_attempts, policy);
+    Decision { state: crate::store::payloads::fit(whole.state), ..whole }
+}
+
+/// [`decide`], with the result and the failure's message whole, however
+/// large: the worker keeps what is too large for the item in S3
+/// (`store/payloads.rs`, `Payloads::place`), or cuts it as `decide` does.
+pub(crate) fn decide_whole(result: RunResult, attempt: Option<u32>, max_attempts: u32, policy: Option<&RetryPolicy>) -> Decision {
+    let whole = |kind, message: String| Failure { kind, message };
     let last = attempt.is_some_and(|a| a >= max_attempts);
     let retryable = |failure: Failure, retry_type: &'static str, resend_in: Option<Duration>| {
         if last {
@@ -87,21 +98,14 @@ pub(crate) fn decide(result: RunResult, attempt: Option<u32>, max_attempts: u32,
         }
     };
     match result {
-        RunResult::Value(v) => {
-            let text = v.to_string();
-            if text.len() > MAX_RESPONSE_BYTES {
-                let msg = format!("the response is {} bytes, over the store's {MAX_RESPONSE_BYTES}-byte limit", text.len());
-                return permanent(Failure::new(FailureKind::TooLarge, msg));
-            }
-            Decision { state: FinalState::Complete(text), error_type: None, resend_in: None }
-        }
+        RunResult::Value(v) => Decision { state: FinalState::Complete(v.to_string()), error_type: None, resend_in: None },
         RunResult::Error(e) if e.is_retryable() => {
             let gap = e.retry_delay().or_else(|| policy.map(|p| p.delay(attempt.unwrap_or(1), crate::policy::unit_draw())));
-            retryable(Failure::new(FailureKind::Error, e.message()), error_type::RETRY, gap)
+            retryable(whole(FailureKind::Error, e.message()), error_type::RETRY, gap)
         }
-        RunResult::Error(e) => permanent(Failure::new(FailureKind::Failed, e.message())),
+        RunResult::Error(e) => permanent(whole(FailureKind::Failed, e.message())),
         RunResult::BadArgs(e) => permanent(Failure::new(FailureKind::BadArgs, e.to_string())),
-        RunResult::Panic(msg) => permanent(Failure::new(FailureKind::Panic, format!("the task panicked: {msg}"))),
+        RunResult::Panic(msg) => permanent(whole(FailureKind::Panic, format!("the task panicked: {msg}"))),
         RunResult::Timeout(after) => retryable(
             Failure::new(FailureKind::Timeout, format!("the task was still running at its deadline, after {:.1}s", after.as_secs_f64())),
             error_type::TIMEOUT,

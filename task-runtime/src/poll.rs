@@ -23,6 +23,7 @@ pub async fn get_async_response(id: &str) -> Result<Option<AsyncResponse>, Store
     let mut read = store.get(id).await?;
     if let Some(r) = read.as_mut() {
         r.stale |= given_up(r, rt.config.event_life, crate::time::now_ms());
+        resolve(rt, id, r).await?;
     }
     Ok(read)
 }
@@ -64,8 +65,16 @@ pub async fn get_children(id: &str, limit: usize) -> Result<Vec<crate::store::St
     let now = crate::time::now_ms();
     for c in &mut children {
         c.response.stale |= given_up(&c.response, rt.config.event_life, now);
+        resolve(rt, &c.id, &mut c.response).await?;
     }
     Ok(children)
+}
+
+/// `r` (call `id`) with its result or failure message read back from S3,
+/// when it was kept there (see [`crate::store::payloads`]).
+pub(crate) async fn resolve(rt: &crate::runtime::Runtime, id: &str, r: &mut AsyncResponse) -> Result<(), StoreError> {
+    // Boxed: an S3 read is an SDK future, awaited only for a value kept there.
+    crate::aws::boxed(rt.payloads.resolve(r)).await.map_err(|source| StoreError::Payload { id: id.to_owned(), source: Box::new(source) })
 }
 
 /// Whether `r` still waits (pending, scheduled, retrying) though its

@@ -159,6 +159,10 @@ failure_kinds! {
     /// The call was cancelled before it ran ([`crate::cancel`], or its
     /// group's cancel); how a group's child or a chord's callback reads one.
     Cancelled = "cancelled",
+    /// The call's arguments kept in S3 (`TASK_PAYLOAD_BUCKET`) could not be
+    /// used: the object is gone, was changed (its SHA-256 differs), is over
+    /// `TASK_PAYLOAD_MAX`, or cannot be read. The body did not run.
+    BadPayload = "bad_payload",
 }
 
 impl From<&str> for FailureKind {

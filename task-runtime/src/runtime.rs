@@ -18,6 +18,7 @@ use crate::registry::Registry;
 use crate::store::ResponseStore;
 use crate::store::dynamodb::DynamoStore;
 use crate::store::memory::MemoryStore;
+use crate::store::payloads::Payloads;
 use crate::worker::{Worker, WorkerSettings};
 
 #[derive(Debug)]
@@ -25,16 +26,19 @@ pub(crate) struct Runtime {
     pub(crate) config: Config,
     store: Option<Arc<dyn ResponseStore>>,
     pub(crate) backend: Backend,
+    /// Values too large for a message or an item, in S3.
+    pub(crate) payloads: Arc<Payloads>,
 }
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
 impl Runtime {
     fn new(config: Config) -> Self {
+        let payloads = Arc::new(Payloads::new(config.payload_bucket.clone(), config.payload_max, config.aws.clone()));
         let (store, backend): (Option<Arc<dyn ResponseStore>>, Backend) = match config.backend {
             BackendKind::Local => {
                 let store = config.store.clone().unwrap_or_else(|| Arc::new(MemoryStore::default()));
-                let local = LocalBackend::new(store.clone(), worker_settings(&config), config.local_retry_delay, Arc::new(BackendForwarder));
+                let local = LocalBackend::new(store.clone(), worker_settings(&config), config.local_retry_delay, Arc::new(BackendForwarder), payloads.clone());
                 (Some(store), Backend::Local(Box::new(local)))
             }
             BackendKind::Lambda => {
@@ -62,7 +66,7 @@ impl Runtime {
                 (store, Backend::Lambda { invoker, scheduler, scheduler_role_arn })
             }
         };
-        Self { config, store, backend }
+        Self { config, store, backend, payloads }
     }
 
     /// The response store, when responses are captured.
@@ -138,7 +142,7 @@ impl Worker {
         let rt = runtime()?;
         let registry = Registry::global()?;
         crate::handlers::check()?;
-        Ok(Self::new(registry, rt.store(), worker_settings(&rt.config)).with_forwarder(Arc::new(BackendForwarder)))
+        Ok(Self::new(registry, rt.store(), worker_settings(&rt.config)).with_forwarder(Arc::new(BackendForwarder)).with_payloads(rt.payloads.clone()))
     }
 }
 

@@ -14,6 +14,7 @@ use crate::outcome::Reply;
 use crate::registry::Registry;
 use crate::store::ResponseStore;
 use crate::time::now_ms;
+use crate::store::payloads::Payloads;
 use crate::worker::{Invocation, Worker, WorkerSettings};
 
 /// How long a local invocation may run: Lambda's maximum, 15 minutes.
@@ -29,18 +30,20 @@ pub(crate) struct LocalBackend {
     in_flight: watch::Sender<usize>,
     /// How the worker sends a group's callback: back to this queue.
     forwarder: Arc<dyn Forwarder>,
+    /// Where the worker keeps what is too large for its item.
+    payloads: Arc<Payloads>,
 }
 
 impl LocalBackend {
-    pub(crate) fn new(store: Arc<dyn ResponseStore>, settings: WorkerSettings, retry_delay: Duration, forwarder: Arc<dyn Forwarder>) -> Self {
-        Self { store, settings, retry_delay, worker: OnceLock::new(), in_flight: watch::Sender::new(0), forwarder }
+    pub(crate) fn new(store: Arc<dyn ResponseStore>, settings: WorkerSettings, retry_delay: Duration, forwarder: Arc<dyn Forwarder>, payloads: Arc<Payloads>) -> Self {
+        Self { store, settings, retry_delay, worker: OnceLock::new(), in_flight: watch::Sender::new(0), forwarder, payloads }
     }
 
     fn worker(&self) -> Result<Worker, RegistryError> {
         self.worker
             .get_or_init(|| {
                 Registry::global()
-                    .map(|r| Worker::new(r, Some(self.store.clone()), self.settings.clone()).with_forwarder(self.forwarder.clone()))
+                    .map(|r| Worker::new(r, Some(self.store.clone()), self.settings.clone()).with_forwarder(self.forwarder.clone()).with_payloads(self.payloads.clone()))
             })
             .clone()
     }

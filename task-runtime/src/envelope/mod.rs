@@ -22,10 +22,12 @@ pub mod aws_event;
 pub mod failure_record;
 mod id;
 mod links;
+mod payload_ref;
 mod signing;
 
 pub(crate) use self::id::new_id;
 pub use self::links::{ChainRef, GroupRef, NextStep, callback_id, child_id, step_id};
+pub use self::payload_ref::{PAYLOAD_MARKER, PayloadRef};
 pub use self::signing::canonical;
 pub(crate) use self::signing::payload_digest;
 
@@ -36,8 +38,18 @@ use crate::response::FailureKind;
 pub const VERSION: u64 = 1;
 /// The key that marks a task message, holding the version.
 pub const MARKER: &str = "task_runtime";
-/// Lambda's limit for an asynchronous invoke payload, in bytes (1 MB).
+/// Lambda's limit for an asynchronous invoke payload, in bytes (1 MB:
+/// "For asynchronous invocations, the maximum payload size is 1 MB",
+/// <https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html>).
 pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 1_048_576;
+/// With `TASK_PAYLOAD_BUCKET` set, a message larger than this (256 KiB,
+/// Lambda's limit before late 2025) sends its arguments through S3. The
+/// margin below [`MAX_ASYNC_PAYLOAD_BYTES`] is for where a message goes
+/// after its invoke: Lambda's failure record holds the whole message as
+/// its `requestPayload` (and about 1 KB of its own), and an SQS queue
+/// takes 256 KiB a message unless raised; a delayed call's message is the
+/// input of an EventBridge Scheduler schedule.
+pub const OFFLOAD_ABOVE_BYTES: usize = 256 * 1024;
 /// The longest `id` or `task` a worker accepts, in bytes (DynamoDB keys are
 /// at most 2048 bytes; a caller's own ids at most 512).
 pub const MAX_NAME_BYTES: usize = 1024;
@@ -71,8 +83,13 @@ pub struct Envelope {
     pub task: String,
     /// The response id (a UUID v4).
     pub id: String,
-    /// The arguments, keyed by parameter name.
+    /// The arguments, keyed by parameter name (empty when `args_ref` is set).
     pub args: Map<String, Value>,
+    /// Where the arguments are when they were too large to send (with
+    /// `TASK_PAYLOAD_BUCKET`): the worker reads and checks them before the
+    /// body runs. A signature covers the reference, size and hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_ref: Option<PayloadRef>,
     /// Whether the worker writes the outcome to the response store.
     #[serde(default = "default_capture")]
     pub capture: bool,
@@ -276,6 +293,7 @@ impl Envelope {
             task: task.into(),
             id: new_id(),
             args,
+            args_ref: None,
             capture,
             retries,
             sent_at_ms: crate::time::now_ms(),

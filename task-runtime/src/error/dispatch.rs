@@ -41,7 +41,7 @@ pub enum DispatchError {
         found: &'static str,
     },
     /// The message is larger than Lambda accepts for an asynchronous invoke.
-    #[error("task `{task}`: the message is {size} bytes, over the {limit}-byte limit of an asynchronous Lambda invoke; nothing was sent")]
+    #[error("task `{task}`: the message is {size} bytes, over the {limit}-byte limit of an asynchronous Lambda invoke; nothing was sent (set TASK_PAYLOAD_BUCKET to send large arguments through S3)")]
     PayloadTooLarge {
         /// The task name.
         task: String,
@@ -49,6 +49,16 @@ pub enum DispatchError {
         size: usize,
         /// The limit in bytes.
         limit: usize,
+    },
+    /// The arguments were too large to send, and could not be put in the
+    /// payload bucket (`TASK_PAYLOAD_BUCKET`); nothing was sent.
+    #[error("task `{task}`: the arguments are too large to send, and {source}; nothing was sent")]
+    Payload {
+        /// The task name.
+        task: String,
+        /// What S3 said, naming the object.
+        #[source]
+        source: Box<crate::store::payloads::PayloadError>,
     },
     /// Lambda (or the emulator) refused the invoke.
     #[error("task `{task}`: invoking `{function}` failed{}: {message}", status.map(|s| format!(" (HTTP {s}{})", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())).unwrap_or_default())]

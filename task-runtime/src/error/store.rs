@@ -42,6 +42,16 @@ pub enum StoreError {
     /// Configuration is missing or wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A result or failure message kept in S3 could not be read back
+    /// (gone, changed, over `TASK_PAYLOAD_MAX`, or S3 refused).
+    #[error("response `{id}`: {source}")]
+    Payload {
+        /// The response id.
+        id: String,
+        /// What is wrong, naming the object.
+        #[source]
+        source: Box<crate::store::payloads::PayloadError>,
+    },
 }
 
 /// Waiting for a task's result did not produce a value.

@@ -234,13 +234,23 @@ impl<T: DeserializeOwned> GroupHandle<T> {
     pub(super) async fn wait_until(&self, limit: Option<Duration>) -> Result<Vec<Result<T, Failure>>, WaitError> {
         let state = self.ended(limit).await?;
         let store = store()?;
+        let rt = crate::runtime::runtime().map_err(StoreError::from)?;
         let ids = self.child_ids_of(state.item.total);
-        // 100 ids a read (BatchGetItem's most), 8 reads at once, in order.
+        // 100 ids a read (BatchGetItem's most), 8 reads at once, in order;
+        // a value kept in S3 read back with its child.
         let reads: Vec<Vec<Option<crate::response::AsyncResponse>>> =
             futures::stream::iter(ids.chunks(100).map(<[String]>::to_vec))
                 .map(|chunk| {
                     let store = store.clone();
-                    async move { store.get_many(&chunk).await }
+                    async move {
+                        let mut read = store.get_many(&chunk).await?;
+                        for (id, r) in chunk.iter().zip(read.iter_mut()) {
+                            if let Some(r) = r {
+                                crate::poll::resolve(rt, id, r).await?;
+                            }
+                        }
+                        Ok::<_, StoreError>(read)
+                    }
                 })
                 .buffered(READS_AT_ONCE)
                 .try_collect()

@@ -66,7 +66,7 @@ pub(super) async fn send_group<T>(group: Group<T>, callback: Option<PendingCallb
             target.id = Some(&cb_id);
             target.run_at_ms = None;
             target.callback_of = Some(&id);
-            let (_, payload) = encode(rt, &target, cb.args)?;
+            let (_, payload) = encode(rt, &target, cb.args).await?;
             if payload.len() > MAX_KEPT_MESSAGE_BYTES {
                 return Err(bad(format!("the callback's message is {} bytes, over the {MAX_KEPT_MESSAGE_BYTES} a group keeps", payload.len())));
             }
@@ -121,7 +121,7 @@ pub(super) async fn send_group<T>(group: Group<T>, callback: Option<PendingCallb
 /// at once): its message, built and signed now, is sent when a child
 /// before it ends. A child recorded before is left as it is.
 pub(super) async fn wait_turn(rt: &crate::runtime::Runtime, target: &Target<'_>, args: Map<String, Value>) -> Result<(), DispatchError> {
-    let (env, payload) = encode(rt, target, args)?;
+    let (env, payload) = encode(rt, target, args).await?;
     let store = rt.store().ok_or_else(|| DispatchError::IdNeedsStore { task: env.task.clone() })?;
     let now = now_ms();
     let item = PendingItem {

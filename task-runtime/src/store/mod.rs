@@ -31,6 +31,7 @@ pub mod dynamodb;
 pub mod flow;
 pub mod group;
 pub mod memory;
+pub mod payloads;
 
 mod item;
 mod requests;

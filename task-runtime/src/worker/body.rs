@@ -13,7 +13,9 @@ use serde_json::{Map, Value};
 use crate::context::{BlockingBodies, counting_blocking};
 use crate::outcome::{self, Decision, RunResult};
 use crate::registry::TaskDef;
-use crate::response::Failure;
+use crate::envelope::PayloadRef;
+use crate::response::{Failure, FailureKind};
+use crate::store::payloads::Payloads;
 
 use super::Invocation;
 
@@ -58,6 +60,8 @@ pub(super) enum Work {
     Run {
         def: &'static TaskDef,
         args: Map<String, Value>,
+        /// Where the arguments are, when the message sent them through S3.
+        args_ref: Option<Box<PayloadRef>>,
         max_attempts: u32,
         timeout: Duration,
         callback_of: Option<String>,
@@ -80,10 +84,27 @@ impl Work {
         }
     }
 
-    pub(super) async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>, bodies: &Arc<BlockingBodies>) -> Decision {
+    /// Run the work: the arguments read from S3 first when the message sent
+    /// them there (an object gone, changed or too large fails the call
+    /// `bad_payload`; one S3 could not answer is retried), and the result
+    /// or failure's message too large for the item kept there.
+    pub(super) async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>, bodies: &Arc<BlockingBodies>, payloads: &Payloads) -> Decision {
         match self {
             Work::Refuse(failure) => outcome::permanent(failure),
-            Work::Run { def, args, max_attempts, timeout, callback_of, policy, parent, traceparent } => {
+            Work::Run { def, mut args, args_ref, max_attempts, timeout, callback_of, policy, parent, traceparent } => {
+                if let Some(r) = args_ref {
+                    match Box::pin(payloads.fetch_args(&r)).await {
+                        Ok(stored) => args = stored,
+                        Err(e) if e.transient => {
+                            let retry = RunResult::Error(crate::error::TaskError::retry(e.to_string()));
+                            return outcome::decide(retry, attempt, max_attempts, None);
+                        }
+                        Err(e) => {
+                            tracing::error!("{e}: not run");
+                            return outcome::permanent(Failure::new(FailureKind::BadPayload, format!("{e}: the task did not run")));
+                        }
+                    }
+                }
                 let ctx = crate::context::TaskContext {
                     task: def.spec.name.to_owned(),
                     id: id.to_owned(),
@@ -98,7 +119,8 @@ impl Work {
                     Err(e) => RunResult::BadArgs(e),
                     Ok(fut) => crate::context::scope(ctx, counting_blocking(bodies.clone(), run_guarded(fut, timeout))).await,
                 };
-                outcome::decide(result, attempt, max_attempts, policy.as_ref())
+                let whole = outcome::decide_whole(result, attempt, max_attempts, policy.as_ref());
+                Decision { state: Box::pin(payloads.place(id, whole.state)).await, ..whole }
             }
         }
     }

@@ -40,6 +40,7 @@ use crate::outcome::{Reply, RunResult};
 use crate::registry::Registry;
 use crate::response::{Failure, FailureKind, Status};
 use crate::store::ResponseStore;
+use crate::store::payloads::Payloads;
 use crate::time::now_ms;
 
 use self::reply::summary_error;
@@ -162,12 +163,22 @@ pub struct Worker {
     store: Option<Arc<dyn ResponseStore>>,
     settings: WorkerSettings,
     forwarder: Option<Arc<dyn Forwarder>>,
+    payloads: Arc<Payloads>,
 }
 
 impl Worker {
     /// A worker over `registry`, writing to `store` when captured.
     pub fn new(registry: &'static Registry, store: Option<Arc<dyn ResponseStore>>, settings: WorkerSettings) -> Self {
-        Self { registry, store, settings, forwarder: None }
+        Self { registry, store, settings, forwarder: None, payloads: Arc::default() }
+    }
+
+    /// Read arguments kept in S3, and keep there results and failure
+    /// messages too large for the item, through `payloads`
+    /// ([`Worker::from_runtime`] sets the process's, from
+    /// `TASK_PAYLOAD_BUCKET`). Without it, nothing is written to S3.
+    pub fn with_payloads(mut self, payloads: Arc<Payloads>) -> Self {
+        self.payloads = payloads;
+        self
     }
 
     /// Send what the worker sends itself (a group's callback) through
@@ -190,7 +201,7 @@ impl Worker {
             return Some(Reply::Error { error_type: error_type::STORE, message });
         }
         if let (Some(call), Status::Complete) = (&after.chain, status) {
-            let value = match value {
+            let mut value = match value {
                 Some(text) => serde_json::from_str(text).unwrap_or(Value::Null),
                 // A later delivery of a completed step: its value is in the store.
                 None => match store.get(&call.id).await {
@@ -198,8 +209,16 @@ impl Worker {
                     Err(e) => return Some(Reply::Error { error_type: error_type::STORE, message: e.to_string() }),
                 },
             };
+            // A value kept in S3 is read back: the next step is given the value.
+            if let Some(stored) = crate::envelope::PayloadRef::in_value(&value) {
+                match Box::pin(self.payloads.get(&stored)).await.map(|bytes| serde_json::from_slice(&bytes)) {
+                    Ok(Ok(whole)) => value = whole,
+                    Ok(Err(e)) => return Some(Reply::Error { error_type: error_type::STORE, message: format!("the value in {stored} is not JSON: {e}") }),
+                    Err(e) => return Some(Reply::Error { error_type: error_type::STORE, message: e.to_string() }),
+                }
+            }
             let key = self.settings.signing_key.as_deref();
-            if let Err(e) = follow_up::next_step(store, self.forwarder.as_ref(), call, value, key, self.settings.response_ttl).await {
+            if let Err(e) = follow_up::next_step(store, self.forwarder.as_ref(), call, value, key, self.settings.response_ttl, &self.payloads).await {
                 let message = format!("the call completed, but its chain's next step could not be sent: {e}");
                 tracing::error!("{message}");
                 return Some(Reply::Error { error_type: error_type::STORE, message });

@@ -93,7 +93,7 @@ impl Worker {
                     let timeout = def.spec.timeout_ms.map_or(until_deadline, |ms| until_deadline.min(Duration::from_millis(ms)));
                     let max_attempts = if policy.is_some() { cap } else { self.settings.max_attempts.min(cap) };
                     let (parent, traceparent) = (env.parent, env.traceparent);
-                    Work::Run { def, args: env.args, max_attempts, timeout, callback_of: env.callback_of, policy, parent, traceparent }
+                    Work::Run { def, args: env.args, args_ref: env.args_ref.map(Box::new), max_attempts, timeout, callback_of: env.callback_of, policy, parent, traceparent }
                 }
             };
             if env.capture {
@@ -136,7 +136,7 @@ impl Worker {
     pub(super) async fn run_uncaptured(&self, id: &str, task: &str, inv: &Invocation, work: Work) -> Reply {
         tracing::Span::current().record("attempt", inv.attempt);
         let bodies = Arc::new(BlockingBodies::default());
-        let decision = work.run(id, inv, inv.attempt, &bodies).await;
+        let decision = work.run(id, inv, inv.attempt, &bodies, &self.payloads).await;
         wait_for_overrun_bodies(&bodies).await;
         reply_for(id, task, inv.attempt.unwrap_or(0), &decision)
     }
