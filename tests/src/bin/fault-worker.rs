@@ -221,6 +221,33 @@ async fn tally() -> TaskResult<u64> {
     Ok(outcomes.into_iter().flatten().filter_map(|v| v.as_u64()).sum())
 }
 
+/// Its argument back: with `TASK_PAYLOAD_BUCKET`, a large one comes and
+/// goes through S3.
+#[task(name = "fault.echo")]
+async fn echo(blob: String) -> String {
+    blob
+}
+
+/// A result of `bytes` bytes (a JSON string of `r`s, less its quotes).
+#[task(name = "fault.bulk")]
+async fn bulk(bytes: usize) -> String {
+    "r".repeat(bytes)
+}
+
+/// Fails for good with a message of `bytes` bytes.
+#[task(name = "fault.loud")]
+async fn loud(bytes: usize) -> TaskResult<String> {
+    Err(TaskError::fail("e".repeat(bytes)))
+}
+
+/// A group's callback: the total length of its children's string values.
+#[task(name = "fault.lengths")]
+async fn lengths() -> TaskResult<usize> {
+    let group = task_runtime::current().and_then(|c| c.callback_of).ok_or_else(|| TaskError::fail("not run as a group's callback"))?;
+    let outcomes = task_runtime::GroupHandle::<String>::from_id(group).wait().await.map_err(|e| TaskError::retry(e.to_string()))?;
+    outcomes.into_iter().map(|o| o.map(|s| s.len()).map_err(|f| TaskError::fail(f.to_string()))).sum()
+}
+
 /// Every minute (`cron`): what task-local's cron schedules are tested with.
 #[task(name = "fault.tick", schedule = "cron(* * * * ? *)")]
 async fn tick() -> String {
