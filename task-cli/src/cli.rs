@@ -151,6 +151,9 @@ pub(crate) struct UndeployArgs {
     /// Delete the failure queue and its dead-letter queue too, with the records in them.
     #[arg(long)]
     pub(crate) remove_queues: bool,
+    /// Empty and delete the payload bucket too: arguments and results too large for the table.
+    #[arg(long)]
+    pub(crate) remove_payloads: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,8 +7,10 @@
 //! retry settings and failure queue (read back by the worker); the response
 //! table with TTL and its indexes; one schedule per `#[schedule]`, whose
 //! input is the task message; keep-warm; the scheduler's role for delayed
-//! tasks; the log groups; and IAM that allows what the worker does and no
-//! more. The table, the log groups and the queues are kept when the stack is
+//! tasks; the log groups; the bucket of arguments and results too large
+//! for a message or an item, whose objects expire with the response TTL;
+//! and IAM that allows what the worker does and no more. The table, the
+//! bucket, the log groups and the queues are kept when the stack is
 //! deleted (`DeletionPolicy: Retain`): they hold the user's data.
 
 use std::collections::BTreeMap;
@@ -17,6 +19,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use task_runtime::store::dynamodb::{FAILED_INDEX, FAILED_INDEX_ATTRIBUTES, PARENT_INDEX, RECENT_INDEX};
+use task_runtime::store::payloads::PAYLOAD_PREFIX;
 
 use crate::cli::TemplateArgs;
 use crate::deploy::settings::FunctionSettings;
@@ -153,6 +156,7 @@ pub(crate) fn render(layout: &Layout<'_>) -> String {
     }
     let _ = writeln!(w, "Resources:");
     table(w, layout.table.as_deref());
+    payload_bucket(w, layout);
     let (table_ref, table_arn) = ("!Ref Responses", "!GetAtt Responses.Arn");
     let default_timeout = layout.functions[0].timeout.as_secs();
     // The failure queue: Lambda's records of every event of the functions. A
@@ -203,7 +207,7 @@ pub(crate) fn render(layout: &Layout<'_>) -> String {
         let id = function_id(f);
         let _ = writeln!(w, "  {id}:\n    Value: !GetAtt {id}.Arn\n  {id}Alias:\n    Value: !Ref {id}Alias");
     }
-    let _ = writeln!(w, "  ResponseTable:\n    Value: {table_ref}\n  FailureQueue:\n    Value: !Ref Failed\n  FailureDeadLetters:\n    Value: !Ref FailedDeadLetters");
+    let _ = writeln!(w, "  ResponseTable:\n    Value: {table_ref}\n  PayloadBucket:\n    Value: !Ref Payloads\n  FailureQueue:\n    Value: !Ref Failed\n  FailureDeadLetters:\n    Value: !Ref FailedDeadLetters");
     if layout.api_key {
         crate::deploy::api::outputs(w);
     }
@@ -239,6 +243,26 @@ fn table(w: &mut String, name: Option<&str>) {
     let _ = writeln!(w, "      TimeToLiveSpecification:\n        AttributeName: ttl\n        Enabled: true");
 }
 
+/// The bucket of values too large for a message or an item
+/// (`TASK_PAYLOAD_BUCKET`): private, its objects under `payloads/` expiring
+/// a day after the response TTL (rounded up to days: a call's item lives
+/// its TTL from when the call can no longer run). Kept when the stack goes,
+/// like the table. A lifecycle rule's `Prefix` and `ExpirationInDays`:
+/// <https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-properties-s3-bucket-rule.html>
+fn payload_bucket(w: &mut String, layout: &Layout<'_>) {
+    let _ = writeln!(w, "  Payloads:\n    Type: AWS::S3::Bucket\n    DeletionPolicy: Retain\n    UpdateReplacePolicy: Retain\n    Properties:");
+    let _ = writeln!(w, "      PublicAccessBlockConfiguration:\n        BlockPublicAcls: true\n        BlockPublicPolicy: true\n        IgnorePublicAcls: true\n        RestrictPublicBuckets: true");
+    let _ = writeln!(w, "      LifecycleConfiguration:\n        Rules:\n          - Id: expire-payloads\n            Status: Enabled\n            Prefix: {PAYLOAD_PREFIX}\n            ExpirationInDays: {}", payload_days(layout));
+}
+
+/// Days an object in the payload bucket is kept: the response TTL
+/// (`TASK_RESPONSE_TTL_SECS` of the stage's environment, default a day) in
+/// whole days, and one more.
+fn payload_days(layout: &Layout<'_>) -> u64 {
+    let ttl = layout.environment.get("TASK_RESPONSE_TTL_SECS").and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(86_400);
+    ttl.div_ceil(86_400) + 1
+}
+
 /// The functions' role: what the worker does, and no more.
 fn role(w: &mut String, layout: &Layout<'_>, table_arn: &str) {
     let _ = writeln!(w, "  WorkerRole:\n    Type: AWS::IAM::Role\n    Properties:");
@@ -253,6 +277,9 @@ fn role(w: &mut String, layout: &Layout<'_>, table_arn: &str) {
     // keys a request (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).
     let _ = writeln!(w, "              - Effect: Allow\n                Action:\n                  - dynamodb:PutItem\n                  - dynamodb:UpdateItem\n                  - dynamodb:DeleteItem\n                  - dynamodb:GetItem\n                  - dynamodb:BatchGetItem\n                  - dynamodb:Query");
     let _ = writeln!(w, "                Resource:\n                  - {table_arn}\n                  - !Sub \"${{Responses.Arn}}/index/*\"");
+    // The payload bucket: its objects only, written and read (no listing, no deleting).
+    let _ = writeln!(w, "              - Effect: Allow\n                Action:\n                  - s3:GetObject\n                  - s3:PutObject");
+    let _ = writeln!(w, "                Resource: !Sub \"${{Payloads.Arn}}/{PAYLOAD_PREFIX}*\"");
     let _ = writeln!(w, "              - Effect: Allow\n                Action: lambda:InvokeFunction");
     let _ = writeln!(w, "                Resource:\n{}", function_arns(layout.functions, 18));
     let _ = writeln!(w, "              - Effect: Allow\n                Action:\n                  - scheduler:CreateSchedule\n                  - scheduler:DeleteSchedule");
@@ -288,7 +315,7 @@ fn function(w: &mut String, layout: &Layout<'_>, f: &FunctionSettings, table_ref
     if layout.tracing {
         let _ = writeln!(p, "      TracingConfig:\n        Mode: Active");
     }
-    let _ = writeln!(p, "      Environment:\n        Variables:\n          TASK_RESPONSE_TABLE: {table_ref}\n          TASK_MAX_ATTEMPTS: \"3\"\n          TASK_SCHEDULER_ROLE_ARN: !GetAtt SchedulerInvokes.Arn");
+    let _ = writeln!(p, "      Environment:\n        Variables:\n          TASK_RESPONSE_TABLE: {table_ref}\n          TASK_MAX_ATTEMPTS: \"3\"\n          TASK_SCHEDULER_ROLE_ARN: !GetAtt SchedulerInvokes.Arn\n          TASK_PAYLOAD_BUCKET: !Ref Payloads");
     // Every function sends a task of the default group to the default
     // function's alias, and one of a group to its group's (`TASK_FUNCTIONS`).
     let _ = writeln!(p, "          TASK_FUNCTION: !Sub \"{}:{ALIAS}\"", default.name);

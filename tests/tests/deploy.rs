@@ -23,6 +23,9 @@
 //!   moto, unless another parameter (here the second deploy's code) moved
 //!   on. `tasks schedule` re-reads the parameter and says when it did not
 //!   change.
+//! - an AWS::S3::Bucket is made from its BucketEncryption and Tags only:
+//!   the payload bucket has no lifecycle rule on moto (the rule is asserted
+//!   in the template, tests/template.rs).
 
 mod common;
 
@@ -128,6 +131,14 @@ fn a_stage_deploys_updates_rolls_back_and_undeploys_against_moto() {
         for expected in ["Worker:AWS::Lambda::Function", "WorkerVersion:AWS::Lambda::Version", "Responses:AWS::DynamoDB::Table", "Failed:AWS::SQS::Queue", "FailureRecords:AWS::Lambda::EventSourceMapping", "FunctionHeavy:AWS::Lambda::Function", "FunctionHeavyVersion:AWS::Lambda::Version"] {
             assert!(resources.iter().any(|r| r == expected), "the stack holds {expected}: {resources:?}");
         }
+        // The payload bucket. Its lifecycle rule (objects expire a day after
+        // the response TTL) is asserted in the template (tests/template.rs):
+        // moto's CloudFormation makes the bucket from BucketEncryption and
+        // Tags only (moto/s3/models.py, `create_from_cloudformation_json`),
+        // so it has no lifecycle configuration here to read back.
+        let payloads = physical_id(&cfn, "Payloads").await;
+        s3.head_bucket().bucket(&payloads).send().await.expect("the payload bucket");
+        s3.put_object().bucket(&payloads).key("payloads/call-1/result-00").body(b"\"kept\"".to_vec().into()).send().await.expect("an object to empty");
         for f in FUNCTIONS {
             assert_eq!(versions(&lambda, f).await, vec![1], "the stack published version 1 of {f}");
             // What CloudFormation makes on AWS, made by hand on moto.
@@ -195,10 +206,11 @@ fn a_stage_deploys_updates_rolls_back_and_undeploys_against_moto() {
         assert_eq!(parameter(&cfn, "Schedules").await, "ENABLED");
 
         // undeploy: no stack; the table kept with its items, and said so.
-        let (code, out, _) = stage.tasks(&["undeploy", "dev", "--remove-queues"]);
+        let (code, out, _) = stage.tasks(&["undeploy", "dev", "--remove-queues", "--remove-payloads"]);
         assert_eq!(code, 0);
         assert!(out.contains("kept table worker-dev-responses") && out.contains("kept log group /aws/lambda/worker-dev"), "{out}");
-        assert_eq!(out.matches(": deleted").count(), 3, "the stack and its two queues: {out}");
+        assert_eq!(out.matches(": deleted").count(), 4, "the stack, its two queues and the emptied payload bucket: {out}");
+        assert!(s3.head_bucket().bucket(&payloads).send().await.is_err(), "the payload bucket is gone");
         let queues = sqs.list_queues().queue_name_prefix("worker-dev-").send().await.expect("queues");
         assert!(queues.queue_urls().is_empty(), "the queues are gone: {:?}", queues.queue_urls());
         let gone = cfn.describe_stacks().stack_name("worker-dev").send().await;
@@ -279,4 +291,10 @@ async fn alias(lambda: &aws_sdk_lambda::Client, f: &str) -> String {
 async fn parameter(cfn: &aws_sdk_cloudformation::Client, key: &str) -> String {
     let out = cfn.describe_stacks().stack_name("worker-dev").send().await.expect("the stack");
     out.stacks()[0].parameters().iter().find(|p| p.parameter_key() == Some(key)).and_then(|p| p.parameter_value()).unwrap_or_default().to_owned()
+}
+
+/// The physical id of the stack `worker-dev`'s resource `logical`.
+async fn physical_id(cfn: &aws_sdk_cloudformation::Client, logical: &str) -> String {
+    let found = cfn.describe_stack_resource().stack_name("worker-dev").logical_resource_id(logical).send().await.expect("the resource");
+    found.stack_resource_detail().and_then(|d| d.physical_resource_id()).expect("its physical id").to_owned()
 }

@@ -58,6 +58,14 @@ fn the_committed_template_is_generated_from_the_worker_s_manifest() {
         "dynamodb:DeleteItem",
         "aws:SourceAccount: !Ref AWS::AccountId",
         "RetentionInDays: 14",
+        // Arguments and results too large for a message or an item: the
+        // bucket, its objects expiring a day after the response TTL, and
+        // the role's reads and writes of them only.
+        "Type: AWS::S3::Bucket",
+        "TASK_PAYLOAD_BUCKET: !Ref Payloads",
+        "Prefix: payloads/\n            ExpirationInDays: 2",
+        "- s3:GetObject\n                  - s3:PutObject\n                Resource: !Sub \"${Payloads.Arn}/payloads/*\"",
+        "RestrictPublicBuckets: true",
     ] {
         assert!(committed.contains(expected), "the template lacks {expected:?}");
     }

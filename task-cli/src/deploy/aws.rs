@@ -52,13 +52,11 @@ impl Aws {
             let Problem(why) = missing();
             return Err(Problem(format!("{why} ({e})")));
         }
-        // An endpoint of its own (moto, MinIO, LocalStack) serves buckets by
-        // path, not as a host name under it.
-        let s3 = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(sdk.endpoint_url().is_some()).build();
+        let s3 = s3_client(&sdk);
         Ok(Aws {
             cfn: aws_sdk_cloudformation::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3),
+            s3,
             sdk,
             region,
         })
@@ -101,4 +99,10 @@ impl Aws {
             .map_err(|e| Problem(format!("cannot upload the code to s3://{bucket}/{key}: {}", sdk_error(&e))))?;
         Ok(true)
     }
+}
+
+/// The stage's S3 client. An endpoint of its own (moto, MinIO, LocalStack)
+/// serves buckets by path, not as a host name under it.
+pub(crate) fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some()).build())
 }

@@ -253,6 +253,7 @@ pub(crate) async fn undeploy(a: UndeployArgs) -> Result<Exit, Problem> {
         (Kept::Table, a.remove_table, "--remove-table"),
         (Kept::LogGroup, a.remove_logs, "--remove-logs"),
         (Kept::Queue, a.remove_queues, "--remove-queues"),
+        (Kept::Bucket, a.remove_payloads, "--remove-payloads"),
     ];
     for (kind, remove, flag) in kinds {
         for (_, _, id) in resources.iter().filter(|(t, _, id)| t == kind.resource_type() && !id.is_empty()) {
@@ -273,6 +274,7 @@ enum Kept {
     Table,
     LogGroup,
     Queue,
+    Bucket,
 }
 
 impl Kept {
@@ -281,6 +283,7 @@ impl Kept {
             Kept::Table => "AWS::DynamoDB::Table",
             Kept::LogGroup => "AWS::Logs::LogGroup",
             Kept::Queue => "AWS::SQS::Queue",
+            Kept::Bucket => "AWS::S3::Bucket",
         }
     }
 
@@ -289,6 +292,7 @@ impl Kept {
             Kept::Table => "table",
             Kept::LogGroup => "log group",
             Kept::Queue => "queue",
+            Kept::Bucket => "bucket",
         }
     }
 
@@ -298,6 +302,7 @@ impl Kept {
             Kept::Table => " (every call's state and result)",
             Kept::LogGroup => "",
             Kept::Queue => " and the failure records in it",
+            Kept::Bucket => " (arguments and results too large for the table, until they expire)",
         }
     }
 
@@ -307,6 +312,7 @@ impl Kept {
             Kept::Table => format!("aws dynamodb delete-table --table-name {id}"),
             Kept::LogGroup => format!("aws logs delete-log-group --log-group-name {id}"),
             Kept::Queue => format!("aws sqs delete-queue --queue-url {id}"),
+            Kept::Bucket => format!("aws s3 rb s3://{id} --force"),
         }
     }
 
@@ -317,8 +323,26 @@ impl Kept {
             Kept::Table => aws_sdk_dynamodb::Client::new(sdk).delete_table().table_name(id).send().await.map(drop).map_err(|e| sdk_error(&e)),
             Kept::LogGroup => aws_sdk_cloudwatchlogs::Client::new(sdk).delete_log_group().log_group_name(id).send().await.map(drop).map_err(|e| sdk_error(&e)),
             Kept::Queue => aws_sdk_sqs::Client::new(sdk).delete_queue().queue_url(id).send().await.map(drop).map_err(|e| sdk_error(&e)),
+            Kept::Bucket => empty_and_delete(sdk, id).await,
         }
     }
+}
+
+/// Delete bucket `bucket` after every object in it (S3 deletes only an empty bucket).
+async fn empty_and_delete(sdk: &aws_config::SdkConfig, bucket: &str) -> Result<(), String> {
+    use crate::deployed::sdk_error;
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let s3 = crate::deploy::aws::s3_client(sdk);
+    loop {
+        let listed = s3.list_objects_v2().bucket(bucket).send().await.map_err(|e| sdk_error(&e))?;
+        let keys: Vec<ObjectIdentifier> = listed.contents().iter().filter_map(|o| ObjectIdentifier::builder().set_key(o.key().map(str::to_owned)).build().ok()).collect();
+        if keys.is_empty() {
+            break;
+        }
+        let delete = Delete::builder().set_objects(Some(keys)).build().map_err(|e| e.to_string())?;
+        s3.delete_objects().bucket(bucket).delete(delete).send().await.map_err(|e| sdk_error(&e))?;
+    }
+    s3.delete_bucket().bucket(bucket).send().await.map(drop).map_err(|e| sdk_error(&e))
 }
 
 /// `tasks schedule STAGE` (`on`) and `tasks unschedule STAGE`: the stack's
