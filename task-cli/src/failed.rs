@@ -42,7 +42,9 @@ pub(crate) async fn failed(a: FailedArgs) -> Result<Exit, Problem> {
     let rows: Vec<Vec<String>> = calls
         .iter()
         .map(|c| {
-            let (kind, message) = c.response.error.as_ref().map_or(("-".into(), String::new()), |e| (e.kind.to_string(), e.message.clone()));
+            let (kind, message) = c.response.error.as_ref().map_or(("-".into(), String::new()), |e| {
+                (e.kind.to_string(), task_runtime::envelope::PayloadRef::in_text(&e.message).map_or_else(|| e.message.clone(), |r| r.summary()))
+            });
             let message: String = if message.chars().count() > 70 { message.chars().take(69).chain(['…']).collect() } else { message };
             let retry = if c.message_kept { "yes" } else { "no" };
             vec![c.id.clone(), c.response.task.clone(), kind, c.response.attempts.to_string(), time(c.response.updated_at), retry.into(), message]

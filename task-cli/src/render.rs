@@ -1,6 +1,7 @@
 //! How calls are printed: text for people, JSON for scripts.
 
 use serde_json::{Value, json};
+use task_runtime::envelope::PayloadRef;
 use task_runtime::{AsyncResponse, Status};
 
 use crate::Exit;
@@ -29,6 +30,13 @@ pub(crate) fn json_of(id: &str, r: Option<&AsyncResponse>) -> Value {
         None => json!({"id": id, "found": false}),
         Some(r) => {
             let mut v = serde_json::to_value(r).unwrap_or(Value::Null);
+            // Read from an index (a listing), a value kept in S3 is its size and place.
+            if let Some(stored) = r.response.as_ref().and_then(PayloadRef::in_value) {
+                v["response"] = json!({"kept_in": stored.to_string(), "bytes": stored.size});
+            }
+            if let Some(stored) = r.error.as_ref().and_then(|e| PayloadRef::in_text(&e.message)) {
+                v["error"]["message"] = json!(stored.summary());
+            }
             v["id"] = json!(id);
             v["found"] = json!(true);
             v

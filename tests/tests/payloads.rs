@@ -121,6 +121,7 @@ fn values_of_any_size_go_through_s3_and_come_back_equal_and_a_bad_object_fails_i
         let found = objects(&s3, h.id()).await;
         assert_eq!(found.len(), 1, "the result only: the message was small");
         assert_named_by_hash(&found);
+        let big = h.id().to_owned();
 
         // A 2 MB error message, whole.
         let h = send("fault.loud", json!({"bytes": 2_000_000}), SendOptions::default()).await.expect("sent");
@@ -132,6 +133,29 @@ fn values_of_any_size_go_through_s3_and_come_back_equal_and_a_bad_object_fails_i
             other => panic!("{other:?}"),
         }
         assert_eq!(objects(&s3, h.id()).await.len(), 1, "the message in one object");
+        let loud = h.id().to_owned();
+
+        // The CLI reads through it too: `tasks wait` gives the 20 MB value,
+        // `tasks status` the whole message, `tasks failed` its size and place.
+        let tasks = |args: &[&str]| {
+            let mut cmd = std::process::Command::new(task_local::built("tasks"));
+            task_local::user_env(cmd.args(args), &tl.endpoint, &table).env("AWS_ENDPOINT_URL_S3", &moto.endpoint);
+            let out = cmd.output().expect("run tasks");
+            (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        };
+        let (code, out, err) = tasks(&["wait", "--json", &big]);
+        assert_eq!(code, 0, "{err}");
+        let read: Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(read[0]["response"].as_str().map(str::len), Some(20_000_000), "{err}");
+        let (code, out, err) = tasks(&["status", &loud]);
+        assert_eq!(code, 1, "{err}");
+        assert!(out.contains(&"e".repeat(2_000_000)), "{} bytes: {err}", out.len());
+        let (code, out, err) = tasks(&["failed", "--since", "1h"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&format!("(2000000 bytes, kept in s3://{BUCKET}/payloads/")), "{out}");
+        let (code, out, err) = tasks(&["failed", "--since", "1h", "--json"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&format!("(2000000 bytes, kept in s3://{BUCKET}/payloads/{loud}/error-")) && out.len() < 100_000, "{out}");
 
         // A chord whose ten children each return 1 MB: the callback reads them all.
         let calls: Vec<_> = (0..10).map(|_| call("fault.bulk", json!({"bytes": 1_000_000}))).collect();

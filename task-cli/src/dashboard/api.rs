@@ -191,7 +191,8 @@ async fn call(State(d): Shared, Path(id): Path<String>) -> Result<Json<Value>, A
     let can_cancel = matches!(r.status, Status::Scheduled | Status::Pending);
     Ok(Json(json!({
         "call": json_of(&id, Some(&r)),
-        "args": message.as_ref().map(|m| m["args"].clone()),
+        // Arguments sent through S3: where they are (the page does not fetch them).
+        "args": message.as_ref().map(|m| if m["args_ref"].is_object() { json!({"kept_in_s3": m["args_ref"]}) } else { m["args"].clone() }),
         "children": children,
         "logs": logs,
         "group": group,

@@ -52,6 +52,18 @@ impl PayloadRef {
         Self::in_value(&serde_json::from_str(text).ok()?)
     }
 
+    /// What a listing shows in place of the value: its size and where it is
+    /// (a listing reads an index, and does not fetch every object).
+    ///
+    /// ```
+    /// # use task_runtime::envelope::PayloadRef;
+    /// let r = PayloadRef { bucket: "b".into(), key: "payloads/7/error-ab".into(), size: 2_000_000, sha256: "ab".into() };
+    /// assert_eq!(r.summary(), "(2000000 bytes, kept in s3://b/payloads/7/error-ab)");
+    /// ```
+    pub fn summary(&self) -> String {
+        format!("({} bytes, kept in {self})", self.size)
+    }
+
     /// The reference a stored JSON value stands for, when it is a marker.
     pub fn in_value(value: &Value) -> Option<PayloadRef> {
         match value.as_object() {
