@@ -73,6 +73,9 @@ pub async fn get_children(id: &str, limit: usize) -> Result<Vec<crate::store::St
 /// `r` (call `id`) with its result or failure message read back from S3,
 /// when it was kept there (see [`crate::store::payloads`]).
 pub(crate) async fn resolve(rt: &crate::runtime::Runtime, id: &str, r: &mut AsyncResponse) -> Result<(), StoreError> {
+    if !crate::store::payloads::Payloads::holds_references(r) {
+        return Ok(());
+    }
     // Boxed: an S3 read is an SDK future, awaited only for a value kept there.
     crate::aws::boxed(rt.payloads.resolve(r)).await.map_err(|source| StoreError::Payload { id: id.to_owned(), source: Box::new(source) })
 }

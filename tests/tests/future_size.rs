@@ -15,5 +15,6 @@ async fn add(a: u32, b: u32) -> u32 {
 fn a_task_call_s_future_holds_no_sdk_future_in_place() {
     let size = std::mem::size_of_val(&add(1, 2));
     // About 2.4 KB in a release build; one SDK future in place adds 5 KB or more.
+    eprintln!("a #[task] call's future: {size} bytes");
     assert!(size < 4 * 1024, "a #[task] call's future is {size} bytes: an SDK future is awaited in place on the dispatch path (box it with aws::boxed)");
 }

@@ -149,17 +149,31 @@ impl Payloads {
     /// is signed again, so that the signature covers the reference); with
     /// no bucket, one over Lambda's limit is refused.
     pub(crate) async fn seal(&self, env: &mut Envelope, key: Option<&[u8]>) -> Result<Vec<u8>, SealError> {
+        match self.seal_inline(env, key)? {
+            Some(bytes) => Ok(bytes),
+            None => Box::pin(self.seal_through_s3(env, key)).await,
+        }
+    }
+
+    /// [`seal`](Self::seal) without S3: the bytes, or `None` when the
+    /// arguments must go through the bucket ([`seal_through_s3`](Self::seal_through_s3)).
+    /// Synchronous, so that the common path awaits nothing.
+    pub(crate) fn seal_inline(&self, env: &mut Envelope, key: Option<&[u8]>) -> Result<Option<Vec<u8>>, SealError> {
         if let Some(key) = key {
             env.sign(key);
         }
         let bytes = serde_json::to_vec(&*env).expect("an Envelope always serializes");
         match self.bucket {
-            Some(_) if bytes.len() > OFFLOAD_ABOVE_BYTES && env.args_ref.is_none() => {}
-            _ if bytes.len() > MAX_ASYNC_PAYLOAD_BYTES => return Err(SealError::TooLarge { size: bytes.len(), limit: MAX_ASYNC_PAYLOAD_BYTES }),
-            _ => return Ok(bytes),
+            Some(_) if bytes.len() > OFFLOAD_ABOVE_BYTES && env.args_ref.is_none() => Ok(None),
+            _ if bytes.len() > MAX_ASYNC_PAYLOAD_BYTES => Err(SealError::TooLarge { size: bytes.len(), limit: MAX_ASYNC_PAYLOAD_BYTES }),
+            _ => Ok(Some(bytes)),
         }
+    }
+
+    /// The arguments of `env` put in the bucket, and the message signed again.
+    pub(crate) async fn seal_through_s3(&self, env: &mut Envelope, key: Option<&[u8]>) -> Result<Vec<u8>, SealError> {
         let args = serde_json::to_vec(&env.args).expect("JSON values always serialize");
-        let r = Box::pin(self.put(&env.id, "args", args)).await.map_err(SealError::Payload)?;
+        let r = self.put(&env.id, "args", args).await.map_err(SealError::Payload)?;
         tracing::info!(object = %r, size = r.size, "the arguments are sent through S3");
         env.args = Map::new();
         env.args_ref = Some(r);
@@ -182,7 +196,7 @@ impl Payloads {
     /// fails), what [`fit`] makes of it: a result too large fails `too_large`,
     /// a message is cut.
     pub(crate) async fn place(&self, id: &str, state: FinalState) -> FinalState {
-        if self.bucket.is_none() {
+        if !self.places(&state) {
             return fit(state);
         }
         match state {
@@ -197,6 +211,17 @@ impl Payloads {
         }
     }
 
+    /// Whether [`place`](Self::place) would put anything in the bucket:
+    /// there is one, and `state` holds a value too large for the item.
+    pub(crate) fn places(&self, state: &FinalState) -> bool {
+        let large = |f: &Failure| f.message.len() > MAX_FAILURE_MESSAGE_BYTES;
+        self.bucket.is_some()
+            && match state {
+                FinalState::Complete(text) => text.len() > MAX_RESPONSE_BYTES,
+                FinalState::Failed(f) | FinalState::Retrying(f) | FinalState::Resend { failure: f, .. } => large(f),
+            }
+    }
+
     async fn place_failure(&self, id: &str, failure: Failure) -> Failure {
         if failure.message.len() <= MAX_FAILURE_MESSAGE_BYTES {
             return failure;
@@ -208,6 +233,11 @@ impl Payloads {
                 failure.bounded()
             }
         }
+    }
+
+    /// Whether `r` holds a reference to a value kept in S3 (nothing to read back otherwise).
+    pub fn holds_references(r: &AsyncResponse) -> bool {
+        r.response.as_ref().and_then(PayloadRef::in_value).is_some() || r.error.as_ref().and_then(|f| PayloadRef::in_text(&f.message)).is_some()
     }
 
     /// `r` with what it stands for read back: a result or a failure's

@@ -120,7 +120,9 @@ impl Work {
                     Ok(fut) => crate::context::scope(ctx, counting_blocking(bodies.clone(), run_guarded(fut, timeout))).await,
                 };
                 let whole = outcome::decide_whole(result, attempt, max_attempts, policy.as_ref());
-                Decision { state: Box::pin(payloads.place(id, whole.state)).await, ..whole }
+                // Boxed, and only when something goes to S3: the common path awaits nothing more.
+                let state = if payloads.places(&whole.state) { Box::pin(payloads.place(id, whole.state)).await } else { crate::store::payloads::fit(whole.state) };
+                Decision { state, ..whole }
             }
         }
     }
