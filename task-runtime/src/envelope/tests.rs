@@ -209,3 +209,29 @@ fn oversized_payload_reports_size_and_limit() {
     assert!(size > MAX_ASYNC_PAYLOAD_BYTES);
     assert_eq!(limit, MAX_ASYNC_PAYLOAD_BYTES);
 }
+
+#[test]
+fn a_signature_covers_the_reference_to_arguments_kept_in_s3() {
+    let mut env = Envelope::new("t", Map::new(), true, 2);
+    env.args_ref = Some(PayloadRef { bucket: "b".into(), key: "payloads/7/args-ab".into(), size: 5_000_000, sha256: "ab".repeat(32) });
+    env.sign(b"key");
+    assert!(env.verify(b"key").is_ok());
+    for tamper in [
+        |r: &mut PayloadRef| r.sha256 = "cd".repeat(32),
+        |r: &mut PayloadRef| r.key = "payloads/8/args-ab".into(),
+        |r: &mut PayloadRef| r.bucket = "theirs".into(),
+        |r: &mut PayloadRef| r.size = 5,
+    ] {
+        let mut forged = env.clone();
+        if let Some(r) = forged.args_ref.as_mut() {
+            tamper(r);
+        }
+        assert!(forged.verify(b"key").is_err(), "{:?}", forged.args_ref);
+    }
+    // It travels: a message with a reference decodes with it.
+    let back = match Incoming::classify(&serde_json::to_value(&env).unwrap_or_default()) {
+        Incoming::Task(m) => m,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(back.args_ref, env.args_ref);
+}
