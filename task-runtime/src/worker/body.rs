@@ -87,8 +87,9 @@ impl Work {
     /// Run the work: the arguments read from S3 first when the message sent
     /// them there (an object gone, changed or too large fails the call
     /// `bad_payload`; one S3 could not answer is retried), and the result
-    /// or failure's message too large for the item kept there.
-    pub(super) async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>, bodies: &Arc<BlockingBodies>, payloads: &Payloads) -> Decision {
+    /// or failure's message too large for the item kept there (only when it
+    /// is `stored`: a call that does not capture its outcome writes nothing).
+    pub(super) async fn run(self, id: &str, inv: &Invocation, attempt: Option<u32>, bodies: &Arc<BlockingBodies>, payloads: &Payloads, stored: bool) -> Decision {
         match self {
             Work::Refuse(failure) => outcome::permanent(failure),
             Work::Run { def, mut args, args_ref, max_attempts, timeout, callback_of, policy, parent, traceparent } => {
@@ -121,7 +122,7 @@ impl Work {
                 };
                 let whole = outcome::decide_whole(result, attempt, max_attempts, policy.as_ref());
                 // Boxed, and only when something goes to S3: the common path awaits nothing more.
-                let state = if payloads.places(&whole.state) { Box::pin(payloads.place(id, whole.state)).await } else { crate::store::payloads::fit(whole.state) };
+                let state = if stored && payloads.places(&whole.state) { Box::pin(payloads.place(id, whole.state)).await } else { crate::store::payloads::fit(whole.state) };
                 Decision { state, ..whole }
             }
         }

@@ -67,7 +67,7 @@ impl Worker {
         tracing::Span::current().record("attempt", attempt);
         let heartbeat = Heartbeat { store: store.clone(), id, request_id: &inv.request_id, lease: self.settings.lease, deadline_ms: inv.deadline_ms, slot };
         let bodies = Arc::new(BlockingBodies::default());
-        let mut decision = heartbeat.around(work.run(id, inv, Some(attempt), &bodies, &self.payloads)).await;
+        let mut decision = heartbeat.around(work.run(id, inv, Some(attempt), &bodies, &self.payloads, true)).await;
         // Kept with a failed call, so that it can be listed and sent again.
         let message = match (&decision.state, event) {
             (FinalState::Failed(_), Some(event)) => Some(event.to_string()),

@@ -136,7 +136,7 @@ impl Worker {
     pub(super) async fn run_uncaptured(&self, id: &str, task: &str, inv: &Invocation, work: Work) -> Reply {
         tracing::Span::current().record("attempt", inv.attempt);
         let bodies = Arc::new(BlockingBodies::default());
-        let decision = work.run(id, inv, inv.attempt, &bodies, &self.payloads).await;
+        let decision = work.run(id, inv, inv.attempt, &bodies, &self.payloads, false).await;
         wait_for_overrun_bodies(&bodies).await;
         reply_for(id, task, inv.attempt.unwrap_or(0), &decision)
     }
