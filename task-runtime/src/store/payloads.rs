@@ -1,7 +1,7 @@
 //! Values too large for where they go, kept in S3 (`TASK_PAYLOAD_BUCKET`),
 //! as the SQS extended client and Powertools do: a message's arguments
 //! over [`OFFLOAD_ABOVE_BYTES`], a result over
-//! [`MAX_RESPONSE_BYTES`](super::MAX_RESPONSE_BYTES), a failure's message
+//! [`MAX_RESPONSE_BYTES`], a failure's message
 //! over [`MAX_FAILURE_MESSAGE_BYTES`]. What goes in their place is a
 //! [`PayloadRef`]: the object, its size and its SHA-256, checked on every
 //! read. Objects are written under `payloads/ID/…`, named by their hash, so
@@ -9,9 +9,9 @@
 //! The template's lifecycle rule expires them with the response's TTL.
 //!
 //! Here: [`Payloads`] (the bucket, the limit, the client, built once),
-//! [`Payloads::seal`] (a message's bytes, its arguments sent through S3
-//! when too large), [`Payloads::fetch_args`] (the worker's read of them),
-//! [`Payloads::place`] (a result or failure put there before it is
+//! `Payloads::seal` (a message's bytes, its arguments sent through S3
+//! when too large), `Payloads::fetch_args` (the worker's read of them),
+//! `Payloads::place` (a result or failure put there before it is
 //! written) and [`Payloads::resolve`] (every reader's way back).
 
 use aws_config::SdkConfig;
@@ -190,7 +190,7 @@ impl Payloads {
     }
 
     /// `state` ready to write: a result over
-    /// [`MAX_RESPONSE_BYTES`](super::MAX_RESPONSE_BYTES) or a failure's
+    /// [`MAX_RESPONSE_BYTES`] or a failure's
     /// message over [`MAX_FAILURE_MESSAGE_BYTES`] put in the bucket, its
     /// reference stored in its place. With no bucket (or when the put
     /// fails), what [`fit`] makes of it: a result too large fails `too_large`,
@@ -260,7 +260,7 @@ impl Payloads {
 }
 
 /// `state` as it is written with no bucket: a result over
-/// [`MAX_RESPONSE_BYTES`](super::MAX_RESPONSE_BYTES) fails `too_large`
+/// [`MAX_RESPONSE_BYTES`] fails `too_large`
 /// (naming `TASK_PAYLOAD_BUCKET`), a failure's message is cut.
 pub(crate) fn fit(state: FinalState) -> FinalState {
     match state {
