@@ -58,7 +58,7 @@ pub enum DispatchError {
         task: String,
         /// What S3 said, naming the object.
         #[source]
-        source: Box<crate::store::payloads::PayloadError>,
+        source: Box<super::PayloadError>,
     },
     /// Lambda (or the emulator) refused the invoke.
     #[error("task `{task}`: invoking `{function}` failed{}: {message}", status.map(|s| format!(" (HTTP {s}{})", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default())).unwrap_or_default())]

@@ -7,11 +7,13 @@
 //! `startup` (configuration, the registry); here, the `errorType` values.
 
 mod dispatch;
+mod payload;
 mod startup;
 mod store;
 mod task;
 
 pub use dispatch::{CancelError, DispatchError};
+pub use payload::PayloadError;
 pub use startup::{ConfigError, Error, RegistryError};
 pub use store::{StoreError, WaitError};
 pub(crate) use task::causes;

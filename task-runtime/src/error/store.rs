@@ -50,7 +50,7 @@ pub enum StoreError {
         id: String,
         /// What is wrong, naming the object.
         #[source]
-        source: Box<crate::store::payloads::PayloadError>,
+        source: Box<super::PayloadError>,
     },
 }
 
