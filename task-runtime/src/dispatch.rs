@@ -109,14 +109,8 @@ pub(crate) async fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: M
     });
     env.parent = parent;
     env.traceparent = Some(traceparent);
-    let key = rt.config.signing_key.as_deref();
-    let sealed = match rt.payloads.seal_inline(&mut env, key) {
-        Ok(Some(bytes)) => Ok(bytes),
-        // Boxed, and only for a message too large to send: the common path awaits nothing.
-        Ok(None) => crate::aws::boxed(rt.payloads.seal_through_s3(&mut env, key)).await,
-        Err(e) => Err(e),
-    };
-    let payload = sealed.map_err(|e| match e {
+    // Not boxed: `seal` boxes its S3 path, taken only for a message too large to send.
+    let payload = rt.payloads.seal(&mut env, rt.config.signing_key.as_deref()).await.map_err(|e| match e {
         SealError::TooLarge { size, limit } => DispatchError::PayloadTooLarge { task: t.name.to_owned(), size, limit },
         SealError::Payload(source) => DispatchError::Payload { task: t.name.to_owned(), source: Box::new(source) },
     })?;

@@ -245,7 +245,7 @@ pub(crate) async fn next_step(
 ) -> Result<(), FollowUpError> {
     let Some(mut next) = call.next_step(value) else { return Ok(()) };
     // Signed (its arguments through S3 when too large) before its digest is taken.
-    let sealed = Box::pin(payloads.seal(&mut next, signing_key)).await;
+    let sealed = payloads.seal(&mut next, signing_key).await;
     let now = now_ms();
     let item = PendingItem {
         id: next.id.clone(),

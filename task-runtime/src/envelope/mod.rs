@@ -47,8 +47,10 @@ pub const MAX_ASYNC_PAYLOAD_BYTES: usize = 1_048_576;
 /// margin below [`MAX_ASYNC_PAYLOAD_BYTES`] is for where a message goes
 /// after its invoke: Lambda's failure record holds the whole message as
 /// its `requestPayload` (and about 1 KB of its own), and an SQS queue
-/// takes 256 KiB a message unless raised; a delayed call's message is the
-/// input of an EventBridge Scheduler schedule.
+/// takes 256 KiB a message unless its `MaximumMessageSize` is raised (the
+/// template's failure queue keeps the default:
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html>);
+/// a delayed call's message is the input of an EventBridge Scheduler schedule.
 pub const OFFLOAD_ABOVE_BYTES: usize = 256 * 1024;
 /// The longest `id` or `task` a worker accepts, in bytes (DynamoDB keys are
 /// at most 2048 bytes; a caller's own ids at most 512).

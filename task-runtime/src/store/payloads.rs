@@ -10,12 +10,12 @@
 //!
 //! Here: [`Payloads`] (the bucket, the limit, the client, built once),
 //! `Payloads::seal` (a message's bytes, its arguments sent through S3
-//! when too large), `Payloads::fetch_args` (the worker's read of them),
+//! when too large), `Payloads::fetch_json` (the worker's read of them, and of a chain's value),
 //! `Payloads::place` (a result or failure put there before it is
 //! written) and [`Payloads::resolve`] (every reader's way back).
 
 use aws_config::SdkConfig;
-use serde_json::{Map, Value};
+use serde_json::Map;
 
 use crate::aws::LazyClient;
 use crate::envelope::{Envelope, MAX_ASYNC_PAYLOAD_BYTES, OFFLOAD_ABOVE_BYTES, PayloadRef};
@@ -141,7 +141,7 @@ impl Payloads {
     /// [`seal`](Self::seal) without S3: the bytes, or `None` when the
     /// arguments must go through the bucket ([`seal_through_s3`](Self::seal_through_s3)).
     /// Synchronous, so that the common path awaits nothing.
-    pub(crate) fn seal_inline(&self, env: &mut Envelope, key: Option<&[u8]>) -> Result<Option<Vec<u8>>, SealError> {
+    fn seal_inline(&self, env: &mut Envelope, key: Option<&[u8]>) -> Result<Option<Vec<u8>>, SealError> {
         if let Some(key) = key {
             env.sign(key);
         }
@@ -154,7 +154,7 @@ impl Payloads {
     }
 
     /// The arguments of `env` put in the bucket, and the message signed again.
-    pub(crate) async fn seal_through_s3(&self, env: &mut Envelope, key: Option<&[u8]>) -> Result<Vec<u8>, SealError> {
+    async fn seal_through_s3(&self, env: &mut Envelope, key: Option<&[u8]>) -> Result<Vec<u8>, SealError> {
         let args = serde_json::to_vec(&env.args).expect("JSON values always serialize");
         let r = self.put(&env.id, "args", args).await.map_err(SealError::Payload)?;
         tracing::info!(object = %r, size = r.size, "the arguments are sent through S3");
@@ -166,10 +166,11 @@ impl Payloads {
         env.to_payload().map_err(|(size, limit)| SealError::TooLarge { size, limit })
     }
 
-    /// The arguments `r` holds.
-    pub(crate) async fn fetch_args(&self, r: &PayloadRef) -> Result<Map<String, Value>, PayloadError> {
+    /// The JSON `r` holds, as `T` (`what` names it in the error: "the
+    /// arguments' JSON object", "JSON").
+    pub(crate) async fn fetch_json<T: serde::de::DeserializeOwned>(&self, r: &PayloadRef, what: &str) -> Result<T, PayloadError> {
         let bytes = self.get(r).await?;
-        serde_json::from_slice(&bytes).map_err(|e| PayloadError { object: r.to_string(), problem: format!("is not the arguments' JSON object: {e}"), transient: false })
+        serde_json::from_slice(&bytes).map_err(|e| PayloadError { object: r.to_string(), problem: format!("is not {what}: {e}"), transient: false })
     }
 
     /// `state` ready to write: a result over
@@ -182,8 +183,13 @@ impl Payloads {
         if !self.places(&state) {
             return fit(state);
         }
+        // Boxed: S3's futures, awaited only for a value too large for the item.
+        Box::pin(self.place_in_s3(id, state)).await
+    }
+
+    async fn place_in_s3(&self, id: &str, state: FinalState) -> FinalState {
         match state {
-            FinalState::Complete(text) if text.len() > MAX_RESPONSE_BYTES => match Box::pin(self.put(id, "result", text.into_bytes())).await {
+            FinalState::Complete(text) if text.len() > MAX_RESPONSE_BYTES => match self.put(id, "result", text.into_bytes()).await {
                 Ok(r) => FinalState::Complete(r.marker()),
                 Err(e) => FinalState::Failed(Failure::new(FailureKind::TooLarge, format!("the result could not be kept: {e}"))),
             },
@@ -196,7 +202,7 @@ impl Payloads {
 
     /// Whether [`place`](Self::place) would put anything in the bucket:
     /// there is one, and `state` holds a value too large for the item.
-    pub(crate) fn places(&self, state: &FinalState) -> bool {
+    fn places(&self, state: &FinalState) -> bool {
         let large = |f: &Failure| f.message.len() > MAX_FAILURE_MESSAGE_BYTES;
         self.bucket.is_some()
             && match state {
@@ -209,7 +215,7 @@ impl Payloads {
         if failure.message.len() <= MAX_FAILURE_MESSAGE_BYTES {
             return failure;
         }
-        match Box::pin(self.put(id, "error", failure.message.clone().into_bytes())).await {
+        match self.put(id, "error", failure.message.clone().into_bytes()).await {
             Ok(r) => Failure { kind: failure.kind, message: r.marker() },
             Err(e) => {
                 tracing::warn!("the failure's message is cut: {e}");
@@ -227,9 +233,7 @@ impl Payloads {
     /// message kept in S3.
     pub async fn resolve(&self, r: &mut AsyncResponse) -> Result<(), PayloadError> {
         if let Some(stored) = r.response.as_ref().and_then(PayloadRef::in_value) {
-            let bytes = self.get(&stored).await?;
-            let value = serde_json::from_slice(&bytes).map_err(|e| PayloadError { object: stored.to_string(), problem: format!("is not JSON: {e}"), transient: false })?;
-            r.response = Some(value);
+            r.response = Some(self.fetch_json(&stored, "JSON").await?);
         }
         if let Some(stored) = r.error.as_ref().and_then(|f| PayloadRef::in_text(&f.message)) {
             let bytes = self.get(&stored).await?;

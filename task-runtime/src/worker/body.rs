@@ -94,7 +94,7 @@ impl Work {
             Work::Refuse(failure) => outcome::permanent(failure),
             Work::Run { def, mut args, args_ref, max_attempts, timeout, callback_of, policy, parent, traceparent } => {
                 if let Some(r) = args_ref {
-                    match Box::pin(payloads.fetch_args(&r)).await {
+                    match Box::pin(payloads.fetch_json(&r, "the arguments' JSON object")).await {
                         Ok(stored) => args = stored,
                         Err(e) if e.transient => {
                             let retry = RunResult::Error(crate::error::TaskError::retry(e.to_string()));
@@ -121,8 +121,8 @@ impl Work {
                     Ok(fut) => crate::context::scope(ctx, counting_blocking(bodies.clone(), run_guarded(fut, timeout))).await,
                 };
                 let whole = outcome::decide_whole(result, attempt, max_attempts, policy.as_ref());
-                // Boxed, and only when something goes to S3: the common path awaits nothing more.
-                let state = if stored && payloads.places(&whole.state) { Box::pin(payloads.place(id, whole.state)).await } else { crate::store::payloads::fit(whole.state) };
+                // `place` awaits S3 (boxed) only for a value too large for the item.
+                let state = if stored { payloads.place(id, whole.state).await } else { crate::store::payloads::fit(whole.state) };
                 Decision { state, ..whole }
             }
         }

@@ -211,9 +211,8 @@ impl Worker {
             };
             // A value kept in S3 is read back: the next step is given the value.
             if let Some(stored) = crate::envelope::PayloadRef::in_value(&value) {
-                match Box::pin(self.payloads.get(&stored)).await.map(|bytes| serde_json::from_slice(&bytes)) {
-                    Ok(Ok(whole)) => value = whole,
-                    Ok(Err(e)) => return Some(Reply::Error { error_type: error_type::STORE, message: format!("the value in {stored} is not JSON: {e}") }),
+                match Box::pin(self.payloads.fetch_json(&stored, "JSON")).await {
+                    Ok(whole) => value = whole,
                     Err(e) => return Some(Reply::Error { error_type: error_type::STORE, message: e.to_string() }),
                 }
             }
