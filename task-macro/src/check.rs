@@ -3,9 +3,33 @@
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, ItemFn, Pat, PathArguments, ReturnType, Type};
 
-/// A `concurrency_key` or `rate_limit_key` must name one of the parameters.
-pub(crate) fn keys<'a>(f: &ItemFn, keys: impl IntoIterator<Item = &'a Option<syn::LitStr>>, errors: &mut Vec<syn::Error>) {
-    let params: Vec<String> = f
+/// A `concurrency_key` or `rate_limit_key` must name one of the parameters,
+/// and an `idempotency_key` path must start with one (`"order.id"`: `order`).
+pub(crate) fn keys<'a>(
+    f: &ItemFn,
+    keys: impl IntoIterator<Item = &'a Option<syn::LitStr>>,
+    idempotency: Option<&crate::options::KeyOption>,
+    errors: &mut Vec<syn::Error>,
+) {
+    let params = params(f);
+    let has = || if params.is_empty() { "none".to_owned() } else { params.join(", ") };
+    for key in keys.into_iter().flatten() {
+        if !params.contains(&key.value()) {
+            errors.push(syn::Error::new_spanned(key, format!("{:?} is not a parameter of this task (it has: {})", key.value(), has())));
+        }
+    }
+    if let Some(crate::options::KeyOption::Arg(path)) = idempotency {
+        let value = path.value();
+        let first = value.split('.').next().unwrap_or_default();
+        if !params.iter().any(|p| p == first) {
+            errors.push(syn::Error::new_spanned(path, format!("`idempotency_key`: {first:?} is not a parameter of this task (it has: {})", has())));
+        }
+    }
+}
+
+/// The names of the task's parameters.
+fn params(f: &ItemFn) -> Vec<String> {
+    f
         .sig
         .inputs
         .iter()
@@ -16,13 +40,7 @@ pub(crate) fn keys<'a>(f: &ItemFn, keys: impl IntoIterator<Item = &'a Option<syn
             },
             FnArg::Receiver(_) => None,
         })
-        .collect();
-    for key in keys.into_iter().flatten() {
-        if !params.contains(&key.value()) {
-            let has = if params.is_empty() { "none".to_owned() } else { params.join(", ") };
-            errors.push(syn::Error::new_spanned(key, format!("{:?} is not a parameter of this task (it has: {has})", key.value())));
-        }
-    }
+        .collect()
 }
 
 /// Check the signature, collecting every error.

@@ -23,7 +23,7 @@ pub(crate) fn task(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     check::signature(&f, &mut errors);
-    check::keys(&f, [&opts.concurrency_key, &opts.rate_limit_key], &mut errors);
+    check::keys(&f, [&opts.concurrency_key, &opts.rate_limit_key], opts.idempotency_key.as_ref(), &mut errors);
     if !errors.is_empty() {
         let ce = errors.iter().map(syn::Error::to_compile_error);
         return quote!(#(#ce)* #item);
@@ -81,6 +81,34 @@ fn limits(opts: &options::Options) -> TokenStream {
     quote!(::task_runtime::policy::Limits { concurrency: #concurrency, concurrency_key: #ckey, rate: #rate, rate_key: #rkey })
 }
 
+/// The `Idempotency` the options declare: a key from an argument's path,
+/// or from a function that `__task_key` calls with a reference to each
+/// argument, decoded from the call's JSON.
+fn idempotency(opts: &options::Options, names: &[syn::Ident], types: &[Type], name_strs: &[String]) -> TokenStream {
+    let rt = quote!(::task_runtime::__private);
+    let window = opts.idempotency_window.as_ref().and_then(|w| options::duration_ms(&w.value()).ok()).map_or(quote!(::task_runtime::idempotency::DEFAULT_WINDOW_MS), |ms| quote!(#ms));
+    let key = match &opts.idempotency_key {
+        None => return quote!(::core::option::Option::None),
+        Some(options::KeyOption::Arg(path)) => quote!(::task_runtime::idempotency::KeyFrom::Arg(#path)),
+        Some(options::KeyOption::Function(path)) => {
+            let shown = quote!(#path).to_string().replace(' ', "");
+            quote!(::task_runtime::idempotency::KeyFrom::Function {
+                name: #shown,
+                of: {
+                    fn __task_key(
+                        __task_args: &#rt::serde_json::Map<::std::string::String, #rt::serde_json::Value>,
+                    ) -> ::core::result::Result<#rt::serde_json::Value, ::std::string::String> {
+                        #( let #names: #types = #rt::peek_arg(__task_args, #name_strs)?; )*
+                        #rt::key_value(&#path(#(&#names),*))
+                    }
+                    __task_key
+                },
+            })
+        }
+    };
+    quote!(::core::option::Option::Some(::task_runtime::idempotency::Idempotency { key: #key, window_ms: #window }))
+}
+
 fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
     let rt = quote!(::task_runtime::__private);
     let vis = &f.vis;
@@ -133,6 +161,8 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
     let assert_args = types.iter().map(|t| quote_spanned!(t.span()=> #rt::assert_arg::<#t>();));
     let assert_output = quote_spanned!(value_ty.span()=> #rt::assert_output::<#value_ty>(););
     let convert = if fallible { quote!(#rt::fallible) } else { quote!(#rt::value) };
+
+    let idempotency = idempotency(opts, &names, &types, &name_strs);
 
     let inline_sig = {
         let mut sig = f.sig.clone();
@@ -265,6 +295,7 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
                 timeout_ms: #timeout_ms,
                 retry: #retry,
                 limits: #limits,
+                idempotency: #idempotency,
             };
             /// The name the task is registered under.
             pub const NAME: &'static str = Self::SPEC.name;

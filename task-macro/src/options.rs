@@ -2,7 +2,8 @@
 //! retry_backoff = "1s", retry_backoff_max = "10m", retry_jitter = bool,
 //! concurrency = N, concurrency_key = "arg", rate_limit = "100/m",
 //! rate_limit_key = "arg", timeout = "30s", schedule = "rate(1 hour)",
-//! schedule_args = (..))]`.
+//! schedule_args = (..), idempotency_key = "arg.field" | key_fn,
+//! idempotency_window = "24h")]`.
 
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
@@ -10,7 +11,8 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, ExprLit, Lit, LitBool, LitInt, LitStr, Meta, Token};
 
 const KNOWN: &str = "`name`, `function`, `capture_response`, `retries`, `retry_backoff`, `retry_backoff_max`, `retry_jitter`, \
-                     `concurrency`, `concurrency_key`, `rate_limit`, `rate_limit_key`, `timeout`, `schedule`, `schedule_args`";
+                     `concurrency`, `concurrency_key`, `rate_limit`, `rate_limit_key`, `timeout`, `schedule`, `schedule_args`, \
+                     `idempotency_key`, `idempotency_window`";
 
 /// The parsed options, each with the literal it came from.
 #[derive(Default)]
@@ -35,6 +37,17 @@ pub(crate) struct Options {
     pub(crate) schedule: Option<LitStr>,
     /// The arguments of each scheduled run: any expression, typed by the compiler.
     pub(crate) schedule_args: Option<Expr>,
+    /// Where the idempotency key comes from.
+    pub(crate) idempotency_key: Option<KeyOption>,
+    /// How long a key is one call, e.g. `"24h"`.
+    pub(crate) idempotency_window: Option<LitStr>,
+}
+
+/// `idempotency_key = "order.id"` (an argument, or a field inside it) or
+/// `idempotency_key = order_key` (a function of the arguments, by reference).
+pub(crate) enum KeyOption {
+    Arg(LitStr),
+    Function(syn::Path),
 }
 
 /// Parse the attribute's arguments, collecting every error.
@@ -84,6 +97,19 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options 
                 errors.push(syn::Error::new_spanned(&nv.path, "`schedule_args` set multiple times"));
             }
             "schedule_args" => opts.schedule_args = Some(nv.value.clone()),
+            "idempotency_key" if opts.idempotency_key.is_some() => {
+                errors.push(syn::Error::new_spanned(&nv.path, "`idempotency_key` set multiple times"));
+            }
+            "idempotency_key" => match &nv.value {
+                Expr::Lit(ExprLit { lit: Lit::Str(l), .. }) => opts.idempotency_key = Some(KeyOption::Arg(l.clone())),
+                Expr::Path(p) if p.qself.is_none() => opts.idempotency_key = Some(KeyOption::Function(p.path.clone())),
+                other => errors.push(syn::Error::new_spanned(
+                    other,
+                    "`idempotency_key` takes an argument's name (\"order_id\", or \"order.id\" for a field inside it) \
+                     or a function of the arguments (`order_key`, called with a reference to each)",
+                )),
+            },
+            "idempotency_window" => set!(idempotency_window, Str, "a duration: `\"30m\"`, `\"24h\"`"),
             _ => {
                 let path = &nv.path;
                 let shown = quote::quote!(#path).to_string().replace(' ', "");
@@ -137,6 +163,13 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options 
         && let Err(why) = rate_limit(&rate.value())
     {
         errors.push(syn::Error::new_spanned(rate, format!("`rate_limit`: {why}")));
+    }
+    if let Some(window) = &opts.idempotency_window {
+        if opts.idempotency_key.is_none() {
+            errors.push(syn::Error::new_spanned(window, "`idempotency_window` needs `idempotency_key = ..`"));
+        } else if let Err(why) = duration_ms(&window.value()) {
+            errors.push(syn::Error::new_spanned(window, format!("`idempotency_window`: {why}")));
+        }
     }
     if let (Some(key), None) = (&opts.concurrency_key, &opts.concurrency) {
         errors.push(syn::Error::new_spanned(key, "`concurrency_key` needs `concurrency = N`"));

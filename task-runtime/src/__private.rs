@@ -68,6 +68,17 @@ pub fn take_arg<T: DeserializeOwned>(args: &mut Map<String, Value>, task: &str, 
     }
 }
 
+/// Argument `name` decoded from a call's arguments, left in place (for an
+/// idempotency key's function); `Err` says what is wrong.
+pub fn peek_arg<T: DeserializeOwned>(args: &Map<String, Value>, name: &str) -> Result<T, String> {
+    serde_json::from_value(args.get(name).cloned().unwrap_or(Value::Null)).map_err(|e| format!("argument `{name}` does not decode: {e}"))
+}
+
+/// An idempotency key function's value, as JSON.
+pub fn key_value<K: Serialize + ?Sized>(key: &K) -> Result<Value, String> {
+    serde_json::to_value(key).map_err(|e| format!("its value cannot be serialized to JSON: {e}"))
+}
+
 /// After every parameter is taken: anything left is an unexpected argument.
 pub fn no_more_args(args: Map<String, Value>, task: &str) -> Result<(), ArgsError> {
     match args.into_iter().next() {
@@ -104,7 +115,7 @@ pub async fn blocking(f: impl FnOnce() -> Result<Value, TaskError> + Send + 'sta
 
 /// Send a typed call.
 pub async fn send<T>(spec: &'static TaskSpec, options: SendOptions, args: Map<String, Value>) -> Result<TaskHandle<T>, DispatchError> {
-    let target = Target::new(spec.name, spec.function, spec.capture_response, spec.retries, &options);
+    let target = Target::new(spec.name, spec.function, spec.capture_response, spec.retries, &options).keyed(spec.idempotency.as_ref());
     let sent = dispatch(target, args).await?;
     Ok(TaskHandle::from_dispatched(sent, spec.name.to_owned()))
 }

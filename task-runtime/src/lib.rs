@@ -47,6 +47,7 @@
 pub mod _guide;
 pub mod backend;
 pub mod envelope;
+pub mod idempotency;
 pub mod policy;
 pub mod registry;
 pub mod store;

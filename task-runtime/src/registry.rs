@@ -52,6 +52,8 @@ pub struct TaskSpec {
     pub retry: crate::policy::RetryPolicy,
     /// How many bodies may run at once, and how fast they start.
     pub limits: crate::policy::Limits,
+    /// The idempotency key and its window (`idempotency_key`, `idempotency_window`).
+    pub idempotency: Option<crate::idempotency::Idempotency>,
 }
 
 /// Arguments that do not decode into the task's parameters. The worker
@@ -168,13 +170,13 @@ mod tests {
         Ok(Box::pin(async { Ok(Value::Null) }))
     }
     static A: TaskDef = TaskDef {
-        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None, timeout_ms: None, retry: crate::policy::RetryPolicy::LAMBDA, limits: crate::policy::Limits::NONE },
+        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None, timeout_ms: None, retry: crate::policy::RetryPolicy::LAMBDA, limits: crate::policy::Limits::NONE, idempotency: None },
         rust_path: "crate_a::one",
         location: "src/a.rs:1",
         call: never,
     };
     static B: TaskDef = TaskDef {
-        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None, timeout_ms: None, retry: crate::policy::RetryPolicy::LAMBDA, limits: crate::policy::Limits::NONE },
+        spec: TaskSpec { name: "dup", function: None, capture_response: true, retries: None, timeout_ms: None, retry: crate::policy::RetryPolicy::LAMBDA, limits: crate::policy::Limits::NONE, idempotency: None },
         rust_path: "crate_b::two",
         location: "src/b.rs:9",
         call: never,

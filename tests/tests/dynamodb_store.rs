@@ -74,6 +74,55 @@ async fn put_pending_never_overwrites() {
     assert_eq!((r.status, r.attempts, r.task.as_str()), (Status::Pending, 0, "pies::bake"));
 }
 
+/// `claim_id`'s rules, the same on both stores: who holds an id, and when
+/// a key's window or an item's expiry lets a new call take it.
+async fn claim_rules(s: &dyn ResponseStore, prefix: &str) {
+    use task_runtime::store::{Claimed, IdClaim};
+    let now = common::now_ms();
+    let id = |name: &str| format!("{prefix}-{name}");
+    let at = |name: &str, now_ms: u64| PendingItem { now_ms, ..pending(&id(name)) };
+    let digest = |d: &str| IdClaim { args_digest: Some(d.into()), free_after_ms: None };
+    let keyed = |free: u64| IdClaim { args_digest: None, free_after_ms: Some(free) };
+    let held = |c: Claimed| match c {
+        Claimed::Held(h) => (h.task, h.args_digest, h.status),
+        Claimed::Created => panic!("created where a call holds the id"),
+    };
+
+    // An explicit id: the first creates, the second is told who holds it (its digest, its status).
+    assert_eq!(s.claim_id(at("x", now), digest("d1")).await.expect("claim"), Claimed::Created);
+    let second = s.claim_id(at("x", now), digest("d2")).await.expect("claim");
+    assert_eq!(held(second), ("pies::bake".to_owned(), Some("d1".to_owned()), Status::Pending));
+    assert_eq!(s.get(&id("x")).await.expect("get").map(|r| r.status), Some(Status::Pending));
+    // Held however late, until the item expires (no window).
+    let much_later = now + 86_400_000;
+    assert!(matches!(s.claim_id(at("x", much_later), digest("d1")).await.expect("claim"), Claimed::Held(_)));
+
+    // A key's id: held in its window, and past it while an attempt runs.
+    assert_eq!(s.claim_id(at("k", now), keyed(now + 1_000)).await.expect("claim"), Claimed::Created);
+    assert!(matches!(s.claim_id(at("k", now + 500), keyed(now + 1_500)).await.expect("claim"), Claimed::Held(_)));
+    s.begin(BeginRequest { now_ms: now + 600, ..begin(&id("k"), "req-1", now + 60_000) }).await.expect("begin");
+    let running = s.claim_id(at("k", now + 2_000), keyed(now + 3_000)).await.expect("claim");
+    assert_eq!(held(running).2, Status::Running);
+    // Once it has ended, past the window a send makes a new call under the id.
+    s.finish(&id("k"), "req-1", FinalState::Complete("1".into()), now + 700, None).await.expect("finish");
+    assert!(matches!(s.claim_id(at("k", now + 900), keyed(now + 3_000)).await.expect("claim"), Claimed::Held(_)), "still in its window");
+    assert_eq!(s.claim_id(at("k", now + 2_000), keyed(now + 3_000)).await.expect("claim"), Claimed::Created);
+    let fresh = s.get(&id("k")).await.expect("get").expect("there");
+    assert_eq!((fresh.status, fresh.attempts, fresh.response), (Status::Pending, 0, None));
+
+    // An expired item holds nothing.
+    let mut old = at("e", now);
+    old.ttl = now / 1000 - 10;
+    s.put_pending(old).await.expect("put");
+    assert_eq!(s.claim_id(at("e", now), digest("d")).await.expect("claim"), Claimed::Created);
+}
+
+#[tokio::test]
+async fn claim_id_keeps_the_same_rules_on_dynamodb_and_in_memory() {
+    claim_rules(&store().await, "claim").await;
+    claim_rules(&task_runtime::store::memory::MemoryStore::default(), "claim").await;
+}
+
 #[tokio::test]
 async fn discard_pending_removes_only_a_pending_item() {
     let s = store().await;

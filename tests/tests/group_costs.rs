@@ -36,6 +36,10 @@ impl ResponseStore for Counting {
         self.note("put_pending");
         self.inner.put_pending(item).await
     }
+    async fn claim_id(&self, item: PendingItem, claim: task_runtime::store::IdClaim) -> Result<task_runtime::store::Claimed, StoreError> {
+        self.note("claim_id");
+        self.inner.claim_id(item, claim).await
+    }
     async fn discard_pending(&self, id: &str) -> Result<(), StoreError> {
         self.note("discard_pending");
         self.inner.discard_pending(id).await
@@ -120,11 +124,13 @@ async fn a_child_costs_one_write_more_than_a_single_call() {
 
     // A single call: the caller's pending write, the worker's begin and finish.
     assert_eq!(singles, BTreeMap::from([("put_pending", n), ("begin", n), ("finish", n)]));
-    // A child: the same three, and its count. The group: its record, and for
-    // the callback one read of the group and a call's three writes.
+    // A child: the same three (its pending write claims the id its group
+    // made), and its count. The group: its record, and for the callback one
+    // read of the group and a call's three writes.
     let expected = BTreeMap::from([
         ("put_group", 1),
-        ("put_pending", n + 1),
+        ("claim_id", n),
+        ("put_pending", 1),
         ("begin", n + 1),
         ("finish", n + 1),
         ("count_ended", n),

@@ -17,6 +17,7 @@ const TASK_RUNTIME: &[&[&str]] = &[
     &["time", "response", "context", "policy"],
     &["error"],
     &["envelope"],
+    &["idempotency"],
     &["aws", "registry"],
     &["handlers"],
     &["schedules"],

@@ -466,6 +466,9 @@ impl ResponseStore for CountingRenewals {
     async fn put_pending(&self, item: task_runtime::store::PendingItem) -> Result<bool, task_runtime::StoreError> {
         self.inner.put_pending(item).await
     }
+    async fn claim_id(&self, item: task_runtime::store::PendingItem, claim: task_runtime::store::IdClaim) -> Result<task_runtime::store::Claimed, task_runtime::StoreError> {
+        self.inner.claim_id(item, claim).await
+    }
     async fn discard_pending(&self, id: &str) -> Result<(), task_runtime::StoreError> {
         self.inner.discard_pending(id).await
     }

@@ -28,7 +28,7 @@ mod signing;
 pub(crate) use self::id::new_id;
 pub use self::links::{ChainRef, GroupRef, NextStep, callback_id, child_id, step_id};
 pub use self::payload_ref::{PAYLOAD_MARKER, PayloadRef};
-pub use self::signing::canonical;
+pub use self::signing::{args_digest, canonical};
 pub(crate) use self::signing::payload_digest;
 
 use self::failure_record::FailureRecord;

@@ -74,22 +74,47 @@ pub fn canonical(value: &Value) -> Vec<u8> {
     out
 }
 
+/// SHA-256 (hex) of a call's task name and the [`canonical`] form of its
+/// arguments: what a call whose id the caller chose keeps on its item, so
+/// that a second send of the id can tell the same call (a handle to it)
+/// from another (an error). The same arguments give the same digest
+/// whatever order their map keeps.
+///
+/// ```
+/// use task_runtime::envelope::args_digest;
+/// let args = |v: serde_json::Value| v.as_object().cloned().unwrap();
+/// let a = args(serde_json::json!({"order": 7, "items": ["a", "b"]}));
+/// let b = args(serde_json::json!({"items": ["a", "b"], "order": 7}));
+/// assert_eq!(args_digest("shop::charge", &a), args_digest("shop::charge", &b));
+/// assert_ne!(args_digest("shop::charge", &a), args_digest("shop::refund", &a));
+/// assert_ne!(args_digest("shop::charge", &a), args_digest("shop::charge", &args(serde_json::json!({"order": 8}))));
+/// ```
+pub fn args_digest(task: &str, args: &serde_json::Map<String, Value>) -> String {
+    let mut out = Vec::with_capacity(256);
+    serde_json::to_writer(&mut out, task).expect("a string always serializes");
+    out.push(b':');
+    write_canonical_map(args, &mut out);
+    payload_digest(&out)
+}
+
+fn write_canonical_map(map: &serde_json::Map<String, Value>, out: &mut Vec<u8>) {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.push(b'{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k).expect("a string always serializes");
+        out.push(b':');
+        write_canonical(v, out);
+    }
+    out.push(b'}');
+}
+
 pub(super) fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push(b'{');
-            for (i, (k, v)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, k).expect("a string always serializes");
-                out.push(b':');
-                write_canonical(v, out);
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_canonical_map(map, out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, v) in items.iter().enumerate() {

@@ -96,6 +96,27 @@ pub enum DispatchError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// A call holds the id already, and it is another call: another task's,
+    /// or this task's with other arguments. Nothing was sent; the call that
+    /// holds the id is left as it is.
+    #[error("task `{task}`: the id {id:?} is held by {holder}; nothing was sent (send it with another id, or with the arguments it was first sent with)")]
+    IdTaken {
+        /// The task name.
+        task: String,
+        /// The id that was given.
+        id: String,
+        /// The call that holds it: its task, its status, and what differs.
+        holder: String,
+    },
+    /// An idempotency key that cannot be used: not found in the arguments,
+    /// null, a window longer than the store keeps the call, or no store.
+    #[error("task `{task}`: idempotency key {problem}; nothing was sent")]
+    BadIdempotencyKey {
+        /// The task name.
+        task: String,
+        /// What is wrong, naming the key or the setting at fault.
+        problem: String,
+    },
     /// A caller-chosen id needs the response store: it is where the call is
     /// recorded before it is sent, so that a second send finds it.
     #[error("task `{task}`: an id chosen by the caller needs a response store (set TASK_RESPONSE_TABLE) and capture_response on")]

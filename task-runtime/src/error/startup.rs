@@ -40,7 +40,7 @@ pub enum ConfigError {
 /// fn call(_: serde_json::Map<String, serde_json::Value>) -> Result<TaskFuture, ArgsError> {
 ///     Ok(Box::pin(async { Ok(serde_json::Value::Null) }))
 /// }
-/// const SPEC: TaskSpec = TaskSpec { name: "send_mail", function: None, capture_response: true, retries: None, timeout_ms: None, retry: task_runtime::policy::RetryPolicy::LAMBDA, limits: task_runtime::policy::Limits::NONE };
+/// const SPEC: TaskSpec = TaskSpec { name: "send_mail", function: None, capture_response: true, retries: None, timeout_ms: None, retry: task_runtime::policy::RetryPolicy::LAMBDA, limits: task_runtime::policy::Limits::NONE, idempotency: None };
 /// static A: TaskDef = TaskDef { spec: SPEC, rust_path: "a::send_mail", location: "src/a.rs:3", call };
 /// static B: TaskDef = TaskDef { spec: SPEC, rust_path: "b::send_mail", location: "src/b.rs:9", call };
 ///

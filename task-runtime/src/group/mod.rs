@@ -52,6 +52,8 @@ pub struct Call<T> {
     retries: Option<u8>,
     args: Result<Map<String, Value>, DispatchError>,
     options: SendOptions,
+    /// The task's idempotency key, used when the call is sent alone.
+    idempotency: Option<crate::idempotency::Idempotency>,
     _value: PhantomData<fn() -> T>,
 }
 
@@ -73,7 +75,7 @@ pub fn call(task: &str, args: Value) -> Call<Value> {
         Value::Object(map) => Ok(map),
         other => Err(DispatchError::ArgsNotObject { task: task.to_owned(), found: json_type(&other) }),
     };
-    Call { task: task.to_owned(), function: None, capture: true, retries: None, args, options: SendOptions::default(), _value: PhantomData }
+    Call { task: task.to_owned(), function: None, capture: true, retries: None, args, options: SendOptions::default(), idempotency: None, _value: PhantomData }
 }
 
 impl<T> Call<T> {
@@ -87,6 +89,7 @@ impl<T> Call<T> {
             retries: spec.retries,
             args,
             options: SendOptions::default(),
+            idempotency: spec.idempotency,
             _value: PhantomData,
         }
     }
@@ -105,8 +108,8 @@ impl<T> Call<T> {
 
     /// The same call, its value's type forgotten (a chain's first call).
     pub(crate) fn erase(self) -> Call<Value> {
-        let Call { task, function, capture, retries, args, options, .. } = self;
-        Call { task, function, capture, retries, args, options, _value: PhantomData }
+        let Call { task, function, capture, retries, args, options, idempotency, .. } = self;
+        Call { task, function, capture, retries, args, options, idempotency, _value: PhantomData }
     }
 
     /// Its task, function, capture, retries, arguments and options.
@@ -123,7 +126,8 @@ impl<T> Call<T> {
     pub async fn send(self) -> Result<TaskHandle<T>, DispatchError> {
         let args = self.args?;
         let (task, function, capture, retries, options) = (self.task, self.function, self.capture, self.retries, self.options);
-        let sent = dispatch(Target::new(&task, function.as_deref(), capture, retries, &options), args).await?;
+        let target = Target::new(&task, function.as_deref(), capture, retries, &options).keyed(self.idempotency.as_ref());
+        let sent = dispatch(target, args).await?;
         Ok(TaskHandle::from_dispatched(sent, task))
     }
 }

@@ -32,7 +32,7 @@ pub(super) struct PendingCallback {
 pub(super) async fn send_group<T>(group: Group<T>, callback: Option<PendingCallback>) -> Result<(String, bool), DispatchError> {
     let Group { calls, len, options, window, refused } = group;
     let rt = crate::runtime::runtime()?;
-    let id = options.id.clone().unwrap_or_else(|| crate::envelope::new_id());
+    let id = options.id.clone().unwrap_or_else(crate::envelope::new_id);
     let bad = |problem: String| DispatchError::BadGroup { group: id.clone(), problem };
     check_id("group", &id).map_err(|e| bad(e.to_string()))?;
     let store = rt.store().ok_or_else(|| bad("a group needs the response store (set TASK_RESPONSE_TABLE): its children are counted there".into()))?;

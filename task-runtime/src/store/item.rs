@@ -109,6 +109,12 @@ pub(crate) struct Item {
     pub(crate) lease_until_ms: Option<u64>,
     pub(crate) max_attempts: Option<u32>,
     pub(crate) digest: Option<String>,
+    /// The digest of the task and arguments of a call whose id was chosen
+    /// ([`IdClaim::args_digest`](super::IdClaim::args_digest)).
+    pub(crate) args_digest: Option<String>,
+    /// From when a send of this id may make a new call (an idempotency
+    /// key's window: [`IdClaim::free_after_ms`](super::IdClaim::free_after_ms)).
+    pub(crate) free_after_ms: Option<u64>,
     pub(crate) run_at_ms: Option<u64>,
     /// The attempt after which the runtime sent the call again, while that
     /// message is the only one that may begin it.
@@ -137,6 +143,8 @@ impl Item {
             lease_until_ms: None,
             max_attempts: None,
             digest,
+            args_digest: None,
+            free_after_ms: None,
             run_at_ms,
             resend: None,
             message: None,
@@ -200,6 +208,16 @@ impl Item {
 
     pub(crate) fn expired(&self, now_ms: u64) -> bool {
         expired_at(self.ttl, now_ms)
+    }
+
+    /// Whether this item still holds its id against a new call
+    /// ([`ResponseStore::claim_id`](super::ResponseStore::claim_id)): until it
+    /// expires, or until its key's window is over while no attempt is
+    /// running or due. The same rule as the condition of
+    /// `store/dynamodb/conditions.rs` `claim_id`.
+    pub(crate) fn holds_id(&self, now_ms: u64) -> bool {
+        let window_over = self.free_after_ms.is_some_and(|at| at < now_ms) && !matches!(self.status, Status::Running | Status::Retrying);
+        !self.expired(now_ms) && !window_over
     }
 
     pub(crate) fn to_response(&self, now_ms: u64) -> Result<AsyncResponse, StoreError> {

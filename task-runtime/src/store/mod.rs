@@ -45,7 +45,7 @@ use crate::response::{AsyncResponse, Failure, Status};
 use self::group::{Counted, GroupItem, GroupState, Release, Waiting};
 pub(crate) use self::item::{Item, give_up_within};
 pub use self::item::{MAX_EVENT_LIFE_MS, MAX_KEPT_MESSAGE_BYTES, MAX_SCHEDULER_RETRY_MS, STALE_GRACE_MS, failure_day, give_up_ms, latest_run_id, ttl_after};
-pub use self::requests::{BeginRequest, Begun, Cancel, FinalState, Finished, PendingItem, StoredCall};
+pub use self::requests::{BeginRequest, Begun, Cancel, Claimed, FinalState, Finished, Holder, IdClaim, PendingItem, StoredCall};
 
 /// The largest response (JSON text) a store accepts, in bytes. DynamoDB
 /// items are at most 400 KB; this leaves room for the other attributes.
@@ -121,6 +121,13 @@ pub const MAX_RESPONSE_BYTES: usize = 380 * 1024;
 pub trait ResponseStore: Send + Sync + std::fmt::Debug {
     /// Create the `pending` item; `false` when it already exists (the worker was first).
     async fn put_pending(&self, item: PendingItem) -> Result<bool, StoreError>;
+    /// Create the `pending` item of a call whose id the caller chose (or an
+    /// idempotency key made), keeping `claim`'s digest on it; or, when a
+    /// call holds the id already, write nothing and say which
+    /// ([`Claimed::Held`], read in the same request). An item past its
+    /// `ttl`, or past `claim.free_after_ms` and not `running` or
+    /// `retrying`, no longer holds the id: it is replaced.
+    async fn claim_id(&self, item: PendingItem, claim: IdClaim) -> Result<Claimed, StoreError>;
     /// Remove the item only while it is still `pending` or `scheduled`: the
     /// caller's undo when the invoke (or the schedule) failed, so no call
     /// that was never sent reads as pending, and a retried send of the same

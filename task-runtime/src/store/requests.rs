@@ -215,3 +215,55 @@ pub enum Finished {
     /// Not written: this request no longer owns the item.
     NotOwner,
 }
+/// How an id the caller chose (or an idempotency key made) is claimed:
+/// [`ResponseStore::claim_id`](super::ResponseStore::claim_id).
+///
+/// ```
+/// # use task_runtime::store::IdClaim;
+/// // An explicit id: held until its item expires, its arguments compared by the caller.
+/// let explicit = IdClaim { args_digest: Some("9f86d0…".into()), free_after_ms: None };
+/// // A key's id: taken again once its window is over and its call can no longer run.
+/// let keyed = IdClaim { args_digest: None, free_after_ms: Some(1_763_986_400_000) };
+/// assert_ne!(explicit, keyed);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IdClaim {
+    /// The digest of the call's task and arguments
+    /// ([`args_digest`](crate::envelope::args_digest)), kept on the item so
+    /// that a second send of the id can tell the same call from another.
+    pub args_digest: Option<String>,
+    /// From when, epoch ms, a send of the id may take the item over and
+    /// make a new call: an idempotency key's window end, never before the
+    /// first call can no longer run. The item must not be `running` or
+    /// `retrying` then. `None`: only once the item has expired (`ttl`).
+    pub free_after_ms: Option<u64>,
+}
+
+/// What [`ResponseStore::claim_id`](super::ResponseStore::claim_id) found.
+///
+/// ```
+/// # use task_runtime::store::{Claimed, Holder};
+/// # use task_runtime::Status;
+/// let found = Claimed::Held(Holder { task: "bake".into(), args_digest: None, status: Status::Running, created_at_ms: 1 });
+/// assert!(matches!(found, Claimed::Held(ref h) if h.status == Status::Running));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// The `pending` (or `scheduled`) item was written: this sender sends.
+    Created,
+    /// A call holds the id already: nothing was written.
+    Held(Holder),
+}
+
+/// The call that holds an id, as [`Claimed::Held`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Its task.
+    pub task: String,
+    /// Its [`IdClaim::args_digest`], when its sender kept one.
+    pub args_digest: Option<String>,
+    /// Its status as stored.
+    pub status: Status,
+    /// When it was first recorded, epoch ms.
+    pub created_at_ms: u64,
+}

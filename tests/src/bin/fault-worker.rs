@@ -269,3 +269,11 @@ async fn main() -> Result<(), task_runtime::lambda_runtime::Error> {
     task_runtime::init_tracing(); // as lambda_runtime's subscriber, without its raw-event TRACE line
     task_runtime::run_tasks().await
 }
+
+/// One call per order, however often it is sent: its id is made from
+/// `order` (the tests' caller declares the same task to send it typed).
+#[task(name = "fault.keyed", idempotency_key = "order")]
+async fn keyed(order: String, n: u64) -> String {
+    mark();
+    format!("{order}:{n}")
+}

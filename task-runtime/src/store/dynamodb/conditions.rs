@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::{Attrs, DynamoStore, calls, created_with, failed_attrs, failure_attr, failure_shard, item_from_attrs, n, s};
 use crate::store::group::{Counted, GroupItem, GroupState, Release, Waiting};
-use crate::store::{BeginRequest, Begun, Cancel, FinalState, Finished, PendingItem, ResponseStore, StoredCall};
+use crate::store::{BeginRequest, Begun, Cancel, Claimed, FinalState, Finished, Holder, IdClaim, PendingItem, ResponseStore, StoredCall};
 use crate::envelope::GroupRef;
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, Status};
@@ -19,29 +19,57 @@ use crate::response::{AsyncResponse, Failure, Status};
 #[async_trait]
 impl ResponseStore for DynamoStore {
     async fn put_pending(&self, p: PendingItem) -> Result<bool, StoreError> {
-        let listed = self.list_calls.then(|| calls::listed_shard(&p.id, p.now_ms));
-        let mut item: Attrs = HashMap::from([
-            ("id".to_owned(), s(p.id)),
-            ("task".to_owned(), s(p.task)),
-            ("status".to_owned(), s(if p.run_at_ms.is_some() { Status::Scheduled } else { Status::Pending }.as_str())),
-            ("attempts".to_owned(), n(0)),
-            ("created_at_ms".to_owned(), n(p.now_ms)),
-            ("updated_at_ms".to_owned(), n(p.now_ms)),
-            ("ttl".to_owned(), n(p.ttl)),
-        ]);
-        if let Some(digest) = p.digest {
-            item.insert("digest".to_owned(), s(digest));
-        }
-        if let Some(at) = p.run_at_ms {
-            item.insert("run_at_ms".to_owned(), n(at));
-        }
-        if let Some(shard) = listed {
-            item.insert("listed_shard".to_owned(), s(shard));
-        }
-        if let Some(parent) = p.parent {
-            item.insert("parent".to_owned(), s(parent));
-        }
+        let item = self.pending_attrs(p);
         self.put_new("put_pending", item).await
+    }
+
+    async fn claim_id(&self, p: PendingItem, claim: IdClaim) -> Result<Claimed, StoreError> {
+        let now_ms = p.now_ms;
+        let mut item = self.pending_attrs(p);
+        if let Some(digest) = claim.args_digest {
+            item.insert("args_digest".to_owned(), s(digest));
+        }
+        if let Some(at) = claim.free_after_ms {
+            item.insert("free_after_ms".to_owned(), n(at));
+        }
+        // The same rule as Item::holds_id: an expired item, or one past its
+        // key's window with no attempt running or due, gives the id up.
+        // The holder comes back with the refusal, in the same request:
+        // "No read capacity units are consumed" (ReturnValuesOnConditionCheckFailure,
+        // https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_PutItem.html).
+        let put = self
+            .client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(#id) OR #ttl <= :now_s OR (#free < :now AND NOT (#status IN (:running, :retrying)))",
+            )
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_names("#free", "free_after_ms")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":now_s", n(now_ms / 1000))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":running", s(Status::Running.as_str()))
+            .expression_attribute_values(":retrying", s(Status::Retrying.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Claimed::Created),
+            Err(e) => {
+                let Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(ccf)) = e.as_service_error() else {
+                    return Err(self.err("claim_id", &e));
+                };
+                let Some(held) = ccf.item().map(item_from_attrs).transpose()? else {
+                    // A refusal always names the item that refused; DynamoDB Local too.
+                    return Err(StoreError::Backend { operation: "claim_id", table: self.table.clone(), message: "the condition failed and no item came back".into() });
+                };
+                Ok(Claimed::Held(Holder { task: held.task, args_digest: held.args_digest, status: held.status, created_at_ms: held.created_at_ms }))
+            }
+        }
     }
 
     async fn discard_pending(&self, id: &str) -> Result<(), StoreError> {
@@ -361,5 +389,34 @@ impl ResponseStore for DynamoStore {
 
     async fn release(&self, id: &str, now_ms: u64, ttl: u64) -> Result<Release, StoreError> {
         self.release_item(id, now_ms, ttl).await
+    }
+}
+
+impl DynamoStore {
+    /// The attributes of a new `pending` (or `scheduled`) item.
+    fn pending_attrs(&self, p: PendingItem) -> Attrs {
+        let listed = self.list_calls.then(|| calls::listed_shard(&p.id, p.now_ms));
+        let mut item: Attrs = HashMap::from([
+            ("id".to_owned(), s(p.id)),
+            ("task".to_owned(), s(p.task)),
+            ("status".to_owned(), s(if p.run_at_ms.is_some() { Status::Scheduled } else { Status::Pending }.as_str())),
+            ("attempts".to_owned(), n(0)),
+            ("created_at_ms".to_owned(), n(p.now_ms)),
+            ("updated_at_ms".to_owned(), n(p.now_ms)),
+            ("ttl".to_owned(), n(p.ttl)),
+        ]);
+        if let Some(digest) = p.digest {
+            item.insert("digest".to_owned(), s(digest));
+        }
+        if let Some(at) = p.run_at_ms {
+            item.insert("run_at_ms".to_owned(), n(at));
+        }
+        if let Some(shard) = listed {
+            item.insert("listed_shard".to_owned(), s(shard));
+        }
+        if let Some(parent) = p.parent {
+            item.insert("parent".to_owned(), s(parent));
+        }
+        item
     }
 }

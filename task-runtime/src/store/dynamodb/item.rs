@@ -92,6 +92,8 @@ pub(super) fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
         lease_until_ms: get_n("lease_until_ms")?,
         max_attempts: get_n("max_attempts")?.map(|m| m.min(u64::from(u32::MAX)) as u32),
         digest: get_s("digest")?,
+        args_digest: get_s("args_digest")?,
+        free_after_ms: get_n("free_after_ms")?,
         message: get_s("message")?,
         parent: get_s("parent")?,
         run_at_ms: get_n("run_at_ms")?,

@@ -3,7 +3,7 @@
 //! caller chose: then the conditional pending write comes first, and only
 //! the caller that created it sends.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 use tracing::Instrument;
@@ -11,7 +11,13 @@ use tracing::Instrument;
 use crate::envelope::{Envelope, GroupRef, NextStep};
 use crate::error::DispatchError;
 use crate::handle::{Dispatched, TaskHandle};
-use crate::store::PendingItem;
+use crate::store::{Claimed, PendingItem};
+
+mod ids;
+mod options;
+
+pub use self::options::SendOptions;
+pub(crate) use self::ids::check_id;
 use crate::store::payloads::SealError;
 use crate::time::now_ms;
 
@@ -34,6 +40,12 @@ pub(crate) struct Target<'a> {
     pub(crate) then: &'a [NextStep],
     /// A debounce key and window.
     pub(crate) debounce: Option<&'a (String, Duration)>,
+    /// The task's idempotency key (`#[task(idempotency_key = ..)]`).
+    pub(crate) idempotency: Option<&'a crate::idempotency::Idempotency>,
+    /// An idempotency key given for this call, over the task's.
+    pub(crate) idempotency_key: Option<&'a str>,
+    /// The window given for this call, over the task's.
+    pub(crate) idempotency_window: Option<Duration>,
 }
 
 impl<'a> Target<'a> {
@@ -50,15 +62,21 @@ impl<'a> Target<'a> {
             callback_of: None,
             then: &[],
             debounce: options.debounce.as_ref(),
+            idempotency: None,
+            idempotency_key: options.idempotency_key.as_deref(),
+            idempotency_window: options.idempotency_window,
         }
+    }
+
+    /// The same target with the task's idempotency key, if it has one.
+    pub(crate) fn keyed(self, idempotency: Option<&'a crate::idempotency::Idempotency>) -> Self {
+        Target { idempotency, ..self }
     }
 }
 
 /// The longest delay: EventBridge Scheduler takes one-time schedules well
 /// beyond it, but a year is what the README promises and tests.
 const MAX_DELAY_MS: u64 = 366 * 86_400_000;
-/// The longest caller-chosen id (DynamoDB allows 2048 bytes in a key).
-const MAX_ID_BYTES: usize = 512;
 
 /// Encode one call: its message (signed when signing is on) and the
 /// message's bytes, its id and delay checked; arguments too large to send
@@ -75,7 +93,7 @@ pub(crate) async fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: M
     };
     let mut env = Envelope::new(t.name, args, captured, retries);
     if let Some(id) = t.id {
-        check_id(t.name, id)?;
+        // Checked where it was chosen (`ids::choose`, a group's `send_group`).
         if !captured {
             return Err(DispatchError::IdNeedsStore { task: t.name.to_owned() });
         }
@@ -120,8 +138,11 @@ pub(crate) async fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: M
 pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<Dispatched, DispatchError> {
     let rt = crate::runtime::runtime()?;
     let store = rt.store().filter(|_| t.capture);
-    let (env, payload) = encode(rt, &t, args).await?;
     let now = now_ms();
+    // An id the caller chose, or its idempotency key's: claimed before it is sent.
+    let chosen = ids::choose(rt, &t, &args, now)?;
+    let t = Target { id: chosen.as_ref().map(|c| c.id.as_str()), ..t };
+    let (env, payload) = encode(rt, &t, args).await?;
     let function = rt.config.function_for(t.function);
     let followed = match (function, rt.config.follow_qualifier) {
         (Some(f), true) => crate::context::invoked_function_arn().and_then(|arn| with_callers_qualifier(f, &arn)),
@@ -159,11 +180,12 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
             let ttl = crate::store::ttl_after(crate::store::give_up_ms(now, run_at_ms), rt.config.response_ttl);
             store.note_latest_run(&crate::store::flow::debounce_item(key), &env.id, now, ttl).await.map_err(stored)?;
         }
-        if t.id.is_some() {
-            // A caller-chosen id: record first, send only if this caller created
+        if let Some(chosen) = &chosen {
+            // A chosen id: record first, send only if this caller created
             // the record, so two sends of one id make one invoke.
-            if !store.put_pending(pending).await.map_err(|source| DispatchError::Store { task: t.name.to_owned(), id: env.id.clone(), source })? {
-                tracing::info!("a call with this id exists already: not sent again");
+            if let Claimed::Held(holder) = store.claim_id(pending, chosen.claim.clone()).await.map_err(stored)? {
+                ids::same_call(t.name, chosen, &holder)?;
+                tracing::info!(status = %holder.status, "a call with this id exists already: not sent again");
                 return Ok(Dispatched { id: env.id.clone(), capture: true, existing: true });
             }
             if let Err(refused) = send.await {
@@ -224,24 +246,6 @@ fn with_callers_qualifier(target: &str, invoked_arn: &str) -> Option<String> {
     (named == own).then(|| format!("{target}:{qualifier}"))
 }
 
-/// A caller-chosen id: not empty, at most 512 bytes, no control characters,
-/// not one of the runtime's own (`latest:…`, `schedule:…`).
-pub(crate) fn check_id(task: &str, id: &str) -> Result<(), DispatchError> {
-    let problem = if id.is_empty() {
-        "is empty"
-    } else if id.len() > MAX_ID_BYTES {
-        "is longer than 512 bytes"
-    } else if id.chars().any(char::is_control) {
-        "holds a control character"
-    } else if id.starts_with("latest:") || id.starts_with("schedule:") || id.starts_with("group:") {
-        // The runtime's own ids: the latest run of a schedule, its runs, and groups' records.
-        "starts with `latest:`, `schedule:` or `group:`, which the runtime keeps for schedules and groups"
-    } else {
-        return Ok(());
-    };
-    Err(DispatchError::BadId { task: task.to_owned(), id: id.to_owned(), problem })
-}
-
 /// What kind of JSON value `v` is, for an error that names it.
 pub(crate) fn json_type(v: &Value) -> &'static str {
     match v {
@@ -251,97 +255,6 @@ pub(crate) fn json_type(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-/// Options for [`send`].
-///
-/// ```
-/// use task_runtime::SendOptions;
-///
-/// use std::time::Duration;
-///
-/// let options = SendOptions::default().function("reports-worker").retries(5).capture_response(false);
-/// assert_eq!(options.retries, Some(2)); // Lambda retries an async event at most twice
-/// assert_eq!(options.function.as_deref(), Some("reports-worker"));
-///
-/// // Run in ten minutes, once: a second send of this id (an API Gateway
-/// // retry of the web request, say) finds the first call and sends nothing.
-/// let later = SendOptions::default().delay(Duration::from_secs(600)).id("order-1234-receipt");
-/// assert!(later.run_at.is_some());
-/// ```
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct SendOptions {
-    /// The function to invoke, in place of the configured default.
-    pub function: Option<String>,
-    /// Write the outcome to the store (default `true`).
-    pub capture_response: Option<bool>,
-    /// The most retries to allow (0-2; default 2).
-    pub retries: Option<u8>,
-    /// The call's id, chosen by the caller: sending an id that exists
-    /// already sends nothing and returns a handle to the existing call
-    /// ([`TaskHandle::is_existing`]). Needs the response store.
-    pub id: Option<String>,
-    /// When the call should run; until then it reads `scheduled`. On AWS it
-    /// goes through EventBridge Scheduler (`TASK_SCHEDULER_ROLE_ARN`); on the
-    /// local backend it is a timer. At most 366 days ahead.
-    pub run_at: Option<SystemTime>,
-    /// A debounce key and its window: of the calls sent with one key within
-    /// the window, only the latest runs. See [`SendOptions::debounce`].
-    pub debounce: Option<(String, Duration)>,
-}
-
-impl SendOptions {
-    /// Invoke `function` instead of the default.
-    pub fn function(mut self, function: impl Into<String>) -> Self {
-        self.function = Some(function.into());
-        self
-    }
-    /// Whether to capture the response.
-    pub fn capture_response(mut self, capture: bool) -> Self {
-        self.capture_response = Some(capture);
-        self
-    }
-    /// Cap the retries (0-2).
-    pub fn retries(mut self, retries: u8) -> Self {
-        self.retries = Some(retries.min(2));
-        self
-    }
-    /// Use this id for the call (idempotent enqueueing).
-    pub fn id(mut self, id: impl Into<String>) -> Self {
-        self.id = Some(id.into());
-        self
-    }
-    /// Run the call after `delay`.
-    pub fn delay(mut self, delay: Duration) -> Self {
-        self.run_at = Some(SystemTime::now() + delay);
-        self
-    }
-    /// Debounce: the call is due `window` after it is sent, and runs only
-    /// if no later call was sent with `key` by then; the earlier ones end
-    /// `cancelled` when they come due. Needs the response store.
-    ///
-    /// Each send notes itself the key's latest (one write, the item
-    /// `latest:debounce:KEY`) and is sent delayed (on AWS one EventBridge
-    /// Scheduler schedule, with its 60-second precision); each call reads the
-    /// key when it is due (one read), and a superseded one ends `cancelled`
-    /// (one write) without running.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use task_runtime::SendOptions;
-    /// let options = SendOptions::default().debounce("reindex:shop-7", Duration::from_secs(30));
-    /// assert_eq!(options.debounce.as_ref().map(|(k, _)| k.as_str()), Some("reindex:shop-7"));
-    /// ```
-    pub fn debounce(mut self, key: impl Into<String>, window: Duration) -> Self {
-        self.debounce = Some((key.into(), window));
-        self
-    }
-    /// Run the call at `when` (now, if it is past).
-    pub fn at(mut self, when: SystemTime) -> Self {
-        self.run_at = Some(when);
-        self
     }
 }
 
@@ -379,13 +292,5 @@ mod tests {
         assert_eq!(with_callers_qualifier("reports", live), None);
         assert_eq!(with_callers_qualifier("worker:$LATEST", live), None);
         assert_eq!(with_callers_qualifier("worker", arn), None);
-    }
-
-    #[test]
-    fn ids_are_checked() {
-        assert!(check_id("t", "order-7").is_ok());
-        for bad in ["", "a\nb", &"x".repeat(513), "latest:reports", "schedule:reports:2026-11-30T00:00:00Z", "group:g"] {
-            assert!(matches!(check_id("t", bad), Err(DispatchError::BadId { .. })), "{bad:?}");
-        }
     }
 }
