@@ -199,9 +199,17 @@ pub(crate) struct SendArgs {
     /// Do not write the outcome to the response table.
     #[arg(long)]
     pub(crate) no_capture: bool,
-    /// Use this id: a second send of it sends nothing.
+    /// Use this id: a second send of it with the same arguments sends
+    /// nothing and follows the first call; with others it is refused.
     #[arg(long)]
     pub(crate) id: Option<String>,
+    /// An idempotency key: every send with it within --key-window is one
+    /// call (its id is made from the task and the key).
+    #[arg(long, conflicts_with = "id")]
+    pub(crate) key: Option<String>,
+    /// With --key: how long the key is one call [default: 24h].
+    #[arg(long, value_parser = duration, requires = "key")]
+    pub(crate) key_window: Option<Duration>,
     /// Run it after this long, e.g. `10m`.
     #[arg(long, value_parser = duration)]
     pub(crate) delay: Option<Duration>,

@@ -25,6 +25,12 @@ pub(crate) async fn send(a: SendArgs) -> Result<Exit, Problem> {
     if let Some(id) = &a.id {
         options = options.id(id.clone());
     }
+    if let Some(key) = &a.key {
+        options = options.idempotency_key(key.clone());
+    }
+    if let Some(window) = a.key_window {
+        options = options.idempotency_window(window);
+    }
     if let Some(d) = a.delay {
         options = options.delay(d);
     }
@@ -47,7 +53,7 @@ pub(crate) fn announce(task: &str, id: &str, existing: bool, json: bool) {
         return;
     }
     if existing {
-        eprintln!("a call with id {id} exists already: nothing was sent, following it");
+        eprintln!("a call with id {id} exists already (the same id, or the same key): nothing was sent, following it");
     } else {
         eprintln!("sent {task} as {id}");
     }

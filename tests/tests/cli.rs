@@ -278,6 +278,22 @@ fn send_with_an_id_a_delay_or_no_capture_and_the_status_of_each() {
     let again = later(&[]);
     assert_eq!(again.status.code(), Some(0), "{again:?}");
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"), "{again:?}");
+    // The same id with other arguments: refused, naming the holder.
+    let (code, _, err) = run(&["send", "fault.ok", r#"{"n": 7}"#, "--id", &id]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is held by a call of this task with other arguments (scheduled)"), "{err}");
+
+    // An idempotency key: the second send follows the first call, whatever its arguments.
+    let key = format!("cli-key-{}", uuid::Uuid::new_v4().simple());
+    let (code, first, err) = run(&["send", "fault.ok", r#"{"n": 8}"#, "--key", &key, "--key-window", "1h"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(first.trim().starts_with("idem:fault.ok:"), "{first}");
+    let (code, out, err) = run(&["send", "fault.ok", r#"{"n": 9}"#, "--key", &key, "--wait"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("exists already (the same id, or the same key)"), "{err}");
+    assert!(out.contains(first.trim()) && out.contains("8"), "the first call's result: {out}");
+    let (code, _, err) = run(&["send", "fault.ok", "{}", "--key-window", "1h"]);
+    assert_eq!(code, 2, "--key-window needs --key: {err}");
 
     // Without capture nothing is stored: its id is unknown to `status`.
     let (code, out, err) = run(&["send", "fault.ok", r#"{"n": 6}"#, "--no-capture"]);
