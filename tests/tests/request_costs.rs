@@ -116,6 +116,21 @@ async fn each_path_of_a_call_makes_the_requests_it_is_known_to() {
     print_row("a delayed call (and, on AWS, one Scheduler schedule)", n, &delayed);
     assert_eq!(summary(&delayed).0, format!("PutItem×{n} UpdateItem×{}", 2 * n), "{delayed:?}");
 
+    // An idempotency key: the claim is the pending write (one PutItem, the
+    // holder returned on refusal), so the first send costs what any call
+    // does, and each send after it one refused PutItem, with no read.
+    let key = format!("costs-{}", uuid::Uuid::new_v4().simple());
+    let first = ok::send_with(SendOptions::default().idempotency_key(&key), 1).await.expect("sent");
+    task_runtime::wait_for_local_tasks().await;
+    for _ in 1..n {
+        assert!(ok::send_with(SendOptions::default().idempotency_key(&key), 2).await.expect("sent").is_existing());
+    }
+    let keyed = settle().await;
+    print_row(&format!("an idempotency key sent {n} times (one call)"), n, &keyed);
+    assert_eq!(summary(&keyed).0, format!("PutItem×{n} UpdateItem×2"), "{keyed:?}");
+    assert_eq!(first.wait().await.expect("ran"), 1);
+    let _ = requests.take(); // the wait's reads
+
     let children = 100;
     let chord = group((0..children).map(|i| ok::call(i as u64)).collect()).then(total::call()).send().await.expect("sent");
     let grouped = settle().await;
