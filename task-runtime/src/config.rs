@@ -19,6 +19,7 @@
 //! | `TASK_PAYLOAD_BUCKET` | the S3 bucket for arguments over 256 KiB, results over 380 KiB and failure messages over 8 KiB (the generated template makes it) | none: those are refused, failed `too_large`, or cut |
 //! | `TASK_PAYLOAD_MAX` | the largest object written or read there, in bytes | 104857600 (100 MiB) |
 //! | `TASK_LIST_CALLS` | index every call by the day it was sent, so that recent calls can be listed (`tasks dashboard`); one index write per call | `false` |
+//! | `TASK_PENDING_WRITE` | the caller writes a call's `pending` item before the worker begins it; `false` leaves it to the worker's `begin`, two writes a call instead of three, and the call is unknown to a poll until it begins (see [`Config::pending_write`]) | `true` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +111,17 @@ pub struct Config {
     /// recent calls can be listed (`tasks dashboard`'s calls page). Costs one
     /// index write per call, so it is off unless asked for.
     pub list_calls: bool,
+    /// Whether the caller writes a call's `pending` item (`TASK_PENDING_WRITE`,
+    /// default `true`). With `false`, a call sent alone or in a group with a
+    /// generated id, no delay, no debounce and signing off makes no write
+    /// of the caller's: the worker's `begin` creates its item, so a call
+    /// that runs once costs two writes (a group child three). Until it
+    /// begins, [`get_async_response`](crate::get_async_response) reads `None`
+    /// for it and [`cancel`](crate::cancel) cannot reach it; its handle's
+    /// `wait` reads it as pending until Lambda can no longer deliver it.
+    /// Ids of your own, idempotency keys, delays, debounce and signing keep
+    /// the write (each needs the item before the invoke).
+    pub pending_write: bool,
     /// The S3 bucket for values too large for a message or an item
     /// (`TASK_PAYLOAD_BUCKET`); see [`crate::store::payloads`].
     pub payload_bucket: Option<String>,
@@ -132,6 +144,7 @@ impl std::fmt::Debug for Config {
             .field("lease", &self.lease)
             .field("event_life", &self.event_life)
             .field("list_calls", &self.list_calls)
+            .field("pending_write", &self.pending_write)
             .field("payload_bucket", &self.payload_bucket)
             .field("payload_max", &self.payload_max)
             .field("signing_key", &self.signing_key.as_ref().map(|_| "<redacted>"))
@@ -166,6 +179,7 @@ impl Default for Config {
             scheduler: None,
             follow_qualifier: true,
             list_calls: false,
+            pending_write: true,
             payload_bucket: None,
             payload_max: crate::store::payloads::DEFAULT_PAYLOAD_MAX,
         }
@@ -267,6 +281,9 @@ impl Config {
         if let Some(v) = var("TASK_FOLLOW_QUALIFIER") {
             c.follow_qualifier = flag(&v, "TASK_FOLLOW_QUALIFIER")?;
         }
+        if let Some(v) = var("TASK_PENDING_WRITE") {
+            c.pending_write = flag(&v, "TASK_PENDING_WRITE")?;
+        }
         if let Some(v) = var("TASK_LIST_CALLS") {
             c.list_calls = flag(&v, "TASK_LIST_CALLS")?;
         }
@@ -293,6 +310,17 @@ impl Config {
     /// Set the signing key.
     pub fn with_signing_key(mut self, key: impl AsRef<[u8]>) -> Self {
         self.signing_key = Some(Arc::from(key.as_ref()));
+        self
+    }
+
+    /// Whether the caller writes a call's `pending` item ([`Config::pending_write`]).
+    ///
+    /// ```
+    /// let config = task_runtime::Config::local().with_pending_write(false);
+    /// assert!(!config.pending_write);
+    /// ```
+    pub fn with_pending_write(mut self, write: bool) -> Self {
+        self.pending_write = write;
         self
     }
 

@@ -162,8 +162,19 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
         let send = crate::aws::boxed(rt.backend.send(&env, function, payload, run_at_ms));
         let Some(store) = store else {
             send.await?;
-            return Ok(Dispatched { id: env.id.clone(), capture: false, existing: false });
+            return Ok(Dispatched { id: env.id.clone(), capture: false, existing: false, unwritten_until_ms: None });
         };
+        // With TASK_PENDING_WRITE=false the worker's `begin` creates the item
+        // (it does whenever it comes first): no caller write, where nothing
+        // needs the item before the invoke (a chosen id's claim, a delay's
+        // `scheduled`, a debounce, a signed message's digest do).
+        if !rt.config.pending_write && run_at_ms.is_none() && digest.is_none() && env.debounce.is_none() && (chosen.is_none() || t.group.is_some()) {
+            send.await?;
+            let life = rt.config.event_life.as_millis() as u64;
+            let until = crate::store::give_up_within(now, None, life).saturating_add(crate::store::STALE_GRACE_MS);
+            tracing::debug!("dispatched, its item left to the worker");
+            return Ok(Dispatched { id: env.id.clone(), capture: true, existing: false, unwritten_until_ms: Some(until) });
+        }
         let pending = PendingItem {
             id: env.id.clone(),
             task: t.name.to_owned(),
@@ -186,7 +197,7 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
             if let Claimed::Held(holder) = store.claim_id(pending, chosen.claim.clone()).await.map_err(stored)? {
                 ids::same_call(t.name, chosen, &holder)?;
                 tracing::info!(status = %holder.status, "a call with this id exists already: not sent again");
-                return Ok(Dispatched { id: env.id.clone(), capture: true, existing: true });
+                return Ok(Dispatched { id: env.id.clone(), capture: true, existing: true, unwritten_until_ms: None });
             }
             if let Err(refused) = send.await {
                 take_back(store.as_ref(), &env.id).await;
@@ -218,7 +229,7 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
             }
         }
         tracing::debug!("dispatched");
-        Ok(Dispatched { id: env.id.clone(), capture: true, existing: false })
+        Ok(Dispatched { id: env.id.clone(), capture: true, existing: false, unwritten_until_ms: None })
     }
     .instrument(span)
     .await
