@@ -114,7 +114,7 @@ impl Idempotency {
                         Value::Array(items) => part.parse::<usize>().ok().and_then(|i| items.get(i)),
                         _ => None,
                     };
-                    at = next.ok_or_else(|| format!("`{path}`: the argument has no `{part}` (it is {})", kind(at)))?;
+                    at = next.ok_or_else(|| format!("`{path}`: the argument has no `{part}` (it is {})", crate::envelope::json_type(at)))?;
                 }
                 at.clone()
             }
@@ -154,17 +154,6 @@ pub fn id_for(task: &str, key: &str) -> String {
     hash.update([0]);
     hash.update(key.as_bytes());
     format!("{ID_PREFIX}{task}:{}", hex::encode(&hash.finalize()[..16]))
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod options;
 
 pub use self::options::SendOptions;
 pub(crate) use self::ids::check_id;
+pub(crate) use crate::envelope::json_type;
 use crate::store::payloads::SealError;
 use crate::time::now_ms;
 
@@ -255,18 +256,6 @@ fn with_callers_qualifier(target: &str, invoked_arn: &str) -> Option<String> {
         _ => return None, // qualified already, or not a function reference we know
     };
     (named == own).then(|| format!("{target}:{qualifier}"))
-}
-
-/// What kind of JSON value `v` is, for an error that names it.
-pub(crate) fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Dispatch a task by name, with JSON args keyed by parameter name, without
