@@ -25,17 +25,19 @@ pub(super) struct Chosen {
 /// digest kept to compare), a group's child or callback (made by the
 /// group), or the one its idempotency key makes (kept until the key's
 /// window is over). `None`: the call gets a fresh id.
-pub(super) fn choose(rt: &crate::runtime::Runtime, t: &Target<'_>, args: &Map<String, Value>, now_ms: u64) -> Result<Option<Chosen>, DispatchError> {
+///
+/// Boxed: it lives across the sends' awaits, and most calls have none.
+pub(super) fn choose(rt: &crate::runtime::Runtime, t: &Target<'_>, args: &Map<String, Value>, now_ms: u64) -> Result<Option<Box<Chosen>>, DispatchError> {
     if let Some(id) = t.id {
         if t.group.is_some() || t.callback_of.is_some() {
-            return Ok(Some(Chosen { id: id.to_owned(), claim: IdClaim::default() }));
+            return Ok(Some(Box::new(Chosen { id: id.to_owned(), claim: IdClaim::default() })));
         }
         check_id(t.name, id)?;
         let claim = IdClaim { args_digest: Some(crate::envelope::args_digest(t.name, args)), free_after_ms: None };
-        return Ok(Some(Chosen { id: id.to_owned(), claim }));
+        return Ok(Some(Box::new(Chosen { id: id.to_owned(), claim })));
     }
     let bad = |problem: String| DispatchError::BadIdempotencyKey { task: t.name.to_owned(), problem };
-    let key = match (t.idempotency_key, t.idempotency) {
+    let key = match (t.options.idempotency_key.as_deref(), t.idempotency) {
         (Some(key), _) => key.to_owned(),
         (None, Some(spec)) => spec.key_of(args).map_err(bad)?,
         (None, None) => return Ok(None),
@@ -43,7 +45,7 @@ pub(super) fn choose(rt: &crate::runtime::Runtime, t: &Target<'_>, args: &Map<St
     if !t.capture || rt.store().is_none() {
         return Err(bad("needs a response store (set TASK_RESPONSE_TABLE) and capture_response on: the key's call is recorded there".into()));
     }
-    let window_ms = t.idempotency_window.map(|w| w.as_millis() as u64).or(t.idempotency.map(|i| i.window_ms)).unwrap_or(DEFAULT_WINDOW_MS);
+    let window_ms = t.options.idempotency_window.map(|w| w.as_millis() as u64).or(t.idempotency.map(|i| i.window_ms)).unwrap_or(DEFAULT_WINDOW_MS);
     let kept_ms = rt.config.response_ttl.as_millis() as u64;
     if window_ms > kept_ms {
         return Err(bad(format!(
@@ -56,7 +58,7 @@ pub(super) fn choose(rt: &crate::runtime::Runtime, t: &Target<'_>, args: &Map<St
     // delivery of its message would otherwise run as the new call.
     let undeliverable = give_up_within(now_ms, t.run_at_ms, rt.config.event_life.as_millis() as u64).saturating_add(STALE_GRACE_MS);
     let free_after_ms = now_ms.saturating_add(window_ms).max(undeliverable);
-    Ok(Some(Chosen { id: id_for(t.name, &key), claim: IdClaim { args_digest: None, free_after_ms: Some(free_after_ms) } }))
+    Ok(Some(Box::new(Chosen { id: id_for(t.name, &key), claim: IdClaim { args_digest: None, free_after_ms: Some(free_after_ms) } })))
 }
 
 /// What a send of `chosen`'s id is told when `holder` holds it: `Ok` when

@@ -43,10 +43,9 @@ pub(crate) struct Target<'a> {
     pub(crate) debounce: Option<&'a (String, Duration)>,
     /// The task's idempotency key (`#[task(idempotency_key = ..)]`).
     pub(crate) idempotency: Option<&'a crate::idempotency::Idempotency>,
-    /// An idempotency key given for this call, over the task's.
-    pub(crate) idempotency_key: Option<&'a str>,
-    /// The window given for this call, over the task's.
-    pub(crate) idempotency_window: Option<Duration>,
+    /// The options it was sent with (read for an idempotency key and its
+    /// window, over the task's): one pointer, as a call's future holds it.
+    pub(crate) options: &'a SendOptions,
 }
 
 impl<'a> Target<'a> {
@@ -64,8 +63,7 @@ impl<'a> Target<'a> {
             then: &[],
             debounce: options.debounce.as_ref(),
             idempotency: None,
-            idempotency_key: options.idempotency_key.as_deref(),
-            idempotency_window: options.idempotency_window,
+            options,
         }
     }
 
