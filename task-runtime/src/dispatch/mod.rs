@@ -81,6 +81,12 @@ const MAX_DELAY_MS: u64 = 366 * 86_400_000;
 /// message's bytes, its id and delay checked; arguments too large to send
 /// go through S3 when `TASK_PAYLOAD_BUCKET` is set (`Payloads::seal`).
 pub(crate) async fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<String, Value>) -> Result<(Envelope, Vec<u8>), DispatchError> {
+    encode_as(rt, t, t.id, args).await
+}
+
+/// [`encode`] under id `id` (the target's own, or one chosen for it), so
+/// that a call's future holds one `Target`, not a copy with another id.
+async fn encode_as(rt: &crate::runtime::Runtime, t: &Target<'_>, id: Option<&str>, args: Map<String, Value>) -> Result<(Envelope, Vec<u8>), DispatchError> {
     let captured = t.capture && rt.store().is_some();
     // The caller's cap: up to the function's own retries, or more from a
     // task that declares them (the runtime sends those itself; SendOptions
@@ -91,7 +97,7 @@ pub(crate) async fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: M
         None => crate::policy::MAX_RETRIES,
     };
     let mut env = Envelope::new(t.name, args, captured, retries);
-    if let Some(id) = t.id {
+    if let Some(id) = id {
         // Checked where it was chosen (`ids::choose`, a group's `send_group`).
         if !captured {
             return Err(DispatchError::IdNeedsStore { task: t.name.to_owned() });
@@ -140,8 +146,7 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
     let now = now_ms();
     // An id the caller chose, or its idempotency key's: claimed before it is sent.
     let chosen = ids::choose(rt, &t, &args, now)?;
-    let t = Target { id: chosen.as_ref().map(|c| c.id.as_str()), ..t };
-    let (env, payload) = encode(rt, &t, args).await?;
+    let (env, payload) = encode_as(rt, &t, chosen.as_ref().map(|c| c.id.as_str()), args).await?;
     let function = rt.config.function_for(t.function);
     let followed = match (function, rt.config.follow_qualifier) {
         (Some(f), true) => crate::context::invoked_function_arn().and_then(|arn| with_callers_qualifier(f, &arn)),
