@@ -6,7 +6,9 @@
 //! - baseline: N calls sent with `send`, 64 at a time (as a caller that
 //!   does fan out by hand would);
 //! - ours: one group of the same N calls (`group(..).send()`, which sends
-//!   64 at a time too), and the same as a chord (one callback recorded).
+//!   64 at a time too), the same as a chord (one callback recorded), and
+//!   the group made one call at a time as it is sent (`Group::from_calls`
+//!   over an iterator, as a task's `map` does), with no Vec of every call.
 //!
 //! For each kind of send it also prints the caller's peak resident memory
 //! during it (`VmHWM` of `/proc/self/status`, reset before each send by
@@ -17,7 +19,8 @@
 //! `cargo bench -p tests --bench groups` (sizes 10,000 and 100,000; the
 //! in-memory store). `GROUP_BENCH_SIZES=10000,100000` to change them, and
 //! `GROUP_BENCH_STORE=dynamodb` (with `TASK_TEST_DYNAMODB_ENDPOINT`, as
-//! `scripts/with-test-env` sets it) for a table on DynamoDB Local.
+//! `scripts/with-test-env` sets it) for a table on DynamoDB Local, and
+//! `GROUP_BENCH_PENDING_WRITE=false` for callers with `TASK_PENDING_WRITE=false`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -32,7 +35,7 @@ use task_runtime::backend::lambda::LambdaInvoker;
 use task_runtime::store::ResponseStore;
 use task_runtime::store::dynamodb::DynamoStore;
 use task_runtime::store::memory::MemoryStore;
-use task_runtime::{Config, SendOptions, call, group, send};
+use task_runtime::{Config, Group, SendOptions, call, group, send};
 
 /// Reset the peak resident memory (Linux 4.0 and later).
 fn reset_peak() {
@@ -73,7 +76,14 @@ fn main() {
         } else {
             Arc::new(MemoryStore::default())
         };
-        Config::lambda("bench", None).with_store(store).with_invoker(LambdaInvoker::with_client(fake.client())).install().expect("install");
+        // `GROUP_BENCH_PENDING_WRITE=false`: no caller write (TASK_PENDING_WRITE).
+        let pending_write = std::env::var("GROUP_BENCH_PENDING_WRITE").map_or(true, |v| v != "false");
+        Config::lambda("bench", None)
+            .with_store(store)
+            .with_invoker(LambdaInvoker::with_client(fake.client()))
+            .with_pending_write(pending_write)
+            .install()
+            .expect("install");
         let args = |i: u64| json!({"order": i, "flavor": "apple", "notes": ["no nuts", "extra crust"]});
         // Warm the client's connections.
         send("bench.price", args(0), SendOptions::default()).await.expect("send");
@@ -85,7 +95,8 @@ fn main() {
             let rounds = if benching && n <= 10_000 { 3 } else { 1 };
             let (mut singles, mut groups, mut chords) = (Duration::MAX, Duration::MAX, Duration::MAX);
             let mut invoked = 0;
-            let mut peaks = [0.0f64; 3];
+            let mut streamed = Duration::MAX;
+            let mut peaks = [0.0f64; 4];
             for _ in 0..rounds {
                 reset_peak();
                 let t = Instant::now();
@@ -111,13 +122,24 @@ fn main() {
                 chords = chords.min(t.elapsed());
                 invoked += count();
                 peaks[2] = peaks[2].max(peak_mb());
+
+                // The same group made one call at a time as it is sent
+                // (`Group::from_calls` over an iterator, as `map` does): no
+                // Vec of every call in the caller, so its peak is the runtime's.
+                reset_peak();
+                let t = Instant::now();
+                Group::from_calls((0..n).map(move |i| call("bench.price", args(i)))).send().await.expect("group");
+                streamed = streamed.min(t.elapsed());
+                invoked += count();
+                peaks[3] = peaks[3].max(peak_mb());
             }
-            assert_eq!(invoked, rounds * 3 * n, "every call was invoked once");
+            assert_eq!(invoked, rounds * 4 * n, "every call was invoked once");
             let per = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
             println!("sending {n} calls (best of {rounds}), local endpoint + {store_name}:");
             println!("  {n} single sends, 64 at a time   {:>8.1} us/call   (baseline)     peak {:>6.1} MB", per(singles), peaks[0]);
             println!("  one group of {n}                 {:>8.1} us/call   ratio {:.2}x    peak {:>6.1} MB", per(groups), groups.as_secs_f64() / singles.as_secs_f64(), peaks[1]);
             println!("  one chord of {n}                 {:>8.1} us/call   ratio {:.2}x    peak {:>6.1} MB", per(chords), chords.as_secs_f64() / singles.as_secs_f64(), peaks[2]);
+            println!("  one group of {n}, made as sent   {:>8.1} us/call   ratio {:.2}x    peak {:>6.1} MB", per(streamed), streamed.as_secs_f64() / singles.as_secs_f64(), peaks[3]);
         }
     });
 }
