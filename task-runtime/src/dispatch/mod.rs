@@ -1,7 +1,9 @@
 //! The caller side: encode the call, record it as pending, and send it.
 //! The pending write and the invoke run concurrently, except for an id the
-//! caller chose: then the conditional pending write comes first, and only
-//! the caller that created it sends.
+//! caller chose or an idempotency key made (`ids.rs`): then the conditional
+//! claim comes first, and only the caller that created the item sends.
+//! With `TASK_PENDING_WRITE=false` a call that needs no item before the
+//! invoke is sent with no write, and the worker's `begin` creates it.
 
 use std::time::{Duration, UNIX_EPOCH};
 
