@@ -12,8 +12,10 @@ use crate::response::{AsyncResponse, Status};
 
 /// A dispatched call whose value will be a `T`.
 ///
-/// It serializes to `{"id", "task", "capture"}`, so it can travel (to a
-/// browser, a queue) and be polled later anywhere the store is reachable.
+/// It serializes to `{"id", "task", "capture"}` (and `unwritten_until_ms`
+/// for a call sent with no pending write, `TASK_PENDING_WRITE=false`), so
+/// it can travel (to a browser, a queue) and be polled later anywhere the
+/// store is reachable.
 ///
 /// ```no_run
 /// # use task_runtime::TaskHandle;

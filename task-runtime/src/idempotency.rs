@@ -3,7 +3,7 @@
 //! makes a call's id a function of the key, so that every send with one
 //! key within its window is one call. Plain data and pure functions: the
 //! key read from the arguments, and the id made from it. Sending
-//! (`dispatch.rs`) claims the id ([`ResponseStore::claim_id`](crate::store::ResponseStore::claim_id)).
+//! (`dispatch/ids.rs`) claims the id ([`ResponseStore::claim_id`](crate::store::ResponseStore::claim_id)).
 //!
 //! | option | field | what it does |
 //! |---|---|---|

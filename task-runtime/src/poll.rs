@@ -86,7 +86,7 @@ fn given_up(r: &AsyncResponse, event_life: std::time::Duration, now_ms: u64) -> 
     // A running call is judged by the store, which knows whether its lease is live.
     let waiting = matches!(r.status, Status::Pending | Status::Scheduled | Status::Retrying);
     let life_ms = event_life.as_millis() as u64;
-    waiting && crate::store::give_up_within(r.created_at, r.run_at, life_ms).saturating_add(crate::store::STALE_GRACE_MS) < now_ms
+    waiting && crate::store::undeliverable_at(r.created_at, r.run_at, life_ms) < now_ms
 }
 
 /// The id of the latest run of the schedule of task `task` (see

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::Target;
 use crate::error::DispatchError;
 use crate::idempotency::{DEFAULT_WINDOW_MS, ID_PREFIX, id_for};
-use crate::store::{Holder, IdClaim, STALE_GRACE_MS, give_up_within};
+use crate::store::{Holder, IdClaim, undeliverable_at};
 
 /// The longest caller-chosen id (DynamoDB allows 2048 bytes in a key).
 const MAX_ID_BYTES: usize = 512;
@@ -56,7 +56,7 @@ pub(super) fn choose(rt: &crate::runtime::Runtime, t: &Target<'_>, args: &Map<St
     }
     // Never free before the first call can no longer be delivered: a late
     // delivery of its message would otherwise run as the new call.
-    let undeliverable = give_up_within(now_ms, t.run_at_ms, rt.config.event_life.as_millis() as u64).saturating_add(STALE_GRACE_MS);
+    let undeliverable = undeliverable_at(now_ms, t.run_at_ms, rt.config.event_life.as_millis() as u64);
     let free_after_ms = now_ms.saturating_add(window_ms).max(undeliverable);
     Ok(Some(Box::new(Chosen { id: id_for(t.name, &key), claim: IdClaim { args_digest: None, free_after_ms: Some(free_after_ms) } })))
 }

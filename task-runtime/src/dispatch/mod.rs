@@ -176,8 +176,7 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
         // `scheduled`, a debounce, a signed message's digest do).
         if !rt.config.pending_write && run_at_ms.is_none() && digest.is_none() && env.debounce.is_none() && (chosen.is_none() || t.group.is_some()) {
             send.await?;
-            let life = rt.config.event_life.as_millis() as u64;
-            let until = crate::store::give_up_within(now, None, life).saturating_add(crate::store::STALE_GRACE_MS);
+            let until = crate::store::undeliverable_at(now, None, rt.config.event_life.as_millis() as u64);
             tracing::debug!("dispatched, its item left to the worker");
             return Ok(Dispatched { id: env.id.clone(), capture: true, existing: false, unwritten_until_ms: Some(until) });
         }

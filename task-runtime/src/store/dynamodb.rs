@@ -40,7 +40,7 @@ pub use table::{TABLE_WAIT, TableProgress, TableReport};
 pub use calls::{PARENT_INDEX, RECENT_INDEX};
 pub use failed::{FAILED_INDEX, FAILED_INDEX_ATTRIBUTES, FAILED_SHARDS, FailedCall, failure_shard};
 use failed::failed_attrs;
-use item::{created_with, failure_attr, item_from_attrs, n, s};
+use item::{created_with, failure_attr, item_from_attrs, n, pending_attrs, s};
 
 type Attrs = HashMap<String, AttributeValue>;
 

@@ -76,6 +76,13 @@ pub(crate) fn give_up_within(sent_ms: u64, run_at_ms: Option<u64>, life_ms: u64)
     .saturating_add(life_ms)
 }
 
+/// When Lambda can no longer deliver a call sent at `sent_ms` (due at
+/// `run_at_ms`), with room for clocks that disagree
+/// ([`STALE_GRACE_MS`]): past it, a call that has not begun never will.
+pub(crate) fn undeliverable_at(sent_ms: u64, run_at_ms: Option<u64>, life_ms: u64) -> u64 {
+    give_up_within(sent_ms, run_at_ms, life_ms).saturating_add(STALE_GRACE_MS)
+}
+
 /// The `ttl` (epoch seconds) of an item that can last change at
 /// `last_change_ms`: readable `response_ttl` after that.
 ///
@@ -218,6 +225,11 @@ impl Item {
     pub(crate) fn holds_id(&self, now_ms: u64) -> bool {
         let window_over = self.free_after_ms.is_some_and(|at| at < now_ms) && !matches!(self.status, Status::Running | Status::Retrying);
         !self.expired(now_ms) && !window_over
+    }
+
+    /// This item as the holder of its id ([`Claimed::Held`](super::Claimed::Held)).
+    pub(crate) fn holder(&self) -> super::Holder {
+        super::Holder { task: self.task.clone(), args_digest: self.args_digest.clone(), status: self.status, created_at_ms: self.created_at_ms }
     }
 
     pub(crate) fn to_response(&self, now_ms: u64) -> Result<AsyncResponse, StoreError> {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use super::flow::{self, Slot, Turn};
 use super::group::{Counted, GroupItem, GroupState, Release, Waiting};
 use super::item::expired_at;
-use super::{BeginRequest, Begun, Cancel, Claimed, FinalState, Finished, Holder, IdClaim, Item, PendingItem, ResponseStore, StoredCall};
+use super::{BeginRequest, Begun, Cancel, Claimed, FinalState, Finished, IdClaim, Item, PendingItem, ResponseStore, StoredCall};
 use crate::envelope::GroupRef;
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, Status};
@@ -83,8 +83,7 @@ impl ResponseStore for MemoryStore {
     async fn claim_id(&self, p: PendingItem, claim: IdClaim) -> Result<Claimed, StoreError> {
         Ok(self.with(|items| {
             if let Some(held) = items.get(&p.id).filter(|i| i.holds_id(p.now_ms)) {
-                let holder = Holder { task: held.task.clone(), args_digest: held.args_digest.clone(), status: held.status, created_at_ms: held.created_at_ms };
-                return Claimed::Held(holder);
+                return Claimed::Held(held.holder());
             }
             let item = Item { args_digest: claim.args_digest, free_after_ms: claim.free_after_ms, ..Item::pending(p) };
             items.insert(item.id.clone(), item);

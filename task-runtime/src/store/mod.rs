@@ -43,7 +43,7 @@ use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, Status};
 
 use self::group::{Counted, GroupItem, GroupState, Release, Waiting};
-pub(crate) use self::item::{Item, give_up_within};
+pub(crate) use self::item::{Item, undeliverable_at};
 pub use self::item::{MAX_EVENT_LIFE_MS, MAX_KEPT_MESSAGE_BYTES, MAX_SCHEDULER_RETRY_MS, STALE_GRACE_MS, failure_day, give_up_ms, latest_run_id, ttl_after};
 pub use self::requests::{BeginRequest, Begun, Cancel, Claimed, FinalState, Finished, Holder, IdClaim, PendingItem, StoredCall};
 

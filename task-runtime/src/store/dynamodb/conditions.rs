@@ -9,9 +9,9 @@ use aws_sdk_dynamodb::types::{
     ReturnValuesOnConditionCheckFailure,
 };
 
-use super::{Attrs, DynamoStore, calls, created_with, failed_attrs, failure_attr, failure_shard, item_from_attrs, n, s};
+use super::{Attrs, DynamoStore, calls, created_with, pending_attrs, failed_attrs, failure_attr, failure_shard, item_from_attrs, n, s};
 use crate::store::group::{Counted, GroupItem, GroupState, Release, Waiting};
-use crate::store::{BeginRequest, Begun, Cancel, Claimed, FinalState, Finished, Holder, IdClaim, PendingItem, ResponseStore, StoredCall};
+use crate::store::{BeginRequest, Begun, Cancel, Claimed, FinalState, Finished, IdClaim, PendingItem, ResponseStore, StoredCall};
 use crate::envelope::GroupRef;
 use crate::error::StoreError;
 use crate::response::{AsyncResponse, Failure, Status};
@@ -19,13 +19,15 @@ use crate::response::{AsyncResponse, Failure, Status};
 #[async_trait]
 impl ResponseStore for DynamoStore {
     async fn put_pending(&self, p: PendingItem) -> Result<bool, StoreError> {
-        let item = self.pending_attrs(p);
+        let listed = self.list_calls.then(|| calls::listed_shard(&p.id, p.now_ms));
+        let item = pending_attrs(p, listed);
         self.put_new("put_pending", item).await
     }
 
     async fn claim_id(&self, p: PendingItem, claim: IdClaim) -> Result<Claimed, StoreError> {
         let now_ms = p.now_ms;
-        let mut item = self.pending_attrs(p);
+        let listed = self.list_calls.then(|| calls::listed_shard(&p.id, p.now_ms));
+        let mut item = pending_attrs(p, listed);
         if let Some(digest) = claim.args_digest {
             item.insert("args_digest".to_owned(), s(digest));
         }
@@ -67,7 +69,7 @@ impl ResponseStore for DynamoStore {
                     // A refusal always names the item that refused; DynamoDB Local too.
                     return Err(StoreError::Backend { operation: "claim_id", table: self.table.clone(), message: "the condition failed and no item came back".into() });
                 };
-                Ok(Claimed::Held(Holder { task: held.task, args_digest: held.args_digest, status: held.status, created_at_ms: held.created_at_ms }))
+                Ok(Claimed::Held(held.holder()))
             }
         }
     }
@@ -389,34 +391,5 @@ impl ResponseStore for DynamoStore {
 
     async fn release(&self, id: &str, now_ms: u64, ttl: u64) -> Result<Release, StoreError> {
         self.release_item(id, now_ms, ttl).await
-    }
-}
-
-impl DynamoStore {
-    /// The attributes of a new `pending` (or `scheduled`) item.
-    fn pending_attrs(&self, p: PendingItem) -> Attrs {
-        let listed = self.list_calls.then(|| calls::listed_shard(&p.id, p.now_ms));
-        let mut item: Attrs = HashMap::from([
-            ("id".to_owned(), s(p.id)),
-            ("task".to_owned(), s(p.task)),
-            ("status".to_owned(), s(if p.run_at_ms.is_some() { Status::Scheduled } else { Status::Pending }.as_str())),
-            ("attempts".to_owned(), n(0)),
-            ("created_at_ms".to_owned(), n(p.now_ms)),
-            ("updated_at_ms".to_owned(), n(p.now_ms)),
-            ("ttl".to_owned(), n(p.ttl)),
-        ]);
-        if let Some(digest) = p.digest {
-            item.insert("digest".to_owned(), s(digest));
-        }
-        if let Some(at) = p.run_at_ms {
-            item.insert("run_at_ms".to_owned(), n(at));
-        }
-        if let Some(shard) = listed {
-            item.insert("listed_shard".to_owned(), s(shard));
-        }
-        if let Some(parent) = p.parent {
-            item.insert("parent".to_owned(), s(parent));
-        }
-        item
     }
 }

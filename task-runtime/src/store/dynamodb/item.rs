@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::Attrs;
-use crate::store::Item;
+use crate::store::{Item, PendingItem};
 use crate::error::StoreError;
 use crate::response::{Failure, FailureKind, Status};
 
@@ -28,6 +28,34 @@ pub(super) fn created_with(set: &'static str, update: UpdateItemFluentBuilder, p
     }
     (expression, update)
 }
+
+/// The attributes of a new `pending` (or `scheduled`) item, with its
+/// listing shard when calls are listed.
+pub(super) fn pending_attrs(p: PendingItem, listed: Option<String>) -> Attrs {
+    let mut item: Attrs = HashMap::from([
+        ("id".to_owned(), s(p.id)),
+        ("task".to_owned(), s(p.task)),
+        ("status".to_owned(), s(if p.run_at_ms.is_some() { Status::Scheduled } else { Status::Pending }.as_str())),
+        ("attempts".to_owned(), n(0)),
+        ("created_at_ms".to_owned(), n(p.now_ms)),
+        ("updated_at_ms".to_owned(), n(p.now_ms)),
+        ("ttl".to_owned(), n(p.ttl)),
+    ]);
+    if let Some(digest) = p.digest {
+        item.insert("digest".to_owned(), s(digest));
+    }
+    if let Some(at) = p.run_at_ms {
+        item.insert("run_at_ms".to_owned(), n(at));
+    }
+    if let Some(shard) = listed {
+        item.insert("listed_shard".to_owned(), s(shard));
+    }
+    if let Some(parent) = p.parent {
+        item.insert("parent".to_owned(), s(parent));
+    }
+    item
+}
+
 
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
