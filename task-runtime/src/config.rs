@@ -19,7 +19,7 @@
 //! | `TASK_PAYLOAD_BUCKET` | the S3 bucket for arguments over 256 KiB, results over 380 KiB and failure messages over 8 KiB (the generated template makes it) | none: those are refused, failed `too_large`, or cut |
 //! | `TASK_PAYLOAD_MAX` | the largest object written or read there, in bytes | 104857600 (100 MiB) |
 //! | `TASK_LIST_CALLS` | index every call by the day it was sent, so that recent calls can be listed (`tasks dashboard`); one index write per call | `false` |
-//! | `TASK_PENDING_WRITE` | the caller writes a call's `pending` item before the worker begins it; `false` leaves it to the worker's `begin`, two writes a call instead of three, and the call is unknown to a poll until it begins (see [`Config::pending_write`]) | `true` |
+//! | `TASK_PENDING_WRITE` | `true`: the caller writes every call's `pending` item before the worker begins it, three writes a call instead of two (see [`Config::pending_write`]) | `false` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -111,16 +111,20 @@ pub struct Config {
     /// recent calls can be listed (`tasks dashboard`'s calls page). Costs one
     /// index write per call, so it is off unless asked for.
     pub list_calls: bool,
-    /// Whether the caller writes a call's `pending` item (`TASK_PENDING_WRITE`,
-    /// default `true`). With `false`, a call sent alone or in a group with a
-    /// generated id, no delay, no debounce and signing off makes no write
-    /// of the caller's: the worker's `begin` creates its item, so a call
-    /// that runs once costs two writes (a group child three). Until it
-    /// begins, [`get_async_response`](crate::get_async_response) reads `None`
-    /// for it and [`cancel`](crate::cancel) cannot reach it; its handle's
-    /// `wait` reads it as pending until Lambda can no longer deliver it.
-    /// Ids of your own, idempotency keys, delays, debounce and signing keep
-    /// the write (each needs the item before the invoke).
+    /// Whether the caller writes every call's `pending` item
+    /// (`TASK_PENDING_WRITE`, default `false`). By default a call sent
+    /// alone or in a group, with a generated id, no delay, no debounce,
+    /// signing off and `TASK_LIST_CALLS` off makes no write of the
+    /// caller's: the worker's `begin` creates its item, so a call that runs
+    /// once costs two writes (a group child three). Its id is then a
+    /// version-8 UUID that carries its send time, so that until it begins
+    /// [`get_async_response`](crate::get_async_response) reads it
+    /// `pending` (with no task name; its handle names it), stale once
+    /// Lambda can no longer deliver it, and [`cancel`](crate::cancel) still
+    /// reaches it. Ids of your own, idempotency keys, delays, debounce,
+    /// signing and listing keep the write (each needs the item before the
+    /// invoke). `true` writes it for every call, as this crate did before:
+    /// the item then names its task and parent from the moment it is sent.
     pub pending_write: bool,
     /// The S3 bucket for values too large for a message or an item
     /// (`TASK_PAYLOAD_BUCKET`); see [`crate::store::payloads`].
@@ -179,7 +183,7 @@ impl Default for Config {
             scheduler: None,
             follow_qualifier: true,
             list_calls: false,
-            pending_write: true,
+            pending_write: false,
             payload_bucket: None,
             payload_max: crate::store::payloads::DEFAULT_PAYLOAD_MAX,
         }
@@ -316,8 +320,8 @@ impl Config {
     /// Whether the caller writes a call's `pending` item ([`Config::pending_write`]).
     ///
     /// ```
-    /// let config = task_runtime::Config::local().with_pending_write(false);
-    /// assert!(!config.pending_write);
+    /// let config = task_runtime::Config::local().with_pending_write(true);
+    /// assert!(config.pending_write);
     /// ```
     pub fn with_pending_write(mut self, write: bool) -> Self {
         self.pending_write = write;

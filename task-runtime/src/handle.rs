@@ -12,9 +12,7 @@ use crate::response::{AsyncResponse, Status};
 
 /// A dispatched call whose value will be a `T`.
 ///
-/// It serializes to `{"id", "task", "capture"}` (and `unwritten_until_ms`
-/// for a call sent with no pending write, `TASK_PENDING_WRITE=false`), so
-/// it can travel (to a browser, a queue) and be polled later anywhere the
+/// It serializes to `{"id", "task", "capture"}`, so it can travel (to a browser, a queue) and be polled later anywhere the
 /// store is reachable.
 ///
 /// ```no_run
@@ -36,11 +34,6 @@ pub struct TaskHandle<T> {
     /// Sent before, under a caller-chosen id: this send sent nothing.
     #[serde(skip)]
     existing: bool,
-    /// Sent with no pending item (`TASK_PENDING_WRITE=false`): until this
-    /// time (epoch ms, when Lambda can no longer deliver it), no item
-    /// means "not begun yet", not "unknown".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    unwritten_until_ms: Option<u64>,
     #[serde(skip)]
     _value: PhantomData<fn() -> T>,
 }
@@ -75,8 +68,6 @@ pub(crate) struct Dispatched {
     pub(crate) id: String,
     pub(crate) capture: bool,
     pub(crate) existing: bool,
-    /// Sent with no pending item: until when its absence means "not begun yet".
-    pub(crate) unwritten_until_ms: Option<u64>,
 }
 
 const FIRST_POLL: Duration = Duration::from_millis(10);
@@ -141,11 +132,11 @@ pub(crate) fn settled<T: DeserializeOwned>(id: &str, task: &str, r: AsyncRespons
 
 impl<T> TaskHandle<T> {
     pub(crate) fn from_parts(id: String, task: String, capture: bool) -> Self {
-        Self { id, task, capture, existing: false, unwritten_until_ms: None, _value: PhantomData }
+        Self { id, task, capture, existing: false, _value: PhantomData }
     }
 
     pub(crate) fn from_dispatched(sent: Dispatched, task: String) -> Self {
-        Self { existing: sent.existing, unwritten_until_ms: sent.unwritten_until_ms, ..Self::from_parts(sent.id, task, sent.capture) }
+        Self { existing: sent.existing, ..Self::from_parts(sent.id, task, sent.capture) }
     }
 
     /// `true` when the call was sent with an id that existed already
@@ -169,7 +160,7 @@ impl<T> TaskHandle<T> {
 
     /// Cancel the call if it has not started (see [`crate::cancel`]).
     pub async fn cancel(&self) -> Result<(), crate::error::CancelError> {
-        crate::cancel::cancel(&self.id).await
+        crate::cancel::cancel_as(&self.id, Some(&self.task)).await
     }
 
     /// A handle for a known id (e.g. one a browser sent back).
@@ -195,7 +186,7 @@ impl<T> TaskHandle<T> {
 
     /// The stored response, or `None` when unknown or expired.
     pub async fn response(&self) -> Result<Option<AsyncResponse>, StoreError> {
-        crate::poll::get_async_response(&self.id).await
+        crate::poll::read(&self.id, Some(&self.task)).await
     }
 
     /// The current status, or `None` when unknown or expired.
@@ -248,17 +239,6 @@ impl<T: DeserializeOwned> TaskHandle<T> {
         let mut backoff = Backoff::new(limit);
         loop {
             let Some(r) = self.response().await? else {
-                // Sent with no pending item: not begun yet, until Lambda can no longer deliver it.
-                if self.unwritten_until_ms.is_some_and(|until| crate::time::now_ms() < until) {
-                    if let Err(waited) = backoff.pause().await {
-                        return Err(WaitError::Timeout { id: self.id.clone(), task: self.task.clone(), waited, last: Status::Pending });
-                    }
-                    continue;
-                }
-                // Never begun, and past its delivery: lost with no failure record to end it.
-                if self.unwritten_until_ms.is_some() {
-                    return Err(WaitError::Stale { id: self.id.clone(), task: self.task.clone(), attempts: 0 });
-                }
                 return Err(WaitError::NotFound { id: self.id.clone() });
             };
             let last = r.status;

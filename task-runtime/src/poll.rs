@@ -18,14 +18,53 @@ use crate::response::{AsyncResponse, Status};
 /// # Ok(()) }
 /// ```
 pub async fn get_async_response(id: &str) -> Result<Option<AsyncResponse>, StoreError> {
+    read(id, None).await
+}
+
+/// [`get_async_response`], naming `task` where the store does not: a call
+/// not begun yet, or cancelled before it began (`crate::cancel`).
+pub(crate) async fn read(id: &str, task: Option<&str>) -> Result<Option<AsyncResponse>, StoreError> {
     let rt = crate::runtime::runtime()?;
     let store = rt.store().ok_or(StoreError::NotConfigured)?;
-    let mut read = store.get(id).await?;
-    if let Some(r) = read.as_mut() {
-        r.stale |= given_up(r, rt.config.event_life, crate::time::now_ms());
-        resolve(rt, id, r).await?;
+    let now = crate::time::now_ms();
+    let Some(mut r) = store.get(id).await? else {
+        return Ok(not_yet_begun(id, now, rt.config.event_life, rt.config.response_ttl).map(|r| AsyncResponse { task: task.unwrap_or_default().to_owned(), ..r }));
+    };
+    if r.task.is_empty()
+        && let Some(task) = task
+    {
+        task.clone_into(&mut r.task);
     }
-    Ok(read)
+    r.stale |= given_up(&r, rt.config.event_life, now);
+    resolve(rt, id, &mut r).await?;
+    Ok(Some(r))
+}
+
+/// What a poll that finds no item reads for `id`: for a dated id (a call
+/// sent with no pending item, `envelope::new_dated_id`), `pending` until
+/// Lambda can no longer deliver it, then stale (never begun, and nothing
+/// will run it) for as long as an item would have been kept; then, as for
+/// any other id, nothing. A call that began has an item at least as long
+/// (its `begin` counts its ttl from later), so an absent item within that
+/// time is a call that has not begun.
+pub(crate) fn not_yet_begun(id: &str, now_ms: u64, event_life: std::time::Duration, response_ttl: std::time::Duration) -> Option<AsyncResponse> {
+    let sent = crate::envelope::dated_at(id)?;
+    let undeliverable = crate::store::undeliverable_at(sent, None, event_life.as_millis() as u64);
+    if now_ms > undeliverable.saturating_add(response_ttl.as_millis() as u64) {
+        return None;
+    }
+    Some(AsyncResponse {
+        status: Status::Pending,
+        response: None,
+        error: None,
+        task: String::new(),
+        attempts: 0,
+        created_at: sent,
+        updated_at: sent,
+        run_at: None,
+        stale: undeliverable < now_ms,
+        parent: None,
+    })
 }
 
 /// The calls that call `id` sent (see [`AsyncResponse::parent`]), oldest
@@ -114,6 +153,24 @@ mod tests {
             "created_at": created_at, "updated_at": created_at, "run_at": run_at,
         }))
         .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_dated_id_with_no_item_reads_pending_then_stale_then_nothing() {
+        let (life, ttl) = (std::time::Duration::from_secs(10), std::time::Duration::from_secs(100));
+        let sent = 1_796_000_000_000;
+        let id = crate::envelope::new_dated_id(sent);
+        let at = |ms: u64| not_yet_begun(&id, sent + ms, life, ttl);
+        let pending = at(0).expect("sent just now");
+        assert_eq!((pending.status, pending.stale, pending.attempts, pending.created_at), (Status::Pending, false, 0, sent));
+        let last_pending = 10_000 + crate::store::STALE_GRACE_MS;
+        assert!(!at(last_pending).expect("still deliverable").stale);
+        assert!(at(last_pending + 1).expect("kept as an item would be").stale);
+        assert!(at(last_pending + 100_000).expect("the ttl's last ms").stale);
+        assert_eq!(at(last_pending + 100_001), None, "expired as an item would have");
+        // Any other id with no item is unknown.
+        assert_eq!(not_yet_begun(&crate::envelope::new_id(), sent, life, ttl), None);
+        assert_eq!(not_yet_begun("order-7", sent, life, ttl), None);
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub(crate) fn check_id(task: &str, id: &str) -> Result<(), DispatchError> {
     } else if ["latest:", "schedule:", "group:", ID_PREFIX].iter().any(|p| id.starts_with(p)) {
         // The runtime's own ids: the latest run of a schedule, its runs, groups' records, idempotency keys' calls.
         "starts with `latest:`, `schedule:`, `group:` or `idem:`, which the runtime keeps for schedules, groups and idempotency keys"
+    } else if crate::envelope::is_dated(id) {
+        // A dated id with no item reads as a call not yet begun (envelope/id.rs).
+        "is a version-8 UUID, which the runtime keeps for the ids of calls sent with no pending item"
     } else {
         return Ok(());
     };
@@ -102,7 +105,8 @@ mod tests {
     #[test]
     fn ids_are_checked() {
         assert!(check_id("t", "order-7").is_ok());
-        for bad in ["", "a\nb", &"x".repeat(513), "latest:reports", "schedule:reports:2026-11-30T00:00:00Z", "group:g", "idem:t:0f"] {
+        let dated = crate::envelope::new_dated_id(1_796_000_000_000);
+        for bad in ["", "a\nb", &"x".repeat(513), "latest:reports", "schedule:reports:2026-11-30T00:00:00Z", "group:g", "idem:t:0f", &dated] {
             assert!(matches!(check_id("t", bad), Err(DispatchError::BadId { .. })), "{bad:?}");
         }
     }

@@ -2,8 +2,9 @@
 //! The pending write and the invoke run concurrently, except for an id the
 //! caller chose or an idempotency key made (`ids.rs`): then the conditional
 //! claim comes first, and only the caller that created the item sends.
-//! With `TASK_PENDING_WRITE=false` a call that needs no item before the
-//! invoke is sent with no write, and the worker's `begin` creates it.
+//! By default (`TASK_PENDING_WRITE=false`) a call that needs no item
+//! before the invoke is sent with no write, under a dated id, and the
+//! worker's `begin` creates its item.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -148,7 +149,26 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
     let now = now_ms();
     // An id the caller chose, or its idempotency key's: claimed before it is sent.
     let chosen = ids::choose(rt, &t, &args, now)?;
-    let (env, payload) = encode_as(rt, &t, chosen.as_ref().map(|c| c.id.as_str()), args).await?;
+    // A debounced call is due a window after it is sent (or later).
+    let window_end = t.debounce.map(|(_, window)| now.saturating_add(window.as_millis() as u64));
+    let run_at_ms = t.run_at_ms.max(window_end).filter(|at| *at > now);
+    // No pending write (`TASK_PENDING_WRITE`, off by default): the worker's
+    // `begin` creates the item, as it does whenever it comes first. Not
+    // where something needs the item before the invoke: a chosen id's or a
+    // key's claim (a group child's id is its group's), a delay's
+    // `scheduled`, a debounce's latest, a signed message's digest, a
+    // listed call's entry. The call's id is dated (`envelope::new_dated_id`):
+    // a poll that finds no item reads it pending until it can no longer be delivered.
+    let unwritten = store.is_some()
+        && !rt.config.pending_write
+        && !rt.config.list_calls
+        && run_at_ms.is_none()
+        && rt.config.signing_key.is_none()
+        && (chosen.is_none() || t.group.is_some());
+    let (env, payload) = {
+        let dated = (unwritten && chosen.is_none()).then(|| crate::envelope::new_dated_id(now));
+        encode_as(rt, &t, chosen.as_ref().map(|c| c.id.as_str()).or(dated.as_deref()), args).await?
+    };
     let function = rt.config.function_for(t.function);
     let followed = match (function, rt.config.follow_qualifier) {
         (Some(f), true) => crate::context::invoked_function_arn().and_then(|arn| with_callers_qualifier(f, &arn)),
@@ -160,25 +180,17 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
     // else runs there while the send waits.
     let span = tracing::debug_span!("dispatch", task = %t.name, id = %env.id);
     async {
-        // A debounced call is due a window after it is sent (or later).
-        let window_end = t.debounce.map(|(_, window)| now.saturating_add(window.as_millis() as u64));
-        let run_at_ms = t.run_at_ms.max(window_end).filter(|at| *at > now);
         let digest = rt.config.signing_key.as_ref().map(|_| env.digest());
         // On the heap: the SDK's future inside is several KB (see `crate::aws::boxed`).
         let send = crate::aws::boxed(rt.backend.send(&env, function, payload, run_at_ms));
         let Some(store) = store else {
             send.await?;
-            return Ok(Dispatched { id: env.id.clone(), capture: false, existing: false, unwritten_until_ms: None });
+            return Ok(Dispatched { id: env.id.clone(), capture: false, existing: false });
         };
-        // With TASK_PENDING_WRITE=false the worker's `begin` creates the item
-        // (it does whenever it comes first): no caller write, where nothing
-        // needs the item before the invoke (a chosen id's claim, a delay's
-        // `scheduled`, a debounce, a signed message's digest do).
-        if !rt.config.pending_write && run_at_ms.is_none() && digest.is_none() && env.debounce.is_none() && (chosen.is_none() || t.group.is_some()) {
+        if unwritten {
             send.await?;
-            let until = crate::store::undeliverable_at(now, None, rt.config.event_life.as_millis() as u64);
             tracing::debug!("dispatched, its item left to the worker");
-            return Ok(Dispatched { id: env.id.clone(), capture: true, existing: false, unwritten_until_ms: Some(until) });
+            return Ok(Dispatched { id: env.id.clone(), capture: true, existing: false });
         }
         let pending = PendingItem {
             id: env.id.clone(),
@@ -202,7 +214,7 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
             if let Claimed::Held(holder) = store.claim_id(pending, chosen.claim.clone()).await.map_err(stored)? {
                 ids::same_call(t.name, chosen, &holder)?;
                 tracing::info!(status = %holder.status, "a call with this id exists already: not sent again");
-                return Ok(Dispatched { id: env.id.clone(), capture: true, existing: true, unwritten_until_ms: None });
+                return Ok(Dispatched { id: env.id.clone(), capture: true, existing: true });
             }
             if let Err(refused) = send.await {
                 take_back(store.as_ref(), &env.id).await;
@@ -234,7 +246,7 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
             }
         }
         tracing::debug!("dispatched");
-        Ok(Dispatched { id: env.id.clone(), capture: true, existing: false, unwritten_until_ms: None })
+        Ok(Dispatched { id: env.id.clone(), capture: true, existing: false })
     }
     .instrument(span)
     .await

@@ -25,7 +25,7 @@ mod links;
 mod payload_ref;
 mod signing;
 
-pub(crate) use self::id::new_id;
+pub(crate) use self::id::{dated_at, is_dated, new_dated_id, new_id};
 pub use self::links::{ChainRef, GroupRef, NextStep, callback_id, child_id, step_id};
 pub use self::payload_ref::{PAYLOAD_MARKER, PayloadRef};
 pub use self::signing::{args_digest, canonical};

@@ -190,8 +190,12 @@ impl<T> GroupHandle<T> {
                 let child = GroupRef { id: self.id.clone(), index: index as u32, total: state.item.total, shards: state.item.shards, window: state.item.window };
                 // Only the children sent at once can have a schedule; the others waited in the store.
                 let sent_at_once = state.item.window.is_none_or(|w| (index as u32) < w);
+                // A child with no item has not begun (sent with no pending
+                // item, or waiting for its turn): recorded, then cancelled.
+                let ttl = state.item.ttl;
+                let unbegun = move || Some(PendingItem { id: id.clone(), task: String::new(), now_ms: now, ttl, run_at_ms: None, digest: None, parent: None });
                 async move {
-                    match store.cancel(id, now_ms()).await? {
+                    match crate::cancel::cancel_call(store.as_ref(), id, now_ms(), unbegun).await? {
                         Cancel::Cancelled { was } => {
                             if was == Status::Scheduled
                                 && sent_at_once

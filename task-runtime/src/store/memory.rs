@@ -139,7 +139,11 @@ impl ResponseStore for MemoryStore {
         Ok(self.with(|items| {
             let item = items
                 .entry(req.id.clone())
-                .or_insert_with(|| Item::pending(PendingItem { id: req.id.clone(), task: req.task.clone(), now_ms: req.now_ms, ttl: req.ttl, run_at_ms: None, digest: None, parent: req.parent.clone() }));
+                // Created here for a call sent with no pending item: its dated id says when it was sent.
+                .or_insert_with(|| {
+                    let sent = crate::envelope::dated_at(&req.id).unwrap_or(req.now_ms);
+                    Item::pending(PendingItem { id: req.id.clone(), task: req.task.clone(), now_ms: sent, ttl: req.ttl, run_at_ms: None, digest: None, parent: req.parent.clone() })
+                });
             if let Some(refused) = item.begin_verdict(&req) {
                 return refused;
             }

@@ -178,7 +178,7 @@ impl ResponseStore for DynamoStore {
     async fn begin(&self, req: BeginRequest) -> Result<Begun, StoreError> {
         const SET: &str = "SET #status = :running, #attempts = if_not_exists(#attempts, :zero) + :one, #rid = :rid, \
                  #lease = :lease, #max = :max, #task = if_not_exists(#task, :task), \
-                 #created = if_not_exists(#created, :now), #updated = :now, #ttl = :ttl";
+                 #created = if_not_exists(#created, :created), #updated = :now, #ttl = :ttl";
         let listed = self.list_calls.then(|| calls::listed_shard(&req.id, req.now_ms));
         let (expression, update) = created_with(SET, self.update(&req.id).await, req.parent.as_deref(), listed);
         let update = update
@@ -214,6 +214,8 @@ impl ResponseStore for DynamoStore {
             .expression_attribute_values(":max", n(req.max_attempts))
             .expression_attribute_values(":task", s(&req.task))
             .expression_attribute_values(":now", n(req.now_ms))
+            // Created here for a call sent with no pending item: its dated id says when it was sent.
+            .expression_attribute_values(":created", n(crate::envelope::dated_at(&req.id).unwrap_or(req.now_ms)))
             .expression_attribute_values(":ttl", n(req.ttl))
             .return_values(ReturnValue::UpdatedNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
