@@ -122,14 +122,14 @@ async fn a_child_costs_one_write_more_than_a_single_call() {
     let grouped = store.take();
     println!("{n} single calls: {singles:?}\n{n} children and a callback: {grouped:?}");
 
-    // A single call: the caller's pending write, the worker's begin and finish.
-    assert_eq!(singles, BTreeMap::from([("put_pending", n), ("begin", n), ("finish", n)]));
-    // A child: the same three (its pending write claims the id its group
-    // made), and its count. The group: its record, and for the callback one
-    // read of the group and a call's three writes.
+    // A single call: no write of the caller's (no pending write, the
+    // default), the worker's begin (which creates the item) and finish.
+    assert_eq!(singles, BTreeMap::from([("begin", n), ("finish", n)]));
+    // A child: the same two, and its count. The group: its record, and for
+    // the callback one read of the group and a call's three writes (its
+    // item waits in the store until the last child ends).
     let expected = BTreeMap::from([
         ("put_group", 1),
-        ("claim_id", n),
         ("put_pending", 1),
         ("begin", n + 1),
         ("finish", n + 1),
