@@ -39,7 +39,7 @@ pub(crate) async fn cancel_as(id: &str, task: Option<&str>) -> Result<(), Cancel
     let now = now_ms();
     // A dated id with no item: sent with no pending item, and not begun.
     let unbegun = || {
-        let sent = crate::poll::not_yet_begun(id, now, rt.config.event_life, rt.config.response_ttl)?.created_at;
+        let sent = crate::store::not_yet_begun(id, now, rt.config.event_life, rt.config.response_ttl)?.created_at;
         let ttl = crate::store::ttl_after(crate::store::give_up_ms(sent, None), rt.config.response_ttl);
         Some(PendingItem { id: id.to_owned(), task: task.unwrap_or_default().to_owned(), now_ms: sent, ttl, run_at_ms: None, digest: None, parent: None })
     };

@@ -28,7 +28,7 @@ pub(crate) async fn read(id: &str, task: Option<&str>) -> Result<Option<AsyncRes
     let store = rt.store().ok_or(StoreError::NotConfigured)?;
     let now = crate::time::now_ms();
     let Some(mut r) = store.get(id).await? else {
-        return Ok(not_yet_begun(id, now, rt.config.event_life, rt.config.response_ttl).map(|r| AsyncResponse { task: task.unwrap_or_default().to_owned(), ..r }));
+        return Ok(crate::store::not_yet_begun(id, now, rt.config.event_life, rt.config.response_ttl).map(|r| AsyncResponse { task: task.unwrap_or_default().to_owned(), ..r }));
     };
     if r.task.is_empty()
         && let Some(task) = task
@@ -40,32 +40,6 @@ pub(crate) async fn read(id: &str, task: Option<&str>) -> Result<Option<AsyncRes
     Ok(Some(r))
 }
 
-/// What a poll that finds no item reads for `id`: for a dated id (a call
-/// sent with no pending item, `envelope::new_dated_id`), `pending` until
-/// Lambda can no longer deliver it, then stale (never begun, and nothing
-/// will run it) for as long as an item would have been kept; then, as for
-/// any other id, nothing. A call that began has an item at least as long
-/// (its `begin` counts its ttl from later), so an absent item within that
-/// time is a call that has not begun.
-pub(crate) fn not_yet_begun(id: &str, now_ms: u64, event_life: std::time::Duration, response_ttl: std::time::Duration) -> Option<AsyncResponse> {
-    let sent = crate::envelope::dated_at(id)?;
-    let undeliverable = crate::store::undeliverable_at(sent, None, event_life.as_millis() as u64);
-    if now_ms > undeliverable.saturating_add(response_ttl.as_millis() as u64) {
-        return None;
-    }
-    Some(AsyncResponse {
-        status: Status::Pending,
-        response: None,
-        error: None,
-        task: String::new(),
-        attempts: 0,
-        created_at: sent,
-        updated_at: sent,
-        run_at: None,
-        stale: undeliverable < now_ms,
-        parent: None,
-    })
-}
 
 /// The calls that call `id` sent (see [`AsyncResponse::parent`]), oldest
 /// first (by the millisecond each was recorded), at most `limit`, each as [`get_async_response`] reads it: one
@@ -160,7 +134,7 @@ mod tests {
         let (life, ttl) = (std::time::Duration::from_secs(10), std::time::Duration::from_secs(100));
         let sent = 1_796_000_000_000;
         let id = crate::envelope::new_dated_id(sent);
-        let at = |ms: u64| not_yet_begun(&id, sent + ms, life, ttl);
+        let at = |ms: u64| crate::store::not_yet_begun(&id, sent + ms, life, ttl);
         let pending = at(0).expect("sent just now");
         assert_eq!((pending.status, pending.stale, pending.attempts, pending.created_at), (Status::Pending, false, 0, sent));
         let last_pending = 10_000 + crate::store::STALE_GRACE_MS;
@@ -169,8 +143,8 @@ mod tests {
         assert!(at(last_pending + 100_000).expect("the ttl's last ms").stale);
         assert_eq!(at(last_pending + 100_001), None, "expired as an item would have");
         // Any other id with no item is unknown.
-        assert_eq!(not_yet_begun(&crate::envelope::new_id(), sent, life, ttl), None);
-        assert_eq!(not_yet_begun("order-7", sent, life, ttl), None);
+        assert_eq!(crate::store::not_yet_begun(&crate::envelope::new_id(), sent, life, ttl), None);
+        assert_eq!(crate::store::not_yet_begun("order-7", sent, life, ttl), None);
     }
 
     #[test]

@@ -277,6 +277,9 @@ async fn child_ids_reads_the_groups_size() {
     let sent = square::map(0..5u64).send().await.expect("sent");
     let ids = GroupHandle::<u64>::from_id(sent.id()).child_ids().await.expect("reads").expect("recorded");
     assert_eq!(ids, sent.child_ids_of(5));
+    // Each child's item is there once it has run (a child is sent with no
+    // pending write: its `begin` creates it).
+    sent.wait().await.expect("the group ran");
     for id in &ids {
         assert!(task_runtime::get_async_response(id).await.expect("reads").is_some(), "{id} is a child");
     }

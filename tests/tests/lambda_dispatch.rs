@@ -86,8 +86,9 @@ async fn pending_to_complete() {
     let env = env().await;
     let before = env.fake.received().len();
     let h = double(21).await.expect("dispatch");
-    // The caller's write is in DynamoDB (pending, or further along already).
-    let r = env.store.get(h.id()).await.expect("read").expect("recorded at dispatch");
+    // A poll reads it pending at once: no item yet (no pending write, the
+    // default; its dated id says it was sent), or further along already.
+    let r = task_runtime::get_async_response(h.id()).await.expect("read").expect("known at dispatch");
     assert!(matches!(r.status, Status::Pending | Status::Running | Status::Complete), "{r:?}");
     assert_eq!(h.wait_timeout(Duration::from_secs(20)).await.expect("value"), 42);
     let got = env.fake.received();

@@ -69,7 +69,9 @@ async fn each_path_of_a_call_makes_the_requests_it_is_known_to() {
     DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
     let requests = Requests::default();
     let store = Arc::new(DynamoStore::with_client(requests.client(), table));
-    Config::local().with_local_retry_delay(Duration::ZERO).with_store(store).install().expect("install once");
+    // With the pending write (TASK_PENDING_WRITE=true): the default's rows,
+    // no caller write, are request_costs_unwritten.rs's.
+    Config::local().with_local_retry_delay(Duration::ZERO).with_pending_write(true).with_store(store).install().expect("install once");
     let settle = || async {
         task_runtime::wait_for_local_tasks().await;
         requests.take()

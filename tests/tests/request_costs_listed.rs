@@ -23,7 +23,10 @@ async fn a_listed_call_makes_the_requests_of_any_call() {
     DynamoStore::with_client(common::dynamodb(), table.clone()).create_table().await.expect("table");
     let requests = Requests::default();
     let store = Arc::new(DynamoStore::with_client(requests.client(), table).listing_calls(true));
-    Config::local().with_store(store).install().expect("install once");
+    // TASK_LIST_CALLS: the store lists, and the callers keep the pending write.
+    let mut config = Config::local().with_store(store);
+    config.list_calls = true;
+    config.install().expect("install once");
     let n: usize = 10;
     for i in 0..n as u64 {
         listed(i).await.expect("sent");

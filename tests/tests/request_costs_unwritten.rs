@@ -74,16 +74,24 @@ async fn with_no_pending_write_a_call_is_two_writes_and_a_group_child_three() {
     assert_eq!((count(&grouped, "PutItem"), count(&grouped, "UpdateItem")), (2, 3 * children + 3), "{grouped:?}");
     assert_eq!(chord.wait().await.expect("the callback ran"), (0..children as u64).sum::<u64>());
 
-    // A call with no item yet reads as pending until it can no longer be delivered.
-    // A handle as a send with no pending write makes it, for a call no worker has begun.
-    let far = common::now_ms() + 3_600_000;
-    let waiting: TaskHandle<u64> = serde_json::from_value(serde_json::json!({"id": "never-begun", "task": "t", "unwritten_until_ms": far})).expect("a handle");
+    // A call with no item yet reads as pending until it can no longer be
+    // delivered: its dated id (a version-8 UUID, its first 48 bits the send
+    // time) says it was sent, and when.
+    let dated = |sent_ms: u64| {
+        let mut bytes = [7u8; 16];
+        bytes[..6].copy_from_slice(&sent_ms.to_be_bytes()[2..]);
+        uuid::Builder::from_custom_bytes(bytes).into_uuid().to_string()
+    };
+    let waiting = TaskHandle::<u64>::from_id(dated(common::now_ms()), "t");
     match waiting.wait_timeout(Duration::from_millis(200)).await {
         Err(WaitError::Timeout { last, .. }) => assert_eq!(last, task_runtime::Status::Pending),
         other => panic!("not begun yet reads as pending: {other:?}"),
     }
-    let lost: TaskHandle<u64> = serde_json::from_value(serde_json::json!({"id": "never-begun", "task": "t", "unwritten_until_ms": 1})).expect("a handle");
+    let read = task_runtime::get_async_response(waiting.id()).await.expect("reads").expect("pending");
+    assert_eq!((read.status, read.attempts, read.stale), (task_runtime::Status::Pending, 0, false));
+    // Sent 7 hours ago: past the 6 hours Lambda keeps an event, within the response TTL.
+    let lost = TaskHandle::<u64>::from_id(dated(common::now_ms() - 7 * 3_600_000), "t");
     assert!(matches!(lost.wait().await, Err(WaitError::Stale { attempts: 0, .. })), "past its delivery, with no item: stale");
-    let plain: TaskHandle<u64> = serde_json::from_value(serde_json::json!({"id": "never-begun", "task": "t"})).expect("a handle");
-    assert!(matches!(plain.wait().await, Err(WaitError::NotFound { .. })), "a handle without the mark: unknown");
+    let plain = TaskHandle::<u64>::from_id(uuid::Uuid::new_v4().to_string(), "t");
+    assert!(matches!(plain.wait().await, Err(WaitError::NotFound { .. })), "an id that is not dated: unknown");
 }

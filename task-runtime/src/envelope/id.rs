@@ -8,7 +8,7 @@
 //! laid out as version 7 is, its first 48 bits the send time in epoch
 //! milliseconds and the other 74 random. Its id alone tells a poll that
 //! finds no item that the call was sent, and when: it reads `pending`
-//! until Lambda can no longer deliver it (`poll::not_yet_begun`), and a
+//! until Lambda can no longer deliver it (`store::not_yet_begun`), and a
 //! cancel can still reach it (`cancel`). Ids a caller chooses may not be
 //! version-8 UUIDs (`dispatch::check_id`), so no other id reads so.
 

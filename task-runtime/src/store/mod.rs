@@ -250,3 +250,30 @@ pub trait ResponseStore: Send + Sync + std::fmt::Debug {
 fn unsupported(operation: &'static str, what: &str) -> StoreError {
     StoreError::Backend { operation, table: "this store".into(), message: format!("it keeps no {what} (use MemoryStore or DynamoStore)") }
 }
+
+/// What a poll that finds no item reads for `id`: for a dated id (a call
+/// sent with no pending item, `envelope::new_dated_id`), `pending` until
+/// Lambda can no longer deliver it, then stale (never begun, and nothing
+/// will run it) for as long as an item would have been kept; then, as for
+/// any other id, nothing. A call that began has an item at least as long
+/// (its `begin` counts its ttl from later), so an absent item within that
+/// time is a call that has not begun.
+pub(crate) fn not_yet_begun(id: &str, now_ms: u64, event_life: std::time::Duration, response_ttl: std::time::Duration) -> Option<crate::response::AsyncResponse> {
+    let sent = crate::envelope::dated_at(id)?;
+    let undeliverable = undeliverable_at(sent, None, event_life.as_millis() as u64);
+    if now_ms > undeliverable.saturating_add(response_ttl.as_millis() as u64) {
+        return None;
+    }
+    Some(crate::response::AsyncResponse {
+        status: crate::response::Status::Pending,
+        response: None,
+        error: None,
+        task: String::new(),
+        attempts: 0,
+        created_at: sent,
+        updated_at: sent,
+        run_at: None,
+        stale: undeliverable < now_ms,
+        parent: None,
+    })
+}
