@@ -140,6 +140,7 @@ impl<T> GroupHandle<T> {
     /// // Elsewhere, with only the group's id:
     /// let ids = GroupHandle::<u32>::from_id(sent.id()).child_ids().await?.expect("recorded");
     /// assert_eq!(ids.len(), 3);
+    /// sent.wait().await?; // a child's item is its worker's: there once it has begun
     /// assert_eq!(task_runtime::get_async_response(&ids[2]).await?.map(|r| r.task), Some(double::NAME.to_owned()));
     /// # Ok(()) }
     /// ```
