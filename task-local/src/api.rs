@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -139,8 +139,11 @@ async fn get_event_invoke_config(State(emu): State<Arc<Emulator>>, Path(function
     .into_response()
 }
 
-async fn stats(State(emu): State<Arc<Emulator>>) -> Response {
-    let mut stats = emu.stats.json();
+/// `GET /stats`; `?invocations=false` leaves out the records of single
+/// invocations (up to 20,000 of them), for a caller that polls the counts
+/// while thousands of events run.
+async fn stats(State(emu): State<Arc<Emulator>>, Query(query): Query<std::collections::HashMap<String, String>>) -> Response {
+    let mut stats = emu.stats.json(query.get("invocations").is_none_or(|v| v != "false"));
     // Zero when nothing is queued, waiting for a retry, running or being dropped: the emulator is quiet.
     stats["in_flight"] = serde_json::json!(emu.in_flight());
     if let Some(crate::emulator::OnFailure::Sqs(queue)) = &emu.on_failure {
@@ -154,7 +157,7 @@ async fn unknown_operation(method: axum::http::Method, uri: axum::http::Uri) -> 
     let call_id = uuid::Uuid::new_v4().to_string();
     let message = format!(
         "task-local has no operation {method} {}; it serves POST /2015-03-31/functions/{{name}}/invocations, \
-         POST/GET/DELETE /schedules/{{name}} (EventBridge Scheduler, one-time schedules) and GET /stats",
+         POST/GET/DELETE /schedules/{{name}} (EventBridge Scheduler, one-time schedules) and GET /stats (?invocations=false: the counts only)",
         uri.path()
     );
     aws_error(StatusCode::NOT_FOUND, "UnknownOperationException", message, &call_id)

@@ -96,9 +96,10 @@ impl Stats {
         g.1.push(r);
     }
 
-    pub(crate) fn json(&self) -> serde_json::Value {
+    /// The counters, and the records of single invocations when `records`.
+    pub(crate) fn json(&self, records: bool) -> serde_json::Value {
         let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        serde_json::json!({"functions": g.0, "invocations": g.1})
+        if records { serde_json::json!({"functions": g.0, "invocations": g.1}) } else { serde_json::json!({"functions": g.0}) }
     }
 
     pub(crate) fn summary(&self) -> String {

@@ -265,6 +265,9 @@ async fn an_instance_over_its_memory_is_killed_and_the_next_call_gets_a_new_one(
     assert!(f["max_memory_used_mb"].as_u64() > Some(128), "{f}");
     // Killed well before its 10 s sleep ended, and the next call starts afresh.
     let records = tl.stats().await["invocations"].clone();
+    // `?invocations=false`: the same counters, without the records.
+    let counts = tl.counts().await;
+    assert_eq!((counts["functions"]["echo"]["crash"].as_u64(), counts.get("invocations")), (Some(1), None), "{counts}");
     assert!(records[0]["duration_ms"].as_f64().is_some_and(|ms| ms < 8_000.0), "{records}");
     let out = tl.client().invoke().function_name("echo").payload(Blob::new("{}")).send().await.expect("invoke");
     assert_eq!(out.function_error(), None);

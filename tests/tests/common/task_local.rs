@@ -67,6 +67,24 @@ impl TaskLocal {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        Self::started(args, true)
+    }
+
+    /// The same, keeping none of its output (a benchmark of thousands of
+    /// invocations, whose lines would grow this process's memory).
+    pub fn start_unrecorded<I, S>(args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        Self::started(args, false)
+    }
+
+    fn started<I, S>(args: I, keep: bool) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
         let mut child = Command::new(built("task-local"))
             .args(["serve", "--port", "0", "--stop-on-stdin-eof"])
             .args(args)
@@ -84,7 +102,9 @@ impl TaskLocal {
                 if let Some(addr) = line.strip_prefix("task-local: listening on ") {
                     let _ = tx.send(addr.to_owned());
                 }
-                sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                if keep {
+                    sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                }
             }
         });
         let endpoint = match rx.recv_timeout(Duration::from_secs(30)) {
@@ -128,6 +148,12 @@ impl TaskLocal {
     /// `GET /stats`.
     pub async fn stats(&self) -> serde_json::Value {
         serde_json::from_str(&http_get(&format!("{}/stats", self.endpoint)).await).expect("stats JSON")
+    }
+
+    /// `GET /stats?invocations=false`: the counters, without the records
+    /// of single invocations.
+    pub async fn counts(&self) -> serde_json::Value {
+        serde_json::from_str(&http_get(&format!("{}/stats?invocations=false", self.endpoint)).await).expect("stats JSON")
     }
 
     /// Wait (at most `limit`) until the emulator is quiet: no event queued,
