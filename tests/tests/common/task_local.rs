@@ -147,13 +147,17 @@ impl TaskLocal {
 
     /// `GET /stats`.
     pub async fn stats(&self) -> serde_json::Value {
-        serde_json::from_str(&http_get(&format!("{}/stats", self.endpoint)).await).expect("stats JSON")
+        self.stats_at("/stats").await
     }
 
     /// `GET /stats?invocations=false`: the counters, without the records
     /// of single invocations.
     pub async fn counts(&self) -> serde_json::Value {
-        serde_json::from_str(&http_get(&format!("{}/stats?invocations=false", self.endpoint)).await).expect("stats JSON")
+        self.stats_at("/stats?invocations=false").await
+    }
+
+    async fn stats_at(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&http_get(&format!("{}{path}", self.endpoint)).await).expect("stats JSON")
     }
 
     /// Wait (at most `limit`) until the emulator is quiet: no event queued,
