@@ -178,7 +178,7 @@ async fn retry_failed_call(config: &task_runtime::Config, store: &DynamoStore, i
         return Ok(Retried::WouldSend { task: original.task, id: new_id });
     }
     let options = SendOptions::default().retries(original.retries).id(new_id.clone());
-    let handle = task_runtime::send(&original.task, Value::Object(original.args), options).await.map_err(dispatch_problem)?;
+    let handle = task_runtime::send(&original.task, Value::Object(original.args.into_map()), options).await.map_err(dispatch_problem)?;
     if handle.is_existing() {
         // Another command sent it between the read above and this send.
         let status = get_async_response(&new_id).await.map_err(store_problem)?.map_or(Status::Pending, |r| r.status);

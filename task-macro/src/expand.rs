@@ -306,9 +306,9 @@ fn generate(f: &ItemFn, opts: &options::Options) -> TokenStream {
                 __task_options: #rt::SendOptions,
                 #(#names: #types),*
             ) -> ::core::result::Result<::task_runtime::TaskHandle<#value_ty>, ::task_runtime::DispatchError> {
-                let mut __task_args = #rt::serde_json::Map::new();
-                #( #rt::put_arg(&mut __task_args, Self::NAME, #name_strs, &#names)?; )*
-                #rt::send::<#value_ty>(&Self::SPEC, __task_options, __task_args).await
+                let mut __task_args = #rt::CallArgs::new(Self::NAME);
+                #( __task_args.put(#name_strs, &#names); )*
+                #rt::send::<#value_ty>(&Self::SPEC, __task_options, __task_args.finish()?).await
             }
 
             /// This call, not sent yet: send it alone, or as one of a group

@@ -12,6 +12,7 @@ pub use crate::schedules::{KEEP_WARM, KeepWarm, SCHEDULES, ScheduleDef};
 pub use crate::registry::{ArgsError, TASKS, TaskDef, TaskFuture, TaskSpec};
 pub use crate::dispatch::SendOptions;
 use crate::dispatch::{Target, dispatch};
+use crate::envelope::{Args, ArgsWriter};
 use crate::error::{DispatchError, TaskError};
 use crate::handle::TaskHandle;
 
@@ -29,32 +30,33 @@ pub fn put_arg<T: Serialize + ?Sized>(args: &mut Map<String, Value>, task: &str,
     Ok(())
 }
 
-/// The arguments of a call not sent yet (`#[task]`'s `call`): each one
-/// serialized in turn; the first that fails is the call's error at send.
+/// The arguments of a typed call (`#[task]`'s dispatching function, its
+/// `call` and `step`): each one written in turn straight into the message's
+/// JSON text ([`ArgsWriter`]); the first that fails is the call's error.
 #[derive(Debug)]
 pub struct CallArgs {
     task: &'static str,
-    args: Result<Map<String, Value>, DispatchError>,
+    args: Result<ArgsWriter, DispatchError>,
 }
 
 impl CallArgs {
     /// No arguments yet, for task `task`.
     pub fn new(task: &'static str) -> Self {
-        Self { task, args: Ok(Map::new()) }
+        Self { task, args: Ok(ArgsWriter::new()) }
     }
 
     /// Add one argument (unless an earlier one failed).
     pub fn put<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) {
         if let Ok(args) = &mut self.args
-            && let Err(e) = put_arg(args, self.task, name, value)
+            && let Err(source) = args.put(name, value)
         {
-            self.args = Err(e);
+            self.args = Err(DispatchError::SerializeArg { task: self.task.to_owned(), arg: name.to_owned(), source });
         }
     }
 
     /// The arguments, or the first argument's error.
-    pub fn finish(self) -> Result<Map<String, Value>, DispatchError> {
-        self.args
+    pub fn finish(self) -> Result<Args, DispatchError> {
+        self.args.map(ArgsWriter::finish)
     }
 }
 
@@ -114,7 +116,7 @@ pub async fn blocking(f: impl FnOnce() -> Result<Value, TaskError> + Send + 'sta
 }
 
 /// Send a typed call.
-pub async fn send<T>(spec: &'static TaskSpec, options: SendOptions, args: Map<String, Value>) -> Result<TaskHandle<T>, DispatchError> {
+pub async fn send<T>(spec: &'static TaskSpec, options: SendOptions, args: Args) -> Result<TaskHandle<T>, DispatchError> {
     let target = Target::new(spec.name, spec.function, spec.capture_response, spec.retries, &options).keyed(spec.idempotency.as_ref());
     let sent = dispatch(target, args).await?;
     Ok(TaskHandle::from_dispatched(sent, spec.name.to_owned()))

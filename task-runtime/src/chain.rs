@@ -9,10 +9,10 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::dispatch::{Target, dispatch};
-use crate::envelope::{NextStep, step_id};
+use crate::envelope::{Args, NextStep, step_id};
 use crate::error::{DispatchError, WaitError};
 use crate::group::Call;
 use crate::handle::{Backoff, settled};
@@ -70,10 +70,10 @@ pub fn step(task: &str, param: &str, args: Value) -> Step<Value, Value> {
 impl<In, Out> Step<In, Out> {
     /// A typed step of the task `spec` (what `#[task]`'s `step` builds).
     #[doc(hidden)]
-    pub fn typed(spec: &'static TaskSpec, param: &'static str, args: Result<Map<String, Value>, DispatchError>) -> Self {
+    pub fn typed(spec: &'static TaskSpec, param: &'static str, args: Result<Args, DispatchError>) -> Self {
         let next = args.map(|args| NextStep {
             task: spec.name.to_owned(),
-            args,
+            args: args.into_map(),
             param: param.to_owned(),
             function: spec.function.map(str::to_owned),
             retries: spec.retries.unwrap_or(2),

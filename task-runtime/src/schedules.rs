@@ -90,7 +90,7 @@ pub fn message(def: &ScheduleDef) -> Result<String, DispatchError> {
 pub(crate) fn is_registered_run(env: &Envelope) -> bool {
     env.schedule.as_deref() == Some(env.task.as_str())
         && env.id.starts_with(&run_id_prefix(&env.task))
-        && SCHEDULES.iter().any(|d| d.spec.name == env.task && (d.args)().is_ok_and(|args| args == env.args))
+        && SCHEDULES.iter().any(|d| d.spec.name == env.task && (d.args)().is_ok_and(|args| args == *env.args))
 }
 
 /// The worker's manifest: its tasks, schedules (with their messages),

@@ -32,7 +32,7 @@ fn a_schedule_s_message_is_its_task_s_call_named_by_the_scheduled_time() {
     assert_eq!(env.id, "schedule:tests.schedules.nightly:2026-11-30T03:00:00Z");
     assert_eq!((env.task.as_str(), env.schedule.as_deref()), ("tests.schedules.nightly", Some("tests.schedules.nightly")));
     assert_eq!((env.capture, env.retries, env.sent_at_ms), (true, 1, 0));
-    assert_eq!(Value::Object(env.args.clone()), json!({"days": 7}));
+    assert_eq!(Value::Object(env.args.clone().into_map()), json!({"days": 7}));
     assert!(env.sig.is_none(), "no key may be written into a template");
     let m = manifest();
     let listed = m["schedules"].as_array().into_iter().flatten().find(|s| s["task"] == "tests.schedules.nightly").expect("listed");

@@ -3,7 +3,6 @@
 //! make one call; and what a later send of the id is told (a handle to the
 //! call that holds it, or [`DispatchError::IdTaken`]).
 
-use serde_json::{Map, Value};
 
 use super::Target;
 use crate::error::DispatchError;
@@ -27,7 +26,7 @@ pub(super) struct Chosen {
 /// window is over). `None`: the call gets a fresh id.
 ///
 /// Boxed: it lives across the sends' awaits, and most calls have none.
-pub(super) fn choose(rt: &crate::runtime::Runtime, t: &Target<'_>, args: &Map<String, Value>, now_ms: u64) -> Result<Option<Box<Chosen>>, DispatchError> {
+pub(super) fn choose(rt: &crate::runtime::Runtime, t: &Target<'_>, args: &crate::envelope::Args, now_ms: u64) -> Result<Option<Box<Chosen>>, DispatchError> {
     if let Some(id) = t.id {
         if t.group.is_some() || t.callback_of.is_some() {
             return Ok(Some(Box::new(Chosen { id: id.to_owned(), claim: IdClaim::default() })));

@@ -8,10 +8,10 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::Instrument;
 
-use crate::envelope::{Envelope, GroupRef, NextStep};
+use crate::envelope::{Args, Envelope, GroupRef, NextStep};
 use crate::error::DispatchError;
 use crate::handle::{Dispatched, TaskHandle};
 use crate::store::{Claimed, PendingItem};
@@ -83,13 +83,14 @@ const MAX_DELAY_MS: u64 = 366 * 86_400_000;
 /// Encode one call: its message (signed when signing is on) and the
 /// message's bytes, its id and delay checked; arguments too large to send
 /// go through S3 when `TASK_PAYLOAD_BUCKET` is set (`Payloads::seal`).
-pub(crate) async fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Map<String, Value>) -> Result<(Envelope, Vec<u8>), DispatchError> {
-    encode_as(rt, t, t.id, args).await
+pub(crate) async fn encode(rt: &crate::runtime::Runtime, t: &Target<'_>, args: Args) -> Result<(Envelope, Vec<u8>), DispatchError> {
+    encode_as(rt, t, t.id, args, now_ms()).await
 }
 
 /// [`encode`] under id `id` (the target's own, or one chosen for it), so
-/// that a call's future holds one `Target`, not a copy with another id.
-async fn encode_as(rt: &crate::runtime::Runtime, t: &Target<'_>, id: Option<&str>, args: Map<String, Value>) -> Result<(Envelope, Vec<u8>), DispatchError> {
+/// that a call's future holds one `Target`, not a copy with another id;
+/// sent at `now` (epoch ms), the time its caller read.
+async fn encode_as(rt: &crate::runtime::Runtime, t: &Target<'_>, id: Option<&str>, args: Args, now: u64) -> Result<(Envelope, Vec<u8>), DispatchError> {
     let captured = t.capture && rt.store().is_some();
     // The caller's cap: up to the function's own retries, or more from a
     // task that declares them (the runtime sends those itself; SendOptions
@@ -99,15 +100,12 @@ async fn encode_as(rt: &crate::runtime::Runtime, t: &Target<'_>, id: Option<&str
         Some(r) => r.min((rt.config.max_attempts - 1) as u8),
         None => crate::policy::MAX_RETRIES,
     };
-    let mut env = Envelope::new(t.name, args, captured, retries);
-    if let Some(id) = id {
-        // Checked where it was chosen (`ids::choose`, a group's `send_group`).
-        if !captured {
-            return Err(DispatchError::IdNeedsStore { task: t.name.to_owned() });
-        }
-        env.id = id.to_owned();
+    // Checked where it was chosen (`ids::choose`, a group's `send_group`).
+    if id.is_some() && !captured {
+        return Err(DispatchError::IdNeedsStore { task: t.name.to_owned() });
     }
-    let now = now_ms();
+    let id = id.map_or_else(crate::envelope::new_id, str::to_owned);
+    let mut env = Envelope::sent(t.name.to_owned(), id, args, captured, retries, now);
     if let Some(at) = t.run_at_ms
         && at > now.saturating_add(MAX_DELAY_MS)
     {
@@ -127,14 +125,15 @@ async fn encode_as(rt: &crate::runtime::Runtime, t: &Target<'_>, id: Option<&str
     // Read in place: the running task's context is not cloned for it.
     let (parent, traceparent) = crate::context::with_current(|running| {
         let parent = running.map(|c| c.id.clone());
-        let traceparent = || crate::trace::outgoing(&env.id, running.map(|c| (c.id.as_str(), c.traceparent.as_deref()))).to_string();
+        // None: the trace the call's id names, which its worker derives.
+        let traceparent = || crate::trace::carried(&env.id, running.map(|c| (c.id.as_str(), c.traceparent.as_deref())));
         // With spans exported, the span running now is the parent (the task's, or the caller's own).
         #[cfg(feature = "opentelemetry")]
-        let traceparent = || crate::otel::current_traceparent().unwrap_or_else(traceparent);
+        let traceparent = || crate::otel::current_traceparent().or_else(traceparent);
         (parent, traceparent())
     });
     env.parent = parent;
-    env.traceparent = Some(traceparent);
+    env.traceparent = traceparent;
     // Not boxed: `seal` boxes its S3 path, taken only for a message too large to send.
     let payload = rt.payloads.seal(&mut env, rt.config.signing_key.as_deref()).await.map_err(|e| match e {
         SealError::TooLarge { size, limit } => DispatchError::PayloadTooLarge { task: t.name.to_owned(), size, limit },
@@ -143,7 +142,7 @@ async fn encode_as(rt: &crate::runtime::Runtime, t: &Target<'_>, id: Option<&str
     Ok((env, payload))
 }
 
-pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<Dispatched, DispatchError> {
+pub(crate) async fn dispatch(t: Target<'_>, args: Args) -> Result<Dispatched, DispatchError> {
     let rt = crate::runtime::runtime()?;
     let store = rt.store().filter(|_| t.capture);
     let now = now_ms();
@@ -167,7 +166,7 @@ pub(crate) async fn dispatch(t: Target<'_>, args: Map<String, Value>) -> Result<
         && (chosen.is_none() || t.group.is_some());
     let (env, payload) = {
         let dated = (unwritten && chosen.is_none()).then(|| crate::envelope::new_dated_id(now));
-        encode_as(rt, &t, chosen.as_ref().map(|c| c.id.as_str()).or(dated.as_deref()), args).await?
+        encode_as(rt, &t, chosen.as_ref().map(|c| c.id.as_str()).or(dated.as_deref()), args, now).await?
     };
     let function = rt.config.function_for(t.function);
     let followed = match (function, rt.config.follow_qualifier) {
@@ -289,7 +288,7 @@ pub async fn send(task: &str, args: Value, options: SendOptions) -> Result<TaskH
         Value::Object(map) => map,
         other => return Err(DispatchError::ArgsNotObject { task: task.to_owned(), found: json_type(&other) }),
     };
-    let sent = dispatch(Target::new(task, None, true, None, &options), args).await?;
+    let sent = dispatch(Target::new(task, None, true, None, &options), args.into()).await?;
     Ok(TaskHandle::from_dispatched(sent, task.to_owned()))
 }
 

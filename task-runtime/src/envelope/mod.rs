@@ -18,6 +18,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+mod args;
 pub mod aws_event;
 pub mod failure_record;
 mod id;
@@ -26,6 +27,7 @@ mod payload_ref;
 mod signing;
 
 pub(crate) use self::id::{dated_at, is_dated, new_dated_id, new_id};
+pub use self::args::{Args, ArgsWriter};
 pub use self::links::{ChainRef, GroupRef, NextStep, callback_id, child_id, step_id};
 pub use self::payload_ref::{PAYLOAD_MARKER, PayloadRef};
 pub use self::signing::{args_digest, canonical};
@@ -85,8 +87,9 @@ pub struct Envelope {
     pub task: String,
     /// The response id (a UUID v4).
     pub id: String,
-    /// The arguments, keyed by parameter name (empty when `args_ref` is set).
-    pub args: Map<String, Value>,
+    /// The arguments, keyed by parameter name (empty when `args_ref` is
+    /// set): a `Map`, or the text a typed call wrote ([`Args`]).
+    pub args: Args,
     /// Where the arguments are when they were too large to send (with
     /// `TASK_PAYLOAD_BUCKET`): the worker reads and checks them before the
     /// body runs. A signature covers the reference, size and hash.
@@ -144,7 +147,9 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     /// The caller's trace context, as a W3C `traceparent`
-    /// (see [`crate::trace`]): the task's span continues that trace.
+    /// (see [`crate::trace`]): the task's span continues that trace. `None`
+    /// for the trace the call's id names, the one a call from outside any
+    /// trace starts ([`Envelope::trace_context`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
 }
@@ -290,15 +295,22 @@ impl Incoming {
 impl Envelope {
     /// A new v1 message with a fresh UUID v4 id.
     pub fn new(task: impl Into<String>, args: Map<String, Value>, capture: bool, retries: u8) -> Self {
+        Self::sent(task.into(), new_id(), args.into(), capture, retries, crate::time::now_ms())
+    }
+
+    /// A new v1 message under `id`, sent at `sent_at_ms`: what the caller's
+    /// dispatch builds, with the id and the time it has already (no second
+    /// id drawn, no second clock read).
+    pub(crate) fn sent(task: String, id: String, args: Args, capture: bool, retries: u8, sent_at_ms: u64) -> Self {
         Self {
             version: VERSION,
-            task: task.into(),
-            id: new_id(),
+            task,
+            id,
             args,
             args_ref: None,
             capture,
             retries,
-            sent_at_ms: crate::time::now_ms(),
+            sent_at_ms,
             sig: None,
             schedule: None,
             group: None,
@@ -339,8 +351,29 @@ impl Envelope {
         next.chain = Some(ChainRef { id: chain, step: number });
         // Sent by this call's end: its child, in the same trace.
         next.parent = Some(self.id.clone());
-        next.traceparent = self.traceparent.as_deref().and_then(crate::trace::TraceParent::parse).map(|t| t.child_of_call(&self.id).to_string());
+        next.traceparent = crate::trace::TraceParent::parse(&self.trace_context()).map(|t| t.child_of_call(&self.id).to_string());
         Some(next)
+    }
+
+    /// The trace this call runs in, as a W3C `traceparent`: the one the
+    /// message carries, or else the trace its id names
+    /// ([`TraceParent::root_of`](crate::trace::TraceParent::root_of)): a
+    /// caller leaves that one out of the message, since the id gives it.
+    ///
+    /// ```
+    /// use task_runtime::envelope::Envelope;
+    /// use task_runtime::trace::TraceParent;
+    /// let mut env = Envelope::new("t", Default::default(), true, 2);
+    /// assert_eq!(env.trace_context(), TraceParent::root_of(&env.id).to_string());
+    /// let h = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// env.traceparent = Some(h.into());
+    /// assert_eq!(env.trace_context(), h);
+    /// ```
+    pub fn trace_context(&self) -> String {
+        match &self.traceparent {
+            Some(header) => header.clone(),
+            None => crate::trace::TraceParent::root_of(&self.id).to_string(),
+        }
     }
 
     /// What names this message's one-time schedule when it is sent later:

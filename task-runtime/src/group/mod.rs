@@ -14,10 +14,10 @@ mod send;
 
 use std::marker::PhantomData;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::dispatch::{SendOptions, Target, dispatch, json_type};
-use crate::envelope::callback_id;
+use crate::envelope::{Args, callback_id};
 use crate::error::DispatchError;
 use crate::handle::TaskHandle;
 use crate::registry::TaskSpec;
@@ -50,7 +50,7 @@ pub struct Call<T> {
     function: Option<String>,
     capture: bool,
     retries: Option<u8>,
-    args: Result<Map<String, Value>, DispatchError>,
+    args: Result<Args, DispatchError>,
     options: SendOptions,
     /// The task's idempotency key, used when the call is sent alone.
     idempotency: Option<crate::idempotency::Idempotency>,
@@ -72,7 +72,7 @@ impl<T> std::fmt::Debug for Call<T> {
 /// ```
 pub fn call(task: &str, args: Value) -> Call<Value> {
     let args = match args {
-        Value::Object(map) => Ok(map),
+        Value::Object(map) => Ok(map.into()),
         other => Err(DispatchError::ArgsNotObject { task: task.to_owned(), found: json_type(&other) }),
     };
     Call { task: task.to_owned(), function: None, capture: true, retries: None, args, options: SendOptions::default(), idempotency: None, _value: PhantomData }
@@ -81,7 +81,7 @@ pub fn call(task: &str, args: Value) -> Call<Value> {
 impl<T> Call<T> {
     /// A typed call of the task `spec` (what `#[task]`'s `call` builds).
     #[doc(hidden)]
-    pub fn typed(spec: &'static TaskSpec, args: Result<Map<String, Value>, DispatchError>) -> Self {
+    pub fn typed(spec: &'static TaskSpec, args: Result<Args, DispatchError>) -> Self {
         Call {
             task: spec.name.to_owned(),
             function: spec.function.map(str::to_owned),
@@ -114,7 +114,7 @@ impl<T> Call<T> {
 
     /// Its task, function, capture, retries, arguments and options.
     #[allow(clippy::type_complexity)]
-    pub(crate) fn into_parts(self) -> (String, Option<String>, bool, Option<u8>, Result<Map<String, Value>, DispatchError>, SendOptions) {
+    pub(crate) fn into_parts(self) -> (String, Option<String>, bool, Option<u8>, Result<Args, DispatchError>, SendOptions) {
         (self.task, self.function, self.capture, self.retries, self.args, self.options)
     }
 

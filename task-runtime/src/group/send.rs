@@ -2,10 +2,9 @@
 //! chord), then its children, at most `max_concurrency` running at once.
 
 use futures::{StreamExt, TryStreamExt};
-use serde_json::{Map, Value};
 
 use crate::dispatch::{SendOptions, Target, check_id, dispatch, encode};
-use crate::envelope::{GroupRef, callback_id};
+use crate::envelope::{Args, GroupRef, callback_id};
 use crate::error::DispatchError;
 use crate::store::group::{Callback, GroupItem, MAX_GROUP_CHILDREN, Waiting, shards_for};
 use crate::store::{MAX_EVENT_LIFE_MS, MAX_KEPT_MESSAGE_BYTES, PendingItem, give_up_ms, ttl_after};
@@ -22,7 +21,7 @@ pub(super) struct PendingCallback {
     pub(super) function: Option<String>,
     pub(super) capture: bool,
     pub(super) retries: Option<u8>,
-    pub(super) args: Map<String, Value>,
+    pub(super) args: Args,
     pub(super) options: SendOptions,
     pub(super) only_if_all_complete: bool,
 }
@@ -88,7 +87,7 @@ pub(super) async fn send_group<T>(group: Group<T>, callback: Option<PendingCallb
     futures::stream::iter(calls.enumerate())
         .map(|(index, mut c)| async move {
             let index = index as u32;
-            let args = std::mem::replace(&mut c.args, Ok(Map::new()));
+            let args = std::mem::replace(&mut c.args, Ok(Args::default()));
             let child = GroupRef { id: id_ref.clone(), index, total, shards, window };
             let child_id = child.child_id();
             let waits = window.is_some_and(|w| index >= w);
@@ -120,7 +119,7 @@ pub(super) async fn send_group<T>(group: Group<T>, callback: Option<PendingCallb
 /// Record a child that waits for its turn (its group runs a limited number
 /// at once): its message, built and signed now, is sent when a child
 /// before it ends. A child recorded before is left as it is.
-pub(super) async fn wait_turn(rt: &crate::runtime::Runtime, target: &Target<'_>, args: Map<String, Value>) -> Result<(), DispatchError> {
+pub(super) async fn wait_turn(rt: &crate::runtime::Runtime, target: &Target<'_>, args: Args) -> Result<(), DispatchError> {
     let (env, payload) = encode(rt, target, args).await?;
     let store = rt.store().ok_or_else(|| DispatchError::IdNeedsStore { task: env.task.clone() })?;
     let now = now_ms();

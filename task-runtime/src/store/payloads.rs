@@ -15,7 +15,6 @@
 //! written) and [`Payloads::resolve`] (every reader's way back).
 
 use aws_config::SdkConfig;
-use serde_json::Map;
 
 use crate::aws::LazyClient;
 use crate::envelope::{Envelope, MAX_ASYNC_PAYLOAD_BYTES, OFFLOAD_ABOVE_BYTES, PayloadRef};
@@ -158,7 +157,7 @@ impl Payloads {
         let args = serde_json::to_vec(&env.args).expect("JSON values always serialize");
         let r = self.put(&env.id, "args", args).await.map_err(SealError::Payload)?;
         tracing::info!(object = %r, size = r.size, "the arguments are sent through S3");
-        env.args = Map::new();
+        env.args = Default::default();
         env.args_ref = Some(r);
         if let Some(key) = key {
             env.sign(key);

@@ -28,7 +28,7 @@ mod run;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tracing::Instrument;
 
 use crate::context::{BlockingBodies, counting_blocking};
@@ -381,7 +381,7 @@ struct After {
 
 impl After {
     fn of(env: &Envelope) -> Self {
-        let chain = (!env.then.is_empty()).then(|| Envelope { args: Map::new(), ..env.clone() });
+        let chain = (!env.then.is_empty()).then(|| Envelope { args: Default::default(), ..env.clone() });
         After { group: env.group.clone(), chain, resend: env.resend, parent: env.parent.clone() }
     }
 }

@@ -27,12 +27,12 @@ impl Worker {
     /// came, kept with the call if it fails.
     pub(super) async fn run_message(&self, env: Envelope, event: Option<&Value>, inv: &Invocation) -> Reply {
         let span = task_span(&env.task, &env.id, inv);
-        if let Some(header) = env.traceparent.as_deref()
-            && let Some(trace_id) = crate::trace::trace_id_of(header)
-        {
+        // The trace it carries, or the one its id names.
+        let trace = env.trace_context();
+        if let Some(trace_id) = crate::trace::trace_id_of(&trace) {
             span.record("trace_id", tracing::field::display(trace_id));
             #[cfg(feature = "opentelemetry")]
-            crate::otel::continue_trace(&span, header);
+            crate::otel::continue_trace(&span, &trace);
         }
         async move {
             if let Some(key) = &self.settings.signing_key
@@ -92,8 +92,8 @@ impl Worker {
                     // The task's own limit, when it has one below the invocation's.
                     let timeout = def.spec.timeout_ms.map_or(until_deadline, |ms| until_deadline.min(Duration::from_millis(ms)));
                     let max_attempts = if policy.is_some() { cap } else { self.settings.max_attempts.min(cap) };
-                    let (parent, traceparent) = (env.parent, env.traceparent);
-                    Work::Run { def, args: env.args, args_ref: env.args_ref.map(Box::new), max_attempts, timeout, callback_of: env.callback_of, policy, parent, traceparent }
+                    let (parent, traceparent) = (env.parent, Some(trace));
+                    Work::Run { def, args: env.args.into_map(), args_ref: env.args_ref.map(Box::new), max_attempts, timeout, callback_of: env.callback_of, policy, parent, traceparent }
                 }
             };
             if env.capture {
