@@ -61,7 +61,7 @@ impl<In, Out> std::fmt::Debug for Step<In, Out> {
 /// ```
 pub fn step(task: &str, param: &str, args: Value) -> Step<Value, Value> {
     let next = match args {
-        Value::Object(args) => Ok(NextStep { task: task.to_owned(), args, param: param.to_owned(), function: None, retries: 2 }),
+        Value::Object(args) => Ok(NextStep { task: task.to_owned(), args: args.into(), param: param.to_owned(), function: None, retries: 2 }),
         other => Err(DispatchError::ArgsNotObject { task: task.to_owned(), found: crate::dispatch::json_type(&other) }),
     };
     Step { next, _types: PhantomData }
@@ -73,7 +73,7 @@ impl<In, Out> Step<In, Out> {
     pub fn typed(spec: &'static TaskSpec, param: &'static str, args: Result<Args, DispatchError>) -> Self {
         let next = args.map(|args| NextStep {
             task: spec.name.to_owned(),
-            args: args.into_map(),
+            args,
             param: param.to_owned(),
             function: spec.function.map(str::to_owned),
             retries: spec.retries.unwrap_or(2),

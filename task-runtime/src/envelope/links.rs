@@ -2,7 +2,6 @@
 //! place in a group (which child, which counter shard, whose turn).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 /// A step of a chain, carried by the call before it: a call whose argument
 /// `param` is the value of the step before.
@@ -16,8 +15,8 @@ use serde_json::{Map, Value};
 pub struct NextStep {
     /// The task.
     pub task: String,
-    /// Its other arguments.
-    pub args: Map<String, Value>,
+    /// Its other arguments (as a typed step wrote them: [`Args`](super::Args)).
+    pub args: super::Args,
     /// The parameter that takes the value of the step before.
     pub param: String,
     /// The function to send it to; `None`: the worker's default.

@@ -345,7 +345,7 @@ impl Envelope {
         };
         let mut args = step.args.clone();
         args.insert(step.param.clone(), value);
-        let mut next = Envelope::new(step.task.clone(), args, self.capture, step.retries);
+        let mut next = Envelope::new(step.task.clone(), args.into_map(), self.capture, step.retries);
         next.id = step_id(&chain, number);
         next.then = rest.to_vec();
         next.chain = Some(ChainRef { id: chain, step: number });
